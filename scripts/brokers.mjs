@@ -1,0 +1,766 @@
+#!/usr/bin/env node
+// Local Apache Kafka (KRaft, one node) and Apache Pulsar (standalone) for development and tests,
+// resolved from Maven Central with `mvn` and started without docker.
+//
+//   node scripts/brokers.mjs start [kafka|pulsar]   start (no-op for a broker already running)
+//   node scripts/brokers.mjs stop [kafka|pulsar]    stop what this script started (by pid)
+//   node scripts/brokers.mjs status                 one line per broker; exit 0 when both are ready
+//   node scripts/brokers.mjs fetch                  download and unpack only
+//   node scripts/brokers.mjs env                    the settings in effect, as shell assignments
+//   node scripts/brokers.mjs kafka-tool <tool|class> [args...]   an official Kafka CLI tool
+//   node scripts/brokers.mjs pulsar-client|pulsar-admin|pulsar-perf [args...]   official Pulsar CLI
+//   node scripts/brokers.mjs token [role]           a JWT for the token-auth broker (PULSAR_AUTH=token)
+//
+// Settings (environment): see SETTINGS below.
+import { spawn, spawnSync } from "node:child_process";
+import { createHmac, randomBytes } from "node:crypto";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const env = process.env;
+
+export const SETTINGS = {
+  kafkaVersion: env.KAFKA_VERSION || "4.1.1",
+  pulsarVersion: env.PULSAR_VERSION || "4.0.8",
+  // downloads and unpacked distributions: shared by every clone on the machine
+  cacheDir: path.resolve(
+    env.BROKERS_CACHE || path.join(os.homedir(), ".cache", "node-red-contrib-kafka-pulsar"),
+  ),
+  // data, logs, pid files of the running brokers: per clone
+  home: path.resolve(env.BROKERS_HOME || path.join(ROOT, ".brokers")),
+  host: "127.0.0.1",
+  kafkaPort: Number(env.KAFKA_PORT || 9092),
+  kafkaControllerPort: Number(env.KAFKA_CONTROLLER_PORT || 9093),
+  pulsarPort: Number(env.PULSAR_PORT || 6650),
+  pulsarHttpPort: Number(env.PULSAR_HTTP_PORT || 8080),
+  pulsarAuth: env.PULSAR_AUTH || "none", // none | token
+  pulsarDedup: env.PULSAR_DEDUP === "1" || env.PULSAR_DEDUP === "true",
+  kafkaHeap: env.KAFKA_HEAP_OPTS || "-Xms256m -Xmx768m",
+  pulsarMem: env.PULSAR_MEM || "-Xms512m -Xmx1g -XX:MaxDirectMemorySize=1g",
+  kafkaTimeoutS: Number(env.KAFKA_START_TIMEOUT || 120),
+  pulsarTimeoutS: Number(env.PULSAR_START_TIMEOUT || 300),
+  keepData: env.BROKERS_KEEP_DATA === "1",
+};
+
+const S = SETTINGS;
+const kafkaDist = () => path.join(S.cacheDir, `kafka-${S.kafkaVersion}`);
+const pulsarDist = () => path.join(S.cacheDir, `apache-pulsar-${S.pulsarVersion}`);
+const kafkaHome = () => path.join(S.home, "kafka");
+const pulsarHome = () => path.join(S.home, "pulsar");
+
+function log(...args) {
+  console.error("[brokers]", ...args);
+}
+
+class BrokerError extends Error {}
+
+// ---------------------------------------------------------------- Java and Maven
+
+function javaHome() {
+  const is17 = (home) => {
+    const r = spawnSync(path.join(home, "bin", "java"), ["-version"], { encoding: "utf8" });
+    return r.status === 0 && /version "17[."]/.test(r.stderr);
+  };
+  if (env.BROKERS_JAVA_HOME) return env.BROKERS_JAVA_HOME;
+  if (env.JAVA_HOME && is17(env.JAVA_HOME)) return env.JAVA_HOME;
+  const jvm = "/usr/lib/jvm";
+  if (fs.existsSync(jvm)) {
+    for (const d of fs.readdirSync(jvm).sort()) {
+      const home = path.join(jvm, d);
+      if (/17/.test(d) && fs.existsSync(path.join(home, "bin", "java")) && is17(home)) return home;
+    }
+  }
+  const which = spawnSync("sh", ["-c", 'readlink -f "$(command -v java)"'], { encoding: "utf8" });
+  if (which.status === 0 && which.stdout.trim()) return path.resolve(which.stdout.trim(), "..", "..");
+  throw new BrokerError("no Java found: install a JDK 17 or set BROKERS_JAVA_HOME");
+}
+
+function dirSize(dir) {
+  let total = 0;
+  if (!fs.existsSync(dir)) return 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    total += e.isDirectory() ? dirSize(p) : (fs.statSync(p, { throwIfNoEntry: false })?.size ?? 0);
+  }
+  return total;
+}
+
+// Runs mvn, streaming its "Downloading/Downloaded" lines; `watch` is a folder whose growth is reported
+// every few seconds so that a single large download shows progress too.
+async function mvn(args, watch, expectedMb) {
+  const child = spawn("mvn", ["-B", "--no-transfer-progress", "-Dstyle.color=never", ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  const onData = (d) => {
+    out += d;
+    for (const line of String(d).split("\n")) {
+      if (/Downloaded from|BUILD|ERROR/.test(line)) log("mvn:", line.trim());
+    }
+  };
+  child.stdout.on("data", onData);
+  child.stderr.on("data", onData);
+  const started = Date.now();
+  const timer = watch
+    ? setInterval(() => {
+        const mb = (dirSize(watch) / 1048576).toFixed(0);
+        log(
+          `downloading… ${mb}${expectedMb ? ` / ~${expectedMb}` : ""} MB (${((Date.now() - started) / 1000).toFixed(0)} s)`,
+        );
+      }, 5000)
+    : undefined;
+  const code = await new Promise((resolve) => child.on("close", resolve));
+  if (timer) clearInterval(timer);
+  if (code !== 0)
+    throw new BrokerError(
+      `mvn ${args.join(" ")} failed (exit ${code}):\n${out.split("\n").slice(-30).join("\n")}`,
+    );
+}
+
+function m2Repo() {
+  return path.join(os.homedir(), ".m2", "repository");
+}
+
+// ---------------------------------------------------------------- fetch
+
+async function fetchKafka() {
+  const dist = kafkaDist();
+  if (fs.existsSync(path.join(dist, "READY"))) return dist;
+  log(`resolving Apache Kafka ${S.kafkaVersion} (broker, tools, logging) with mvn into ${dist}`);
+  const tmp = `${dist}.tmp-${process.pid}`;
+  fs.rmSync(tmp, { recursive: true, force: true });
+  await mvn(
+    [
+      "-f",
+      path.join(ROOT, "scripts", "brokers", "kafka-pom.xml"),
+      `-Dkafka.version=${S.kafkaVersion}`,
+      "dependency:copy-dependencies",
+      "-DincludeScope=runtime",
+      `-DoutputDirectory=${path.join(tmp, "libs")}`,
+    ],
+    path.join(m2Repo(), "org", "apache", "kafka"),
+  );
+  fs.writeFileSync(path.join(tmp, "READY"), `${new Date().toISOString()}\n`);
+  fs.rmSync(dist, { recursive: true, force: true });
+  fs.renameSync(tmp, dist);
+  return dist;
+}
+
+async function fetchPulsar() {
+  const dist = pulsarDist();
+  if (fs.existsSync(path.join(dist, "READY"))) return dist;
+  log(`resolving the Apache Pulsar ${S.pulsarVersion} distribution (~240 MB on first use) with mvn`);
+  const dl = path.join(S.cacheDir, `download-pulsar-${process.pid}`);
+  fs.rmSync(dl, { recursive: true, force: true });
+  await mvn(
+    [
+      "-f",
+      path.join(ROOT, "scripts", "brokers", "pulsar-pom.xml"),
+      `-Dpulsar.version=${S.pulsarVersion}`,
+      "dependency:copy-dependencies",
+      `-DoutputDirectory=${dl}`,
+    ],
+    path.join(m2Repo(), "org", "apache", "pulsar", "pulsar-server-distribution", S.pulsarVersion),
+    240,
+  );
+  const tarball = fs.readdirSync(dl).find((f) => f.endsWith(".tar.gz"));
+  if (!tarball) throw new BrokerError(`mvn produced no tarball in ${dl}`);
+  const tmp = `${dist}.tmp-${process.pid}`;
+  fs.rmSync(tmp, { recursive: true, force: true });
+  fs.mkdirSync(tmp, { recursive: true });
+  log(`unpacking ${tarball}`);
+  const r = spawnSync("tar", ["xzf", path.join(dl, tarball), "-C", tmp, "--strip-components=1"], {
+    stdio: "inherit",
+  });
+  if (r.status !== 0) throw new BrokerError(`tar failed on ${tarball}`);
+  fs.rmSync(dl, { recursive: true, force: true });
+  fs.writeFileSync(path.join(tmp, "READY"), `${new Date().toISOString()}\n`);
+  fs.rmSync(dist, { recursive: true, force: true });
+  fs.renameSync(tmp, dist);
+  return dist;
+}
+
+// ---------------------------------------------------------------- processes
+
+function readPid(file) {
+  try {
+    const pid = Number(fs.readFileSync(file, "utf8").trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function alive(pid) {
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function tcpOpen(port, timeoutMs = 1000) {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: S.host, port });
+    const done = (ok) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once("connect", () => done(true));
+    socket.once("error", () => done(false));
+  });
+}
+
+function tail(file, lines = 60) {
+  try {
+    return fs.readFileSync(file, "utf8").split("\n").slice(-lines).join("\n");
+  } catch {
+    return `(no log at ${file})`;
+  }
+}
+
+// Starts `command` in its own process group with output to `logFile`, records the pid.
+function launch(command, args, { cwd, logFile, pidFile, extraEnv }) {
+  const fd = fs.openSync(logFile, "a");
+  const child = spawn(command, args, {
+    cwd,
+    env: { ...env, ...extraEnv },
+    detached: true,
+    stdio: ["ignore", fd, fd],
+  });
+  fs.closeSync(fd);
+  fs.writeFileSync(pidFile, `${child.pid}\n`);
+  child.unref();
+  return child.pid;
+}
+
+async function stopPid(name, pidFile, graceMs = 30000) {
+  const pid = readPid(pidFile);
+  if (!alive(pid)) {
+    fs.rmSync(pidFile, { force: true });
+    log(`${name}: not running (nothing started by this script)`);
+    return;
+  }
+  log(`${name}: stopping pid ${pid}`);
+  const signalGroup = (sig) => {
+    try {
+      process.kill(-pid, sig); // the whole group this script created, nothing else
+    } catch {
+      try {
+        process.kill(pid, sig);
+      } catch {
+        /* already gone */
+      }
+    }
+  };
+  signalGroup("SIGTERM");
+  const deadline = Date.now() + graceMs;
+  while (alive(pid) && Date.now() < deadline) await sleep(250);
+  if (alive(pid)) {
+    log(`${name}: still running after ${graceMs / 1000} s, killing`);
+    signalGroup("SIGKILL");
+    while (alive(pid)) await sleep(100);
+  }
+  fs.rmSync(pidFile, { force: true });
+  log(`${name}: stopped`);
+}
+
+function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+// ---------------------------------------------------------------- Kafka
+
+const KAFKA_LOG4J = `status = warn
+name = kafka
+appender.console.type = Console
+appender.console.name = STDOUT
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.stdout.ref = STDOUT
+logger.request.name = kafka.request.logger
+logger.request.level = WARN
+logger.statechange.name = state.change.logger
+logger.statechange.level = WARN
+`;
+
+const KAFKA_TOOLS_LOG4J = `status = warn
+name = kafka-tools
+appender.console.type = Console
+appender.console.name = STDERR
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = WARN
+rootLogger.appenderRef.stderr.ref = STDERR
+`;
+
+function kafkaServerProperties(dataDir) {
+  const h = S.host;
+  return [
+    "process.roles=broker,controller",
+    "node.id=1",
+    `controller.quorum.bootstrap.servers=${h}:${S.kafkaControllerPort}`,
+    `listeners=PLAINTEXT://${h}:${S.kafkaPort},CONTROLLER://${h}:${S.kafkaControllerPort}`,
+    `advertised.listeners=PLAINTEXT://${h}:${S.kafkaPort},CONTROLLER://${h}:${S.kafkaControllerPort}`,
+    "inter.broker.listener.name=PLAINTEXT",
+    "controller.listener.names=CONTROLLER",
+    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+    `log.dirs=${dataDir}`,
+    // one node: every internal topic with one replica
+    "offsets.topic.replication.factor=1",
+    "transaction.state.log.replication.factor=1",
+    "transaction.state.log.min.isr=1",
+    "share.coordinator.state.topic.replication.factor=1",
+    "share.coordinator.state.topic.min.isr=1",
+    "min.insync.replicas=1",
+    "num.partitions=1",
+    "auto.create.topics.enable=true",
+    // tests: join groups at once, small internal topics, threads for 2 cores
+    "group.initial.rebalance.delay.ms=0",
+    "offsets.topic.num.partitions=1",
+    "transaction.state.log.num.partitions=1",
+    "share.coordinator.state.topic.num.partitions=1",
+    "num.network.threads=2",
+    "num.io.threads=4",
+    "background.threads=4",
+    "num.recovery.threads.per.data.dir=1",
+    "log.cleaner.threads=1",
+    "log.segment.bytes=67108864",
+    "",
+  ].join("\n");
+}
+
+function kafkaJava(dist, mainClass, args, heap, log4jFile) {
+  const tmp = path.join(S.home, "tmp");
+  fs.mkdirSync(tmp, { recursive: true });
+  return [
+    path.join(javaHome(), "bin", "java"),
+    [
+      ...heap.split(/\s+/).filter(Boolean),
+      "-XX:+UseG1GC",
+      "-Djava.awt.headless=true",
+      `-Djava.io.tmpdir=${tmp}`, // zstd-jni and snappy unpack their .so files here
+      `-Dlog4j2.configurationFile=${log4jFile}`,
+      "-cp",
+      path.join(dist, "libs", "*"),
+      mainClass,
+      ...args,
+    ],
+  ];
+}
+
+async function kafkaReady() {
+  if (!(await tcpOpen(S.kafkaPort))) return false;
+  // Answering a metadata request is the real test: the port opens before the broker is usable.
+  const { Kafka, logLevel } = await import("kafkajs");
+  const admin = new Kafka({
+    clientId: "brokers-probe",
+    brokers: [`${S.host}:${S.kafkaPort}`],
+    logLevel: logLevel.NOTHING,
+    retry: { retries: 0 },
+    connectionTimeout: 2000,
+    requestTimeout: 3000,
+  }).admin();
+  try {
+    await admin.connect();
+    const cluster = await admin.describeCluster();
+    return cluster.brokers.length > 0;
+  } catch {
+    return false;
+  } finally {
+    await admin.disconnect().catch(() => {});
+  }
+}
+
+async function startKafka() {
+  const home = kafkaHome();
+  const pidFile = path.join(home, "kafka.pid");
+  if (alive(readPid(pidFile))) {
+    if (await kafkaReady()) {
+      log(`kafka: already running (pid ${readPid(pidFile)}) on ${S.host}:${S.kafkaPort}`);
+      return;
+    }
+  } else if (await tcpOpen(S.kafkaPort)) {
+    if (await kafkaReady()) {
+      log(`kafka: a broker not started by this script answers on ${S.host}:${S.kafkaPort}; using it`);
+      return;
+    }
+    throw new BrokerError(`kafka: port ${S.kafkaPort} is taken by something that is not a Kafka broker`);
+  }
+  const dist = await fetchKafka();
+  const dataDir = path.join(home, "data");
+  if (!alive(readPid(pidFile))) {
+    if (!S.keepData) fs.rmSync(dataDir, { recursive: true, force: true });
+    fs.mkdirSync(dataDir, { recursive: true });
+    const props = path.join(home, "server.properties");
+    const log4j = path.join(home, "log4j2.properties");
+    fs.writeFileSync(props, kafkaServerProperties(dataDir));
+    fs.writeFileSync(log4j, KAFKA_LOG4J);
+    fs.writeFileSync(path.join(home, "tools-log4j2.properties"), KAFKA_TOOLS_LOG4J);
+    const logFile = path.join(home, "kafka.log");
+    if (!fs.existsSync(path.join(dataDir, "meta.properties"))) {
+      const clusterId = randomBytes(16).toString("base64url");
+      const [java, args] = kafkaJava(
+        dist,
+        "kafka.tools.StorageTool",
+        ["format", "--standalone", "-t", clusterId, "-c", props],
+        "-Xmx256m",
+        log4j,
+      );
+      const r = spawnSync(java, args, { encoding: "utf8" });
+      if (r.status !== 0)
+        throw new BrokerError(`kafka: formatting the storage failed:\n${r.stdout}\n${r.stderr}`);
+    }
+    fs.writeFileSync(logFile, "");
+    const [java, args] = kafkaJava(dist, "kafka.Kafka", [props], S.kafkaHeap, log4j);
+    const pid = launch(java, args, { cwd: home, logFile, pidFile });
+    log(`kafka: started pid ${pid}, waiting for ${S.host}:${S.kafkaPort} (log: ${logFile})`);
+  }
+  await waitFor("kafka", kafkaReady, S.kafkaTimeoutS, pidFile, path.join(home, "kafka.log"));
+}
+
+// ---------------------------------------------------------------- Pulsar
+
+function b64url(data) {
+  return Buffer.from(data).toString("base64url");
+}
+
+// HS256 JWT whose subject is the role, as Pulsar's token authentication provider expects.
+function mintToken(secret, role) {
+  const header = b64url(JSON.stringify({ alg: "HS256", typ: "JWT" }));
+  const payload = b64url(JSON.stringify({ sub: role }));
+  const sig = createHmac("sha256", secret).update(`${header}.${payload}`).digest("base64url");
+  return `${header}.${payload}.${sig}`;
+}
+
+function pulsarSecret() {
+  const file = path.join(pulsarHome(), "token-secret.key");
+  if (!fs.existsSync(file)) {
+    fs.mkdirSync(pulsarHome(), { recursive: true });
+    fs.writeFileSync(file, randomBytes(32), { mode: 0o600 });
+  }
+  return fs.readFileSync(file);
+}
+
+export function pulsarToken(role = "admin") {
+  return mintToken(pulsarSecret(), role);
+}
+
+// Patch keys in place: the embedded bookie reads the same file, and a repeated key becomes a list there.
+function setKeys(text, keys) {
+  const seen = new Set();
+  const lines = text.split("\n").map((line) => {
+    const m = /^\s*([A-Za-z0-9_.]+)\s*=/.exec(line);
+    if (m && Object.hasOwn(keys, m[1])) {
+      if (seen.has(m[1])) return null;
+      seen.add(m[1]);
+      return `${m[1]}=${keys[m[1]]}`;
+    }
+    return line;
+  });
+  const out = lines.filter((l) => l !== null);
+  for (const [k, v] of Object.entries(keys)) if (!seen.has(k)) out.push(`${k}=${v}`);
+  return out.join("\n") + "\n";
+}
+
+function pulsarAuthHeader() {
+  return S.pulsarAuth === "token" ? { Authorization: `Bearer ${pulsarToken("admin")}` } : {};
+}
+
+function writePulsarClientConf(home) {
+  const keys = {
+    webServiceUrl: `http://${S.host}:${S.pulsarHttpPort}/`,
+    brokerServiceUrl: `pulsar://${S.host}:${S.pulsarPort}/`,
+    authPlugin: "",
+    authParams: "",
+  };
+  if (S.pulsarAuth === "token") {
+    keys.authPlugin = "org.apache.pulsar.client.impl.auth.AuthenticationToken";
+    keys.authParams = `token:${pulsarToken("admin")}`;
+  }
+  const file = path.join(home, "client.conf");
+  fs.writeFileSync(
+    file,
+    setKeys(fs.readFileSync(path.join(pulsarDist(), "conf", "client.conf"), "utf8"), keys),
+  );
+  return file;
+}
+
+async function httpStatus(url) {
+  try {
+    const res = await fetch(url, { headers: pulsarAuthHeader(), signal: AbortSignal.timeout(5000) });
+    await res.arrayBuffer();
+    return res.status;
+  } catch {
+    return 0;
+  }
+}
+
+async function pulsarReady() {
+  if (!(await tcpOpen(S.pulsarPort))) return false;
+  const base = `http://${S.host}:${S.pulsarHttpPort}/admin/v2`;
+  return (
+    (await httpStatus(`${base}/namespaces/public/default`)) === 200 &&
+    (await httpStatus(`${base}/brokers/health`)) === 200
+  );
+}
+
+async function startPulsar() {
+  const home = pulsarHome();
+  const pidFile = path.join(home, "pulsar.pid");
+  if (alive(readPid(pidFile))) {
+    if (await pulsarReady()) {
+      log(`pulsar: already running (pid ${readPid(pidFile)}) on ${S.host}:${S.pulsarPort}`);
+      return;
+    }
+  } else if ((await tcpOpen(S.pulsarPort)) || (await tcpOpen(S.pulsarHttpPort))) {
+    if (await pulsarReady()) {
+      log(`pulsar: a broker not started by this script answers on ${S.host}:${S.pulsarPort}; using it`);
+      return;
+    }
+    throw new BrokerError(
+      `pulsar: port ${S.pulsarPort} or ${S.pulsarHttpPort} is taken by something that is not a ready Pulsar`,
+    );
+  }
+  const dist = await fetchPulsar();
+  const logDir = path.join(home, "logs");
+  const dataDir = path.join(home, "data");
+  if (!alive(readPid(pidFile))) {
+    fs.mkdirSync(logDir, { recursive: true });
+    if (!S.keepData) fs.rmSync(dataDir, { recursive: true, force: true });
+    fs.mkdirSync(dataDir, { recursive: true });
+    const keys = {
+      bindAddress: S.host,
+      advertisedAddress: S.host,
+      brokerServicePort: String(S.pulsarPort),
+      webServicePort: String(S.pulsarHttpPort),
+      brokerDeleteInactiveTopicsEnabled: "false",
+      brokerShutdownTimeoutMs: "5000",
+      brokerDeduplicationEnabled: String(S.pulsarDedup),
+      authenticationEnabled: "false",
+      authorizationEnabled: "false",
+    };
+    if (S.pulsarAuth === "token") {
+      Object.assign(keys, {
+        authenticationEnabled: "true",
+        authorizationEnabled: "true",
+        authenticationProviders: "org.apache.pulsar.broker.authentication.AuthenticationProviderToken",
+        tokenSecretKey: `data:;base64,${pulsarSecret().toString("base64")}`,
+        superUserRoles: "admin",
+        brokerClientAuthenticationPlugin: "org.apache.pulsar.client.impl.auth.AuthenticationToken",
+        brokerClientAuthenticationParameters: `token:${pulsarToken("admin")}`,
+      });
+    } else if (S.pulsarAuth !== "none") {
+      throw new BrokerError(`PULSAR_AUTH must be none or token, not ${S.pulsarAuth}`);
+    }
+    const conf = path.join(home, "standalone.conf");
+    fs.writeFileSync(
+      conf,
+      setKeys(fs.readFileSync(path.join(dist, "conf", "standalone.conf"), "utf8"), keys),
+    );
+    writePulsarClientConf(home);
+    const tmp = path.join(S.home, "tmp");
+    fs.mkdirSync(tmp, { recursive: true });
+    const logFile = path.join(logDir, "pulsar-standalone.out");
+    fs.writeFileSync(logFile, "");
+    const pid = launch(
+      path.join(dist, "bin", "pulsar"),
+      [
+        "standalone",
+        "--no-functions-worker",
+        "--no-stream-storage",
+        "--wipe-data",
+        "--metadata-dir",
+        path.join(dataDir, "metadata"),
+        "--bookkeeper-dir",
+        path.join(dataDir, "bookkeeper"),
+        "--advertised-address",
+        S.host,
+      ],
+      {
+        cwd: dist,
+        logFile,
+        pidFile,
+        extraEnv: {
+          JAVA_HOME: javaHome(),
+          PULSAR_STANDALONE_CONF: conf,
+          PULSAR_LOG_DIR: logDir,
+          PULSAR_MEM: S.pulsarMem,
+          PULSAR_GC: "-XX:+UseG1GC -XX:+PerfDisableSharedMem",
+          PULSAR_GC_LOG: " ",
+          PULSAR_EXTRA_OPTS: `-Djava.io.tmpdir=${tmp} -Dpulsar.allocator.exit_on_oom=true`,
+        },
+      },
+    );
+    log(
+      `pulsar: started pid ${pid}, waiting for ${S.host}:${S.pulsarPort} and public/default (log: ${logFile})`,
+    );
+  }
+  await waitFor("pulsar", pulsarReady, S.pulsarTimeoutS, pidFile, path.join(logDir, "pulsar-standalone.out"));
+}
+
+// ---------------------------------------------------------------- readiness
+
+async function waitFor(name, ready, timeoutS, pidFile, logFile) {
+  const started = Date.now();
+  const deadline = started + timeoutS * 1000;
+  let lastNote = started;
+  while (Date.now() < deadline) {
+    const pid = readPid(pidFile);
+    if (!alive(pid)) {
+      throw new BrokerError(
+        `${name}: the process exited before it was ready. Last lines of ${logFile}:\n${tail(logFile)}`,
+      );
+    }
+    if (await ready()) {
+      log(`${name}: ready after ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      return;
+    }
+    if (Date.now() - lastNote > 15000) {
+      lastNote = Date.now();
+      log(`${name}: not ready yet (${((Date.now() - started) / 1000).toFixed(0)} s)`);
+    }
+    await sleep(500);
+  }
+  throw new BrokerError(
+    `${name}: not ready after ${timeoutS} s. Last lines of ${logFile}:\n${tail(logFile)}`,
+  );
+}
+
+// ---------------------------------------------------------------- tools
+
+const KAFKA_TOOLS = {
+  "console-producer": "org.apache.kafka.tools.ConsoleProducer",
+  "console-consumer": "org.apache.kafka.tools.consumer.ConsoleConsumer",
+  "consumer-groups": "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+  topics: "org.apache.kafka.tools.TopicCommand",
+  "producer-perf-test": "org.apache.kafka.tools.ProducerPerformance",
+  "consumer-perf-test": "org.apache.kafka.tools.ConsumerPerformance",
+  "broker-api-versions": "org.apache.kafka.tools.BrokerApiVersionsCommand",
+  "get-offsets": "org.apache.kafka.tools.GetOffsetShell",
+};
+
+async function runTool(cmd, args) {
+  let java,
+    argv,
+    extraEnv = {};
+  if (cmd === "kafka-tool") {
+    const [name, ...rest] = args;
+    if (!name)
+      throw new BrokerError(
+        `kafka-tool needs a tool: ${Object.keys(KAFKA_TOOLS).join(", ")} or a class name`,
+      );
+    const dist = await fetchKafka();
+    const log4j = path.join(kafkaHome(), "tools-log4j2.properties");
+    fs.mkdirSync(kafkaHome(), { recursive: true });
+    if (!fs.existsSync(log4j)) fs.writeFileSync(log4j, KAFKA_TOOLS_LOG4J);
+    [java, argv] = kafkaJava(dist, KAFKA_TOOLS[name] ?? name, rest, "-Xmx512m", log4j);
+  } else {
+    const dist = await fetchPulsar();
+    fs.mkdirSync(pulsarHome(), { recursive: true });
+    const conf = writePulsarClientConf(pulsarHome());
+    java = path.join(dist, "bin", cmd);
+    argv = args;
+    extraEnv = {
+      JAVA_HOME: javaHome(),
+      PULSAR_CLIENT_CONF: conf,
+      PULSAR_PERFTEST_CONF: conf,
+      PULSAR_LOG_DIR: path.join(pulsarHome(), "logs"),
+      PULSAR_MEM: env.PULSAR_TOOL_MEM || "-Xmx512m",
+    };
+  }
+  const child = spawn(java, argv, { stdio: "inherit", env: { ...env, ...extraEnv } });
+  const forward = (sig) => child.kill(sig);
+  process.on("SIGINT", forward);
+  process.on("SIGTERM", forward);
+  const code = await new Promise((resolve) => child.on("close", (c, sig) => resolve(c ?? (sig ? 1 : 0))));
+  process.exitCode = code;
+}
+
+// ---------------------------------------------------------------- status
+
+async function status() {
+  const k = await kafkaReady();
+  const p = await pulsarReady();
+  const who = (pidFile) => {
+    const pid = readPid(pidFile);
+    return alive(pid) ? `pid ${pid}, started by this script` : "not started by this script";
+  };
+  console.log(
+    `kafka  ${k ? "ready" : "down"}  ${S.host}:${S.kafkaPort}  (${who(path.join(kafkaHome(), "kafka.pid"))})`,
+  );
+  console.log(
+    `pulsar ${p ? "ready" : "down"}  pulsar://${S.host}:${S.pulsarPort} http://${S.host}:${S.pulsarHttpPort}  (${who(path.join(pulsarHome(), "pulsar.pid"))})`,
+  );
+  return k && p;
+}
+
+// ---------------------------------------------------------------- main
+
+async function main(argv) {
+  const [cmd = "status", ...args] = argv;
+  const which = args[0];
+  const both = !which || which === "all";
+  switch (cmd) {
+    case "fetch":
+      await Promise.all([fetchKafka(), fetchPulsar()]);
+      return;
+    case "start": {
+      if (!both && which !== "kafka" && which !== "pulsar") throw new BrokerError(`unknown broker ${which}`);
+      // Pulsar dominates the start time; both start in parallel.
+      const jobs = [];
+      if (both || which === "kafka") jobs.push(startKafka());
+      if (both || which === "pulsar") jobs.push(startPulsar());
+      const results = await Promise.allSettled(jobs);
+      const failed = results.filter((r) => r.status === "rejected");
+      if (failed.length)
+        throw new BrokerError(failed.map((r) => r.reason?.message ?? String(r.reason)).join("\n\n"));
+      return;
+    }
+    case "stop":
+      if (both || which === "kafka") await stopPid("kafka", path.join(kafkaHome(), "kafka.pid"));
+      if (both || which === "pulsar") await stopPid("pulsar", path.join(pulsarHome(), "pulsar.pid"));
+      return;
+    case "status":
+      process.exitCode = (await status()) ? 0 : 1;
+      return;
+    case "env":
+      console.log(`KAFKA_BROKERS=${S.host}:${S.kafkaPort}`);
+      console.log(`PULSAR_URL=pulsar://${S.host}:${S.pulsarPort}`);
+      console.log(`PULSAR_HTTP_URL=http://${S.host}:${S.pulsarHttpPort}`);
+      console.log(`PULSAR_AUTH=${S.pulsarAuth}`);
+      console.log(`PULSAR_DEDUP=${S.pulsarDedup ? 1 : 0}`);
+      console.log(`BROKERS_HOME=${S.home}`);
+      console.log(`BROKERS_CACHE=${S.cacheDir}`);
+      return;
+    case "token":
+      console.log(pulsarToken(which || "admin"));
+      return;
+    case "kafka-tool":
+    case "pulsar-client":
+    case "pulsar-admin":
+    case "pulsar-perf":
+      await runTool(cmd, args);
+      return;
+    default:
+      throw new BrokerError(
+        `unknown command ${cmd}; use start, stop, status, fetch, env, token, kafka-tool, pulsar-client, pulsar-admin or pulsar-perf`,
+      );
+  }
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main(process.argv.slice(2)).catch((err) => {
+    console.error(err instanceof BrokerError ? `[brokers] ${err.message}` : err);
+    process.exitCode = 1;
+  });
+}

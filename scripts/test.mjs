@@ -1,0 +1,166 @@
+#!/usr/bin/env node
+// The one test command (README, .ci/run): build, lint, unit tests, then the integration tests against
+// real Kafka and Pulsar started by scripts/brokers.mjs when none are running; stops what it started.
+//
+//   --unit-only             build, lint and unit tests only
+//   SKIP_INTEGRATION=1      a developer's explicit opt-out of the integration tests (refused when CI is set)
+//   TEST_FILTER=<substr>    only test files whose path contains <substr>
+import { spawn, spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const args = new Set(process.argv.slice(2));
+const inCI = Boolean(process.env.CI);
+
+function step(name, cmd, argv, opts = {}) {
+  console.log(`\n=== ${name}: ${cmd} ${argv.join(" ")}`);
+  const r = spawnSync(cmd, argv, { cwd: ROOT, stdio: "inherit", ...opts });
+  return r.status === 0;
+}
+
+function findTests(dir) {
+  const abs = path.join(ROOT, dir);
+  if (!fs.existsSync(abs)) return [];
+  const out = [];
+  for (const e of fs.readdirSync(abs, { withFileTypes: true, recursive: true })) {
+    if (e.isFile() && e.name.endsWith(".test.ts"))
+      out.push(path.relative(ROOT, path.join(e.parentPath ?? e.path, e.name)));
+  }
+  const filter = process.env.TEST_FILTER;
+  return out.filter((f) => !filter || f.includes(filter)).sort();
+}
+
+async function runTests(label, files, extraEnv = {}) {
+  const totals = { passed: 0, failed: 0, skipped: 0, todo: 0, failures: [] };
+  if (files.length === 0) {
+    console.log(`\n=== ${label}: no test files`);
+    return totals;
+  }
+  const summaryFile = path.join(os.tmpdir(), `test-summary-${process.pid}-${label}.json`);
+  console.log(`\n=== ${label}: ${files.length} file(s)`);
+  const child = spawn(
+    process.execPath,
+    [
+      "--import",
+      "tsx",
+      "--test",
+      "--test-concurrency=1",
+      "--test-reporter=spec",
+      "--test-reporter-destination=stdout",
+      `--test-reporter=${path.join(ROOT, "scripts", "test-summary-reporter.mjs")}`,
+      "--test-reporter-destination=stderr",
+      ...files,
+    ],
+    { cwd: ROOT, stdio: "inherit", env: { ...process.env, ...extraEnv, TEST_SUMMARY_FILE: summaryFile } },
+  );
+  const code = await new Promise((resolve) => child.on("close", (c) => resolve(c ?? 1)));
+  try {
+    Object.assign(totals, JSON.parse(fs.readFileSync(summaryFile, "utf8")));
+    fs.rmSync(summaryFile, { force: true });
+  } catch {
+    totals.failed++;
+    totals.failures.push(`${label}: the test runner exited with ${code} and wrote no summary`);
+  }
+  if (code !== 0 && totals.failed === 0) {
+    totals.failed++;
+    totals.failures.push(`${label}: the test runner exited with ${code}`);
+  }
+  return totals;
+}
+
+function brokers(...argv) {
+  return spawnSync(process.execPath, [path.join(ROOT, "scripts", "brokers.mjs"), ...argv], {
+    cwd: ROOT,
+    stdio: ["ignore", "pipe", "inherit"],
+    encoding: "utf8",
+  });
+}
+
+async function main() {
+  const problems = [];
+  if (!step("build", process.execPath, [path.join(ROOT, "scripts", "build.mjs")]))
+    problems.push("build failed");
+  if (
+    !step("typecheck tests", process.execPath, [
+      path.join(ROOT, "node_modules", "typescript", "bin", "tsc"),
+      "-p",
+      "tsconfig.check.json",
+    ])
+  )
+    problems.push("type check failed");
+  if (!step("lint", process.execPath, [path.join(ROOT, "node_modules", "eslint", "bin", "eslint.js"), "."]))
+    problems.push("lint failed");
+  if (
+    !step("format", process.execPath, [
+      path.join(ROOT, "node_modules", "prettier", "bin", "prettier.cjs"),
+      "--check",
+      ".",
+    ])
+  )
+    problems.push("format check failed");
+
+  const unit = await runTests("unit", findTests("test/unit"));
+  let integration = { passed: 0, failed: 0, skipped: 0, todo: 0, failures: [] };
+  const integrationFiles = findTests("test/integration");
+
+  if (args.has("--unit-only")) {
+    console.log("\n=== integration: not run (--unit-only)");
+  } else if (process.env.SKIP_INTEGRATION === "1" && !inCI) {
+    console.log("\n=== integration: skipped by SKIP_INTEGRATION=1 (developer opt-out; not allowed in CI)");
+  } else if (integrationFiles.length > 0) {
+    const before = brokers("status");
+    const alreadyRunning = before.status === 0;
+    let started = false;
+    if (alreadyRunning) {
+      console.log("\n=== brokers: already running, using them (they will be left running)");
+    } else {
+      console.log("\n=== brokers: starting Kafka and Pulsar");
+      const r = spawnSync(process.execPath, [path.join(ROOT, "scripts", "brokers.mjs"), "start"], {
+        cwd: ROOT,
+        stdio: "inherit",
+      });
+      started = true;
+      if (r.status !== 0) {
+        problems.push("the brokers did not start: integration tests could not run");
+        integration.failed += integrationFiles.length;
+        integration.failures.push(...integrationFiles.map((f) => `${f}: not run, brokers down`));
+      }
+    }
+    try {
+      if (integration.failed === 0) {
+        const envLines = brokers("env").stdout.trim().split("\n");
+        const brokerEnv = Object.fromEntries(
+          envLines.map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
+        );
+        integration = await runTests("integration", integrationFiles, brokerEnv);
+      }
+    } finally {
+      if (started) {
+        console.log("\n=== brokers: stopping what this run started");
+        spawnSync(process.execPath, [path.join(ROOT, "scripts", "brokers.mjs"), "stop"], {
+          cwd: ROOT,
+          stdio: "inherit",
+        });
+      }
+    }
+  }
+
+  const passed = unit.passed + integration.passed;
+  const failed = unit.failed + integration.failed;
+  const skipped = unit.skipped + integration.skipped + unit.todo + integration.todo;
+  for (const f of [...unit.failures, ...integration.failures]) console.log(`  failed: ${f}`);
+  for (const p of problems) console.log(`  problem: ${p}`);
+  const ok = failed === 0 && problems.length === 0;
+  console.log(
+    `\ntests: ${passed} passed, ${failed} failed, ${skipped} skipped (unit ${unit.passed}/${unit.passed + unit.failed}, integration ${integration.passed}/${integration.passed + integration.failed})${problems.length ? `; ${problems.length} problem(s)` : ""} — ${ok ? "OK" : "FAILED"}`,
+  );
+  process.exitCode = ok ? 0 : 1;
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});
