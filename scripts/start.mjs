@@ -21,7 +21,8 @@ function run(cmd, argv) {
 function prepareUserDir() {
   fs.mkdirSync(path.join(USER_DIR, "node_modules"), { recursive: true });
   const pkg = path.join(USER_DIR, "package.json");
-  if (!fs.existsSync(pkg)) fs.writeFileSync(pkg, JSON.stringify({ name: "node-red-project", private: true }, null, 2));
+  if (!fs.existsSync(pkg))
+    fs.writeFileSync(pkg, JSON.stringify({ name: "node-red-project", private: true }, null, 2));
   const link = path.join(USER_DIR, "node_modules", "node-red-contrib-kafka-pulsar");
   fs.rmSync(link, { recursive: true, force: true });
   fs.symlinkSync(ROOT, link, "dir");
@@ -43,7 +44,9 @@ async function main() {
     [path.join(ROOT, "node_modules", "node-red", "red.js"), "--userDir", USER_DIR, "--port", String(PORT)],
     { cwd: ROOT, stdio: "inherit" },
   );
-  console.log(`\nNode-RED editor: http://127.0.0.1:${PORT}/  (Ctrl-C stops everything this command started)\n`);
+  console.log(
+    `\nNode-RED editor: http://127.0.0.1:${PORT}/  (Ctrl-C stops everything this command started)\n`,
+  );
   let stopping = false;
   const stop = () => {
     if (stopping) return;
