@@ -1,0 +1,170 @@
+// The public shapes of the Pulsar client library: what the nodes (and any other user) see.
+// The builtin client (client.ts) and the optional pulsar-client adapter (engine.ts) both speak them.
+
+/** How the client proves who it is. Factories live in auth.ts. */
+export interface AuthProvider {
+  /** The auth_method_name sent in CONNECT ("token", "tls", or "" for none). */
+  readonly methodName: string;
+  /** Auth data for CONNECT and for each AUTH_CHALLENGE (may refresh, e.g. OAuth2). */
+  getAuthData(): Promise<Buffer>;
+  /** Releases timers or connections the provider holds. */
+  close?(): void;
+}
+
+/** TLS settings for pulsar+ssl:// (PEM text or buffers). */
+export interface TlsOptions {
+  /** Trusted CA certificates; when absent, Node's default trust store. */
+  trustCertsPem?: string | Buffer;
+  /** Accept any certificate (tests only). Default false. */
+  allowInsecureConnection?: boolean;
+  /** Check that the certificate names the host. Default true. */
+  verifyHostname?: boolean;
+  /** Client certificate and key for mTLS / TLS authentication. */
+  certPem?: string | Buffer;
+  keyPem?: string | Buffer;
+  keyPassphrase?: string;
+}
+
+export interface ClientOptions {
+  /** pulsar://host:port[,host:port] or pulsar+ssl://... */
+  serviceUrl: string;
+  auth?: AuthProvider;
+  tls?: TlsOptions;
+  /** Timeout of each request (lookup, producer creation, ...). Default 30000. */
+  operationTimeoutMs?: number;
+  /** Timeout of the TCP/TLS connect plus CONNECT/CONNECTED. Default 10000. */
+  connectionTimeoutMs?: number;
+  /** Keepalive: a PING after this much silence; the connection is dropped if no PONG follows. Default 30000. */
+  keepAliveIntervalMs?: number;
+  /** Reconnect back-off. Defaults 100 ms doubling to 30000 ms, jittered. */
+  initialBackoffMs?: number;
+  maxBackoffMs?: number;
+  /** Diagnostics hook; never receives secrets. */
+  log?: (level: "debug" | "info" | "warn" | "error", message: string) => void;
+}
+
+export type CompressionType = "none" | "lz4" | "zlib" | "zstd" | "snappy";
+export type HashingScheme = "java-string" | "murmur3";
+export type RoutingMode = "round-robin" | "single-partition" | "custom";
+
+export interface ProducerOptions {
+  /** Fully qualified (persistent://tenant/ns/topic) or short ("my-topic" = persistent://public/default/my-topic). */
+  topic: string;
+  /** A stable name (required for deduplication). When absent, the broker assigns one. */
+  producerName?: string;
+  /** Batching. Default true, 1000 messages, 128 KiB, 10 ms. */
+  batchingEnabled?: boolean;
+  batchingMaxMessages?: number;
+  batchingMaxBytes?: number;
+  batchingMaxPublishDelayMs?: number;
+  /** Default "none". */
+  compression?: CompressionType;
+  /** Partitioned topics: how messages without a key choose a partition. Default "round-robin". */
+  routingMode?: RoutingMode;
+  /** routingMode "custom": returns the partition index for a message. */
+  messageRouter?: (message: OutgoingMessage, numPartitions: number) => number;
+  /** Keyed messages go to hash(key) % partitions. Default "java-string" (as the Java client). */
+  hashingScheme?: HashingScheme;
+  /** Messages waiting for a receipt (per partition producer). Default 1000. */
+  maxPendingMessages?: number;
+  /** When the pending queue is full: wait for room (default) or fail at once with ProducerQueueFullError. */
+  blockIfQueueFull?: boolean;
+  /** A send fails with TimeoutError when no receipt came after this long (0 = never). Default 30000. */
+  sendTimeoutMs?: number;
+  /** Properties of the producer itself (sent in PRODUCER). */
+  properties?: Record<string, string>;
+}
+
+export interface OutgoingMessage {
+  payload: Buffer;
+  /** Partition key; a Buffer key is sent base64 with partition_key_b64_encoded. */
+  key?: string | Buffer;
+  orderingKey?: Buffer;
+  properties?: Record<string, string>;
+  /** Milliseconds since the epoch. */
+  eventTime?: number;
+  /** Delayed delivery (absolute, ms since the epoch) or relative. Such messages are never batched. */
+  deliverAt?: number;
+  deliverAfterMs?: number;
+  /** Explicit sequence id (effectively-once). When set, every message of the producer must carry one. */
+  sequenceId?: number;
+}
+
+export interface MessageId {
+  ledgerId: number;
+  entryId: number;
+  partition: number;
+  batchIndex: number;
+}
+
+export interface SendReceipt {
+  messageId: MessageId;
+  sequenceId: number;
+  /** The partition topic the message went to. */
+  topic: string;
+  producerName: string;
+  /** True when the broker reported the message as a duplicate (deduplication), so it was not stored again. */
+  duplicate: boolean;
+}
+
+export interface Producer {
+  readonly topic: string;
+  readonly producerName: string;
+  /**
+   * The highest sequence id the broker stored from a producer of this name before this one started
+   * (-1 when none). With several partitions: the lowest over the partitions is not meaningful,
+   * so this is per partition (see lastSequenceIds).
+   */
+  readonly lastSequenceId: number;
+  /** lastSequenceId per partition index (one entry for a non-partitioned topic). */
+  readonly lastSequenceIds: readonly number[];
+  send(message: OutgoingMessage): Promise<SendReceipt>;
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export type SubscriptionType = "exclusive" | "shared" | "failover" | "key-shared";
+export type InitialPosition = "latest" | "earliest";
+
+export interface ConsumerOptions {
+  topic: string;
+  subscription: string;
+  subscriptionType?: SubscriptionType;
+  initialPosition?: InitialPosition;
+  /** Flow permits. Default 1000. */
+  receiverQueueSize?: number;
+  consumerName?: string;
+}
+
+export interface ReceivedMessage {
+  payload: Buffer;
+  key?: string;
+  /** The key as bytes (decoded from base64 when the producer flagged it so). */
+  keyBytes?: Buffer;
+  orderingKey?: Buffer;
+  properties: Record<string, string>;
+  eventTime?: number;
+  publishTime: number;
+  producerName: string;
+  sequenceId: number;
+  messageId: MessageId;
+  topic: string;
+  redeliveryCount: number;
+}
+
+export interface Consumer {
+  readonly topic: string;
+  readonly subscription: string;
+  /** Next message; rejects with TimeoutError after timeoutMs (when given). */
+  receive(timeoutMs?: number): Promise<ReceivedMessage>;
+  acknowledge(message: ReceivedMessage): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface PulsarClient {
+  createProducer(options: ProducerOptions): Promise<Producer>;
+  subscribe(options: ConsumerOptions): Promise<Consumer>;
+  /** Number of partitions (0 for a non-partitioned topic). */
+  getPartitionCount(topic: string): Promise<number>;
+  close(): Promise<void>;
+}
