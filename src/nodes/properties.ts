@@ -1,0 +1,124 @@
+// The property contract of the four node types: each property the editor stores in the flow, with its
+// default. nodes/*.html must declare the same defaults (a test compares them); the runtime coerces the
+// stored values with these defaults (coerce.ts). Secrets are never here: they are credentials.
+
+export const KAFKA_CLUSTER_DEFAULTS = {
+  name: "",
+  /** Comma-separated host:port list; ${ENV} substitution as in Node-RED. */
+  brokers: "127.0.0.1:9092",
+  clientId: "node-red",
+  /** Use TLS to the brokers. */
+  tls: false,
+  /** Optional id of a core tls-config node (CA, client cert/key); PEM credentials are used when empty. */
+  tlsConfig: "",
+  /** Verify the broker certificate (when no tls-config node decides it). */
+  tlsRejectUnauthorized: true,
+  /** none | plain | scram-sha-256 | scram-sha-512 | oauthbearer */
+  saslMechanism: "none",
+  /** OAUTHBEARER client credentials: token endpoint and optional scope. */
+  oauthTokenUrl: "",
+  oauthScope: "",
+  connectionTimeoutMs: 10000,
+  requestTimeoutMs: 30000,
+} as const;
+
+/** Credentials of kafka-cluster: username (text), password, oauthClientId (text), oauthClientSecret, tlsCa (text), tlsCert (text), tlsKey, tlsPassphrase. */
+export const KAFKA_CLUSTER_CREDENTIALS = {
+  username: "text",
+  password: "password",
+  oauthClientId: "text",
+  oauthClientSecret: "password",
+  tlsCa: "text",
+  tlsCert: "text",
+  tlsKey: "password",
+  tlsPassphrase: "password",
+} as const;
+
+export const KAFKA_IN_DEFAULTS = {
+  name: "",
+  cluster: "",
+  /** Comma-separated topic names, or one /regular expression/. */
+  topics: "",
+  /** Required; the editor proposes a stable one. */
+  groupId: "",
+  /** Where a new group starts: latest | earliest. */
+  startFrom: "latest",
+  /** auto | string | json | buffer */
+  valueFormat: "auto",
+  /** auto | string | buffer */
+  keyFormat: "auto",
+  /** settled (at-least-once) | auto (at-most-once) */
+  commitMode: "settled",
+  /** Records emitted and not yet settled, per node; partitions pause above it. */
+  maxInFlight: 1000,
+  /** retry | dead-letter */
+  failurePolicy: "retry",
+  /** Tries before a record goes to the dead-letter topic (failurePolicy dead-letter). */
+  maxAttempts: 5,
+  retryBackoffMs: 1000,
+  /** kafka | pulsar */
+  deadLetterTarget: "kafka",
+  deadLetterTopic: "",
+  /** pulsar-cluster id, when deadLetterTarget is pulsar. */
+  deadLetterPulsarCluster: "",
+  /** Emit one msg carrying an array of records. */
+  batchOutput: false,
+  batchSize: 100,
+} as const;
+
+export const PULSAR_CLUSTER_DEFAULTS = {
+  name: "",
+  serviceUrl: "pulsar://127.0.0.1:6650",
+  /** none | token | oauth2 | tls */
+  authMethod: "none",
+  oauthIssuerUrl: "",
+  oauthAudience: "",
+  oauthScope: "",
+  /** Optional id of a core tls-config node; PEM credentials are used when empty. */
+  tlsConfig: "",
+  tlsAllowInsecure: false,
+  tlsVerifyHostname: true,
+  /** builtin | pulsar-client */
+  engine: "builtin",
+  operationTimeoutMs: 30000,
+  connectionTimeoutMs: 10000,
+} as const;
+
+/** Credentials of pulsar-cluster. */
+export const PULSAR_CLUSTER_CREDENTIALS = {
+  token: "password",
+  oauthClientId: "text",
+  oauthClientSecret: "password",
+  tlsCa: "text",
+  tlsCert: "text",
+  tlsKey: "password",
+} as const;
+
+export const PULSAR_OUT_DEFAULTS = {
+  name: "",
+  cluster: "",
+  /** A topic name, or a mustache template over msg (e.g. persistent://public/default/{{kafka.topic}}). */
+  topic: "",
+  /** str: the topic field (fixed or template) | msg: msg.topic */
+  topicType: "str",
+  batching: true,
+  batchMaxMessages: 1000,
+  batchMaxBytes: 131072,
+  batchMaxDelayMs: 10,
+  /** none | lz4 | zlib | zstd | snappy */
+  compression: "none",
+  /** round-robin | single-partition (keyed messages are always hashed) */
+  routingMode: "round-robin",
+  /** java-string | murmur3 */
+  hashingScheme: "java-string",
+  maxPending: 1000,
+  sendTimeoutMs: 30000,
+  /** Kafka headers (msg.kafka.headers) become Pulsar properties. */
+  mapHeaders: true,
+  /** Add kafka.topic, kafka.partition, kafka.offset properties. */
+  provenanceProperties: false,
+  /** One producer per source partition, sequence id = Kafka offset, broker-side deduplication. */
+  effectivelyOnce: false,
+  /** 0 or 1: with 1, the msg is sent on after Pulsar acknowledged it, with msg.pulsar. */
+  outputs: 0,
+} as const;
