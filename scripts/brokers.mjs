@@ -156,17 +156,22 @@ async function fetchPulsar() {
   log(`resolving the Apache Pulsar ${S.pulsarVersion} distribution (~240 MB on first use) with mvn`);
   const dl = path.join(S.cacheDir, `download-pulsar-${process.pid}`);
   fs.rmSync(dl, { recursive: true, force: true });
-  await mvn(
-    [
-      "-f",
-      path.join(ROOT, "scripts", "brokers", "pulsar-pom.xml"),
-      `-Dpulsar.version=${S.pulsarVersion}`,
-      "dependency:copy-dependencies",
-      `-DoutputDirectory=${dl}`,
-    ],
-    path.join(m2Repo(), "org", "apache", "pulsar", "pulsar-server-distribution", S.pulsarVersion),
-    240,
-  );
+  try {
+    await mvn(
+      [
+        "-f",
+        path.join(ROOT, "scripts", "brokers", "pulsar-pom.xml"),
+        `-Dpulsar.version=${S.pulsarVersion}`,
+        "dependency:copy-dependencies",
+        `-DoutputDirectory=${dl}`,
+      ],
+      path.join(m2Repo(), "org", "apache", "pulsar", "pulsar-server-distribution", S.pulsarVersion),
+      240,
+    );
+  } catch (err) {
+    fs.rmSync(dl, { recursive: true, force: true });
+    throw err;
+  }
   const tarball = fs.readdirSync(dl).find((f) => f.endsWith(".tar.gz"));
   if (!tarball) throw new BrokerError(`mvn produced no tarball in ${dl}`);
   const tmp = `${dist}.tmp-${process.pid}`;
