@@ -1,0 +1,135 @@
+// A real `node-red` process for end-to-end tests: its own user directory, this package installed in it
+// (linked to the working tree, or from a packed tarball), the Admin API on a free loopback port.
+import { spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { ROOT } from "./brokers";
+
+export interface NodeRedProcess {
+  url: string;
+  userDir: string;
+  /** Everything the process printed so far. */
+  output(): string;
+  /** GET/POST on the Admin API. */
+  api(
+    method: string,
+    pathname: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+  ): Promise<{ status: number; json: unknown }>;
+  /** Deploys flows (type: full | flows | nodes). */
+  deploy(flows: unknown[], type?: "full" | "flows" | "nodes"): Promise<void>;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+  readonly process: ChildProcess;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** A fresh user directory with this package linked into node_modules (as `npm start` does). */
+export function makeUserDir(): string {
+  const userDir = fs.mkdtempSync(path.join(os.tmpdir(), "nr-e2e-"));
+  fs.mkdirSync(path.join(userDir, "node_modules"));
+  fs.writeFileSync(path.join(userDir, "package.json"), JSON.stringify({ name: "e2e", private: true }));
+  fs.symlinkSync(ROOT, path.join(userDir, "node_modules", "node-red-contrib-kafka-pulsar"), "dir");
+  return userDir;
+}
+
+export async function startNodeRed(options: {
+  userDir: string;
+  env?: Record<string, string>;
+}): Promise<NodeRedProcess> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const settings = path.join(options.userDir, "settings.js");
+  if (!fs.existsSync(settings)) {
+    fs.writeFileSync(
+      settings,
+      `module.exports = { uiHost: "127.0.0.1", flowFile: "flows.json", credentialSecret: "e2e-secret", logging: { console: { level: "info" } } };\n`,
+    );
+  }
+  const child = spawn(
+    process.execPath,
+    [
+      path.join(ROOT, "node_modules", "node-red", "red.js"),
+      "--userDir",
+      options.userDir,
+      "--port",
+      String(port),
+      "--settings",
+      settings,
+    ],
+    { cwd: options.userDir, env: { ...process.env, ...options.env }, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let out = "";
+  child.stdout?.on("data", (d: Buffer) => (out += d.toString("utf8")));
+  child.stderr?.on("data", (d: Buffer) => (out += d.toString("utf8")));
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+
+  async function api(method: string, pathname: string, body?: unknown, headers: Record<string, string> = {}) {
+    const res = await fetch(`${url}${pathname}`, {
+      method,
+      headers: {
+        accept: "application/json",
+        ...(body === undefined ? {} : { "content-type": "application/json" }),
+        ...headers,
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    let json: unknown = text;
+    try {
+      json = text ? JSON.parse(text) : null;
+    } catch {
+      /* keep the text */
+    }
+    return { status: res.status, json };
+  }
+
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`node-red exited with ${child.exitCode}:\n${out}`);
+    try {
+      const r = await api("GET", "/settings");
+      if (r.status === 200) break;
+    } catch {
+      /* not listening yet */
+    }
+    if (Date.now() > deadline) {
+      child.kill("SIGKILL");
+      throw new Error(`node-red did not answer within 60 s:\n${out}`);
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+
+  return {
+    url,
+    userDir: options.userDir,
+    process: child,
+    output: () => out,
+    api,
+    async deploy(flows, type = "full") {
+      const r = await api("POST", "/flows", flows, { "Node-RED-Deployment-Type": type });
+      if (r.status !== 204 && r.status !== 200)
+        throw new Error(`deploy failed: ${r.status} ${JSON.stringify(r.json)}`);
+    },
+    async stop(signal = "SIGINT") {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill(signal);
+      const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
