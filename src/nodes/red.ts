@@ -1,0 +1,43 @@
+// The slice of the Node-RED runtime API these nodes use, typed once. Node-RED passes RED in; nothing here
+// requires node-red at runtime.
+import type { Node, NodeAPI, NodeDef, NodeMessage, NodeStatus } from "node-red";
+
+export type { Node, NodeDef, NodeMessage, NodeStatus };
+
+export interface HookSendEvent {
+  msg: NodeMessage & { _msgid?: string };
+  source: { id: string; node?: Node };
+  destination: { id: string };
+}
+
+export interface HookCompleteEvent {
+  msg: NodeMessage & { _msgid?: string };
+  error?: unknown;
+  node: { id: string };
+}
+
+export interface Hooks {
+  add(hookId: string, callback: (event: never) => unknown): void;
+  remove(hookId: string): void;
+}
+
+export type RED = NodeAPI & {
+  hooks: Hooks;
+  util: NodeAPI["util"] & { generateId(): string };
+  _: (key: string, substitutions?: Record<string, unknown>) => string;
+};
+
+/** A core tls-config node, as other nodes use it. */
+export interface TlsConfigNode extends Node {
+  addTLSOptions(options: Record<string, unknown>): Record<string, unknown>;
+}
+
+/** close(removed, done) handler registration with the two-argument form the conventions ask for. */
+export function onClose(node: Node, handler: (removed: boolean) => Promise<void>): void {
+  node.on("close", (removed: boolean, done: () => void) => {
+    handler(removed).then(done, (err: unknown) => {
+      node.warn(err instanceof Error ? err.message : String(err));
+      done();
+    });
+  });
+}

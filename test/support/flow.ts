@@ -1,0 +1,59 @@
+// Flows in a real Node-RED runtime (node-red-node-test-helper) with this package's two node sets.
+// The helper builds RED without `hooks`; the runtime's own hook registry (the one its Flow objects
+// trigger) is handed in, as the full runtime does.
+import path from "node:path";
+import { ROOT } from "./brokers";
+
+interface TestHelper {
+  init(runtimePath: string, settings?: Record<string, unknown>): void;
+  load(nodes: unknown[], flow: unknown[], credentials?: Record<string, unknown>): Promise<void>;
+  unload(): Promise<void>;
+  getNode(id: string): (NodeLike & Record<string, unknown>) | null;
+  startServer(cb: () => void): void;
+  stopServer(cb: () => void): void;
+}
+
+export interface NodeLike {
+  id: string;
+  on(event: string, cb: (...args: never[]) => void): void;
+  receive(msg: unknown): void;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+export const helper = require("node-red-node-test-helper") as TestHelper;
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const runtimeHooks = (require("@node-red/util") as { hooks: unknown }).hooks;
+
+type NodeSet = (RED: Record<string, unknown>) => void;
+function withHooks(set: NodeSet): NodeSet {
+  return (RED) => {
+    RED.hooks = runtimeHooks;
+    set(RED);
+  };
+}
+
+let initialised = false;
+
+/** Loads `flow` with the kafka and pulsar node sets (compiled in nodes/lib) plus any core nodes it uses. */
+export async function loadFlow(flow: unknown[], credentials: Record<string, unknown> = {}): Promise<void> {
+  if (!initialised) {
+    helper.init(require.resolve("node-red"));
+    await new Promise<void>((resolve) => helper.startServer(resolve));
+    initialised = true;
+  }
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const kafka = require(path.join(ROOT, "nodes", "kafka.js")) as NodeSet;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const pulsar = require(path.join(ROOT, "nodes", "pulsar.js")) as NodeSet;
+  await helper.load([withHooks(kafka), withHooks(pulsar)], flow, credentials);
+}
+
+export async function unloadFlow(): Promise<void> {
+  await helper.unload();
+}
+
+export async function stopHelper(): Promise<void> {
+  if (!initialised) return;
+  await new Promise<void>((resolve) => helper.stopServer(resolve));
+  initialised = false;
+}

@@ -1,0 +1,63 @@
+// Kafka helpers for tests: topics, producing records, and the committed offsets as Kafka's own
+// consumer-groups tool reports them (an oracle we did not write).
+import { Kafka, logLevel, type IHeaders } from "kafkajs";
+import { kafkaBrokers, runToolOk } from "./brokers";
+
+export function testKafka(clientId = "tests"): Kafka {
+  return new Kafka({ clientId, brokers: kafkaBrokers, logLevel: logLevel.NOTHING });
+}
+
+export async function createTopic(topic: string, numPartitions = 1): Promise<void> {
+  const admin = testKafka().admin();
+  await admin.connect();
+  try {
+    await admin.createTopics({ topics: [{ topic, numPartitions }], waitForLeaders: true });
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+export interface TestRecord {
+  key?: string | Buffer | null;
+  value: string | Buffer | null;
+  partition?: number;
+  headers?: IHeaders;
+  timestamp?: string;
+}
+
+export async function produce(topic: string, records: TestRecord[], chunk = 500): Promise<void> {
+  const producer = testKafka().producer();
+  await producer.connect();
+  try {
+    for (let i = 0; i < records.length; i += chunk) {
+      await producer.send({ topic, messages: records.slice(i, i + chunk) });
+    }
+  } finally {
+    await producer.disconnect();
+  }
+}
+
+/** Committed offset per partition of `group` on `topic`, read with kafka-consumer-groups (-1 when none). */
+export async function committedOffsets(
+  group: string,
+  topic: string,
+): Promise<Map<number, { committed: number; logEnd: number }>> {
+  const r = await runToolOk("kafka-tool", [
+    "consumer-groups",
+    "--bootstrap-server",
+    kafkaBrokers[0] ?? "",
+    "--describe",
+    "--group",
+    group,
+  ]);
+  const out = new Map<number, { committed: number; logEnd: number }>();
+  for (const line of r.stdout.split("\n")) {
+    const cols = line.trim().split(/\s+/);
+    // GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG ...
+    if (cols.length >= 5 && cols[1] === topic && /^\d+$/.test(cols[2] ?? "")) {
+      const committed = cols[3] === "-" ? -1 : Number(cols[3]);
+      out.set(Number(cols[2]), { committed, logEnd: Number(cols[4]) });
+    }
+  }
+  return out;
+}
