@@ -193,6 +193,8 @@ export class ProtoMessage {
   }
 
   messages(field: number): ProtoMessage[] {
-    return (this.fields.get(field) ?? []).filter((v): v is Buffer => Buffer.isBuffer(v)).map((b) => new ProtoMessage(b));
+    return (this.fields.get(field) ?? [])
+      .filter((v): v is Buffer => Buffer.isBuffer(v))
+      .map((b) => new ProtoMessage(b));
   }
 }
