@@ -1,0 +1,589 @@
+// Producers: one PartitionProducer per (partition) topic with batching, compression, a bounded pending
+// queue, receipts matched in order, reconnect with in-order resend; a PartitionedProducer routes over N.
+import type { BuiltinClient } from "./client";
+import type { Connection, ProducerListener } from "./connection";
+import { Backoff } from "./backoff";
+import { loadCodec, type Codec } from "./compression";
+import {
+  CommandType,
+  encodeCloseProducer,
+  encodeProducer,
+  encodeSend,
+  type Inbound,
+} from "./protocol/commands";
+import {
+  encodeBatchPayload,
+  encodeEntryMetadata,
+  type EntryMetadata,
+  type SingleMetadata,
+} from "./protocol/metadata";
+import { payloadFrame, simpleFrame } from "./protocol/frame";
+import {
+  AlreadyClosedError,
+  ConfigError,
+  MessageTooBigError,
+  ProducerQueueFullError,
+  PulsarError,
+  TimeoutError,
+} from "./errors";
+import { parseTopicName } from "./service-url";
+import { javaStringHash, murmur3Hash32 } from "./hash";
+import type { MessageId, OutgoingMessage, Producer, ProducerOptions, SendReceipt } from "./types";
+
+interface Settings {
+  batching: boolean;
+  batchMaxMessages: number;
+  batchMaxBytes: number;
+  batchDelayMs: number;
+  maxPending: number;
+  block: boolean;
+  sendTimeoutMs: number;
+}
+
+interface Waiter {
+  resolve: (receipt: SendReceipt) => void;
+  reject: (err: Error) => void;
+  sequenceId: number;
+}
+
+/** One entry on the wire (a single message or a batch), kept until its receipt arrives. */
+interface PendingOp {
+  frame: Buffer;
+  firstSeq: number;
+  lastSeq: number;
+  waiters: Waiter[];
+  createdAt: number;
+  batched: boolean;
+}
+
+interface BatchItem {
+  message: OutgoingMessage;
+  sequenceId: number;
+  waiter: Waiter;
+  size: number;
+}
+
+function keyOf(m: OutgoingMessage): { key?: string; b64: boolean } {
+  if (m.key === undefined) return { b64: false };
+  return Buffer.isBuffer(m.key) ? { key: m.key.toString("base64"), b64: true } : { key: m.key, b64: false };
+}
+
+const FATAL_CODES = new Set([
+  "ProducerFenced",
+  "TopicTerminated",
+  "TopicTerminatedError",
+  "AuthorizationError",
+  "AuthenticationError",
+  "TopicNotFound",
+  "InvalidTopicName",
+  "NotAllowedError",
+]);
+
+export class PartitionProducer {
+  producerName = "";
+  lastSequenceId = -1;
+  private readonly producerId: number;
+  private conn: Connection | undefined;
+  private ready = false;
+  private closed = false;
+  private failed: Error | undefined;
+  private epoch = 0;
+  private nextSequenceId = 0;
+  private readonly pending: PendingOp[] = [];
+  private pendingMessages = 0;
+  private batch: BatchItem[] = [];
+  private batchBytes = 0;
+  private batchTimer: NodeJS.Timeout | undefined;
+  private readonly spaceWaiters: (() => void)[] = [];
+  private readonly idleWaiters: (() => void)[] = [];
+  private readonly backoff: Backoff;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private timeoutTimer: NodeJS.Timeout | undefined;
+  private readonly listener: ProducerListener;
+
+  constructor(
+    private readonly client: BuiltinClient,
+    readonly topic: string,
+    readonly partition: number,
+    private readonly requestedName: string | undefined,
+    private readonly codec: Codec,
+    private readonly s: Settings,
+    private readonly producerProperties: Record<string, string> | undefined,
+  ) {
+    this.producerId = client.newId();
+    this.backoff = new Backoff({
+      initialMs: client.options.initialBackoffMs,
+      maxMs: client.options.maxBackoffMs,
+    });
+    this.listener = {
+      onReceipt: (cmd) => this.onReceipt(cmd),
+      onSendError: (cmd) => this.onSendError(cmd),
+      onDisconnect: (reason) => this.onDisconnect(reason),
+    };
+    if (s.sendTimeoutMs > 0) {
+      this.timeoutTimer = setInterval(() => this.expire(), Math.min(1000, s.sendTimeoutMs));
+      this.timeoutTimer.unref();
+    }
+  }
+
+  /** Creates the producer on the broker (first time: errors are thrown to the caller). */
+  async start(): Promise<void> {
+    await this.connectOnce();
+    this.nextSequenceId = this.lastSequenceId + 1;
+  }
+
+  private async connectOnce(): Promise<void> {
+    const address = await this.client.lookup(this.topic);
+    const conn = await this.client.getConnection(address);
+    conn.addProducer(this.producerId, this.listener);
+    let res: Inbound;
+    try {
+      res = await conn.request(
+        (requestId) =>
+          encodeProducer({
+            topic: this.topic,
+            producerId: this.producerId,
+            requestId,
+            producerName: this.producerName || this.requestedName,
+            userProvidedName: this.requestedName !== undefined,
+            epoch: this.epoch,
+            metadata: this.producerProperties,
+          }),
+        `creating a producer on ${this.topic}`,
+      );
+    } catch (err) {
+      conn.removeProducer(this.producerId);
+      if (err instanceof TimeoutError) conn.write(simpleFrame(encodeCloseProducer(this.producerId, 0)));
+      throw err;
+    }
+    if (res.type !== CommandType.PRODUCER_SUCCESS)
+      throw new PulsarError("unexpected answer to PRODUCER", "ProtocolError", true);
+    this.producerName = res.producerName;
+    this.lastSequenceId = res.lastSequenceId;
+    this.conn = conn;
+    this.ready = true;
+    this.backoff.reset();
+    // Resend, in order and byte-identical, everything not yet acknowledged.
+    for (const op of this.pending) conn.write(op.frame);
+  }
+
+  private onDisconnect(reason: Error): void {
+    this.ready = false;
+    this.conn = undefined;
+    if (this.closed || this.failed) return;
+    this.client.log("warn", `producer on ${this.topic} disconnected (${reason.message}); reconnecting`);
+    this.scheduleReconnect();
+  }
+
+  private scheduleReconnect(): void {
+    if (this.reconnectTimer || this.closed) return;
+    const delay = this.backoff.next();
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      this.epoch++;
+      this.connectOnce().catch((err: unknown) => {
+        const e = err instanceof Error ? err : new Error(String(err));
+        if (e instanceof PulsarError && FATAL_CODES.has(e.code)) this.fail(e);
+        else this.scheduleReconnect();
+      });
+    }, delay);
+  }
+
+  /** A permanent error: every pending and future send fails with it. */
+  private fail(err: Error): void {
+    this.failed = err;
+    this.ready = false;
+    for (const op of this.pending.splice(0)) for (const w of op.waiters) w.reject(err);
+    for (const item of this.batch.splice(0)) item.waiter.reject(err);
+    this.pendingMessages = 0;
+    this.batchBytes = 0;
+    this.wakeSpace();
+    this.wakeIdle();
+  }
+
+  private onReceipt(cmd: Extract<Inbound, { type: typeof CommandType.SEND_RECEIPT }>): void {
+    const op = this.pending[0];
+    if (!op) return;
+    if (cmd.sequenceId < op.firstSeq) return; // a late receipt for an op that already timed out
+    if (cmd.sequenceId > op.lastSeq) {
+      // out of step with the broker: reconnect and resend
+      this.conn?.shutdown(
+        new PulsarError(
+          `receipt for sequence ${cmd.sequenceId} while waiting for ${op.firstSeq}`,
+          "ProtocolError",
+          true,
+        ),
+      );
+      return;
+    }
+    this.pending.shift();
+    this.pendingMessages -= op.waiters.length;
+    const duplicate = cmd.messageId.ledgerId === -1 && cmd.messageId.entryId === -1;
+    op.waiters.forEach((w, i) => {
+      const messageId: MessageId = {
+        ledgerId: cmd.messageId.ledgerId,
+        entryId: cmd.messageId.entryId,
+        partition: this.partition,
+        batchIndex: op.batched ? i : -1,
+      };
+      w.resolve({
+        messageId,
+        sequenceId: w.sequenceId,
+        topic: this.topic,
+        producerName: this.producerName,
+        duplicate,
+      });
+    });
+    this.wakeSpace();
+    if (this.pending.length === 0 && this.batch.length === 0) this.wakeIdle();
+  }
+
+  private onSendError(cmd: Extract<Inbound, { type: typeof CommandType.SEND_ERROR }>): void {
+    const op = this.pending[0];
+    if (cmd.error === 9 && op && cmd.sequenceId >= op.firstSeq && cmd.sequenceId <= op.lastSeq) {
+      this.pending.shift();
+      this.pendingMessages -= op.waiters.length;
+      for (const w of op.waiters)
+        w.reject(new PulsarError(`checksum error: ${cmd.message}`, "ChecksumError", false));
+      this.wakeSpace();
+      return;
+    }
+    // Any other send error: the official clients drop the connection, then resend after reconnecting.
+    this.conn?.shutdown(new PulsarError(`send error ${cmd.error}: ${cmd.message}`, "SendError", true));
+  }
+
+  private expire(): void {
+    const now = Date.now();
+    while (this.pending.length > 0 && now - (this.pending[0]).createdAt > this.s.sendTimeoutMs) {
+      const op = this.pending.shift() as PendingOp;
+      this.pendingMessages -= op.waiters.length;
+      const err = new TimeoutError(
+        `no receipt from Pulsar for ${this.topic} within ${this.s.sendTimeoutMs} ms`,
+      );
+      for (const w of op.waiters) w.reject(err);
+    }
+    this.wakeSpace();
+    if (this.pending.length === 0 && this.batch.length === 0) this.wakeIdle();
+  }
+
+  private wakeSpace(): void {
+    while (this.spaceWaiters.length > 0 && this.pendingMessages + this.batch.length < this.s.maxPending) {
+      (this.spaceWaiters.shift() as () => void)();
+    }
+  }
+
+  private wakeIdle(): void {
+    for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  async send(message: OutgoingMessage): Promise<SendReceipt> {
+    if (this.closed) throw new AlreadyClosedError(`the producer on ${this.topic} is closed`);
+    if (this.failed) throw this.failed;
+    while (this.pendingMessages + this.batch.length >= this.s.maxPending) {
+      if (!this.s.block)
+        throw new ProducerQueueFullError(
+          `the pending queue of ${this.topic} is full (${this.s.maxPending} messages)`,
+        );
+      await new Promise<void>((resolve) => this.spaceWaiters.push(resolve));
+      if (this.closed) throw new AlreadyClosedError(`the producer on ${this.topic} is closed`);
+      const failure: Error | undefined = this.failed;
+      if (failure) throw failure;
+    }
+    const maxSize = this.conn?.maxMessageSize ?? 5 * 1024 * 1024 - 10 * 1024;
+    if (message.payload.length > maxSize) {
+      throw new MessageTooBigError(
+        `message of ${message.payload.length} bytes exceeds the broker's maximum of ${maxSize} bytes`,
+      );
+    }
+    const sequenceId = message.sequenceId ?? this.nextSequenceId;
+    this.nextSequenceId = Math.max(this.nextSequenceId, sequenceId + 1);
+    return new Promise<SendReceipt>((resolve, reject) => {
+      const waiter: Waiter = { resolve, reject, sequenceId };
+      const delayed = message.deliverAt !== undefined || message.deliverAfterMs !== undefined;
+      if (!this.s.batching || delayed) {
+        this.flushBatch();
+        this.enqueueSingle(message, waiter);
+        return;
+      }
+      const size = message.payload.length + 64;
+      if (this.batch.length > 0 && this.batchBytes + size > this.s.batchMaxBytes) this.flushBatch();
+      this.batch.push({ message, sequenceId, waiter, size });
+      this.batchBytes += size;
+      if (this.batch.length >= this.s.batchMaxMessages || this.batchBytes >= this.s.batchMaxBytes)
+        this.flushBatch();
+      else if (!this.batchTimer) this.batchTimer = setTimeout(() => this.flushBatch(), this.s.batchDelayMs);
+    });
+  }
+
+  private enqueueSingle(m: OutgoingMessage, waiter: Waiter): void {
+    const { key, b64 } = keyOf(m);
+    const payload = this.codec.compress(m.payload);
+    const md: EntryMetadata = {
+      producerName: this.producerName,
+      sequenceId: waiter.sequenceId,
+      publishTime: Date.now(),
+      properties: m.properties,
+      partitionKey: key,
+      partitionKeyB64: b64,
+      orderingKey: m.orderingKey,
+      eventTime: m.eventTime,
+      deliverAtTime:
+        m.deliverAt ?? (m.deliverAfterMs !== undefined ? Date.now() + m.deliverAfterMs : undefined),
+    };
+    if (this.codec.wireValue !== 0) {
+      md.compression = this.codec.wireValue;
+      md.uncompressedSize = m.payload.length;
+    }
+    this.enqueueOp(md, payload, [waiter], waiter.sequenceId, waiter.sequenceId);
+  }
+
+  private flushBatch(): void {
+    if (this.batchTimer) {
+      clearTimeout(this.batchTimer);
+      this.batchTimer = undefined;
+    }
+    const items = this.batch;
+    if (items.length === 0) return;
+    this.batch = [];
+    this.batchBytes = 0;
+    let low = Infinity;
+    let high = -Infinity;
+    const entries = items.map(({ message: m, sequenceId }) => {
+      low = Math.min(low, sequenceId);
+      high = Math.max(high, sequenceId);
+      const { key, b64 } = keyOf(m);
+      const metadata: SingleMetadata = {
+        properties: m.properties,
+        partitionKey: key,
+        partitionKeyB64: b64,
+        orderingKey: m.orderingKey,
+        eventTime: m.eventTime,
+        sequenceId,
+        payloadSize: m.payload.length,
+      };
+      return { metadata, payload: m.payload };
+    });
+    const raw = encodeBatchPayload(entries);
+    const payload = this.codec.compress(raw);
+    const first = items[0];
+    const firstKey = keyOf(first.message);
+    const md: EntryMetadata = {
+      producerName: this.producerName,
+      sequenceId: low,
+      highestSequenceId: high,
+      publishTime: Date.now(),
+      numMessagesInBatch: items.length,
+      partitionKey: firstKey.key,
+      partitionKeyB64: firstKey.b64,
+      orderingKey: first.message.orderingKey,
+    };
+    if (this.codec.wireValue !== 0) {
+      md.compression = this.codec.wireValue;
+      md.uncompressedSize = raw.length;
+    }
+    this.enqueueOp(
+      md,
+      payload,
+      items.map((i) => i.waiter),
+      low,
+      high,
+    );
+  }
+
+  private enqueueOp(
+    md: EntryMetadata,
+    payload: Buffer,
+    waiters: Waiter[],
+    firstSeq: number,
+    lastSeq: number,
+  ): void {
+    const metadata = encodeEntryMetadata(md);
+    const maxSize = this.conn?.maxMessageSize ?? 5 * 1024 * 1024 - 10 * 1024;
+    if (metadata.length + payload.length > maxSize) {
+      const err = new MessageTooBigError(
+        `message of ${metadata.length + payload.length} bytes exceeds the broker's maximum of ${maxSize} bytes`,
+      );
+      for (const w of waiters) w.reject(err);
+      return;
+    }
+    const command = encodeSend({
+      producerId: this.producerId,
+      sequenceId: firstSeq,
+      numMessages: waiters.length,
+      highestSequenceId: lastSeq,
+    });
+    const op: PendingOp = {
+      frame: payloadFrame(command, metadata, payload),
+      firstSeq,
+      lastSeq,
+      waiters,
+      createdAt: Date.now(),
+      batched: md.numMessagesInBatch !== undefined,
+    };
+    this.pending.push(op);
+    this.pendingMessages += waiters.length;
+    if (this.ready && this.conn) this.conn.write(op.frame);
+  }
+
+  /** Sends the current batch and resolves once every message sent before has its receipt (or failed). */
+  async flush(): Promise<void> {
+    this.flushBatch();
+    if (this.pending.length === 0) return;
+    await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    try {
+      if (!this.failed) await withTimeout(this.flush(), this.client.options.operationTimeoutMs);
+    } catch {
+      // whatever is still pending fails below
+    }
+    this.closed = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    if (this.timeoutTimer) clearInterval(this.timeoutTimer);
+    if (this.batchTimer) clearTimeout(this.batchTimer);
+    const err = new AlreadyClosedError(
+      `the producer on ${this.topic} was closed before Pulsar acknowledged the message`,
+    );
+    for (const op of this.pending.splice(0)) for (const w of op.waiters) w.reject(err);
+    for (const item of this.batch.splice(0)) item.waiter.reject(err);
+    this.wakeSpace();
+    this.wakeIdle();
+    const conn = this.conn;
+    this.conn = undefined;
+    if (conn && !conn.closed) {
+      conn.removeProducer(this.producerId);
+      await conn
+        .request((id) => encodeCloseProducer(this.producerId, id), `closing the producer on ${this.topic}`)
+        .catch(() => undefined);
+    }
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(new TimeoutError(`timed out after ${ms} ms`)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(t);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+  });
+}
+
+/** The Producer the caller sees: one partition producer, or N with routing. */
+class RoutedProducer implements Producer {
+  private rrIndex: number;
+  private rrCount = 0;
+  private readonly single: number;
+
+  constructor(
+    readonly topic: string,
+    private readonly parts: PartitionProducer[],
+    private readonly o: ProducerOptions,
+    private readonly client: BuiltinClient,
+  ) {
+    this.rrIndex = Math.floor(Math.random() * parts.length);
+    this.single = Math.floor(Math.random() * parts.length);
+  }
+
+  get producerName(): string {
+    return this.parts[0]?.producerName ?? "";
+  }
+
+  get lastSequenceIds(): readonly number[] {
+    return this.parts.map((p) => p.lastSequenceId);
+  }
+
+  get lastSequenceId(): number {
+    return this.parts.length === 1
+      ? (this.parts[0]).lastSequenceId
+      : Math.max(...this.lastSequenceIds);
+  }
+
+  /** The partition a message goes to (exposed for effectively-once routing decisions). */
+  route(m: OutgoingMessage): number {
+    const n = this.parts.length;
+    if (n === 1) return 0;
+    if (this.o.routingMode === "custom" && this.o.messageRouter) {
+      const p = this.o.messageRouter(m, n);
+      if (!Number.isInteger(p) || p < 0 || p >= n)
+        throw new ConfigError(`the message router returned ${p}, not a partition in 0..${n - 1}`);
+      return p;
+    }
+    if (m.key !== undefined) {
+      const key = Buffer.isBuffer(m.key) ? m.key.toString("base64") : m.key;
+      const h = this.o.hashingScheme === "murmur3" ? murmur3Hash32(key) : javaStringHash(key);
+      return h % n;
+    }
+    if (this.o.routingMode === "single-partition") return this.single;
+    // Round-robin that keeps a batch together: move on after a batch's worth of messages.
+    const per = this.o.batchingEnabled === false ? 1 : (this.o.batchingMaxMessages ?? 1000);
+    if (++this.rrCount >= per) {
+      this.rrCount = 0;
+      this.rrIndex = (this.rrIndex + 1) % n;
+    }
+    return this.rrIndex;
+  }
+
+  send(message: OutgoingMessage): Promise<SendReceipt> {
+    let index: number;
+    try {
+      index = this.route(message);
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+    return (this.parts[index]).send(message);
+  }
+
+  async flush(): Promise<void> {
+    await Promise.all(this.parts.map((p) => p.flush()));
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled(this.parts.map((p) => p.close()));
+    this.client.untrack(this);
+  }
+}
+
+export async function createProducer(client: BuiltinClient, o: ProducerOptions): Promise<Producer> {
+  const topic = parseTopicName(o.topic).fullName;
+  const codec = await loadCodec(o.compression ?? "none");
+  const settings: Settings = {
+    batching: o.batchingEnabled ?? true,
+    batchMaxMessages: o.batchingMaxMessages ?? 1000,
+    batchMaxBytes: o.batchingMaxBytes ?? 128 * 1024,
+    batchDelayMs: o.batchingMaxPublishDelayMs ?? 10,
+    maxPending: o.maxPendingMessages ?? 1000,
+    block: o.blockIfQueueFull ?? true,
+    sendTimeoutMs: o.sendTimeoutMs ?? 30_000,
+  };
+  const partitions = await client.getPartitionCount(topic);
+  const names =
+    partitions === 0 ? [topic] : Array.from({ length: partitions }, (_, i) => `${topic}-partition-${i}`);
+  const parts = names.map(
+    (name, i) =>
+      new PartitionProducer(
+        client,
+        name,
+        partitions === 0 ? -1 : i,
+        o.producerName,
+        codec,
+        settings,
+        o.properties,
+      ),
+  );
+  try {
+    await Promise.all(parts.map((p) => p.start()));
+  } catch (err) {
+    await Promise.allSettled(parts.map((p) => p.close()));
+    throw err;
+  }
+  return new RoutedProducer(topic, parts, o, client);
+}
