@@ -254,7 +254,7 @@ export class PartitionProducer {
 
   private expire(): void {
     const now = Date.now();
-    while (this.pending.length > 0 && now - (this.pending[0]).createdAt > this.s.sendTimeoutMs) {
+    while (this.pending.length > 0 && now - this.pending[0].createdAt > this.s.sendTimeoutMs) {
       const op = this.pending.shift() as PendingOp;
       this.pendingMessages -= op.waiters.length;
       const err = new TimeoutError(
@@ -276,18 +276,20 @@ export class PartitionProducer {
     for (const w of this.idleWaiters.splice(0)) w();
   }
 
-  async send(message: OutgoingMessage): Promise<SendReceipt> {
+  private checkUsable(): void {
     if (this.closed) throw new AlreadyClosedError(`the producer on ${this.topic} is closed`);
     if (this.failed) throw this.failed;
+  }
+
+  async send(message: OutgoingMessage): Promise<SendReceipt> {
+    this.checkUsable();
     while (this.pendingMessages + this.batch.length >= this.s.maxPending) {
       if (!this.s.block)
         throw new ProducerQueueFullError(
           `the pending queue of ${this.topic} is full (${this.s.maxPending} messages)`,
         );
       await new Promise<void>((resolve) => this.spaceWaiters.push(resolve));
-      if (this.closed) throw new AlreadyClosedError(`the producer on ${this.topic} is closed`);
-      const failure: Error | undefined = this.failed;
-      if (failure) throw failure;
+      this.checkUsable();
     }
     const maxSize = this.conn?.maxMessageSize ?? 5 * 1024 * 1024 - 10 * 1024;
     if (message.payload.length > maxSize) {
@@ -502,9 +504,7 @@ class RoutedProducer implements Producer {
   }
 
   get lastSequenceId(): number {
-    return this.parts.length === 1
-      ? (this.parts[0]).lastSequenceId
-      : Math.max(...this.lastSequenceIds);
+    return this.parts.length === 1 ? this.parts[0].lastSequenceId : Math.max(...this.lastSequenceIds);
   }
 
   /** The partition a message goes to (exposed for effectively-once routing decisions). */
@@ -539,7 +539,7 @@ class RoutedProducer implements Producer {
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
-    return (this.parts[index]).send(message);
+    return this.parts[index].send(message);
   }
 
   async flush(): Promise<void> {
