@@ -13,12 +13,18 @@ export function coerceConfig<D extends Record<string, string | number | boolean>
   for (const [key, fallback] of Object.entries(defaults)) {
     const raw = config[key];
     if (typeof fallback === "number") {
-      const n = typeof raw === "number" ? raw : typeof raw === "string" && raw.trim() !== "" ? Number(raw) : NaN;
+      const n =
+        typeof raw === "number" ? raw : typeof raw === "string" && raw.trim() !== "" ? Number(raw) : NaN;
       out[key] = Number.isFinite(n) ? n : fallback;
     } else if (typeof fallback === "boolean") {
       out[key] = raw === undefined || raw === null || raw === "" ? fallback : raw === true || raw === "true";
     } else {
-      out[key] = raw === undefined || raw === null ? fallback : String(raw);
+      out[key] =
+        typeof raw === "string"
+          ? raw
+          : typeof raw === "number" || typeof raw === "boolean"
+            ? String(raw)
+            : fallback;
     }
   }
   return out as Coerced<D>;
