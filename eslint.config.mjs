@@ -25,6 +25,8 @@ export default tseslint.config(
       ],
       "@typescript-eslint/no-misused-promises": "error",
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_" }],
+      // Node-RED constructors name their `this` node, as Node-RED's own nodes do
+      "@typescript-eslint/no-this-alias": ["error", { allowedNames: ["node"] }],
     },
   },
   {

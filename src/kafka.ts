@@ -1,5 +1,9 @@
 // Entry of the Kafka node set: registers the node types and nothing more.
-// The kafka-cluster and kafka-in types arrive with issue 4; until then the set loads empty.
-import type { NodeAPI } from "node-red";
+import type { RED } from "./nodes/red";
+import { registerKafkaCluster } from "./nodes/kafka-cluster";
+import { registerKafkaIn } from "./nodes/kafka-in";
 
-export = function registerKafkaNodes(_RED: NodeAPI): void {};
+export = function registerKafkaNodes(RED: RED): void {
+  registerKafkaCluster(RED);
+  registerKafkaIn(RED);
+};

@@ -1,5 +1,9 @@
 // Entry of the Pulsar node set: registers the node types and nothing more.
-// The pulsar-cluster and pulsar-out types arrive with issue 4; until then the set loads empty.
-import type { NodeAPI } from "node-red";
+import type { RED } from "./nodes/red";
+import { registerPulsarCluster } from "./nodes/pulsar-cluster";
+import { registerPulsarOut } from "./nodes/pulsar-out";
 
-export = function registerPulsarNodes(_RED: NodeAPI): void {};
+export = function registerPulsarNodes(RED: RED): void {
+  registerPulsarCluster(RED);
+  registerPulsarOut(RED);
+};

@@ -41,3 +41,22 @@ export function onClose(node: Node, handler: (removed: boolean) => Promise<void>
     });
   });
 }
+
+export type NodeConfig = NodeDef & Record<string, unknown>;
+
+/** RED.nodes.registerType for a constructor whose `this` carries the node's own fields. */
+export function registerType<T>(
+  RED: RED,
+  type: string,
+  ctor: (this: T, def: NodeConfig) => void,
+  credentials?: Record<string, "text" | "password">,
+): void {
+  const creds = credentials
+    ? Object.fromEntries(Object.entries(credentials).map(([name, t]) => [name, { type: t }]))
+    : undefined;
+  RED.nodes.registerType(
+    type,
+    ctor as unknown as (this: Node, def: NodeDef) => void,
+    creds ? { credentials: creds } : undefined,
+  );
+}

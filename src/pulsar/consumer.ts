@@ -214,7 +214,11 @@ class PartitionConsumer {
     if (conn && !conn.closed) {
       conn.removeConsumer(this.consumerId);
       await conn
-        .request((id) => encodeCloseConsumer(this.consumerId, id), `closing the consumer on ${this.topic}`)
+        .request(
+          (id) => encodeCloseConsumer(this.consumerId, id),
+          `closing the consumer on ${this.topic}`,
+          3000,
+        )
         .catch(() => undefined);
     }
   }

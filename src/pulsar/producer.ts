@@ -437,7 +437,9 @@ export class PartitionProducer {
   async close(): Promise<void> {
     if (this.closed) return;
     try {
-      if (!this.failed) await withTimeout(this.flush(), this.client.options.operationTimeoutMs);
+      // bounded: Node-RED gives a node 15 s to close
+      if (!this.failed)
+        await withTimeout(this.flush(), Math.min(5000, this.client.options.operationTimeoutMs));
     } catch {
       // whatever is still pending fails below
     }
@@ -457,7 +459,11 @@ export class PartitionProducer {
     if (conn && !conn.closed) {
       conn.removeProducer(this.producerId);
       await conn
-        .request((id) => encodeCloseProducer(this.producerId, id), `closing the producer on ${this.topic}`)
+        .request(
+          (id) => encodeCloseProducer(this.producerId, id),
+          `closing the producer on ${this.topic}`,
+          3000,
+        )
         .catch(() => undefined);
     }
   }

@@ -1,0 +1,221 @@
+// The Kafka side of kafka-in, free of Node-RED: a supervised kafkajs consumer-group member that hands each
+// record to the node, pauses fetching while too many records are unsettled, and commits per partition
+// only up to the highest contiguous settled offset.
+import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from "kafkajs";
+import { Backoff } from "../pulsar/backoff";
+import type { OffsetLedger } from "../bridge/offsets";
+
+export type ConsumerState =
+  | { kind: "connecting" }
+  | { kind: "consuming"; partitions: number }
+  | { kind: "paused"; inFlight: number }
+  | { kind: "rebalancing" }
+  | { kind: "reconnecting"; error: string; retryInMs: number }
+  | { kind: "stopped" };
+
+export interface ConsumedRecord {
+  topic: string;
+  partition: number;
+  message: KafkaMessage;
+}
+
+export interface GroupConsumerOptions {
+  groupId: string;
+  /** Topic names, or regular expressions. */
+  topics: (string | RegExp)[];
+  fromBeginning: boolean;
+  /** settled: commit settled offsets; auto: commit on receipt (at-most-once). */
+  commitMode: "settled" | "auto";
+  maxInFlight: number;
+  ledger: OffsetLedger;
+  /** Called for each record, in offset order per partition. */
+  onRecord: (record: ConsumedRecord) => void;
+  /** Called after the records of one fetched batch were handed over (for batch output). */
+  onBatchEnd?: () => void;
+  onState: (state: ConsumerState) => void;
+  onError: (error: unknown) => void;
+  sessionTimeoutMs?: number;
+  commitIntervalMs?: number;
+  /** Longest wait for in-flight records on stop. */
+  drainTimeoutMs?: number;
+}
+
+export class GroupConsumer {
+  private consumer: Consumer | undefined;
+  private running = false;
+  private paused = false;
+  private pausedTopics = new Set<string>();
+  private readonly seenTopics = new Set<string>();
+  private commitTimer: NodeJS.Timeout | undefined;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private committing: Promise<void> = Promise.resolve();
+  private readonly backoff = new Backoff({ initialMs: 500, maxMs: 30_000 });
+  private assigned = 0;
+
+  constructor(
+    private readonly kafka: Kafka,
+    private readonly o: GroupConsumerOptions,
+  ) {}
+
+  /** Joins the group and starts consuming; failures are retried with back-off (reported via onState). */
+  start(): void {
+    this.running = true;
+    void this.connect();
+    this.commitTimer = setInterval(() => void this.commit(), this.o.commitIntervalMs ?? 1000);
+  }
+
+  /** Called when records were settled: resumes fetching below the low-water mark and commits soon. */
+  settled(): void {
+    if (this.paused && this.o.ledger.inFlight <= this.o.maxInFlight / 2) this.resume();
+  }
+
+  private async connect(): Promise<void> {
+    if (!this.running) return;
+    this.o.onState({ kind: "connecting" });
+    const consumer = this.kafka.consumer({
+      groupId: this.o.groupId,
+      sessionTimeout: this.o.sessionTimeoutMs ?? 30_000,
+      // kafkajs restarts on retriable errors itself; a CRASH without restart is handled below
+      retry: { retries: 5 },
+    });
+    this.consumer = consumer;
+    const { CRASH, GROUP_JOIN, REBALANCING, DISCONNECT } = consumer.events;
+    consumer.on(GROUP_JOIN, (e) => {
+      const assignment = e.payload.memberAssignment;
+      const list = Object.entries(assignment).flatMap(([topic, partitions]) =>
+        partitions.map((partition) => ({ topic, partition })),
+      );
+      for (const { topic } of list) this.seenTopics.add(topic);
+      this.assigned = list.length;
+      this.o.ledger.retain(list);
+      this.backoff.reset();
+      this.reportFlowing();
+    });
+    consumer.on(REBALANCING, () => this.o.onState({ kind: "rebalancing" }));
+    consumer.on(CRASH, (e) => {
+      if (!e.payload.restart) this.scheduleRestart(e.payload.error);
+    });
+    consumer.on(DISCONNECT, () => {
+      if (this.running && this.consumer === consumer) this.o.onState({ kind: "connecting" });
+    });
+    try {
+      await consumer.connect();
+      await consumer.subscribe({ topics: this.o.topics, fromBeginning: this.o.fromBeginning });
+      await consumer.run({
+        autoCommit: this.o.commitMode === "auto",
+        eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: 1,
+        eachBatch: (payload) => this.eachBatch(payload),
+      });
+    } catch (err) {
+      this.scheduleRestart(err);
+    }
+  }
+
+  private scheduleRestart(error: unknown): void {
+    if (!this.running) return;
+    const retryInMs = this.backoff.next();
+    this.o.onState({
+      kind: "reconnecting",
+      error: error instanceof Error ? error.message : String(error),
+      retryInMs,
+    });
+    const old = this.consumer;
+    this.consumer = undefined;
+    this.paused = false;
+    this.pausedTopics.clear();
+    void (async () => {
+      await old?.disconnect().catch(() => undefined);
+      if (!this.running) return;
+      this.restartTimer = setTimeout(() => void this.connect(), retryInMs);
+    })();
+  }
+
+  private eachBatch = async (payload: EachBatchPayload): Promise<void> => {
+    const { batch } = payload;
+    for (const message of batch.messages) {
+      if (!payload.isRunning() || payload.isStale() || !this.running) break;
+      if (this.o.commitMode === "settled" && this.o.ledger.inFlight >= this.o.maxInFlight) {
+        // Unresolved records are fetched again after resume: nothing is skipped.
+        this.pause();
+        break;
+      }
+      if (this.o.commitMode === "settled") this.o.ledger.add(batch.topic, batch.partition, message.offset);
+      payload.resolveOffset(message.offset);
+      try {
+        this.o.onRecord({ topic: batch.topic, partition: batch.partition, message });
+      } catch (err) {
+        this.o.onError(err);
+      }
+    }
+    this.o.onBatchEnd?.();
+    await payload.heartbeat();
+  };
+
+  private pause(): void {
+    const consumer = this.consumer;
+    if (!consumer || this.paused) return;
+    this.paused = true;
+    const topics = [...this.seenTopics];
+    for (const topic of topics) this.pausedTopics.add(topic);
+    consumer.pause(topics.map((topic) => ({ topic })));
+    this.o.onState({ kind: "paused", inFlight: this.o.ledger.inFlight });
+  }
+
+  private resume(): void {
+    const consumer = this.consumer;
+    this.paused = false;
+    if (consumer && this.pausedTopics.size > 0)
+      consumer.resume([...this.pausedTopics].map((topic) => ({ topic })));
+    this.pausedTopics.clear();
+    this.reportFlowing();
+  }
+
+  private reportFlowing(): void {
+    if (this.paused) this.o.onState({ kind: "paused", inFlight: this.o.ledger.inFlight });
+    else this.o.onState({ kind: "consuming", partitions: this.assigned });
+  }
+
+  /** Commits every partition's contiguous settled prefix. Serialised; errors are reported, not thrown. */
+  commit(): Promise<void> {
+    this.committing = this.committing.then(async () => {
+      const consumer = this.consumer;
+      if (!consumer || this.o.commitMode !== "settled") return;
+      const offsets = [];
+      for (const { topic, partition } of this.o.ledger.dirty()) {
+        const offset = this.o.ledger.takeCommittable(topic, partition);
+        if (offset !== undefined) offsets.push({ topic, partition, offset });
+      }
+      if (offsets.length === 0) return;
+      try {
+        await consumer.commitOffsets(offsets);
+      } catch (err) {
+        // After a rebalance the partition may belong to another member, which starts from the last commit:
+        // records are redelivered there, never lost.
+        this.o.onError(err);
+      }
+    });
+    return this.committing;
+  }
+
+  /** Stops fetching, waits up to drainTimeoutMs for in-flight records, commits what is settled, leaves the group. */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    if (this.commitTimer) clearInterval(this.commitTimer);
+    const consumer = this.consumer;
+    if (consumer) {
+      const topics = [...this.seenTopics];
+      if (topics.length) consumer.pause(topics.map((topic) => ({ topic })));
+      const deadline = Date.now() + (this.o.drainTimeoutMs ?? 5000);
+      while (this.o.ledger.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      this.consumer = consumer;
+      await this.commit();
+      this.consumer = undefined;
+      await consumer.disconnect().catch(() => undefined);
+    }
+    this.o.ledger.clear();
+    this.o.onState({ kind: "stopped" });
+  }
+}

@@ -1,0 +1,98 @@
+// kafka-cluster: the config node that owns the Kafka client settings and a shared, reference-counted
+// producer (used for dead-letter records). Each kafka-in opens its own consumer from getKafka().
+import type { Kafka, Producer } from "kafkajs";
+import { KAFKA_CLUSTER_CREDENTIALS, KAFKA_CLUSTER_DEFAULTS } from "./properties";
+import { coerceConfig, type Coerced } from "../common/coerce";
+import { SharedResource } from "../common/shared";
+import { onClose, registerType, type Node, type NodeConfig, type RED, type TlsConfigNode } from "./red";
+import { createKafka, parseBrokerList, type SaslMechanism } from "../kafka/client";
+import { oauth2ClientCredentials } from "../pulsar/auth";
+
+export interface KafkaClusterCredentials {
+  username?: string;
+  password?: string;
+  oauthClientId?: string;
+  oauthClientSecret?: string;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsPassphrase?: string;
+}
+
+export interface KafkaClusterNode extends Node<KafkaClusterCredentials> {
+  settings: Coerced<typeof KAFKA_CLUSTER_DEFAULTS>;
+  /** The kafkajs client; throws a ConfigurationError when the settings are invalid. */
+  getKafka(): Kafka;
+  /** A stable identity of the cluster (its broker list), used in effectively-once producer names. */
+  identity(): string;
+  producer: SharedResource<Producer>;
+}
+
+export function registerKafkaCluster(RED: RED): void {
+  function KafkaClusterNode(this: KafkaClusterNode, def: NodeConfig) {
+    RED.nodes.createNode(this, def);
+    const node = this;
+    const cfg = coerceConfig(def, KAFKA_CLUSTER_DEFAULTS);
+    node.settings = cfg;
+    const creds = node.credentials ?? {};
+    let kafka: Kafka | undefined;
+
+    node.identity = () =>
+      cfg.brokers
+        .split(",")
+        .map((b) => b.trim())
+        .sort()
+        .join(",");
+    node.getKafka = () => {
+      if (kafka) return kafka;
+      let tls: Record<string, unknown> | undefined;
+      if (cfg.tls) {
+        tls = { rejectUnauthorized: cfg.tlsRejectUnauthorized };
+        if (creds.tlsCa) tls.ca = creds.tlsCa;
+        if (creds.tlsCert) tls.cert = creds.tlsCert;
+        if (creds.tlsKey) tls.key = creds.tlsKey;
+        if (creds.tlsPassphrase) tls.passphrase = creds.tlsPassphrase;
+        const tlsNode = cfg.tlsConfig ? (RED.nodes.getNode(cfg.tlsConfig) as TlsConfigNode | null) : null;
+        if (tlsNode) tls = tlsNode.addTLSOptions(tls);
+      }
+      let oauthToken: (() => Promise<string>) | undefined;
+      if (cfg.saslMechanism === "oauthbearer" && cfg.oauthTokenUrl) {
+        const provider = oauth2ClientCredentials({
+          issuerUrl: cfg.oauthTokenUrl,
+          clientId: creds.oauthClientId ?? "",
+          clientSecret: creds.oauthClientSecret ?? "",
+          scope: cfg.oauthScope || undefined,
+        });
+        oauthToken = async () => (await provider.getAuthData()).toString("utf8");
+      }
+      kafka = createKafka({
+        brokers: parseBrokerList(cfg.brokers),
+        clientId: cfg.clientId || "node-red",
+        tls,
+        saslMechanism: cfg.saslMechanism as SaslMechanism,
+        username: creds.username,
+        password: creds.password,
+        oauthToken,
+        connectionTimeoutMs: cfg.connectionTimeoutMs,
+        requestTimeoutMs: cfg.requestTimeoutMs,
+        log: (level, message) => {
+          if (level === "error" || level === "warn") node.debug(message);
+          else node.trace(message);
+        },
+      });
+      return kafka;
+    };
+
+    node.producer = new SharedResource<Producer>(
+      async () => {
+        const producer = node.getKafka().producer({ allowAutoTopicCreation: true });
+        await producer.connect();
+        return producer;
+      },
+      (producer) => producer.disconnect(),
+    );
+    onClose(node, () => node.producer.shutdown());
+  }
+
+  registerType(RED, "kafka-cluster", KafkaClusterNode, KAFKA_CLUSTER_CREDENTIALS);
+}

@@ -1,0 +1,178 @@
+// pulsar-out: publishes msgs to Pulsar. done() only after Pulsar's receipt; done(err) on any failure, so
+// Catch nodes get the original msg and kafka-in does not count the record as settled.
+import { PULSAR_OUT_DEFAULTS } from "./properties";
+import { coerceConfig } from "../common/coerce";
+import { describeError, BridgeError } from "../common/errors";
+import { onClose, registerType, type Node, type NodeConfig, type NodeMessage, type RED } from "./red";
+import type { PulsarClusterNode } from "./pulsar-cluster";
+import { TopicResolver, type TopicSource } from "../bridge/topic";
+import { msgToPulsar } from "../bridge/msg-to-pulsar";
+import { producerNameFor, SplitGuard } from "../bridge/effectively-once";
+import type { CompressionType, HashingScheme, Producer, PulsarClient, RoutingMode } from "../pulsar/types";
+
+interface KafkaFields {
+  topic?: unknown;
+  partition?: unknown;
+  offset?: unknown;
+  attempt?: unknown;
+  cluster?: unknown;
+}
+
+export function registerPulsarOut(RED: RED): void {
+  function PulsarOutNode(this: Node, def: NodeConfig) {
+    RED.nodes.createNode(this, def);
+    const node = this;
+    const cfg = coerceConfig(def, PULSAR_OUT_DEFAULTS);
+    const cluster = RED.nodes.getNode(cfg.cluster) as PulsarClusterNode | null;
+
+    const report = (err: unknown) => {
+      const d = describeError(err);
+      node.status({
+        fill: "red",
+        shape: "ring",
+        text: d.message.length > 80 ? `${d.message.slice(0, 77)}...` : d.message,
+      });
+      return d;
+    };
+
+    let resolver: TopicResolver | undefined;
+    let setupError: Error | undefined;
+    try {
+      if (!cluster)
+        throw new BridgeError("pulsar-out.errors.no-cluster", "no pulsar-cluster is configured", false);
+      resolver = new TopicResolver(cfg.topic, cfg.topicType as TopicSource);
+    } catch (err) {
+      setupError = err instanceof Error ? err : new Error(String(err));
+      report(err);
+      node.error(describeError(err).message);
+    }
+
+    let client: Promise<PulsarClient> | undefined;
+    const producers = new Map<string, Promise<Producer>>();
+    const guard = new SplitGuard();
+    let inFlight = 0;
+    let closing = false;
+
+    const getClient = (): Promise<PulsarClient> => {
+      client ??= (cluster as PulsarClusterNode).acquireClient(node.id);
+      client.catch(() => (client = undefined));
+      return client;
+    };
+
+    const getProducer = (key: string, topic: string, producerName: string | undefined): Promise<Producer> => {
+      let p = producers.get(key);
+      if (!p) {
+        p = getClient().then((c) =>
+          c.createProducer({
+            topic,
+            producerName,
+            batchingEnabled: cfg.batching,
+            batchingMaxMessages: cfg.batchMaxMessages,
+            batchingMaxBytes: cfg.batchMaxBytes,
+            batchingMaxPublishDelayMs: cfg.batchMaxDelayMs,
+            compression: cfg.compression as CompressionType,
+            routingMode: (cfg.effectivelyOnce ? "custom" : cfg.routingMode) as RoutingMode,
+            // Effectively-once needs the same partition for a record on every delivery: route by key hash,
+            // or, without a key, by the sequence id (the offset), never by a moving round-robin cursor.
+            messageRouter: cfg.effectivelyOnce ? (m, n) => (m.sequenceId ?? 0) % n : undefined,
+            hashingScheme: cfg.hashingScheme as HashingScheme,
+            maxPendingMessages: cfg.maxPending,
+            blockIfQueueFull: true,
+            sendTimeoutMs: cfg.sendTimeoutMs,
+          }),
+        );
+        producers.set(key, p);
+        p.then(
+          () => {
+            if (!closing && inFlight === 0)
+              node.status({ fill: "green", shape: "dot", text: "node-red:common.status.connected" });
+          },
+          (err: unknown) => {
+            producers.delete(key);
+            report(err);
+          },
+        );
+      }
+      return p;
+    };
+
+    node.on("input", (msg: NodeMessage, send: (m: NodeMessage) => void, done: (err?: Error) => void) => {
+      void (async () => {
+        if (setupError) throw setupError;
+        const m = msg as NodeMessage & Record<string, unknown>;
+        const topic = (resolver as TopicResolver).resolve(m);
+        const out = msgToPulsar(m, {
+          mapHeaders: cfg.mapHeaders,
+          provenanceProperties: cfg.provenanceProperties,
+        });
+        let producerKey = topic;
+        let producerName: string | undefined;
+        if (cfg.effectivelyOnce) {
+          const k = m.kafka as KafkaFields | undefined;
+          if (
+            !k ||
+            typeof k.offset !== "string" ||
+            typeof k.topic !== "string" ||
+            typeof k.partition !== "number"
+          ) {
+            throw new BridgeError(
+              "pulsar-out.errors.no-provenance",
+              "effectively-once needs msg.kafka (topic, partition, offset) from kafka-in on each msg",
+              false,
+            );
+          }
+          producerName = producerNameFor(
+            {
+              cluster: typeof k.cluster === "string" ? k.cluster : "",
+              topic: k.topic,
+              partition: k.partition,
+            },
+            topic,
+          );
+          producerKey = `${topic}|${producerName}`;
+          guard.check(producerName, k.offset, typeof k.attempt === "number" ? k.attempt : 1);
+          out.sequenceId = Number(k.offset);
+        }
+        inFlight++;
+        if (inFlight === 1) node.status({ fill: "green", shape: "dot", text: "pulsar-out.status.sending" });
+        try {
+          const producer = await getProducer(producerKey, topic, producerName);
+          const receipt = await producer.send(out);
+          if (cfg.outputs > 0) {
+            m.pulsar = {
+              topic: receipt.topic,
+              messageId: receipt.messageId,
+              sequenceId: receipt.sequenceId,
+              producerName: receipt.producerName,
+              duplicate: receipt.duplicate,
+            };
+            send(m);
+          }
+        } finally {
+          inFlight--;
+          if (inFlight === 0 && !closing)
+            node.status({ fill: "green", shape: "dot", text: "node-red:common.status.connected" });
+        }
+      })().then(
+        () => done(),
+        (err: unknown) => {
+          const d = report(err);
+          const e = err instanceof Error ? err : new Error(d.message);
+          done(e);
+        },
+      );
+    });
+
+    onClose(node, async () => {
+      closing = true;
+      const all = [...producers.values()];
+      producers.clear();
+      await Promise.allSettled(all.map(async (p) => (await p).close()));
+      if (client) await cluster?.releaseClient(node.id);
+      client = undefined;
+      node.status({});
+    });
+  }
+
+  registerType(RED, "pulsar-out", PulsarOutNode);
+}

@@ -1,0 +1,129 @@
+// The bridge in a real Node-RED runtime against the real brokers: records from Kafka reach Pulsar with
+// their bytes, keys, headers and timestamps; offsets are committed only for settled records.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { loadFlow, unloadFlow, stopHelper } from "../support/flow";
+import { createTopic, committedOffsets, produce, type TestRecord } from "../support/kafka";
+import { kafkaBrokers, pulsarUrl, uniqueName } from "../support/brokers";
+import { createClient } from "../../src/pulsar/client";
+import type { Consumer, PulsarClient, ReceivedMessage } from "../../src/pulsar/types";
+
+let pulsar: PulsarClient;
+before(() => {
+  pulsar = createClient({ serviceUrl: pulsarUrl });
+});
+after(async () => {
+  await pulsar.close();
+  await stopHelper();
+});
+
+async function drain(consumer: Consumer, n: number, timeoutMs = 60_000): Promise<ReceivedMessage[]> {
+  const out: ReceivedMessage[] = [];
+  const deadline = Date.now() + timeoutMs;
+  while (out.length < n) {
+    const left = deadline - Date.now();
+    if (left <= 0) break;
+    try {
+      const m = await consumer.receive(Math.min(left, 5000));
+      out.push(m);
+      await consumer.acknowledge(m);
+    } catch {
+      /* keep waiting until the deadline */
+    }
+  }
+  return out;
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+function bridgeFlow(o: {
+  kafkaTopic: string;
+  pulsarTopic: string;
+  groupId: string;
+  between?: unknown[];
+  inWires?: string[];
+}) {
+  return [
+    { id: "kc", type: "kafka-cluster", brokers: kafkaBrokers.join(","), clientId: "bridge-test" },
+    { id: "pc", type: "pulsar-cluster", serviceUrl: pulsarUrl },
+    {
+      id: "in",
+      type: "kafka-in",
+      cluster: "kc",
+      topics: o.kafkaTopic,
+      groupId: o.groupId,
+      startFrom: "earliest",
+      maxInFlight: 500,
+      wires: [o.inWires ?? ["out"]],
+    },
+    ...(o.between ?? []),
+    { id: "out", type: "pulsar-out", cluster: "pc", topic: o.pulsarTopic, wires: [] },
+  ];
+}
+
+test("10k records over 3 partitions arrive in Pulsar with identical bytes, keys, headers and event time; offsets reach the log end", async () => {
+  const kafkaTopic = uniqueName("bridge");
+  const pulsarTopic = `persistent://public/default/${uniqueName("bridge")}`;
+  const groupId = uniqueName("group");
+  await createTopic(kafkaTopic, 3);
+  const consumer = await pulsar.subscribe({
+    topic: pulsarTopic,
+    subscription: "check",
+    initialPosition: "earliest",
+  });
+
+  const records: TestRecord[] = [];
+  for (let i = 0; i < 10_000; i++) {
+    const binary = i % 5 === 0;
+    records.push({
+      partition: i % 3,
+      key: i % 7 === 0 ? Buffer.from([0xff, 0xfe, i & 0xff]) : `key-${i % 50}`,
+      value:
+        i % 11 === 0
+          ? null
+          : binary
+            ? Buffer.from([0x00, 0xc3, 0x28, i & 0xff, (i >> 8) & 0xff])
+            : `value ${i} ünïcødé`,
+      headers: { seq: String(i), ...(i % 4 === 0 ? { bin: Buffer.from([0xc0, 0x80, 1]) } : {}) },
+      timestamp: String(1700000000000 + i),
+    });
+  }
+  await produce(kafkaTopic, records);
+  await loadFlow(bridgeFlow({ kafkaTopic, pulsarTopic, groupId }));
+  try {
+    const got = await drain(consumer, records.length, 120_000);
+    assert.equal(got.length, records.length, "every record arrived");
+    const bySeq = new Map(got.map((m) => [m.properties.seq, m]));
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i];
+      const m = bySeq.get(String(i));
+      assert.ok(m, `record ${i} arrived`);
+      const value =
+        r.value === null
+          ? Buffer.alloc(0)
+          : Buffer.isBuffer(r.value)
+            ? r.value
+            : Buffer.from(r.value, "utf8");
+      assert.deepEqual(m.payload, value, `bytes of record ${i}`);
+      const key = Buffer.isBuffer(r.key) ? r.key : Buffer.from(String(r.key), "utf8");
+      assert.deepEqual(m.keyBytes, key, `key of record ${i}`);
+      assert.equal(m.eventTime, 1700000000000 + i, `event time of record ${i}`);
+      if (i % 4 === 0)
+        assert.equal(m.properties.bin, `base64:${Buffer.from([0xc0, 0x80, 1]).toString("base64")}`);
+    }
+    await waitFor("committed offsets at the log end", async () => {
+      const offsets = await committedOffsets(groupId, kafkaTopic);
+      return offsets.size === 3 && [...offsets.values()].every((o) => o.committed === o.logEnd);
+    });
+  } finally {
+    await unloadFlow();
+    await consumer.close();
+  }
+});
