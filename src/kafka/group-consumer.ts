@@ -75,6 +75,9 @@ export class GroupConsumer {
     const consumer = this.kafka.consumer({
       groupId: this.o.groupId,
       sessionTimeout: this.o.sessionTimeoutMs ?? 30_000,
+      // kafkajs sleeps this long when every partition is paused, so it bounds the resume latency
+      // after backpressure (Kafka's Java consumer waits 500 ms by default too).
+      maxWaitTimeInMs: 500,
       // kafkajs restarts on retriable errors itself; a CRASH without restart is handled below
       retry: { retries: 5 },
     });

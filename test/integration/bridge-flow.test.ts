@@ -60,7 +60,7 @@ function bridgeFlow(o: {
       topics: o.kafkaTopic,
       groupId: o.groupId,
       startFrom: "earliest",
-      maxInFlight: 500,
+      maxInFlight: Number(process.env.TEST_MAX_IN_FLIGHT ?? 500),
       wires: [o.inWires ?? ["out"]],
     },
     ...(o.between ?? []),
