@@ -1,0 +1,280 @@
+// The bridge's pure logic: offsets, settlement, record <-> msg mapping, topics, effectively-once naming.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { OffsetLedger } from "../../src/bridge/offsets";
+import { SettlementTracker } from "../../src/bridge/settlement";
+import { recordToMsg } from "../../src/bridge/record-to-msg";
+import {
+  msgToPulsar,
+  payloadBytes,
+  headerToProperty,
+  BINARY_PROPERTY_MARKER,
+} from "../../src/bridge/msg-to-pulsar";
+import { TopicResolver } from "../../src/bridge/topic";
+import { producerNameFor, SplitGuard } from "../../src/bridge/effectively-once";
+import { parseTopics } from "../../src/nodes/kafka-in";
+import { BridgeError } from "../../src/common/errors";
+
+test("offsets: the commit point never passes an unsettled record, whatever the settle order", () => {
+  for (let round = 0; round < 200; round++) {
+    const ledger = new OffsetLedger();
+    const start = Math.floor(Math.random() * 1000);
+    const n = 1 + Math.floor(Math.random() * 200);
+    for (let i = 0; i < n; i++) ledger.add("t", 0, String(start + i));
+    const order = Array.from({ length: n }, (_, i) => start + i).sort(() => Math.random() - 0.5);
+    const settled = new Set<number>();
+    let lastCommit = start;
+    for (const o of order) {
+      ledger.settle("t", 0, String(o));
+      settled.add(o);
+      const c = ledger.takeCommittable("t", 0);
+      let expected = start;
+      while (settled.has(expected)) expected++;
+      if (c !== undefined) {
+        assert.equal(Number(c), expected, "commit point is the first unsettled offset");
+        assert.ok(Number(c) > lastCommit);
+        lastCommit = Number(c);
+      } else assert.equal(expected, lastCommit);
+    }
+    assert.equal(lastCommit, start + n);
+    assert.equal(ledger.inFlight, 0);
+  }
+});
+
+test("offsets: gaps in offsets (compaction, transactions) commit past the highest added; partitions are independent", () => {
+  const ledger = new OffsetLedger();
+  ledger.add("t", 0, "10");
+  ledger.add("t", 0, "15");
+  ledger.add("t", 1, "3");
+  assert.equal(ledger.inFlight, 3);
+  ledger.settle("t", 0, "15");
+  assert.equal(ledger.takeCommittable("t", 0), undefined);
+  ledger.settle("t", 0, "10");
+  assert.equal(ledger.takeCommittable("t", 0), "16");
+  assert.deepEqual(ledger.dirty(), []);
+  ledger.retain([{ topic: "t", partition: 0 }]);
+  assert.equal(ledger.inFlight, 0, "revoked partition forgotten");
+  ledger.add("t", 2, "9007199254740993");
+  ledger.settle("t", 2, "9007199254740993");
+  assert.equal(ledger.takeCommittable("t", 2), "9007199254740994", "offsets beyond 2^53 stay exact");
+});
+
+test("settlement: fan-out, drops, delayed completion, errors, and completions from nodes that got no delivery", () => {
+  const settled: string[] = [];
+  const failed: string[] = [];
+  const t = new SettlementTracker<string>(
+    (r) => settled.push(r),
+    (r) => failed.push(r),
+  );
+  t.track("m0", "unwired", []);
+  assert.deepEqual(settled, ["unwired"], "nothing wired: settled at once");
+
+  t.track("m1", "r1", ["a", "b"]);
+  t.completed("m1", "catch-node");
+  t.completed("m1", "a");
+  assert.deepEqual(settled, ["unwired"], "one branch still open");
+  t.delivered("m1", "c");
+  t.completed("m1", "b");
+  assert.deepEqual(settled, ["unwired"], "b sent on to c before finishing");
+  t.completed("m1", "c");
+  assert.deepEqual(settled, ["unwired", "r1"]);
+
+  t.track("m2", "r2", ["a"]);
+  t.delivered("m2", "b");
+  t.completed("m2", "a", new Error("boom"));
+  assert.deepEqual(failed, [], "the other branch is still running");
+  t.completed("m2", "b");
+  assert.deepEqual(failed, ["r2"]);
+  assert.equal(t.size, 0);
+});
+
+test("record -> msg: auto formats round-trip bytes; tombstones; headers; json errors are typed", () => {
+  const msg = recordToMsg(
+    {
+      key: Buffer.from([0xff, 0x00]),
+      value: Buffer.from("héllo"),
+      timestamp: "1700000000000",
+      offset: "42",
+      headers: { a: Buffer.from("x"), b: Buffer.from([0xc3, 0x28]), c: [Buffer.from("1"), Buffer.from("2")] },
+    },
+    { topic: "t", partition: 1, groupId: "g" },
+    { value: "auto", key: "auto" },
+  );
+  assert.equal(msg.payload, "héllo");
+  assert.deepEqual(msg.key, Buffer.from([0xff, 0x00]));
+  assert.deepEqual(msg.kafka, {
+    topic: "t",
+    partition: 1,
+    offset: "42",
+    timestamp: 1700000000000,
+    groupId: "g",
+    headers: { a: "x", b: Buffer.from([0xc3, 0x28]), c: "2" },
+  });
+  const bin = recordToMsg(
+    { key: null, value: Buffer.from([0xc3, 0x28]), timestamp: "0", offset: "0" },
+    { topic: "t", partition: 0, groupId: "g" },
+    { value: "auto", key: "auto" },
+  );
+  assert.deepEqual(bin.payload, Buffer.from([0xc3, 0x28]));
+  assert.equal(bin.key, null);
+  const tomb = recordToMsg(
+    { key: Buffer.from("k"), value: null, timestamp: "0", offset: "1" },
+    { topic: "t", partition: 0, groupId: "g" },
+    { value: "json", key: "string" },
+  );
+  assert.equal(tomb.payload, null);
+  assert.deepEqual(
+    recordToMsg(
+      { key: null, value: Buffer.from('{"a":1}'), timestamp: "0", offset: "1" },
+      { topic: "t", partition: 0, groupId: "g" },
+      { value: "json", key: "auto" },
+    ).payload,
+    { a: 1 },
+  );
+  assert.throws(
+    () =>
+      recordToMsg(
+        { key: null, value: Buffer.from("{nope"), timestamp: "0", offset: "1" },
+        { topic: "t", partition: 0, groupId: "g" },
+        { value: "json", key: "auto" },
+      ),
+    (e: unknown) => e instanceof BridgeError && e.key === "kafka-in.errors.json",
+  );
+});
+
+test("msg -> Pulsar: payload rules, keys, header and property mapping, times, bad input", () => {
+  assert.deepEqual(payloadBytes(Buffer.from([1, 2])), Buffer.from([1, 2]));
+  assert.deepEqual(payloadBytes("é"), Buffer.from("é"));
+  assert.deepEqual(payloadBytes({ a: 1 }), Buffer.from('{"a":1}'));
+  assert.deepEqual(payloadBytes(42), Buffer.from("42"));
+  assert.deepEqual(payloadBytes(null), Buffer.alloc(0));
+  assert.deepEqual(payloadBytes(new Uint8Array([5, 6])), Buffer.from([5, 6]));
+  const circular: Record<string, unknown> = {};
+  circular.self = circular;
+  assert.throws(() => payloadBytes(circular), /cannot be serialised/);
+  assert.throws(() => payloadBytes(10n), /cannot be serialised/);
+
+  const out = msgToPulsar(
+    {
+      payload: "x",
+      key: Buffer.from([0xff]),
+      properties: { extra: "1", n: 5 },
+      kafka: {
+        topic: "t",
+        partition: 2,
+        offset: "9",
+        timestamp: 1000,
+        headers: { text: "plain", bin: Buffer.from([0xc3, 0x28]), tricky: "base64:abc" },
+      },
+    },
+    { mapHeaders: true, provenanceProperties: true },
+  );
+  assert.deepEqual(out.key, Buffer.from([0xff]));
+  assert.equal(out.eventTime, 1000);
+  assert.deepEqual(out.properties, {
+    text: "plain",
+    bin: `${BINARY_PROPERTY_MARKER}${Buffer.from([0xc3, 0x28]).toString("base64")}`,
+    tricky: `${BINARY_PROPERTY_MARKER}${Buffer.from("base64:abc").toString("base64")}`,
+    "kafka.topic": "t",
+    "kafka.partition": "2",
+    "kafka.offset": "9",
+    extra: "1",
+    n: "5",
+  });
+  assert.equal(headerToProperty(Buffer.from("ok")), "ok");
+  const noHeaders = msgToPulsar(
+    { payload: "x", kafka: { headers: { a: "b" }, timestamp: 5 }, eventTime: new Date(7) },
+    { mapHeaders: false, provenanceProperties: false },
+  );
+  assert.equal(noHeaders.properties, undefined);
+  assert.equal(noHeaders.eventTime, 7);
+  assert.throws(
+    () => msgToPulsar({ key: { a: 1 } }, { mapHeaders: true, provenanceProperties: false }),
+    /msg.key/,
+  );
+  assert.throws(
+    () => msgToPulsar({ eventTime: "not a date" }, { mapHeaders: true, provenanceProperties: false }),
+    /eventTime/,
+  );
+  assert.throws(
+    () => msgToPulsar({ deliverAfter: -5 }, { mapHeaders: true, provenanceProperties: false }),
+    /deliverAfter/,
+  );
+  assert.throws(
+    () => msgToPulsar({ properties: [1] }, { mapHeaders: true, provenanceProperties: false }),
+    /properties/,
+  );
+  assert.equal(
+    msgToPulsar({ deliverAfter: 500 }, { mapHeaders: true, provenanceProperties: false }).deliverAfterMs,
+    500,
+  );
+});
+
+test("topics: fixed, template without HTML escaping, msg.topic, and invalid results", () => {
+  assert.equal(new TopicResolver("orders", "str").resolve({}), "persistent://public/default/orders");
+  const tpl = new TopicResolver("persistent://public/default/{{kafka.topic}}-x", "str");
+  assert.equal(
+    tpl.resolve({ kafka: { topic: "a&b" } }),
+    "persistent://public/default/a&b-x",
+    "no HTML escaping",
+  );
+  assert.throws(
+    () => new TopicResolver("persistent://public/default/{{kafka.topic}}", "str").resolve({}),
+    (e: unknown) =>
+      e instanceof BridgeError &&
+      e.key === "pulsar-out.errors.invalid-topic" &&
+      /rendered from/.test(e.message),
+  );
+  assert.throws(
+    () => new TopicResolver("{{#unclosed}}", "str"),
+    (e: unknown) => e instanceof BridgeError && e.key === "pulsar-out.errors.template",
+  );
+  assert.throws(() => new TopicResolver("a/b/c/d", "str"), /not a valid Pulsar topic/);
+  const fromMsg = new TopicResolver("", "msg");
+  assert.equal(fromMsg.resolve({ topic: "t/n/x" }), "persistent://t/n/x");
+  assert.throws(() => fromMsg.resolve({}), /msg.topic is not set/);
+  assert.throws(() => fromMsg.resolve({ topic: "bad topic" }), /not a valid Pulsar topic/);
+});
+
+test("effectively-once: stable, distinct producer names; a split record is refused, a retry is not", () => {
+  const a = producerNameFor(
+    { cluster: "k:9092", topic: "orders", partition: 0 },
+    "persistent://public/default/o",
+  );
+  assert.equal(
+    a,
+    producerNameFor({ cluster: "k:9092", topic: "orders", partition: 0 }, "persistent://public/default/o"),
+  );
+  const names = new Set<string>();
+  for (let p = 0; p < 100; p++)
+    names.add(
+      producerNameFor({ cluster: "k:9092", topic: "orders", partition: p }, "persistent://public/default/o"),
+    );
+  names.add(
+    producerNameFor(
+      { cluster: "other:9092", topic: "orders", partition: 0 },
+      "persistent://public/default/o",
+    ),
+  );
+  names.add(
+    producerNameFor({ cluster: "k:9092", topic: "orders", partition: 0 }, "persistent://public/default/p"),
+  );
+  assert.equal(names.size, 102);
+  const guard = new SplitGuard();
+  guard.check(a, "5", 1);
+  guard.check(a, "6", 1);
+  assert.throws(
+    () => guard.check(a, "6", 1),
+    (e: unknown) => e instanceof BridgeError && e.key === "pulsar-out.errors.split-record",
+  );
+  guard.check(a, "6", 2);
+});
+
+test("kafka-in topics: a list or one /regex/, bad names refused", () => {
+  assert.deepEqual(parseTopics(" a, b.c ,d-e "), ["a", "b.c", "d-e"]);
+  const [re] = parseTopics("/^sensors-.*/");
+  assert.ok(re instanceof RegExp && re.test("sensors-1"));
+  assert.throws(() => parseTopics(""), /no Kafka topic/);
+  assert.throws(() => parseTopics("a b"), /not a valid Kafka topic/);
+  assert.throws(() => parseTopics("/(/"), /invalid topic pattern/);
+});
