@@ -37,8 +37,7 @@ for (const file of files) {
         (k) => !(k in contract) && !["id", "type", "z", "x", "y", "wires"].includes(k),
       );
       assert.deepEqual(extra, [], `${type} has only contract properties`);
-      for (const ref of ["cluster"])
-        if (n[ref]) assert.ok(ids.has(n[ref] as string), `${type}.${ref} exists`);
+      for (const ref of ["cluster"]) if (n[ref]) assert.ok(ids.has(n[ref]), `${type}.${ref} exists`);
     }
     assert.ok(flow.some((n) => n.type === "kafka-in") && flow.some((n) => n.type === "pulsar-out"));
   });
