@@ -36,6 +36,8 @@ export interface GroupConsumerOptions {
   onError: (error: unknown) => void;
   sessionTimeoutMs?: number;
   commitIntervalMs?: number;
+  /** How long a full window is waited out before the partitions are paused. Default 3000. */
+  pauseAfterMs?: number;
   /** Longest wait for in-flight records on stop. */
   drainTimeoutMs?: number;
 }
@@ -51,6 +53,7 @@ export class GroupConsumer {
   private committing: Promise<void> = Promise.resolve();
   private readonly backoff = new Backoff({ initialMs: 500, maxMs: 30_000 });
   private assigned = 0;
+  private spaceWaiter: (() => void) | undefined;
 
   constructor(
     private readonly kafka: Kafka,
@@ -66,6 +69,7 @@ export class GroupConsumer {
 
   /** Called when records were settled: resumes fetching below the low-water mark and commits soon. */
   settled(): void {
+    if (this.spaceWaiter && this.o.ledger.inFlight < this.o.maxInFlight) this.spaceWaiter();
     if (this.paused && this.o.ledger.inFlight <= this.o.maxInFlight / 2) this.resume();
   }
 
@@ -139,9 +143,12 @@ export class GroupConsumer {
     for (const message of batch.messages) {
       if (!payload.isRunning() || payload.isStale() || !this.running) break;
       if (this.o.commitMode === "settled" && this.o.ledger.inFlight >= this.o.maxInFlight) {
-        // Unresolved records are fetched again after resume: nothing is skipped.
-        this.pause();
-        break;
+        // A short stall is waited out here (heartbeating), which keeps the stream smooth; a long one pauses
+        // the partitions. Unresolved records are fetched again after resume: nothing is skipped.
+        if (!(await this.waitForSpace(payload))) {
+          this.pause();
+          break;
+        }
       }
       if (this.o.commitMode === "settled") this.o.ledger.add(batch.topic, batch.partition, message.offset);
       payload.resolveOffset(message.offset);
@@ -154,6 +161,24 @@ export class GroupConsumer {
     this.o.onBatchEnd?.();
     await payload.heartbeat();
   };
+
+  /** Waits up to pauseAfterMs for the window to drop below maxInFlight; false when it did not. */
+  private async waitForSpace(payload: EachBatchPayload): Promise<boolean> {
+    const deadline = Date.now() + (this.o.pauseAfterMs ?? 3000);
+    while (this.o.ledger.inFlight >= this.o.maxInFlight) {
+      if (!payload.isRunning() || payload.isStale() || !this.running || Date.now() >= deadline) return false;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 200);
+        this.spaceWaiter = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.spaceWaiter = undefined;
+      await payload.heartbeat();
+    }
+    return true;
+  }
 
   private pause(): void {
     const consumer = this.consumer;

@@ -127,3 +127,62 @@ test("10k records over 3 partitions arrive in Pulsar with identical bytes, keys,
     await consumer.close();
   }
 });
+
+test("settled mode: drops settle, a held record blocks the commit at its offset, and everything commits once settled", async () => {
+  const kafkaTopic = uniqueName("settle");
+  const pulsarTopic = `persistent://public/default/${uniqueName("settle")}`;
+  const groupId = uniqueName("group");
+  await createTopic(kafkaTopic, 1);
+  const consumer = await pulsar.subscribe({
+    topic: pulsarTopic,
+    subscription: "check",
+    initialPosition: "earliest",
+  });
+  await produce(
+    kafkaTopic,
+    Array.from({ length: 300 }, (_, i) => ({ key: `k${i}`, value: `v${i}` })),
+  );
+  const between = [
+    {
+      id: "drop",
+      type: "function",
+      // every third record is dropped on purpose (returns null); offset 150 takes the slow path
+      func: "const o = Number(msg.kafka.offset); if (o % 3 === 0) return null; return o === 151 ? [null, msg] : [msg, null];",
+      outputs: 2,
+      wires: [["out"], ["hold"]],
+    },
+    {
+      id: "hold",
+      type: "delay",
+      pauseType: "delay",
+      timeout: "12",
+      timeoutUnits: "seconds",
+      wires: [["out"]],
+    },
+  ];
+  await loadFlow(bridgeFlow({ kafkaTopic, pulsarTopic, groupId, between, inWires: ["drop"] }));
+  try {
+    await waitFor(
+      "the commit to reach the held record",
+      async () => (await committedOffsets(groupId, kafkaTopic)).get(0)?.committed === 151,
+      30_000,
+    );
+    const stillHeld = (await committedOffsets(groupId, kafkaTopic)).get(0);
+    assert.equal(stillHeld?.committed, 151, "never past the unsettled record 151 while it is held");
+    await waitFor(
+      "all offsets committed",
+      async () => (await committedOffsets(groupId, kafkaTopic)).get(0)?.committed === 300,
+      60_000,
+    );
+    const got = await drain(consumer, 200, 30_000);
+    const offsets = got.map((m) => Number(m.payload.toString().slice(1))).sort((a, b) => a - b);
+    assert.deepEqual(
+      offsets,
+      Array.from({ length: 300 }, (_, i) => i).filter((i) => i % 3 !== 0),
+      "exactly the records the flow did not drop",
+    );
+  } finally {
+    await unloadFlow();
+    await consumer.close();
+  }
+});

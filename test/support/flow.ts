@@ -32,6 +32,15 @@ function withHooks(set: NodeSet): NodeSet {
   };
 }
 
+// Core nodes a flow may use; the helper only preloads catch, status and complete itself.
+const CORE_NODES: Record<string, string> = {
+  function: "function/10-function.js",
+  switch: "function/10-switch.js",
+  change: "function/15-change.js",
+  delay: "function/89-delay.js",
+  debug: "common/21-debug.js",
+};
+
 let initialised = false;
 
 /** Loads `flow` with the kafka and pulsar node sets (compiled in nodes/lib) plus any core nodes it uses. */
@@ -45,7 +54,17 @@ export async function loadFlow(flow: unknown[], credentials: Record<string, unkn
   const kafka = require(path.join(ROOT, "nodes", "kafka.js")) as NodeSet;
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const pulsar = require(path.join(ROOT, "nodes", "pulsar.js")) as NodeSet;
-  await helper.load([withHooks(kafka), withHooks(pulsar)], flow, credentials);
+  const types = new Set((flow as { type?: string }[]).map((n) => n.type));
+  const core = Object.entries(CORE_NODES)
+    .filter(([type]) => types.has(type))
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    .map(
+      ([, file]) =>
+        require(
+          path.join(path.dirname(require.resolve("@node-red/nodes/package.json")), "core", file),
+        ) as NodeSet,
+    );
+  await helper.load([withHooks(kafka), withHooks(pulsar), ...core], flow, credentials);
 }
 
 export async function unloadFlow(): Promise<void> {
