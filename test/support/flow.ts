@@ -55,15 +55,12 @@ export async function loadFlow(flow: unknown[], credentials: Record<string, unkn
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const pulsar = require(path.join(ROOT, "nodes", "pulsar.js")) as NodeSet;
   const types = new Set((flow as { type?: string }[]).map((n) => n.type));
-  const core = Object.entries(CORE_NODES)
-    .filter(([type]) => types.has(type))
+  const coreDir = path.join(path.dirname(require.resolve("@node-red/nodes/package.json")), "core");
+  const core: NodeSet[] = [];
+  for (const [type, file] of Object.entries(CORE_NODES)) {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    .map(
-      ([, file]) =>
-        require(
-          path.join(path.dirname(require.resolve("@node-red/nodes/package.json")), "core", file),
-        ) as NodeSet,
-    );
+    if (types.has(type)) core.push(require(path.join(coreDir, file)) as NodeSet);
+  }
   await helper.load([withHooks(kafka), withHooks(pulsar), ...core], flow, credentials);
 }
 
