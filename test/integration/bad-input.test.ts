@@ -1,0 +1,241 @@
+// Bad configurations and bad msgs, in a real Node-RED runtime with the real brokers: each gives a clear
+// error (log + status, or Catch with the original msg), Node-RED keeps running, nothing is dropped silently.
+import assert from "node:assert/strict";
+import { after, afterEach, test } from "node:test";
+import { helper, loadFlow, stopHelper, unloadFlow } from "../support/flow";
+import { kafkaBrokers, pulsarUrl, uniqueName } from "../support/brokers";
+
+interface LogEntry {
+  level: number;
+  id?: string;
+  msg?: unknown;
+}
+
+after(async () => {
+  await stopHelper();
+});
+afterEach(async () => {
+  await unloadFlow();
+});
+
+const ERROR = 20;
+
+function errorsOf(id: string): string[] {
+  const log = (helper as unknown as { log(): { args: [LogEntry][] } }).log();
+  return log.args
+    .map(([entry]) => entry)
+    .filter((e) => e.level === ERROR && e.id === id)
+    .map((e) => String(e.msg));
+}
+
+async function eventually(check: () => boolean, what: string, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const kc = (brokers = kafkaBrokers.join(","), extra: Record<string, unknown> = {}) => ({
+  id: "kc",
+  type: "kafka-cluster",
+  brokers,
+  ...extra,
+});
+const pc = (serviceUrl = pulsarUrl, extra: Record<string, unknown> = {}) => ({
+  id: "pc",
+  type: "pulsar-cluster",
+  serviceUrl,
+  ...extra,
+});
+const kin = (extra: Record<string, unknown>) => ({
+  id: "in",
+  type: "kafka-in",
+  cluster: "kc",
+  topics: uniqueName("bad"),
+  groupId: uniqueName("g"),
+  wires: [[]],
+  ...extra,
+});
+
+const configCases: { name: string; flow: object[]; id: string; expect: RegExp }[] = [
+  { name: "kafka-in without a cluster", flow: [kin({ cluster: "" })], id: "in", expect: /no kafka-cluster/ },
+  { name: "empty broker list", flow: [kc(""), kin({})], id: "in", expect: /no Kafka broker/ },
+  { name: "broker without a port", flow: [kc("localhost"), kin({})], id: "in", expect: /not a host:port/ },
+  { name: "empty group id", flow: [kc(), kin({ groupId: " " })], id: "in", expect: /group id is required/ },
+  { name: "no topics", flow: [kc(), kin({ topics: "" })], id: "in", expect: /no Kafka topic/ },
+  {
+    name: "invalid topic pattern",
+    flow: [kc(), kin({ topics: "/([/" })],
+    id: "in",
+    expect: /invalid topic pattern/,
+  },
+  {
+    name: "invalid topic name",
+    flow: [kc(), kin({ topics: "bad topic" })],
+    id: "in",
+    expect: /not a valid Kafka topic/,
+  },
+  {
+    name: "dead-letter policy without a topic",
+    flow: [kc(), kin({ failurePolicy: "dead-letter", deadLetterTopic: "" })],
+    id: "in",
+    expect: /dead-letter topic/,
+  },
+  {
+    name: "SASL PLAIN without credentials",
+    flow: [kc(undefined, { saslMechanism: "plain" }), kin({})],
+    id: "in",
+    expect: /username and a password/,
+  },
+  {
+    name: "pulsar-out without a cluster",
+    flow: [{ id: "out", type: "pulsar-out", cluster: "", topic: "t", wires: [] }],
+    id: "out",
+    expect: /no pulsar-cluster/,
+  },
+  {
+    name: "pulsar-out with an invalid fixed topic",
+    flow: [pc(), { id: "out", type: "pulsar-out", cluster: "pc", topic: "a/b/c/d", wires: [] }],
+    id: "out",
+    expect: /not a valid Pulsar topic/,
+  },
+  {
+    name: "pulsar-out with a broken template",
+    flow: [pc(), { id: "out", type: "pulsar-out", cluster: "pc", topic: "{{#open}}", wires: [] }],
+    id: "out",
+    expect: /template is invalid/,
+  },
+];
+
+for (const c of configCases) {
+  test(`bad configuration: ${c.name} -> a clear error, no crash`, async () => {
+    await loadFlow(c.flow);
+    await eventually(
+      () => errorsOf(c.id).some((m) => c.expect.test(m)),
+      `error ${String(c.expect)} from ${c.id}`,
+    );
+  });
+}
+
+/** Sends msg into pulsar-out and resolves with what the Catch node got. */
+async function caught(
+  flowExtra: object[],
+  out: Record<string, unknown>,
+  msg: Record<string, unknown>,
+): Promise<{ error: { message: string }; payload?: unknown }> {
+  await loadFlow([
+    { id: "f1", type: "tab" },
+    ...flowExtra,
+    { id: "out", type: "pulsar-out", z: "f1", cluster: "pc", wires: [], ...out },
+    { id: "c1", type: "catch", z: "f1", scope: ["out"], wires: [["sink"]] },
+    { id: "sink", type: "helper", z: "f1" },
+  ]);
+  const sink = helper.getNode("sink");
+  assert.ok(sink);
+  const got = new Promise<{ error: { message: string }; payload?: unknown }>((resolve) =>
+    sink.on("input", ((m: { error: { message: string } }) => resolve(m)) as never),
+  );
+  helper.getNode("out")?.receive(msg);
+  return got;
+}
+
+const msgCases: {
+  name: string;
+  out: Record<string, unknown>;
+  msg: Record<string, unknown>;
+  expect: RegExp;
+  cluster?: object;
+}[] = [
+  {
+    name: "a template that renders an invalid topic",
+    out: { topic: "persistent://public/default/{{missing}}" },
+    msg: { payload: "x" },
+    expect: /rendered from/,
+  },
+  {
+    name: "msg.topic missing when the topic comes from the msg",
+    out: { topicType: "msg" },
+    msg: { payload: "x" },
+    expect: /msg.topic is not set/,
+  },
+  {
+    name: "msg.topic that Pulsar would refuse",
+    out: { topicType: "msg" },
+    msg: { payload: "x", topic: "a b" },
+    expect: /not a valid Pulsar topic/,
+  },
+  {
+    name: "a payload that cannot be serialised",
+    out: { topic: uniqueName("t") },
+    msg: { payload: { n: 10n } },
+    expect: /cannot be serialised/,
+  },
+  {
+    name: "an oversize payload",
+    out: { topic: uniqueName("t"), batching: false },
+    msg: { payload: Buffer.alloc(6 * 1024 * 1024) },
+    expect: /exceeds the broker's maximum/,
+  },
+  {
+    name: "msg.properties that is not an object",
+    out: { topic: uniqueName("t") },
+    msg: { payload: "x", properties: ["a"] },
+    expect: /msg.properties must be an object/,
+  },
+  {
+    name: "an invalid event time",
+    out: { topic: uniqueName("t") },
+    msg: { payload: "x", eventTime: "yesterday-ish" },
+    expect: /not a valid time/,
+  },
+  {
+    name: "a topic in a tenant that does not exist",
+    out: { topic: `persistent://no-such-tenant/default/${uniqueName("t")}` },
+    msg: { payload: "x" },
+    expect: /./,
+  },
+  {
+    name: "effectively-once without kafka provenance",
+    out: { topic: uniqueName("t"), effectivelyOnce: true },
+    msg: { payload: "x" },
+    expect: /needs msg.kafka/,
+  },
+  {
+    name: "an unreachable Pulsar",
+    out: { topic: uniqueName("t") },
+    msg: { payload: "x" },
+    expect: /cannot connect|closed|connect/i,
+    cluster: pc("pulsar://127.0.0.1:1", { connectionTimeoutMs: 2000 }),
+  },
+  {
+    name: "a service URL that is not pulsar://",
+    out: { topic: uniqueName("t") },
+    msg: { payload: "x" },
+    expect: /not a Pulsar service URL/,
+    cluster: pc("http://127.0.0.1:8080"),
+  },
+];
+
+for (const c of msgCases) {
+  test(`bad msg: ${c.name} -> Catch gets the original msg with a clear error`, async () => {
+    const got = await caught([c.cluster ?? pc()], c.out, c.msg);
+    assert.match(got.error.message, c.expect);
+    assert.deepEqual(got.payload, c.msg.payload, "the original msg");
+  });
+}
+
+test("after all that, the runtime still bridges a good msg", async () => {
+  await loadFlow([
+    pc(),
+    { id: "out", type: "pulsar-out", cluster: "pc", topic: uniqueName("ok"), outputs: 1, wires: [["sink"]] },
+    { id: "sink", type: "helper" },
+  ]);
+  const sink = helper.getNode("sink");
+  assert.ok(sink);
+  const got = new Promise<{ pulsar: { messageId: { entryId: number } } }>((resolve) =>
+    sink.on("input", ((m: never) => resolve(m)) as never),
+  );
+  helper.getNode("out")?.receive({ payload: "fine" });
+  assert.ok((await got).pulsar.messageId.entryId >= 0);
+});
