@@ -134,7 +134,7 @@ async function caught(
   const sink = helper.getNode("sink");
   assert.ok(sink);
   const got = new Promise<{ error: { message: string }; payload?: unknown }>((resolve) =>
-    sink.on("input", ((m: { error: { message: string } }) => resolve(m)) as never),
+    sink.on("input", (m: { error: { message: string } }) => resolve(m)),
   );
   helper.getNode("out")?.receive(msg);
   return got;
@@ -234,7 +234,7 @@ test("after all that, the runtime still bridges a good msg", async () => {
   const sink = helper.getNode("sink");
   assert.ok(sink);
   const got = new Promise<{ pulsar: { messageId: { entryId: number } } }>((resolve) =>
-    sink.on("input", ((m: never) => resolve(m)) as never),
+    sink.on("input", (m: never) => resolve(m)),
   );
   helper.getNode("out")?.receive({ payload: "fine" });
   assert.ok((await got).pulsar.messageId.entryId >= 0);
