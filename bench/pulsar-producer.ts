@@ -1,0 +1,96 @@
+// Benchmark (a program that prints figures, not a test): our producer's throughput next to the official
+// `pulsar-perf produce` on the same broker in the same run, for 100 B and 1 KiB messages, batched.
+//   npm run bench:producer [-- messages per run of ours, default 1000000]
+// Both run one producer, batches of up to 1000 messages, 1 ms batching delay, 10000 messages outstanding.
+import { spawn } from "node:child_process";
+import path from "node:path";
+import { createClient } from "../src/pulsar/client";
+
+const ROOT = path.resolve(__dirname, "..");
+const PULSAR_URL = process.env.PULSAR_URL ?? "pulsar://127.0.0.1:6650";
+const N = Number(process.argv[2] ?? 1_000_000);
+const PERF_SECONDS = 32;
+
+async function ours(size: number): Promise<number> {
+  const client = createClient({ serviceUrl: PULSAR_URL });
+  const producer = await client.createProducer({
+    topic: `persistent://public/default/bench-ours-${size}-${Date.now()}`,
+    batchingEnabled: true,
+    batchingMaxMessages: 1000,
+    batchingMaxPublishDelayMs: 1,
+    maxPendingMessages: 10_000,
+    blockIfQueueFull: true,
+  });
+  const payload = Buffer.alloc(size, 0x61);
+  // warm-up
+  await Promise.all(Array.from({ length: 10_000 }, () => producer.send({ payload })));
+  const start = process.hrtime.bigint();
+  const inflight: Promise<unknown>[] = [];
+  for (let i = 0; i < N; i++) {
+    inflight.push(producer.send({ payload }));
+    if (inflight.length >= 20_000) await Promise.all(inflight.splice(0));
+  }
+  await Promise.all(inflight);
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  await producer.close();
+  await client.close();
+  return N / seconds;
+}
+
+function perf(size: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const topic = `persistent://public/default/bench-perf-${size}-${Date.now()}`;
+    const child = spawn(
+      process.execPath,
+      [
+        path.join(ROOT, "scripts", "brokers.mjs"),
+        "pulsar-perf",
+        "produce",
+        "-time",
+        String(PERF_SECONDS),
+        "-r",
+        "10000000",
+        "-s",
+        String(size),
+        "-bm",
+        "1000",
+        "-b",
+        "1",
+        "-o",
+        "10000",
+        topic,
+      ],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+    child.on("close", () => {
+      // pulsar-perf prints "Throughput produced: N msg --- R msg/s" every 10 s; the first window includes the
+      // JVM warm-up, so the steady rate is the mean of the later windows.
+      const rates = [...out.matchAll(/Throughput produced: +\d+ msg --- +([\d.]+) msg\/s/g)].map((m) =>
+        Number(m[1]),
+      );
+      if (rates.length < 2)
+        reject(new Error(`too few throughput lines from pulsar-perf:\n${out.slice(-2000)}`));
+      else resolve(rates.slice(1).reduce((a, b) => a + b, 0) / (rates.length - 1));
+    });
+  });
+}
+
+async function main(): Promise<void> {
+  console.log(`messages per run: ${N}; broker ${PULSAR_URL}`);
+  console.log("size    ours msg/s    pulsar-perf msg/s    ratio");
+  for (const size of [100, 1024]) {
+    const a = await ours(size);
+    const b = await perf(size);
+    console.log(
+      `${String(size).padEnd(7)} ${a.toFixed(0).padStart(11)}    ${b.toFixed(0).padStart(17)}    ${(a / b).toFixed(2)}x`,
+    );
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});
