@@ -583,7 +583,7 @@ async function startPulsar() {
         "standalone",
         "--no-functions-worker",
         "--no-stream-storage",
-        "--wipe-data",
+        ...(S.keepData ? [] : ["--wipe-data"]),
         "--metadata-dir",
         path.join(dataDir, "metadata"),
         "--bookkeeper-dir",

@@ -1,4 +1,5 @@
 // Capped exponential back-off with jitter, for reconnects and retries.
+import { PulsarError } from "./errors";
 
 export class Backoff {
   private current: number;
@@ -25,5 +26,29 @@ export class Backoff {
 
   reset(): void {
     this.current = this.initialMs;
+  }
+}
+
+/**
+ * Runs `attempt` until it succeeds, a non-retriable error occurs, or `budgetMs` has passed (then the last
+ * error is thrown): a broker restarting or a topic being moved is waited out, as the official clients do.
+ */
+export async function retryWithin(
+  budgetMs: number,
+  backoff: Backoff,
+  attempt: () => Promise<void>,
+): Promise<void> {
+  const deadline = Date.now() + budgetMs;
+  for (;;) {
+    try {
+      await attempt();
+      backoff.reset();
+      return;
+    } catch (err) {
+      const retriable = err instanceof PulsarError && err.retriable;
+      const wait = backoff.next();
+      if (!retriable || Date.now() + wait > deadline) throw err;
+      await new Promise((r) => setTimeout(r, wait));
+    }
   }
 }

@@ -2,7 +2,7 @@
 // compression decoding, individual ack, close. Partitioned topics get one consumer per partition.
 import type { BuiltinClient } from "./client";
 import type { Connection, ConsumerListener } from "./connection";
-import { Backoff } from "./backoff";
+import { Backoff, retryWithin } from "./backoff";
 import { codecTypeFromWire, loadCodec } from "./compression";
 import {
   CommandType,
@@ -91,7 +91,11 @@ class PartitionConsumer {
     return this.o.receiverQueueSize ?? 1000;
   }
 
-  async start(): Promise<void> {
+  start(): Promise<void> {
+    return retryWithin(this.client.options.operationTimeoutMs, this.backoff, () => this.subscribeOnce());
+  }
+
+  private async subscribeOnce(): Promise<void> {
     const address = await this.client.lookup(this.topic);
     const conn = await this.client.getConnection(address);
     conn.addConsumer(this.consumerId, this.listener);
@@ -125,7 +129,7 @@ class PartitionConsumer {
     const delay = this.backoff.next();
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;
-      this.start().catch(() => this.onDisconnect());
+      this.subscribeOnce().catch(() => this.onDisconnect());
     }, delay);
   }
 

@@ -2,7 +2,7 @@
 // queue, receipts matched in order, reconnect with in-order resend; a PartitionedProducer routes over N.
 import type { BuiltinClient } from "./client";
 import type { Connection, ProducerListener } from "./connection";
-import { Backoff } from "./backoff";
+import { Backoff, retryWithin } from "./backoff";
 import { loadCodec, type Codec } from "./compression";
 import {
   CommandType,
@@ -128,7 +128,7 @@ export class PartitionProducer {
 
   /** Creates the producer on the broker (first time: errors are thrown to the caller). */
   async start(): Promise<void> {
-    await this.connectOnce();
+    await retryWithin(this.client.options.operationTimeoutMs, this.backoff, () => this.connectOnce());
     this.nextSequenceId = this.lastSequenceId + 1;
   }
 
