@@ -1,0 +1,127 @@
+// Backpressure and outage: Pulsar (an instance of this test's own) is down while 20k records wait in Kafka.
+// kafka-in stops at its in-flight window and pauses, nothing is committed past what Pulsar acknowledged,
+// memory stays bounded, and once Pulsar is back every record arrives.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { after, before, test } from "node:test";
+import { createClient } from "../../src/pulsar/client";
+import { kafkaBrokers, ROOT, uniqueName } from "../support/brokers";
+import { committedOffsets, createTopic, produce } from "../support/kafka";
+import { helper, loadFlow, stopHelper, unloadFlow } from "../support/flow";
+import { freePort } from "../support/node-red-process";
+
+const RECORDS = 20_000;
+let env: NodeJS.ProcessEnv;
+let home: string;
+let serviceUrl: string;
+
+function brokers(...args: string[]): void {
+  const r = spawnSync(process.execPath, [path.join(ROOT, "scripts", "brokers.mjs"), ...args], {
+    env,
+    encoding: "utf8",
+  });
+  if (r.status !== 0) throw new Error(`brokers ${args.join(" ")} failed:\n${r.stderr}`);
+}
+
+before(async () => {
+  home = fs.mkdtempSync(path.join(os.tmpdir(), "pulsar-outage-"));
+  const port = await freePort();
+  env = {
+    ...process.env,
+    BROKERS_HOME: home,
+    PULSAR_PORT: String(port),
+    PULSAR_HTTP_PORT: String(await freePort()),
+  };
+  serviceUrl = `pulsar://127.0.0.1:${port}`;
+});
+
+after(async () => {
+  await stopHelper();
+  brokers("stop", "pulsar");
+  fs.rmSync(home, { recursive: true, force: true });
+});
+
+async function waitFor(
+  what: string,
+  check: () => Promise<boolean> | boolean,
+  timeoutMs: number,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+test("Pulsar down: kafka-in pauses at its window, commits nothing unacknowledged; Pulsar back: nothing lost", async () => {
+  const kafkaTopic = uniqueName("outage");
+  const groupId = uniqueName("outage-group");
+  await createTopic(kafkaTopic, 2);
+  await produce(
+    kafkaTopic,
+    Array.from({ length: RECORDS }, (_, i) => ({ partition: i % 2, value: `r${i}` })),
+    2000,
+  );
+  const statuses: string[] = [];
+  await loadFlow([
+    { id: "kc", type: "kafka-cluster", brokers: kafkaBrokers.join(",") },
+    { id: "pc", type: "pulsar-cluster", serviceUrl, operationTimeoutMs: 3000, connectionTimeoutMs: 2000 },
+    {
+      id: "in",
+      type: "kafka-in",
+      cluster: "kc",
+      topics: kafkaTopic,
+      groupId,
+      startFrom: "earliest",
+      maxInFlight: 500,
+      retryBackoffMs: 500,
+      wires: [["out"]],
+    },
+    { id: "out", type: "pulsar-out", cluster: "pc", topic: "persistent://public/default/outage", wires: [] },
+  ]);
+  const kafkaIn = helper.getNode("in");
+  assert.ok(kafkaIn);
+  kafkaIn.on("call:status", ((call: { args: [{ text?: string }] }) =>
+    statuses.push(String(call.args[0]?.text ?? ""))) as never);
+  try {
+    const rssBefore = process.memoryUsage().rss;
+    await waitFor("kafka-in to pause", () => statuses.some((s) => s.includes("paused")), 60_000);
+    const offsets = await committedOffsets(groupId, kafkaTopic);
+    for (const [, o] of offsets) assert.ok(o.committed <= 0, "nothing committed while Pulsar is down");
+    const rssGrowth = (process.memoryUsage().rss - rssBefore) / 1048576;
+    assert.ok(rssGrowth < 200, `memory bounded while paused (+${rssGrowth.toFixed(0)} MB)`);
+
+    brokers("start", "pulsar");
+    await waitFor(
+      "all offsets committed after Pulsar came back",
+      async () => {
+        const o = await committedOffsets(groupId, kafkaTopic);
+        return o.size === 2 && [...o.values()].every((p) => p.committed === p.logEnd);
+      },
+      240_000,
+    );
+  } finally {
+    await unloadFlow();
+  }
+  const client = createClient({ serviceUrl });
+  const consumer = await client.subscribe({
+    topic: "persistent://public/default/outage",
+    subscription: "check",
+    initialPosition: "earliest",
+    receiverQueueSize: 5000,
+  });
+  const seen = new Set<string>();
+  for (;;) {
+    const m = await consumer.receive(5000).catch(() => undefined);
+    if (!m) break;
+    seen.add(m.payload.toString());
+  }
+  await consumer.close();
+  await client.close();
+  const lost = Array.from({ length: RECORDS }, (_, i) => `r${i}`).filter((v) => !seen.has(v));
+  assert.equal(lost.length, 0, `nothing lost (${lost.length} missing)`);
+});
