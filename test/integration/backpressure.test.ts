@@ -85,8 +85,9 @@ test("Pulsar down: kafka-in pauses at its window, commits nothing unacknowledged
   ]);
   const kafkaIn = helper.getNode("in");
   assert.ok(kafkaIn);
-  kafkaIn.on("call:status", ((call: { args: [{ text?: string }] }) =>
-    statuses.push(String(call.args[0]?.text ?? ""))) as never);
+  kafkaIn.on("call:status", (call: { args: [{ text?: string }] }) =>
+    statuses.push(String(call.args[0]?.text ?? "")),
+  );
   try {
     const rssBefore = process.memoryUsage().rss;
     await waitFor("kafka-in to pause", () => statuses.some((s) => s.includes("paused")), 60_000);
