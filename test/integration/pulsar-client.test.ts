@@ -12,7 +12,7 @@ import {
   MessageTooBigError,
   PulsarError,
 } from "../../src/pulsar/errors";
-import { pulsarAdmin, pulsarUrl, runToolOk, uniqueName } from "../support/brokers";
+import { pulsarAdmin, pulsarHttpUrl, pulsarUrl, runToolOk, uniqueName } from "../support/brokers";
 
 let client: PulsarClient;
 before(() => {
@@ -138,7 +138,7 @@ test("binary payloads are stored byte for byte (read back through the admin REST
   await producer.send({ payload });
   await producer.close();
   const res = await fetch(
-    `${pulsarUrl.replace("pulsar://", "http://").replace(":6650", ":8080")}/admin/v2/persistent/public/default/${topic}/subscription/peek/position/1`,
+    `${pulsarHttpUrl}/admin/v2/persistent/public/default/${topic}/subscription/peek/position/1`,
   );
   assert.equal(res.status, 200);
   assert.deepEqual(Buffer.from(await res.arrayBuffer()), payload);
