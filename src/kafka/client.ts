@@ -2,6 +2,7 @@
 import type { ConnectionOptions } from "node:tls";
 import { Kafka, logLevel, type KafkaConfig, type LogEntry, type SASLOptions } from "kafkajs";
 import { ConfigurationError } from "../common/errors";
+import { registerKafkaCodecs } from "./codecs";
 
 export type SaslMechanism = "none" | "plain" | "scram-sha-256" | "scram-sha-512" | "oauthbearer";
 
@@ -85,6 +86,7 @@ const LEVELS: Record<number, "debug" | "info" | "warn" | "error"> = {
 
 /** A kafkajs client for the settings; no connection is opened until a consumer/producer/admin connects. */
 export function createKafka(s: KafkaSettings): Kafka {
+  registerKafkaCodecs();
   const config: KafkaConfig = {
     clientId: s.clientId,
     brokers: s.brokers,

@@ -75,8 +75,26 @@ export function lz4CompressBlock(src: Uint8Array): Buffer {
 /** Decodes a raw block into exactly `size` bytes; throws on malformed input. */
 export function lz4DecompressBlock(src: Uint8Array, size: number): Buffer {
   const out = Buffer.allocUnsafe(size);
+  const end = decodeInto(src, out, 0);
+  if (end !== size) throw new Error(`corrupt LZ4 block: decoded ${end} bytes, expected ${size}`);
+  return out;
+}
+
+/**
+ * Decodes a block of at most `maxSize` bytes whose matches may reach back into `prefix` (the output of
+ * earlier blocks, as in linked LZ4 frame blocks). Returns only the block's own output.
+ */
+export function lz4DecompressBlockWithPrefix(src: Uint8Array, prefix: Uint8Array, maxSize: number): Buffer {
+  const out = Buffer.allocUnsafe(prefix.length + maxSize);
+  out.set(prefix, 0);
+  const end = decodeInto(src, out, prefix.length);
+  return Buffer.from(out.subarray(prefix.length, end));
+}
+
+function decodeInto(src: Uint8Array, out: Buffer, start: number): number {
+  const size = out.length;
   let ip = 0;
-  let op = 0;
+  let op = start;
   const n = src.length;
   const bad = (why: string) => new Error(`corrupt LZ4 block: ${why}`);
   while (ip < n) {
@@ -111,6 +129,5 @@ export function lz4DecompressBlock(src: Uint8Array, size: number): Buffer {
     if (op + len > size) throw bad("match out of bounds");
     for (let k = 0; k < len; k++, op++) out[op] = out[op - offset]!;
   }
-  if (op !== size) throw bad(`decoded ${op} bytes, expected ${size}`);
-  return out;
+  return op;
 }

@@ -190,3 +190,18 @@ test("batch payloads round-trip with per-message keys, properties, event times a
   assert.equal(md.compression, 1);
   assert.throws(() => decodeBatchPayload(encodeBatchPayload(items).subarray(0, 10), 2), /truncated/);
 });
+
+test("Kafka codec framings: xxHash32 vectors, LZ4 frames and xerial snappy round-trip", async () => {
+  const { xxh32, lz4FrameDecode, lz4FrameEncode, snappyDecode, snappyEncode } =
+    await import("../../src/kafka/codecs");
+  assert.equal(xxh32(Buffer.from("")), 0x02cc5d05);
+  assert.equal(xxh32(Buffer.from("a")), 0x550d7456);
+  assert.equal(xxh32(Buffer.from("Nobody inspects the spammish repetition")), 0xe2293b2f);
+  const data = Buffer.from(
+    JSON.stringify(Array.from({ length: 20_000 }, (_, i) => ({ i, s: `x${i % 10}` }))),
+  );
+  assert.deepEqual(lz4FrameDecode(lz4FrameEncode(data)), data);
+  assert.deepEqual(lz4FrameDecode(lz4FrameEncode(Buffer.alloc(0))), Buffer.alloc(0));
+  assert.deepEqual(snappyDecode(snappyEncode(data)), data);
+  assert.throws(() => lz4FrameDecode(Buffer.from("not a frame")), /not an LZ4 frame/);
+});
