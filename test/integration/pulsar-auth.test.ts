@@ -1,0 +1,84 @@
+// Token authentication against a Pulsar of this test's own started with PULSAR_AUTH=token: a valid token
+// (as a value or a file) works; a wrong or missing token gives an AuthenticationError, fast.
+import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { after, before, test } from "node:test";
+import { createClient } from "../../src/pulsar/client";
+import { tokenAuth } from "../../src/pulsar/auth";
+import { AuthenticationError, PulsarError } from "../../src/pulsar/errors";
+import { ROOT } from "../support/brokers";
+import { freePort } from "../support/node-red-process";
+
+let env: NodeJS.ProcessEnv;
+let home: string;
+let serviceUrl: string;
+
+function brokers(...args: string[]): string {
+  const r = spawnSync(process.execPath, [path.join(ROOT, "scripts", "brokers.mjs"), ...args], {
+    env,
+    encoding: "utf8",
+  });
+  if (r.status !== 0) throw new Error(`brokers ${args.join(" ")} failed:\n${r.stderr}`);
+  return r.stdout.trim();
+}
+
+before(async () => {
+  home = fs.mkdtempSync(path.join(os.tmpdir(), "pulsar-token-"));
+  const port = await freePort();
+  env = {
+    ...process.env,
+    BROKERS_HOME: home,
+    PULSAR_PORT: String(port),
+    PULSAR_HTTP_PORT: String(await freePort()),
+    PULSAR_AUTH: "token",
+  };
+  serviceUrl = `pulsar://127.0.0.1:${port}`;
+  brokers("start", "pulsar");
+});
+
+after(() => {
+  brokers("stop", "pulsar");
+  fs.rmSync(home, { recursive: true, force: true });
+});
+
+function forgedToken(): string {
+  const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString("base64url");
+  const unsigned = `${b64({ alg: "HS256", typ: "JWT" })}.${b64({ sub: "admin" })}`;
+  return `${unsigned}.${createHmac("sha256", Buffer.alloc(32, 7)).update(unsigned).digest("base64url")}`;
+}
+
+test("a valid token, given as a value or as a file, is accepted", async () => {
+  const token = brokers("token", "admin");
+  const file = path.join(home, "token.jwt");
+  fs.writeFileSync(file, `${token}\n`);
+  for (const auth of [tokenAuth({ token }), tokenAuth({ file })]) {
+    const client = createClient({ serviceUrl, auth });
+    const producer = await client.createProducer({ topic: "persistent://public/default/secured" });
+    const receipt = await producer.send({ payload: Buffer.from("ok") });
+    assert.ok(receipt.messageId.entryId >= 0);
+    await client.close();
+  }
+});
+
+test("a wrong token or no token is refused with an AuthenticationError, without hanging", async () => {
+  for (const auth of [tokenAuth({ token: forgedToken() }), undefined]) {
+    const client = createClient({ serviceUrl, auth, connectionTimeoutMs: 5000, operationTimeoutMs: 5000 });
+    const started = Date.now();
+    await assert.rejects(
+      client.createProducer({ topic: "persistent://public/default/secured" }),
+      (e: unknown) => {
+        assert.ok(e instanceof PulsarError);
+        assert.ok(e instanceof AuthenticationError || /authentication/i.test(e.message), e.message);
+        assert.doesNotMatch(e.message, /eyJ/, "the token never appears in the error");
+        return true;
+      },
+    );
+    assert.ok(Date.now() - started < 15_000);
+    await client.close();
+  }
+  assert.throws(() => tokenAuth({ token: " " }), /no token is set/);
+});
