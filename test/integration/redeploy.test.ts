@@ -1,0 +1,79 @@
+// Redeploys on a real node-red process: full, flows and nodes deployments, 20 in a row, leave the number of
+// connections to the brokers flat, and the bridge keeps working after them.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import { test } from "node:test";
+import { kafkaBrokers, pulsarAdmin, pulsarUrl, uniqueName } from "../support/brokers";
+import { createTopic, produce } from "../support/kafka";
+import { makeUserDir, startNodeRed } from "../support/node-red-process";
+
+/** Established TCP connections of `pid` to the given remote ports (read with ss). */
+function connections(pid: number, ports: number[]): number {
+  const out = execFileSync("ss", ["-tnp", "state", "established"], { encoding: "utf8" });
+  return out
+    .split("\n")
+    .filter((line) => line.includes(`pid=${pid},`))
+    .filter((line) => ports.some((p) => new RegExp(`:${p}\\s`).test(`${line} `))).length;
+}
+
+test("20 redeploys (full, flows, nodes) leave broker connections flat; the bridge still works", async (t) => {
+  const kafkaTopic = uniqueName("redeploy");
+  const pulsarTopic = uniqueName("redeploy");
+  await createTopic(kafkaTopic, 2);
+  const userDir = makeUserDir();
+  t.after(() => fs.rmSync(userDir, { recursive: true, force: true }));
+  const red = await startNodeRed({ userDir });
+  t.after(() => red.stop());
+  const kafkaPort = Number((kafkaBrokers[0] ?? "").split(":")[1]);
+  const pulsarPort = Number(new URL(pulsarUrl.replace("pulsar://", "http://")).port);
+  const flow = (label: string) => [
+    { id: "tab", type: "tab", label },
+    { id: "kc", type: "kafka-cluster", brokers: kafkaBrokers.join(",") },
+    { id: "pc", type: "pulsar-cluster", serviceUrl: pulsarUrl },
+    {
+      id: "in",
+      type: "kafka-in",
+      z: "tab",
+      name: label,
+      cluster: "kc",
+      topics: kafkaTopic,
+      groupId: "redeploy-group",
+      startFrom: "earliest",
+      wires: [["out"]],
+    },
+    { id: "out", type: "pulsar-out", z: "tab", name: label, cluster: "pc", topic: pulsarTopic, wires: [] },
+  ];
+  const stored = async () =>
+    (
+      (await pulsarAdmin("GET", `/admin/v2/persistent/public/default/${pulsarTopic}/stats`)).json as {
+        msgInCounter?: number;
+      }
+    ).msgInCounter ?? 0;
+  const waitStored = async (n: number) => {
+    const deadline = Date.now() + 60_000;
+    while ((await stored()) < n) {
+      if (Date.now() > deadline) throw new Error(`only ${await stored()} of ${n} bridged`);
+      await new Promise((r) => setTimeout(r, 300));
+    }
+  };
+
+  await red.deploy(flow("v0"));
+  await produce(kafkaTopic, [{ value: "warm-up" }]);
+  await waitStored(1);
+  const baseline = connections(red.process.pid ?? 0, [kafkaPort, pulsarPort]);
+  assert.ok(baseline > 0, "the bridge holds connections");
+
+  const types = ["full", "flows", "nodes"] as const;
+  for (let i = 1; i <= 20; i++) {
+    await red.deploy(flow(`v${i}`), types[i % 3]);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  await produce(kafkaTopic, [{ value: "after redeploys" }]);
+  await waitStored(2);
+  await new Promise((r) => setTimeout(r, 2000));
+  const after = connections(red.process.pid ?? 0, [kafkaPort, pulsarPort]);
+  t.diagnostic(`broker connections: ${baseline} before, ${after} after 20 redeploys`);
+  assert.ok(after <= baseline + 1, `connections stay flat (${baseline} -> ${after})`);
+  assert.doesNotMatch(red.output(), /Unhandled|uncaught/i);
+});
