@@ -1,4 +1,4 @@
-// Backpressure and outage: Pulsar (an instance of this test's own) is down while 20k records wait in Kafka.
+// Backpressure and outage: Pulsar (an instance of this test's own) is down while 100k records wait in Kafka.
 // kafka-in stops at its in-flight window and pauses, nothing is committed past what Pulsar acknowledged,
 // memory stays bounded, and once Pulsar is back every record arrives.
 import assert from "node:assert/strict";
@@ -13,7 +13,7 @@ import { committedOffsets, createTopic, produce } from "../support/kafka";
 import { helper, loadFlow, stopHelper, unloadFlow } from "../support/flow";
 import { freePort } from "../support/node-red-process";
 
-const RECORDS = 20_000;
+const RECORDS = 100_000;
 let env: NodeJS.ProcessEnv;
 let home: string;
 let serviceUrl: string;
