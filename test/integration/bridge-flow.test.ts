@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { loadFlow, unloadFlow, stopHelper } from "../support/flow";
 import { createTopic, committedOffsets, produce, type TestRecord } from "../support/kafka";
-import { kafkaBrokers, pulsarUrl, uniqueName } from "../support/brokers";
+import { kafkaBrokers, pulsarUrl, runToolOk, uniqueName } from "../support/brokers";
 import { createClient } from "../../src/pulsar/client";
 import type { Consumer, PulsarClient, ReceivedMessage } from "../../src/pulsar/types";
 
@@ -181,6 +181,125 @@ test("settled mode: drops settle, a held record blocks the commit at its offset,
       Array.from({ length: 300 }, (_, i) => i).filter((i) => i % 3 !== 0),
       "exactly the records the flow did not drop",
     );
+  } finally {
+    await unloadFlow();
+    await consumer.close();
+  }
+});
+
+test("a poison record is retried, then dead-lettered to Kafka with its error; the rest flows on", async () => {
+  const kafkaTopic = uniqueName("poison");
+  const dlq = uniqueName("poison-dlq");
+  const pulsarTopic = `persistent://public/default/${uniqueName("poison")}`;
+  const groupId = uniqueName("group");
+  await createTopic(kafkaTopic, 1);
+  await createTopic(dlq, 1);
+  const consumer = await pulsar.subscribe({
+    topic: pulsarTopic,
+    subscription: "check",
+    initialPosition: "earliest",
+  });
+  await produce(
+    kafkaTopic,
+    Array.from({ length: 50 }, (_, i) => ({ key: `k${i}`, value: i === 20 ? "poison" : `ok-${i}` })),
+  );
+  const flow = bridgeFlow({
+    kafkaTopic,
+    pulsarTopic,
+    groupId,
+    inWires: ["check"],
+    between: [
+      {
+        id: "check",
+        type: "function",
+        func: 'if (msg.payload === "poison") throw new Error("cannot digest this"); return msg;',
+        outputs: 1,
+        wires: [["out"]],
+      },
+    ],
+  });
+  Object.assign(flow[2] as Record<string, unknown>, {
+    failurePolicy: "dead-letter",
+    maxAttempts: 3,
+    retryBackoffMs: 100,
+    deadLetterTopic: dlq,
+  });
+  await loadFlow(flow);
+  try {
+    const got = await drain(consumer, 49, 30_000);
+    assert.deepEqual(
+      got.map((m) => m.payload.toString()).sort(),
+      Array.from({ length: 50 }, (_, i) => `ok-${i}`)
+        .filter((_, i) => i !== 20)
+        .sort(),
+    );
+    const dead = await runToolOk("kafka-tool", [
+      "console-consumer",
+      "--bootstrap-server",
+      kafkaBrokers[0] ?? "",
+      "--topic",
+      dlq,
+      "--from-beginning",
+      "--max-messages",
+      "1",
+      "--property",
+      "print.headers=true",
+    ]);
+    assert.match(dead.stdout, /poison/);
+    assert.match(dead.stdout, /dlq\.error:.*cannot digest this/);
+    assert.match(dead.stdout, /dlq\.offset:20/);
+    assert.match(dead.stdout, /dlq\.attempts:3/);
+    await waitFor(
+      "all offsets committed",
+      async () => (await committedOffsets(groupId, kafkaTopic)).get(0)?.committed === 50,
+    );
+  } finally {
+    await unloadFlow();
+    await consumer.close();
+  }
+});
+
+test("batch output: one msg carries many records, and all of them settle", async () => {
+  const kafkaTopic = uniqueName("batch");
+  const pulsarTopic = `persistent://public/default/${uniqueName("batch")}`;
+  const groupId = uniqueName("group");
+  await createTopic(kafkaTopic, 1);
+  const consumer = await pulsar.subscribe({
+    topic: pulsarTopic,
+    subscription: "check",
+    initialPosition: "earliest",
+  });
+  await produce(
+    kafkaTopic,
+    Array.from({ length: 1000 }, (_, i) => ({ value: `b${i}` })),
+  );
+  const flow = bridgeFlow({
+    kafkaTopic,
+    pulsarTopic,
+    groupId,
+    inWires: ["count"],
+    // one Pulsar message per batch msg: the number of records it carried
+    between: [
+      {
+        id: "count",
+        type: "function",
+        func: "msg.payload = String(msg.payload.length); return msg;",
+        outputs: 1,
+        wires: [["out"]],
+      },
+    ],
+  });
+  Object.assign(flow[2] as Record<string, unknown>, { batchOutput: true, batchSize: 100 });
+  await loadFlow(flow);
+  try {
+    await waitFor(
+      "all offsets committed",
+      async () => (await committedOffsets(groupId, kafkaTopic)).get(0)?.committed === 1000,
+    );
+    const got = await drain(consumer, 10, 20_000);
+    const total = got.reduce((n, m) => n + Number(m.payload.toString()), 0);
+    assert.equal(total, 1000, "every record was in exactly one batch msg");
+    assert.ok(got.every((m) => Number(m.payload.toString()) <= 100));
   } finally {
     await unloadFlow();
     await consumer.close();
