@@ -79,6 +79,23 @@ function brokers(...argv) {
   });
 }
 
+// The editor tests drive Debian's Chromium (never a browser downloaded by a test tool). A fresh machine
+// gets it from the Debian packages when we may install them; otherwise the editor tests fail, loudly.
+function ensureChromium() {
+  const chromium = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
+  if (fs.existsSync(chromium)) return;
+  if (process.getuid?.() !== 0 || spawnSync("sh", ["-c", "command -v apt-get"]).status !== 0) {
+    console.log(
+      `\n=== chromium: ${chromium} is missing and cannot be installed here; the editor tests will fail`,
+    );
+    return;
+  }
+  step("chromium", "sh", [
+    "-c",
+    "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null",
+  ]);
+}
+
 async function main() {
   const problems = [];
   if (!step("build", process.execPath, [path.join(ROOT, "scripts", "build.mjs")]))
@@ -111,6 +128,7 @@ async function main() {
   } else if (process.env.SKIP_INTEGRATION === "1" && !inCI) {
     console.log("\n=== integration: skipped by SKIP_INTEGRATION=1 (developer opt-out; not allowed in CI)");
   } else if (integrationFiles.length > 0) {
+    ensureChromium();
     const before = brokers("status");
     const alreadyRunning = before.status === 0;
     let started = false;

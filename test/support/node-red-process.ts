@@ -56,7 +56,7 @@ export async function startNodeRed(options: {
   if (!fs.existsSync(settings)) {
     fs.writeFileSync(
       settings,
-      `module.exports = { uiHost: "127.0.0.1", flowFile: "flows.json", credentialSecret: "e2e-secret", logging: { console: { level: "info" } } };\n`,
+      `module.exports = { uiHost: "127.0.0.1", flowFile: "flows.json", credentialSecret: "e2e-secret", editorTheme: { tours: false }, telemetry: { enabled: false }, logging: { console: { level: "info" } } };\n`,
     );
   }
   const child = spawn(
