@@ -1,5 +1,6 @@
 // The builtin Pulsar client: connection pool (one connection per broker address), topic lookup with
 // redirects and proxies, partitioned metadata, and the factory for producers and consumers.
+import { Backoff, retryWithin } from "./backoff";
 import { Connection } from "./connection";
 import { CommandType, encodeLookup, encodePartitionedMetadata } from "./protocol/commands";
 import { AlreadyClosedError, ConnectionError, fromServerError, PulsarError } from "./errors";
@@ -112,6 +113,19 @@ export class BuiltinClient implements PulsarClient {
       throw new PulsarError("unexpected answer to a metadata request", "ProtocolError", true);
     if (res.failed) throw fromServerError(res.error, res.message);
     return res.partitions;
+  }
+
+  /** getPartitionCount, waiting out retriable errors (a broker restarting) within the operation timeout. */
+  async partitionCountWithRetry(topic: string): Promise<number> {
+    let count = 0;
+    const backoff = new Backoff({
+      initialMs: this.options.initialBackoffMs,
+      maxMs: this.options.maxBackoffMs,
+    });
+    await retryWithin(this.options.operationTimeoutMs, backoff, async () => {
+      count = await this.getPartitionCount(topic);
+    });
+    return count;
   }
 
   /** Finds the broker serving `topic`, following redirects (at most 20). */

@@ -256,7 +256,7 @@ class MultiConsumer implements Consumer {
 
 export async function createConsumer(client: BuiltinClient, o: ConsumerOptions): Promise<Consumer> {
   const topic = parseTopicName(o.topic).fullName;
-  const partitions = await client.getPartitionCount(topic);
+  const partitions = await client.partitionCountWithRetry(topic);
   const inbox = new Inbox();
   const parts =
     partitions === 0

@@ -570,7 +570,7 @@ export async function createProducer(client: BuiltinClient, o: ProducerOptions):
     block: o.blockIfQueueFull ?? true,
     sendTimeoutMs: o.sendTimeoutMs ?? 30_000,
   };
-  const partitions = await client.getPartitionCount(topic);
+  const partitions = await client.partitionCountWithRetry(topic);
   const names =
     partitions === 0 ? [topic] : Array.from({ length: partitions }, (_, i) => `${topic}-partition-${i}`);
   const parts = names.map(

@@ -206,7 +206,7 @@ const msgCases: {
     out: { topic: uniqueName("t") },
     msg: { payload: "x" },
     expect: /cannot connect|closed|connect/i,
-    cluster: pc("pulsar://127.0.0.1:1", { connectionTimeoutMs: 2000 }),
+    cluster: pc("pulsar://127.0.0.1:1", { connectionTimeoutMs: 2000, operationTimeoutMs: 4000 }),
   },
   {
     name: "a service URL that is not pulsar://",

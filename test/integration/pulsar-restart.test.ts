@@ -53,9 +53,13 @@ test("a Pulsar restart during 50k sends: all acknowledged, in order, exactly onc
     maxPendingMessages: 2000,
   });
   const receipts: Promise<{ sequenceId: number }>[] = [];
+  const failures: unknown[] = [];
   let restarted: Promise<void> | undefined;
   for (let i = 0; i < TOTAL; i++) {
-    receipts.push(producer.send({ payload: Buffer.from(`m${i}`) }));
+    const receipt = producer.send({ payload: Buffer.from(`m${i}`) });
+    // a handler at once: a failed send is reported with its cause, not as an unhandled rejection
+    receipt.catch((err: unknown) => failures.push(err));
+    receipts.push(receipt);
     if (i === 15_000) {
       // restart in the background while the sends go on (they wait in the bounded queue)
       restarted = (async () => {
@@ -69,7 +73,11 @@ test("a Pulsar restart during 50k sends: all acknowledged, in order, exactly onc
     }
     if (i % 1000 === 999) await new Promise((r) => setImmediate(r));
   }
-  const results = await Promise.all(receipts);
+  const results = await Promise.all(receipts).catch((err: unknown) => {
+    throw new Error(
+      `${failures.length} sends failed; first: ${(failures[0] as Error)?.stack ?? String(err)}`,
+    );
+  });
   await restarted;
   assert.equal(results.length, TOTAL);
   results.forEach((r, i) => assert.equal(r.sequenceId, i));
