@@ -242,6 +242,7 @@ test("bad input gives typed errors without hanging", async () => {
   const unreachable = createClient({
     serviceUrl: `pulsar://127.0.0.1:${closedPort}`,
     connectionTimeoutMs: 3000,
+    operationTimeoutMs: 4000,
   });
   await assert.rejects(
     unreachable.createProducer({ topic: "x" }),
