@@ -2,46 +2,24 @@
 // kafka-in stops at its in-flight window and pauses, nothing is committed past what Pulsar acknowledged,
 // memory stays bounded, and once Pulsar is back every record arrives.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import { after, before, test } from "node:test";
 import { createClient } from "../../src/pulsar/client";
-import { kafkaBrokers, ROOT, uniqueName } from "../support/brokers";
+import { kafkaBrokers, uniqueName } from "../support/brokers";
 import { committedOffsets, createTopic, produce } from "../support/kafka";
 import { helper, loadFlow, stopHelper, unloadFlow } from "../support/flow";
-import { freePort } from "../support/node-red-process";
+import { ownPulsar, type OwnPulsar } from "../support/own-pulsar";
 
 const RECORDS = 100_000;
-let env: NodeJS.ProcessEnv;
-let home: string;
-let serviceUrl: string;
-
-function brokers(...args: string[]): void {
-  const r = spawnSync(process.execPath, [path.join(ROOT, "scripts", "brokers.mjs"), ...args], {
-    env,
-    encoding: "utf8",
-  });
-  if (r.status !== 0) throw new Error(`brokers ${args.join(" ")} failed:\n${r.stderr}`);
-}
+let pulsar: OwnPulsar;
 
 before(async () => {
-  home = fs.mkdtempSync(path.join(os.tmpdir(), "pulsar-outage-"));
-  const port = await freePort();
-  env = {
-    ...process.env,
-    BROKERS_HOME: home,
-    PULSAR_PORT: String(port),
-    PULSAR_HTTP_PORT: String(await freePort()),
-  };
-  serviceUrl = `pulsar://127.0.0.1:${port}`;
+  // created but not started: the test begins with Pulsar down
+  pulsar = await ownPulsar();
 });
 
 after(async () => {
   await stopHelper();
-  brokers("stop", "pulsar");
-  fs.rmSync(home, { recursive: true, force: true });
+  pulsar.dispose();
 });
 
 async function waitFor(
@@ -69,7 +47,13 @@ test("Pulsar down: kafka-in pauses at its window, commits nothing unacknowledged
   const statuses: string[] = [];
   await loadFlow([
     { id: "kc", type: "kafka-cluster", brokers: kafkaBrokers.join(",") },
-    { id: "pc", type: "pulsar-cluster", serviceUrl, operationTimeoutMs: 3000, connectionTimeoutMs: 2000 },
+    {
+      id: "pc",
+      type: "pulsar-cluster",
+      serviceUrl: pulsar.serviceUrl,
+      operationTimeoutMs: 3000,
+      connectionTimeoutMs: 2000,
+    },
     {
       id: "in",
       type: "kafka-in",
@@ -96,7 +80,7 @@ test("Pulsar down: kafka-in pauses at its window, commits nothing unacknowledged
     const rssGrowth = (process.memoryUsage().rss - rssBefore) / 1048576;
     assert.ok(rssGrowth < 200, `memory bounded while paused (+${rssGrowth.toFixed(0)} MB)`);
 
-    brokers("start", "pulsar");
+    pulsar.brokers("start", "pulsar");
     await waitFor(
       "all offsets committed after Pulsar came back",
       async () => {
@@ -108,7 +92,7 @@ test("Pulsar down: kafka-in pauses at its window, commits nothing unacknowledged
   } finally {
     await unloadFlow();
   }
-  const client = createClient({ serviceUrl });
+  const client = createClient({ serviceUrl: pulsar.serviceUrl });
   const consumer = await client.subscribe({
     topic: "persistent://public/default/outage",
     subscription: "check",

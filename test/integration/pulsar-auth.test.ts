@@ -2,47 +2,23 @@
 // (as a value or a file) works; a wrong or missing token gives an AuthenticationError, fast.
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
-import { spawnSync } from "node:child_process";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import { createClient } from "../../src/pulsar/client";
 import { tokenAuth } from "../../src/pulsar/auth";
 import { AuthenticationError, PulsarError } from "../../src/pulsar/errors";
-import { ROOT } from "../support/brokers";
-import { freePort } from "../support/node-red-process";
+import { ownPulsar, type OwnPulsar } from "../support/own-pulsar";
 
-let env: NodeJS.ProcessEnv;
-let home: string;
-let serviceUrl: string;
-
-function brokers(...args: string[]): string {
-  const r = spawnSync(process.execPath, [path.join(ROOT, "scripts", "brokers.mjs"), ...args], {
-    env,
-    encoding: "utf8",
-  });
-  if (r.status !== 0) throw new Error(`brokers ${args.join(" ")} failed:\n${r.stderr}`);
-  return r.stdout.trim();
-}
+let pulsar: OwnPulsar;
 
 before(async () => {
-  home = fs.mkdtempSync(path.join(os.tmpdir(), "pulsar-token-"));
-  const port = await freePort();
-  env = {
-    ...process.env,
-    BROKERS_HOME: home,
-    PULSAR_PORT: String(port),
-    PULSAR_HTTP_PORT: String(await freePort()),
-    PULSAR_AUTH: "token",
-  };
-  serviceUrl = `pulsar://127.0.0.1:${port}`;
-  brokers("start", "pulsar");
+  pulsar = await ownPulsar({ PULSAR_AUTH: "token" });
+  pulsar.brokers("start", "pulsar");
 });
 
 after(() => {
-  brokers("stop", "pulsar");
-  fs.rmSync(home, { recursive: true, force: true });
+  pulsar.dispose();
 });
 
 function forgedToken(): string {
@@ -52,11 +28,11 @@ function forgedToken(): string {
 }
 
 test("a valid token, given as a value or as a file, is accepted", async () => {
-  const token = brokers("token", "admin");
-  const file = path.join(home, "token.jwt");
+  const token = pulsar.brokers("token", "admin");
+  const file = path.join(pulsar.home, "token.jwt");
   fs.writeFileSync(file, `${token}\n`);
   for (const auth of [tokenAuth({ token }), tokenAuth({ file })]) {
-    const client = createClient({ serviceUrl, auth });
+    const client = createClient({ serviceUrl: pulsar.serviceUrl, auth });
     const producer = await client.createProducer({ topic: "persistent://public/default/secured" });
     const receipt = await producer.send({ payload: Buffer.from("ok") });
     assert.ok(receipt.messageId.entryId >= 0);
@@ -66,7 +42,12 @@ test("a valid token, given as a value or as a file, is accepted", async () => {
 
 test("a wrong token or no token is refused with an AuthenticationError, without hanging", async () => {
   for (const auth of [tokenAuth({ token: forgedToken() }), undefined]) {
-    const client = createClient({ serviceUrl, auth, connectionTimeoutMs: 5000, operationTimeoutMs: 5000 });
+    const client = createClient({
+      serviceUrl: pulsar.serviceUrl,
+      auth,
+      connectionTimeoutMs: 5000,
+      operationTimeoutMs: 5000,
+    });
     const started = Date.now();
     await assert.rejects(
       client.createProducer({ topic: "persistent://public/default/secured" }),

@@ -1,50 +1,28 @@
 // Pulsar restarted while one producer sends 50k messages: every send is acknowledged, in order, exactly
 // once (deduplication on). Runs against a Pulsar of its own (other ports, own data), never the shared one.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import { after, before, test } from "node:test";
 import { createClient } from "../../src/pulsar/client";
-import { ROOT } from "../support/brokers";
-import { freePort } from "../support/node-red-process";
+import { ownPulsar, type OwnPulsar } from "../support/own-pulsar";
 
 const TOTAL = 50_000;
-let env: NodeJS.ProcessEnv;
-let home: string;
-let serviceUrl: string;
-
-function brokers(...args: string[]): void {
-  const r = spawnSync(process.execPath, [path.join(ROOT, "scripts", "brokers.mjs"), ...args], {
-    env,
-    encoding: "utf8",
-  });
-  if (r.status !== 0) throw new Error(`brokers ${args.join(" ")} failed:\n${r.stderr}`);
-}
+let pulsar: OwnPulsar;
 
 before(async () => {
-  home = fs.mkdtempSync(path.join(os.tmpdir(), "pulsar-restart-"));
-  const port = await freePort();
-  const httpPort = await freePort();
-  env = {
-    ...process.env,
-    BROKERS_HOME: home,
-    PULSAR_PORT: String(port),
-    PULSAR_HTTP_PORT: String(httpPort),
-    PULSAR_DEDUP: "1",
-  };
-  serviceUrl = `pulsar://127.0.0.1:${port}`;
-  brokers("start", "pulsar");
+  pulsar = await ownPulsar({ PULSAR_DEDUP: "1" });
+  pulsar.brokers("start", "pulsar");
 });
 
 after(() => {
-  brokers("stop", "pulsar");
-  fs.rmSync(home, { recursive: true, force: true });
+  pulsar.dispose();
 });
 
 test("a Pulsar restart during 50k sends: all acknowledged, in order, exactly once", async () => {
-  const client = createClient({ serviceUrl, maxBackoffMs: 2000, operationTimeoutMs: 60_000 });
+  const client = createClient({
+    serviceUrl: pulsar.serviceUrl,
+    maxBackoffMs: 2000,
+    operationTimeoutMs: 60_000,
+  });
   const topic = "persistent://public/default/restart";
   const producer = await client.createProducer({
     topic,
@@ -64,11 +42,10 @@ test("a Pulsar restart during 50k sends: all acknowledged, in order, exactly onc
       // restart in the background while the sends go on (they wait in the bounded queue)
       restarted = (async () => {
         await new Promise((r) => setTimeout(r, 200));
-        brokers("stop", "pulsar");
-        const keep = env.BROKERS_KEEP_DATA;
-        env.BROKERS_KEEP_DATA = "1";
-        brokers("start", "pulsar");
-        env.BROKERS_KEEP_DATA = keep;
+        pulsar.brokers("stop", "pulsar");
+        pulsar.env.BROKERS_KEEP_DATA = "1";
+        pulsar.brokers("start", "pulsar");
+        delete pulsar.env.BROKERS_KEEP_DATA;
       })();
     }
     if (i % 1000 === 999) await new Promise((r) => setImmediate(r));
