@@ -30,6 +30,11 @@ export class TopicResolver {
     this.fixed = source === "str" && !this.template ? check(setting, "the topic setting") : undefined;
   }
 
+  /** The topic when it does not depend on the msg. */
+  get fixedTopic(): string | undefined {
+    return this.fixed;
+  }
+
   resolve(msg: Record<string, unknown>): string {
     if (this.fixed) return this.fixed;
     if (this.source === "msg") {

@@ -96,6 +96,13 @@ export function registerPulsarOut(RED: RED): void {
       return p;
     };
 
+    // A fixed topic is connected at deploy, so the status tells at once whether Pulsar is reachable.
+    const fixed = resolver?.fixedTopic;
+    if (fixed && !cfg.effectivelyOnce) {
+      node.status({ fill: "yellow", shape: "ring", text: "node-red:common.status.connecting" });
+      getProducer(fixed, fixed, undefined).catch(() => undefined);
+    }
+
     node.on("input", (msg: NodeMessage, send: (m: NodeMessage) => void, done: (err?: Error) => void) => {
       void (async () => {
         if (setupError) throw setupError;
