@@ -131,6 +131,10 @@ async function main() {
     ensureChromium();
     const before = brokers("status");
     const alreadyRunning = before.status === 0;
+    // a broker that was already ready is left alone at the end; only the others are stopped
+    const readyBefore = ["kafka", "pulsar"].filter((b) =>
+      new RegExp(`^${b}\\s+ready`, "m").test(before.stdout),
+    );
     let started = false;
     if (alreadyRunning) {
       console.log("\n=== brokers: already running, using them (they will be left running)");
@@ -158,10 +162,12 @@ async function main() {
     } finally {
       if (started) {
         console.log("\n=== brokers: stopping what this run started");
-        spawnSync(process.execPath, [path.join(ROOT, "scripts", "brokers.mjs"), "stop"], {
-          cwd: ROOT,
-          stdio: "inherit",
-        });
+        for (const broker of ["kafka", "pulsar"].filter((b) => !readyBefore.includes(b))) {
+          spawnSync(process.execPath, [path.join(ROOT, "scripts", "brokers.mjs"), "stop", broker], {
+            cwd: ROOT,
+            stdio: "inherit",
+          });
+        }
       }
     }
   }
