@@ -1,7 +1,7 @@
 // Producers: one PartitionProducer per (partition) topic with batching, compression, a bounded pending
 // queue, receipts matched in order, reconnect with in-order resend; a PartitionedProducer routes over N.
 import type { BuiltinClient } from "./client";
-import type { Connection, ProducerListener } from "./connection";
+import { DEFAULT_MAX_MESSAGE_SIZE, type Connection, type ProducerListener } from "./connection";
 import { Backoff, retryWithin } from "./backoff";
 import { loadCodec, type Codec } from "./compression";
 import {
@@ -291,7 +291,7 @@ export class PartitionProducer {
       await new Promise<void>((resolve) => this.spaceWaiters.push(resolve));
       this.checkUsable();
     }
-    const maxSize = this.conn?.maxMessageSize ?? 5 * 1024 * 1024 - 10 * 1024;
+    const maxSize = this.conn?.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
     if (message.payload.length > maxSize) {
       throw new MessageTooBigError(
         `message of ${message.payload.length} bytes exceeds the broker's maximum of ${maxSize} bytes`,
@@ -400,7 +400,7 @@ export class PartitionProducer {
     lastSeq: number,
   ): void {
     const metadata = encodeEntryMetadata(md);
-    const maxSize = this.conn?.maxMessageSize ?? 5 * 1024 * 1024 - 10 * 1024;
+    const maxSize = this.conn?.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
     if (metadata.length + payload.length > maxSize) {
       const err = new MessageTooBigError(
         `message of ${metadata.length + payload.length} bytes exceeds the broker's maximum of ${maxSize} bytes`,

@@ -61,15 +61,16 @@ export async function runToolOk(
   return r;
 }
 
-/** GET or PUT on Pulsar's admin REST API. */
-export async function pulsarAdmin(
+/** An HTTP request with an optional JSON body; the answer's body parsed as JSON when it is JSON. */
+export async function requestJson(
+  url: string,
   method: string,
-  pathname: string,
   body?: unknown,
+  headers: Record<string, string> = {},
 ): Promise<{ status: number; json: unknown }> {
-  const res = await fetch(`${pulsarHttpUrl}${pathname}`, {
+  const res = await fetch(url, {
     method,
-    headers: body === undefined ? {} : { "content-type": "application/json" },
+    headers: { ...(body === undefined ? {} : { "content-type": "application/json" }), ...headers },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();
@@ -80,4 +81,13 @@ export async function pulsarAdmin(
     /* not JSON: keep the text */
   }
   return { status: res.status, json };
+}
+
+/** GET or PUT on Pulsar's admin REST API. */
+export function pulsarAdmin(
+  method: string,
+  pathname: string,
+  body?: unknown,
+): Promise<{ status: number; json: unknown }> {
+  return requestJson(`${pulsarHttpUrl}${pathname}`, method, body);
 }

@@ -5,7 +5,7 @@ import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { ROOT } from "./brokers";
+import { requestJson, ROOT } from "./brokers";
 
 export interface NodeRedProcess {
   url: string;
@@ -77,25 +77,8 @@ export async function startNodeRed(options: {
   child.stderr?.on("data", (d: Buffer) => (out += d.toString("utf8")));
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
 
-  async function api(method: string, pathname: string, body?: unknown, headers: Record<string, string> = {}) {
-    const res = await fetch(`${url}${pathname}`, {
-      method,
-      headers: {
-        accept: "application/json",
-        ...(body === undefined ? {} : { "content-type": "application/json" }),
-        ...headers,
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    let json: unknown = text;
-    try {
-      json = text ? JSON.parse(text) : null;
-    } catch {
-      /* keep the text */
-    }
-    return { status: res.status, json };
-  }
+  const api = (method: string, pathname: string, body?: unknown, headers: Record<string, string> = {}) =>
+    requestJson(`${url}${pathname}`, method, body, { accept: "application/json", ...headers });
 
   const deadline = Date.now() + 60_000;
   for (;;) {
