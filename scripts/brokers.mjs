@@ -10,6 +10,11 @@
 //   node scripts/brokers.mjs kafka-tool <tool|class> [args...]   an official Kafka CLI tool
 //   node scripts/brokers.mjs pulsar-client|pulsar-admin|pulsar-perf [args...]   official Pulsar CLI
 //   node scripts/brokers.mjs token [role]           a JWT for the token-auth broker (PULSAR_AUTH=token)
+//   node scripts/brokers.mjs certs                  the folder of the test CA and certificates (made on first use)
+//
+// Secured brokers (off by default): KAFKA_SECURITY=sasl-ssl-mtls adds to Kafka a SASL_SSL listener with
+// SCRAM-SHA-512 (user "bridge", password in BROKERS_HOME/kafka-scram-password) and an SSL listener that
+// requires a client certificate; PULSAR_TLS=1 adds Pulsar's TLS ports. Certificates: BROKERS_HOME/certs.
 //
 // Settings (environment): see SETTINGS below.
 import { spawn, spawnSync } from "node:child_process";
@@ -33,12 +38,23 @@ export const SETTINGS = {
   // data, logs, pid files of the running brokers: per clone
   home: path.resolve(env.BROKERS_HOME || path.join(ROOT, ".brokers")),
   host: "127.0.0.1",
+  // The address clients are told to connect to (Kafka's advertised listener, Pulsar's advertised address).
+  // Another loopback address (127.0.0.2) lets a test put a TCP proxy it controls between clients and broker.
+  advertisedHost: env.BROKERS_ADVERTISED_HOST || "127.0.0.1",
   kafkaPort: Number(env.KAFKA_PORT || 9092),
   kafkaControllerPort: Number(env.KAFKA_CONTROLLER_PORT || 9093),
   pulsarPort: Number(env.PULSAR_PORT || 6650),
   pulsarHttpPort: Number(env.PULSAR_HTTP_PORT || 8080),
   pulsarAuth: env.PULSAR_AUTH || "none", // none | token
   pulsarDedup: env.PULSAR_DEDUP === "1" || env.PULSAR_DEDUP === "true",
+  // none | sasl-ssl-mtls: Kafka also listens with SASL_SSL (SCRAM-SHA-512) and with SSL + client certificates
+  kafkaSecurity: env.KAFKA_SECURITY || "none",
+  kafkaSaslSslPort: Number(env.KAFKA_SASL_SSL_PORT || 9094),
+  kafkaMtlsPort: Number(env.KAFKA_MTLS_PORT || 9095),
+  // Pulsar also listens with TLS (pulsar+ssl://, https://)
+  pulsarTls: env.PULSAR_TLS === "1" || env.PULSAR_TLS === "true",
+  pulsarTlsPort: Number(env.PULSAR_TLS_PORT || 6651),
+  pulsarHttpsPort: Number(env.PULSAR_HTTPS_PORT || 8443),
   kafkaHeap: env.KAFKA_HEAP_OPTS || "-Xms256m -Xmx768m",
   pulsarMem: env.PULSAR_MEM || "-Xms512m -Xmx1g -XX:MaxDirectMemorySize=1g",
   kafkaTimeoutS: Number(env.KAFKA_START_TIMEOUT || 120),
@@ -281,6 +297,146 @@ function sleep(ms) {
   return new Promise((r) => setTimeout(r, ms));
 }
 
+// ---------------------------------------------------------------- certificates and SCRAM (secured brokers)
+
+const certsDir = () => path.join(S.home, "certs");
+export const SCRAM_USER = "bridge";
+
+function openssl(args, cwd) {
+  const r = spawnSync("openssl", args, { cwd, encoding: "utf8" });
+  if (r.error)
+    throw new BrokerError(`openssl could not run (${r.error.message}); it makes the test certificates`);
+  if (r.status !== 0) throw new BrokerError(`openssl ${args.slice(0, 2).join(" ")} failed:\n${r.stderr}`);
+}
+
+// A test CA, a server certificate (127.0.0.1, localhost) and a client certificate, as PEM files made once
+// per BROKERS_HOME: ca.pem, server.pem, client.pem; unencrypted PKCS#8 keys in *-key.pem; *-keystore.pem
+// holds key and certificate together (Kafka's PEM key store).
+export function ensureCerts() {
+  const dir = certsDir();
+  if (fs.existsSync(path.join(dir, "READY"))) return dir;
+  const tmp = `${dir}.tmp-${process.pid}`;
+  fs.rmSync(tmp, { recursive: true, force: true });
+  fs.mkdirSync(tmp, { recursive: true, mode: 0o700 });
+  const days = "3650";
+  openssl(
+    [
+      ...["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", days],
+      ...["-subj", "/CN=node-red-contrib-kafka-pulsar test CA", "-keyout", "ca-key.pem", "-out", "ca.pem"],
+      ...["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+    ],
+    tmp,
+  );
+  const leaf = (name, cn, ext) => {
+    const file = (suffix) => path.join(tmp, `${name}${suffix}`);
+    fs.writeFileSync(file(".ext"), ext);
+    openssl(
+      [
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        `/CN=${cn}`,
+        "-keyout",
+        `${name}-key.pem`,
+        "-out",
+        `${name}.csr`,
+      ],
+      tmp,
+    );
+    openssl(
+      [
+        ...[
+          "x509",
+          "-req",
+          "-sha256",
+          "-days",
+          days,
+          "-in",
+          `${name}.csr`,
+          "-CA",
+          "ca.pem",
+          "-CAkey",
+          "ca-key.pem",
+        ],
+        ...[
+          "-set_serial",
+          `0x${randomBytes(8).toString("hex")}`,
+          "-extfile",
+          `${name}.ext`,
+          "-out",
+          `${name}.pem`,
+        ],
+      ],
+      tmp,
+    );
+    fs.writeFileSync(
+      file("-keystore.pem"),
+      fs.readFileSync(file("-key.pem"), "utf8") + fs.readFileSync(file(".pem"), "utf8"),
+      {
+        mode: 0o600,
+      },
+    );
+    fs.rmSync(file(".csr"));
+    fs.rmSync(file(".ext"));
+  };
+  const sans = ["IP:127.0.0.1", "DNS:localhost"];
+  if (S.advertisedHost !== S.host)
+    sans.push(net.isIP(S.advertisedHost) ? `IP:${S.advertisedHost}` : `DNS:${S.advertisedHost}`);
+  const usage = "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n";
+  leaf("server", "localhost", `${usage}extendedKeyUsage=serverAuth\nsubjectAltName=${sans.join(",")}\n`);
+  leaf("client", "bridge-client", `${usage}extendedKeyUsage=clientAuth\n`);
+  fs.writeFileSync(path.join(tmp, "READY"), `${new Date().toISOString()}\n`);
+  try {
+    fs.renameSync(tmp, dir);
+  } catch (err) {
+    // another start made them meanwhile: keep those
+    fs.rmSync(tmp, { recursive: true, force: true });
+    if (!fs.existsSync(path.join(dir, "READY"))) throw err;
+  }
+  return dir;
+}
+
+// The SCRAM-SHA-512 password of user "bridge", made once per BROKERS_HOME.
+export function scramPassword() {
+  const file = path.join(S.home, "kafka-scram-password");
+  if (!fs.existsSync(file)) {
+    fs.mkdirSync(S.home, { recursive: true });
+    fs.writeFileSync(file, `${randomBytes(18).toString("base64url")}\n`, { mode: 0o600 });
+  }
+  return fs.readFileSync(file, "utf8").trim();
+}
+
+function kafkaSecured() {
+  if (S.kafkaSecurity === "none") return false;
+  if (S.kafkaSecurity === "sasl-ssl-mtls") return true;
+  throw new BrokerError(`KAFKA_SECURITY must be none or sasl-ssl-mtls, not ${S.kafkaSecurity}`);
+}
+
+// The listeners KAFKA_SECURITY adds (nothing by default); inter-broker and controller traffic stays PLAINTEXT.
+function kafkaSecureListeners() {
+  if (!kafkaSecured()) return { listeners: "", advertised: "", map: "", properties: [] };
+  const dir = ensureCerts();
+  const [h, a] = [S.host, S.advertisedHost];
+  return {
+    listeners: `,SASL_SSL://${h}:${S.kafkaSaslSslPort},MTLS://${h}:${S.kafkaMtlsPort}`,
+    advertised: `,SASL_SSL://${a}:${S.kafkaSaslSslPort},MTLS://${a}:${S.kafkaMtlsPort}`,
+    map: ",SASL_SSL:SASL_SSL,MTLS:SSL",
+    properties: [
+      "sasl.enabled.mechanisms=SCRAM-SHA-512",
+      "listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512",
+      "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;",
+      "listener.name.sasl_ssl.ssl.client.auth=none",
+      "listener.name.mtls.ssl.client.auth=required",
+      "ssl.keystore.type=PEM",
+      `ssl.keystore.location=${path.join(dir, "server-keystore.pem")}`,
+      "ssl.truststore.type=PEM",
+      `ssl.truststore.location=${path.join(dir, "ca.pem")}`,
+    ],
+  };
+}
+
 // ---------------------------------------------------------------- Kafka
 
 const KAFKA_LOG4J = `status = warn
@@ -310,15 +466,16 @@ rootLogger.appenderRef.stderr.ref = STDERR
 
 function kafkaServerProperties(dataDir) {
   const h = S.host;
+  const sec = kafkaSecureListeners();
   return [
     "process.roles=broker,controller",
     "node.id=1",
     `controller.quorum.bootstrap.servers=${h}:${S.kafkaControllerPort}`,
-    `listeners=PLAINTEXT://${h}:${S.kafkaPort},CONTROLLER://${h}:${S.kafkaControllerPort}`,
-    `advertised.listeners=PLAINTEXT://${h}:${S.kafkaPort},CONTROLLER://${h}:${S.kafkaControllerPort}`,
+    `listeners=PLAINTEXT://${h}:${S.kafkaPort},CONTROLLER://${h}:${S.kafkaControllerPort}${sec.listeners}`,
+    `advertised.listeners=PLAINTEXT://${S.advertisedHost}:${S.kafkaPort},CONTROLLER://${h}:${S.kafkaControllerPort}${sec.advertised}`,
     "inter.broker.listener.name=PLAINTEXT",
     "controller.listener.names=CONTROLLER",
-    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+    `listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT${sec.map}`,
     `log.dirs=${dataDir}`,
     // one node: every internal topic with one replica
     "offsets.topic.replication.factor=1",
@@ -340,6 +497,7 @@ function kafkaServerProperties(dataDir) {
     "num.recovery.threads.per.data.dir=1",
     "log.cleaner.threads=1",
     "log.segment.bytes=67108864",
+    ...sec.properties,
     "",
   ].join("\n");
 }
@@ -365,6 +523,8 @@ function kafkaJava(dist, mainClass, args, heap, log4jFile) {
 
 async function kafkaReady() {
   if (!(await tcpOpen(S.kafkaPort))) return false;
+  if (kafkaSecured() && !((await tcpOpen(S.kafkaSaslSslPort)) && (await tcpOpen(S.kafkaMtlsPort))))
+    return false;
   // Answering a metadata request is the real test: the port opens before the broker is usable.
   const { Kafka, logLevel } = await import("kafkajs");
   const admin = new Kafka({
@@ -417,7 +577,18 @@ async function startKafka() {
       const [java, args] = kafkaJava(
         dist,
         "kafka.tools.StorageTool",
-        ["format", "--standalone", "-t", clusterId, "-c", props],
+        [
+          "format",
+          "--standalone",
+          "-t",
+          clusterId,
+          "-c",
+          props,
+          // the SCRAM user is written into the metadata log at format time
+          ...(kafkaSecured()
+            ? ["--add-scram", `SCRAM-SHA-512=[name=${SCRAM_USER},password=${scramPassword()}]`]
+            : []),
+        ],
         "-Xmx256m",
         log4j,
       );
@@ -492,6 +663,8 @@ function writePulsarClientConf(home) {
     keys.authPlugin = "org.apache.pulsar.client.impl.auth.AuthenticationToken";
     keys.authParams = `token:${pulsarToken("admin")}`;
   }
+  // the CLI stays on pulsar:// by default; with --url pulsar+ssl://... it trusts the test CA
+  if (S.pulsarTls) keys.tlsTrustCertsFilePath = path.join(ensureCerts(), "ca.pem");
   const file = path.join(home, "client.conf");
   fs.writeFileSync(
     file,
@@ -512,6 +685,7 @@ async function httpStatus(url) {
 
 async function pulsarReady() {
   if (!(await tcpOpen(S.pulsarPort))) return false;
+  if (S.pulsarTls && !((await tcpOpen(S.pulsarTlsPort)) && (await tcpOpen(S.pulsarHttpsPort)))) return false;
   const base = `http://${S.host}:${S.pulsarHttpPort}/admin/v2`;
   return (
     (await httpStatus(`${base}/namespaces/public/default`)) === 200 &&
@@ -545,7 +719,7 @@ async function startPulsar() {
     fs.mkdirSync(dataDir, { recursive: true });
     const keys = {
       bindAddress: S.host,
-      advertisedAddress: S.host,
+      advertisedAddress: S.advertisedHost,
       brokerServicePort: String(S.pulsarPort),
       webServicePort: String(S.pulsarHttpPort),
       brokerDeleteInactiveTopicsEnabled: "false",
@@ -566,6 +740,16 @@ async function startPulsar() {
       });
     } else if (S.pulsarAuth !== "none") {
       throw new BrokerError(`PULSAR_AUTH must be none or token, not ${S.pulsarAuth}`);
+    }
+    if (S.pulsarTls) {
+      const certs = ensureCerts();
+      Object.assign(keys, {
+        brokerServicePortTls: String(S.pulsarTlsPort),
+        webServicePortTls: String(S.pulsarHttpsPort),
+        tlsCertificateFilePath: path.join(certs, "server.pem"),
+        tlsKeyFilePath: path.join(certs, "server-key.pem"),
+        tlsTrustCertsFilePath: path.join(certs, "ca.pem"),
+      });
     }
     const conf = path.join(home, "standalone.conf");
     fs.writeFileSync(
@@ -589,7 +773,7 @@ async function startPulsar() {
         "--bookkeeper-dir",
         path.join(dataDir, "bookkeeper"),
         "--advertised-address",
-        S.host,
+        S.advertisedHost,
       ],
       {
         cwd: dist,
@@ -706,6 +890,14 @@ async function status() {
   console.log(
     `pulsar ${p ? "ready" : "down"}  pulsar://${S.host}:${S.pulsarPort} http://${S.host}:${S.pulsarHttpPort}  (${who(path.join(pulsarHome(), "pulsar.pid"))})`,
   );
+  if (kafkaSecured())
+    console.log(
+      `kafka  secured  SASL_SSL ${S.host}:${S.kafkaSaslSslPort}  mTLS ${S.host}:${S.kafkaMtlsPort}`,
+    );
+  if (S.pulsarTls)
+    console.log(
+      `pulsar secured  pulsar+ssl://${S.host}:${S.pulsarTlsPort} https://${S.host}:${S.pulsarHttpsPort}`,
+    );
   return k && p;
 }
 
@@ -746,6 +938,27 @@ async function main(argv) {
       console.log(`PULSAR_DEDUP=${S.pulsarDedup ? 1 : 0}`);
       console.log(`BROKERS_HOME=${S.home}`);
       console.log(`BROKERS_CACHE=${S.cacheDir}`);
+      // the secured listeners only when they are on, so that the default output stays as it was
+      if (kafkaSecured()) {
+        console.log(`KAFKA_SECURITY=${S.kafkaSecurity}`);
+        console.log(`KAFKA_SASL_SSL_PORT=${S.kafkaSaslSslPort}`);
+        console.log(`KAFKA_MTLS_PORT=${S.kafkaMtlsPort}`);
+        console.log(`KAFKA_SASL_SSL_BROKERS=${S.host}:${S.kafkaSaslSslPort}`);
+        console.log(`KAFKA_MTLS_BROKERS=${S.host}:${S.kafkaMtlsPort}`);
+        console.log(`KAFKA_SCRAM_USER=${SCRAM_USER}`);
+        console.log(`KAFKA_SCRAM_PASSWORD_FILE=${path.join(S.home, "kafka-scram-password")}`);
+      }
+      if (S.pulsarTls) {
+        console.log(`PULSAR_TLS=1`);
+        console.log(`PULSAR_TLS_PORT=${S.pulsarTlsPort}`);
+        console.log(`PULSAR_HTTPS_PORT=${S.pulsarHttpsPort}`);
+        console.log(`PULSAR_TLS_URL=pulsar+ssl://${S.host}:${S.pulsarTlsPort}`);
+        console.log(`PULSAR_HTTPS_URL=https://${S.host}:${S.pulsarHttpsPort}`);
+      }
+      if (kafkaSecured() || S.pulsarTls) console.log(`BROKERS_CERTS=${certsDir()}`);
+      return;
+    case "certs":
+      console.log(ensureCerts());
       return;
     case "token":
       console.log(pulsarToken(which || "admin"));
@@ -758,7 +971,7 @@ async function main(argv) {
       return;
     default:
       throw new BrokerError(
-        `unknown command ${cmd}; use start, stop, status, fetch, env, token, kafka-tool, pulsar-client, pulsar-admin or pulsar-perf`,
+        `unknown command ${cmd}; use start, stop, status, fetch, env, token, certs, kafka-tool, pulsar-client, pulsar-admin or pulsar-perf`,
       );
   }
 }

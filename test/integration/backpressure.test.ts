@@ -7,33 +7,21 @@ import { createClient } from "../../src/pulsar/client";
 import { kafkaBrokers, uniqueName } from "../support/brokers";
 import { committedOffsets, createTopic, produce } from "../support/kafka";
 import { helper, loadFlow, stopHelper, unloadFlow } from "../support/flow";
-import { ownPulsar, type OwnPulsar } from "../support/own-pulsar";
+import { ownBrokers, type OwnBrokers } from "../support/own-brokers";
+import { waitFor } from "../support/wait";
 
 const RECORDS = 100_000;
-let pulsar: OwnPulsar;
+let pulsar: OwnBrokers;
 
 before(async () => {
   // created but not started: the test begins with Pulsar down
-  pulsar = await ownPulsar();
+  pulsar = await ownBrokers();
 });
 
 after(async () => {
   await stopHelper();
-  pulsar.dispose();
+  await pulsar.dispose();
 });
-
-async function waitFor(
-  what: string,
-  check: () => Promise<boolean> | boolean,
-  timeoutMs: number,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 test("Pulsar down: kafka-in pauses at its window, commits nothing unacknowledged; Pulsar back: nothing lost", async () => {
   const kafkaTopic = uniqueName("outage");
@@ -80,7 +68,7 @@ test("Pulsar down: kafka-in pauses at its window, commits nothing unacknowledged
     const rssGrowth = (process.memoryUsage().rss - rssBefore) / 1048576;
     assert.ok(rssGrowth < 200, `memory bounded while paused (+${rssGrowth.toFixed(0)} MB)`);
 
-    pulsar.brokers("start", "pulsar");
+    await pulsar.brokers("start", "pulsar");
     await waitFor(
       "all offsets committed after Pulsar came back",
       async () => {

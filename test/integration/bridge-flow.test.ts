@@ -7,6 +7,7 @@ import { createTopic, committedOffsets, produce, type TestRecord } from "../supp
 import { kafkaBrokers, pulsarUrl, runToolOk, uniqueName } from "../support/brokers";
 import { createClient } from "../../src/pulsar/client";
 import type { Consumer, PulsarClient, ReceivedMessage } from "../../src/pulsar/types";
+import { waitFor } from "../support/wait";
 
 let pulsar: PulsarClient;
 before(() => {
@@ -32,15 +33,6 @@ async function drain(consumer: Consumer, n: number, timeoutMs = 60_000): Promise
     }
   }
   return out;
-}
-
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 function bridgeFlow(o: {

@@ -8,17 +8,17 @@ import { after, before, test } from "node:test";
 import { createClient } from "../../src/pulsar/client";
 import { tokenAuth } from "../../src/pulsar/auth";
 import { AuthenticationError, PulsarError } from "../../src/pulsar/errors";
-import { ownPulsar, type OwnPulsar } from "../support/own-pulsar";
+import { ownBrokers, type OwnBrokers } from "../support/own-brokers";
 
-let pulsar: OwnPulsar;
+let pulsar: OwnBrokers;
 
 before(async () => {
-  pulsar = await ownPulsar({ PULSAR_AUTH: "token" });
-  pulsar.brokers("start", "pulsar");
+  pulsar = await ownBrokers({ PULSAR_AUTH: "token" });
+  await pulsar.brokers("start", "pulsar");
 });
 
-after(() => {
-  pulsar.dispose();
+after(async () => {
+  await pulsar.dispose();
 });
 
 function forgedToken(): string {
@@ -28,7 +28,7 @@ function forgedToken(): string {
 }
 
 test("a valid token, given as a value or as a file, is accepted", async () => {
-  const token = pulsar.brokers("token", "admin");
+  const token = await pulsar.brokers("token", "admin");
   const file = path.join(pulsar.home, "token.jwt");
   fs.writeFileSync(file, `${token}\n`);
   for (const auth of [tokenAuth({ token }), tokenAuth({ file })]) {

@@ -3,18 +3,18 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { createClient } from "../../src/pulsar/client";
-import { ownPulsar, type OwnPulsar } from "../support/own-pulsar";
+import { ownBrokers, type OwnBrokers } from "../support/own-brokers";
 
 const TOTAL = 50_000;
-let pulsar: OwnPulsar;
+let pulsar: OwnBrokers;
 
 before(async () => {
-  pulsar = await ownPulsar({ PULSAR_DEDUP: "1" });
-  pulsar.brokers("start", "pulsar");
+  pulsar = await ownBrokers({ PULSAR_DEDUP: "1" });
+  await pulsar.brokers("start", "pulsar");
 });
 
-after(() => {
-  pulsar.dispose();
+after(async () => {
+  await pulsar.dispose();
 });
 
 test("a Pulsar restart during 50k sends: all acknowledged, in order, exactly once", async () => {
@@ -42,10 +42,7 @@ test("a Pulsar restart during 50k sends: all acknowledged, in order, exactly onc
       // restart in the background while the sends go on (they wait in the bounded queue)
       restarted = (async () => {
         await new Promise((r) => setTimeout(r, 200));
-        pulsar.brokers("stop", "pulsar");
-        pulsar.env.BROKERS_KEEP_DATA = "1";
-        pulsar.brokers("start", "pulsar");
-        delete pulsar.env.BROKERS_KEEP_DATA;
+        await pulsar.restart("pulsar");
       })();
     }
     if (i % 1000 === 999) await new Promise((r) => setImmediate(r));

@@ -13,6 +13,13 @@ export function uniqueName(prefix: string): string {
   return `${prefix}-${Date.now().toString(36)}-${randomBytes(3).toString("hex")}`;
 }
 
+export interface ToolOptions {
+  input?: string;
+  timeoutMs?: number;
+  /** The brokers' settings (e.g. an own broker's ports); the test process's environment by default. */
+  env?: NodeJS.ProcessEnv;
+}
+
 export interface ToolResult {
   code: number;
   stdout: string;
@@ -23,14 +30,11 @@ export interface ToolResult {
  * Runs an official tool through scripts/brokers.mjs: `kafka-tool <name>`, `pulsar-client`, `pulsar-admin`
  * or `pulsar-perf`. Resolves with the exit code and output; rejects only when the tool cannot start.
  */
-export function runTool(
-  tool: string,
-  args: string[],
-  opts: { input?: string; timeoutMs?: number } = {},
-): Promise<ToolResult> {
+export function runTool(tool: string, args: string[], opts: ToolOptions = {}): Promise<ToolResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [path.join(ROOT, "scripts", "brokers.mjs"), tool, ...args], {
       cwd: ROOT,
+      env: opts.env ?? process.env,
       stdio: ["pipe", "pipe", "pipe"],
     });
     let stdout = "";
@@ -51,11 +55,7 @@ export function runTool(
 }
 
 /** Like runTool, but rejects with the tool's output when it exits non-zero. */
-export async function runToolOk(
-  tool: string,
-  args: string[],
-  opts: { input?: string; timeoutMs?: number } = {},
-): Promise<ToolResult> {
+export async function runToolOk(tool: string, args: string[], opts: ToolOptions = {}): Promise<ToolResult> {
   const r = await runTool(tool, args, opts);
   if (r.code !== 0) throw new Error(`${tool} ${args.join(" ")} exited ${r.code}\n${r.stdout}\n${r.stderr}`);
   return r;

@@ -3,12 +3,12 @@
 import { Kafka, logLevel, type IHeaders } from "kafkajs";
 import { kafkaBrokers, runToolOk } from "./brokers";
 
-export function testKafka(clientId = "tests"): Kafka {
-  return new Kafka({ clientId, brokers: kafkaBrokers, logLevel: logLevel.NOTHING });
+export function testKafka(clientId = "tests", brokers = kafkaBrokers): Kafka {
+  return new Kafka({ clientId, brokers, logLevel: logLevel.NOTHING });
 }
 
-export async function createTopic(topic: string, numPartitions = 1): Promise<void> {
-  const admin = testKafka().admin();
+export async function createTopic(topic: string, numPartitions = 1, brokers = kafkaBrokers): Promise<void> {
+  const admin = testKafka("tests", brokers).admin();
   await admin.connect();
   try {
     await admin.createTopics({ topics: [{ topic, numPartitions }], waitForLeaders: true });
@@ -25,8 +25,13 @@ export interface TestRecord {
   timestamp?: string;
 }
 
-export async function produce(topic: string, records: TestRecord[], chunk = 500): Promise<void> {
-  const producer = testKafka().producer();
+export async function produce(
+  topic: string,
+  records: TestRecord[],
+  chunk = 500,
+  brokers = kafkaBrokers,
+): Promise<void> {
+  const producer = testKafka("tests", brokers).producer();
   await producer.connect();
   try {
     for (let i = 0; i < records.length; i += chunk) {
@@ -41,11 +46,12 @@ export async function produce(topic: string, records: TestRecord[], chunk = 500)
 export async function committedOffsets(
   group: string,
   topic: string,
+  bootstrap = kafkaBrokers[0] ?? "",
 ): Promise<Map<number, { committed: number; logEnd: number }>> {
   const r = await runToolOk("kafka-tool", [
     "consumer-groups",
     "--bootstrap-server",
-    kafkaBrokers[0] ?? "",
+    bootstrap,
     "--describe",
     "--group",
     group,

@@ -1,0 +1,30 @@
+// The fault suite (test/fault) in the test command: every scenario in both delivery modes, with fewer
+// records than `npm run fault` (FAULT_RECORDS, 20k by default), on a Kafka and a Pulsar of its own.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { runScenario, SCENARIOS, startLab, type Lab, type Mode } from "../fault/harness";
+
+const RECORDS = Number(process.env.FAULT_RECORDS ?? 20_000);
+const MODES: Mode[] = ["settled", "effectively-once"];
+
+let lab: Lab;
+before(async () => {
+  lab = await startLab();
+});
+after(async () => {
+  await lab?.close();
+});
+
+for (const scenario of SCENARIOS) {
+  for (const mode of MODES) {
+    const goal = mode === "settled" ? "nothing lost" : "nothing lost, nothing duplicated";
+    test(`${scenario.name}, ${mode}: ${goal}`, async (t) => {
+      const r = await runScenario(lab, scenario, mode, RECORDS, (line) => t.diagnostic(line));
+      assert.equal(r.problem, undefined, "every offset committed");
+      assert.equal(r.lost, 0, "records lost");
+      if (mode === "effectively-once") assert.equal(r.duplicated, 0, "records duplicated");
+      if (scenario.poison) assert.equal(r.deadLettered, `${scenario.poison}/${scenario.poison}`);
+      assert.ok(r.ok);
+    });
+  }
+}
