@@ -1,6 +1,9 @@
 // Per-partition offset bookkeeping for settled commits: records are added in offset order as they are
 // emitted and settled in any order; the commit point is the first unsettled offset (or one past the
 // highest added when all are settled), so a commit never passes an unsettled record.
+// Kafka may deliver a partition again from an earlier offset (the consumer restarted or rejoined after a
+// commit failed): that rewind starts the partition's bookkeeping afresh there. A commit the broker refused
+// is handed out again by the next takeCommittable.
 
 interface PartitionState {
   /** Offsets emitted and not yet settled, in emission (= offset) order. */
@@ -11,6 +14,8 @@ interface PartitionState {
   next: bigint;
   /** The last commit point handed out. */
   committed: bigint;
+  /** The last commit point the broker confirmed (or where the partition started). */
+  confirmed: bigint;
 }
 
 const key = (topic: string, partition: number) => `${partition}:${topic}`;
@@ -25,8 +30,17 @@ export class OffsetLedger {
     let p = this.partitions.get(k);
     const o = BigInt(offset);
     if (!p) {
-      p = { topic, partition, unsettled: [], settled: new Set(), next: o, committed: o };
+      p = { topic, partition, unsettled: [], settled: new Set(), next: o, committed: o, confirmed: o };
       this.partitions.set(k, p);
+    } else if (o < p.next) {
+      // A rewind: everything from o on is delivered again, so only those deliveries count from now on.
+      // (An earlier copy still in the flow that settles later settles the new one: it was published too.)
+      this.count -= p.unsettled.length;
+      p.unsettled = [];
+      p.settled.clear();
+      p.next = o;
+      if (p.committed > o) p.committed = o;
+      if (p.confirmed > o) p.confirmed = o;
     }
     p.unsettled.push(o);
     if (o + 1n > p.next) p.next = o + 1n;
@@ -63,6 +77,19 @@ export class OffsetLedger {
     if (point <= p.committed) return undefined;
     p.committed = point;
     return point.toString();
+  }
+
+  /** The broker accepted the commit of `offset` (from takeCommittable). */
+  commitConfirmed(topic: string, partition: number, offset: string): void {
+    const p = this.partitions.get(key(topic, partition));
+    const o = BigInt(offset);
+    if (p && o > p.confirmed) p.confirmed = o;
+  }
+
+  /** The broker refused the commit of `offset`: the partition is dirty again, to be retried. */
+  commitFailed(topic: string, partition: number, offset: string): void {
+    const p = this.partitions.get(key(topic, partition));
+    if (p && p.committed === BigInt(offset)) p.committed = p.confirmed;
   }
 
   /** Partitions whose commit point moved since their last takeCommittable. */

@@ -217,9 +217,11 @@ export class GroupConsumer {
       if (offsets.length === 0) return;
       try {
         await consumer.commitOffsets(offsets);
+        for (const o of offsets) this.o.ledger.commitConfirmed(o.topic, o.partition, o.offset);
       } catch (err) {
-        // After a rebalance the partition may belong to another member, which starts from the last commit:
-        // records are redelivered there, never lost.
+        // Retried at the next interval while the partition is ours. After a rebalance it may belong to
+        // another member, which starts from the last commit: records are redelivered there, never lost.
+        for (const o of offsets) this.o.ledger.commitFailed(o.topic, o.partition, o.offset);
         this.o.onError(err);
       }
     });

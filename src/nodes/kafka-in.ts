@@ -87,6 +87,17 @@ export function registerKafkaIn(RED: RED): void {
           false,
         );
       }
+      if (
+        cfg.failurePolicy === "dead-letter" &&
+        cfg.deadLetterTarget === "pulsar" &&
+        !RED.nodes.getNode(cfg.deadLetterPulsarCluster)
+      ) {
+        throw new BridgeError(
+          "kafka-in.errors.no-dead-letter-cluster",
+          "the Pulsar dead-letter target needs a pulsar-cluster",
+          false,
+        );
+      }
       cluster.getKafka();
     } catch (err) {
       stop(err);
@@ -272,7 +283,14 @@ export function registerKafkaIn(RED: RED): void {
       if (batch.length > 0) emit(batch);
     };
 
+    // A connection failure is logged once per distinct cause (Catch and the log see it), not at every retry.
+    let lastLoggedError: string | undefined;
     const showState = (s: ConsumerState) => {
+      if (s.kind === "consuming") lastLoggedError = undefined;
+      if (s.kind === "reconnecting" && s.error !== lastLoggedError) {
+        lastLoggedError = s.error;
+        node.error(t("kafka-in.errors.consumer", { message: s.error }));
+      }
       switch (s.kind) {
         case "connecting":
           node.status({ fill: "yellow", shape: "ring", text: "node-red:common.status.connecting" });

@@ -3,6 +3,7 @@
 // scenario, and an independent read-back of the Pulsar topic with the official `pulsar-client consume`.
 // Each run reports records lost, duplicated and reordered per key.
 import { spawn } from "node:child_process";
+import { AssignerProtocol } from "kafkajs";
 import fs from "node:fs";
 import path from "node:path";
 import { ROOT, requestJson, uniqueName } from "../support/brokers";
@@ -360,9 +361,6 @@ export async function runScenario(
     batch.push({ key: `k${key}`, value: kafkaValue(key, seq) });
     if (poisonAt.has(i)) batch.push({ key: `k${key}`, value: `poison-${i}` });
   }
-  await produce(kafkaTopic, batch, 5000, [lab.kafkaBootstrap]);
-  log(`${scenario.name} / ${mode}: ${batch.length} records in Kafka`);
-
   const flow = bridgeFlow({ lab, kafkaTopic, groupId, pulsarTopic, deadLetterTopic, mode });
   const userDirs: string[] = [];
   const nodeReds: NodeRedProcess[] = [];
@@ -378,10 +376,30 @@ export async function runScenario(
     for (let i = 0; i < (scenario.instances ?? 1); i++) {
       const userDir = makeUserDir();
       userDirs.push(userDir);
-      const nr = await startNodeRed({ userDir });
-      nodeReds.push(nr);
-      await nr.deploy(flow);
+      nodeReds.push(await startNodeRed({ userDir }));
     }
+    await Promise.all(nodeReds.map((nr) => nr.deploy(flow)));
+    // Every instance holds partitions before the stream starts, so that a fault on one of them matters.
+    await kafkaAdmin.connect();
+    await waitFor(
+      "every node-red in the consumer group with partitions",
+      async () => {
+        const { groups } = await kafkaAdmin.describeGroups([groupId]);
+        const members = groups[0]?.state === "Stable" ? groups[0].members : [];
+        return (
+          members.length === nodeReds.length &&
+          members.every(
+            (m) =>
+              Object.keys(AssignerProtocol.MemberAssignment.decode(m.memberAssignment)?.assignment ?? {})
+                .length > 0,
+          )
+        );
+      },
+      60_000,
+      250,
+    );
+    await produce(kafkaTopic, batch, 5000, [lab.kafkaBootstrap]);
+    log(`${scenario.name} / ${mode}: ${batch.length} records in Kafka`);
     const run: Run = {
       lab,
       mode,
@@ -404,7 +422,6 @@ export async function runScenario(
       120_000,
       50,
     );
-    await kafkaAdmin.connect();
     const offsets = async () => {
       const [ends, groups] = await Promise.all([
         kafkaAdmin.fetchTopicOffsets(kafkaTopic),

@@ -58,7 +58,7 @@ const kin = (extra: Record<string, unknown>) => ({
   ...extra,
 });
 
-const configCases: { name: string; flow: object[]; id: string; expect: RegExp }[] = [
+const configCases: { name: string; flow: object[]; id: string; expect: RegExp; withinMs?: number }[] = [
   { name: "kafka-in without a cluster", flow: [kin({ cluster: "" })], id: "in", expect: /no kafka-cluster/ },
   { name: "empty broker list", flow: [kc(""), kin({})], id: "in", expect: /no Kafka broker/ },
   { name: "broker without a port", flow: [kc("localhost"), kin({})], id: "in", expect: /not a host:port/ },
@@ -89,6 +89,45 @@ const configCases: { name: string; flow: object[]; id: string; expect: RegExp }[
     expect: /username and a password/,
   },
   {
+    name: "an unknown SASL mechanism",
+    flow: [kc(undefined, { saslMechanism: "kerberos" }), kin({})],
+    id: "in",
+    expect: /unknown SASL mechanism "kerberos"/,
+  },
+  {
+    name: "SCRAM-SHA-512 without credentials",
+    flow: [kc(undefined, { saslMechanism: "scram-sha-512" }), kin({})],
+    id: "in",
+    expect: /SCRAM-SHA-512 needs a username and a password/,
+  },
+  {
+    name: "OAUTHBEARER without a token endpoint",
+    flow: [kc(undefined, { saslMechanism: "oauthbearer" }), kin({})],
+    id: "in",
+    expect: /OAUTHBEARER needs a token endpoint/,
+  },
+  {
+    name: "a Kafka that refuses connections",
+    flow: [kc("127.0.0.1:1", { connectionTimeoutMs: 1000 }), kin({})],
+    id: "in",
+    expect: /Kafka consumer failed and reconnects: .*(ECONNREFUSED|connect)/i,
+    // kafkajs retries the connection itself for a while before giving up
+    withinMs: 45_000,
+  },
+  {
+    name: "a Pulsar dead-letter target without a pulsar-cluster",
+    flow: [
+      kc(),
+      kin({
+        failurePolicy: "dead-letter",
+        deadLetterTarget: "pulsar",
+        deadLetterTopic: "persistent://public/default/dlq",
+      }),
+    ],
+    id: "in",
+    expect: /pulsar-cluster/,
+  },
+  {
     name: "pulsar-out without a cluster",
     flow: [{ id: "out", type: "pulsar-out", cluster: "", topic: "t", wires: [] }],
     id: "out",
@@ -114,6 +153,7 @@ for (const c of configCases) {
     await eventually(
       () => errorsOf(c.id).some((m) => c.expect.test(m)),
       `error ${String(c.expect)} from ${c.id}`,
+      c.withinMs,
     );
   });
 }
@@ -138,6 +178,12 @@ async function caught(
   );
   helper.getNode("out")?.receive(msg);
   return got;
+}
+
+function circular(): Record<string, unknown> {
+  const o: Record<string, unknown> = { a: 1 };
+  o.self = o;
+  return o;
 }
 
 const msgCases: {
@@ -207,6 +253,50 @@ const msgCases: {
     msg: { payload: "x" },
     expect: /cannot connect|closed|connect/i,
     cluster: pc("pulsar://127.0.0.1:1", { connectionTimeoutMs: 2000, operationTimeoutMs: 4000 }),
+  },
+  {
+    name: "a payload that is a function",
+    out: { topic: uniqueName("t") },
+    msg: { payload: () => 1 },
+    expect: /msg.payload of type function cannot be serialised/,
+  },
+  {
+    name: "a payload with a circular reference",
+    out: { topic: uniqueName("t") },
+    msg: { payload: circular() },
+    expect: /cannot be serialised as JSON/,
+  },
+  {
+    name: "msg.key that is an object",
+    out: { topic: uniqueName("t") },
+    msg: { payload: "x", key: { id: 1 } },
+    expect: /msg.key must be a string or a Buffer/,
+  },
+  {
+    name: "msg.deliverAfter that is not a duration",
+    out: { topic: uniqueName("t") },
+    msg: { payload: "x", deliverAfter: "soon" },
+    expect: /msg.deliverAfter must be a number of milliseconds/,
+  },
+  {
+    name: "a topic in a namespace that does not exist",
+    out: { topic: `persistent://public/no-such-namespace/${uniqueName("t")}` },
+    msg: { payload: "x" },
+    expect: /./,
+  },
+  {
+    name: "the pulsar-client engine when it is not installed",
+    out: { topic: uniqueName("t") },
+    msg: { payload: "x" },
+    expect: /pulsar-client package is not installed.*npm install pulsar-client/,
+    cluster: pc(undefined, { engine: "pulsar-client" }),
+  },
+  {
+    name: "token authentication without a token",
+    out: { topic: uniqueName("t") },
+    msg: { payload: "x" },
+    expect: /token/i,
+    cluster: pc(undefined, { authMethod: "token" }),
   },
   {
     name: "a service URL that is not pulsar://",

@@ -1,6 +1,6 @@
 // Flows in a real Node-RED runtime (node-red-node-test-helper) with this package's two node sets.
-// The helper builds RED without `hooks`; the runtime's own hook registry (the one its Flow objects
-// trigger) is handed in, as the full runtime does.
+// The helper builds RED without `hooks` and with a `_` that returns the key; the runtime's own hook registry
+// (the one its Flow objects trigger) and message translation are handed in, as the full runtime does.
 import path from "node:path";
 import { ROOT } from "./brokers";
 
@@ -22,12 +22,21 @@ export interface NodeLike {
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 export const helper = require("node-red-node-test-helper") as TestHelper;
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const runtimeHooks = (require("@node-red/util") as { hooks: unknown }).hooks;
+const util = require("@node-red/util") as {
+  hooks: unknown;
+  i18n: {
+    registerMessageCatalog(namespace: string, dir: string, file: string): Promise<void>;
+    _: (key: string, vars?: unknown) => string;
+  };
+};
+const runtimeHooks = util.hooks;
 
 type NodeSet = (RED: Record<string, unknown>) => void;
 function withHooks(set: NodeSet): NodeSet {
   return (RED) => {
     RED.hooks = runtimeHooks;
+    // The helper's RED._ returns the key; the runtime's translates with the registered catalogs.
+    RED._ = util.i18n._;
     set(RED);
   };
 }
@@ -48,6 +57,14 @@ export async function loadFlow(flow: unknown[], credentials: Record<string, unkn
   if (!initialised) {
     helper.init(require.resolve("node-red"));
     await new Promise<void>((resolve) => helper.startServer(resolve));
+    // The message catalogs, as the full runtime registers them, so that logs and statuses read as users see them.
+    for (const set of ["kafka", "pulsar"]) {
+      await util.i18n.registerMessageCatalog(
+        `node-red-contrib-kafka-pulsar/${set}`,
+        path.join(ROOT, "nodes", "locales"),
+        `${set}.json`,
+      );
+    }
     initialised = true;
   }
   // eslint-disable-next-line @typescript-eslint/no-require-imports

@@ -59,6 +59,42 @@ test("offsets: gaps in offsets (compaction, transactions) commit past the highes
   assert.equal(ledger.takeCommittable("t", 2), "9007199254740994", "offsets beyond 2^53 stay exact");
 });
 
+test("offsets: a refused commit is handed out again; a confirmed one is not", () => {
+  const ledger = new OffsetLedger();
+  for (const o of ["0", "1", "2"]) ledger.add("t", 0, o);
+  for (const o of ["0", "1", "2"]) ledger.settle("t", 0, o);
+  assert.equal(ledger.takeCommittable("t", 0), "3");
+  assert.deepEqual(ledger.dirty(), []);
+  ledger.commitFailed("t", 0, "3");
+  assert.deepEqual(ledger.dirty(), [{ topic: "t", partition: 0 }], "dirty again after a refused commit");
+  assert.equal(ledger.takeCommittable("t", 0), "3");
+  ledger.commitConfirmed("t", 0, "3");
+  ledger.commitFailed("t", 0, "2"); // a stale failure report changes nothing
+  assert.deepEqual(ledger.dirty(), []);
+});
+
+test("offsets: a rewind (Kafka delivers again from an earlier offset) starts the partition afresh", () => {
+  const ledger = new OffsetLedger();
+  for (let o = 10; o < 20; o++) ledger.add("t", 0, String(o));
+  for (let o = 10; o < 20; o++) ledger.settle("t", 0, String(o));
+  assert.equal(ledger.takeCommittable("t", 0), "20");
+  ledger.commitFailed("t", 0, "20");
+  // the consumer restarts from the last confirmed commit (10) and delivers 10.. again
+  ledger.add("t", 0, "10");
+  ledger.add("t", 0, "11");
+  assert.equal(ledger.inFlight, 2);
+  assert.equal(ledger.takeCommittable("t", 0), undefined, "nothing settled since the rewind");
+  ledger.settle("t", 0, "10");
+  assert.equal(ledger.takeCommittable("t", 0), "11", "never past the unsettled 11");
+  ledger.settle("t", 0, "11");
+  for (let o = 12; o < 20; o++) {
+    ledger.add("t", 0, String(o));
+    ledger.settle("t", 0, String(o));
+  }
+  assert.equal(ledger.takeCommittable("t", 0), "20", "the redelivered records commit");
+  assert.equal(ledger.inFlight, 0);
+});
+
 test("settlement: fan-out, drops, delayed completion, errors, and completions from nodes that got no delivery", () => {
   const settled: string[] = [];
   const failed: string[] = [];
