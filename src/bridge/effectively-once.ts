@@ -18,8 +18,9 @@ export function producerNameFor(
 }
 
 /**
- * Refuses a record that the flow split into several msgs: its sequence id is its offset, so two msgs of one
- * record would collide. A retry of the record (a higher attempt number) is not a split.
+ * Refuses a record that the flow split into several msgs (two msgs of one offset and attempt in a row): its
+ * sequence id is its offset, so they would collide. A retry (a higher attempt number) is not a split, nor is
+ * Kafka delivering the partition again from an earlier offset.
  */
 export class SplitGuard {
   private readonly seen = new Map<string, { offset: bigint; attempt: number }>();
@@ -34,6 +35,6 @@ export class SplitGuard {
         false,
       );
     }
-    if (!prev || o >= prev.offset) this.seen.set(producerName, { offset: o, attempt });
+    this.seen.set(producerName, { offset: o, attempt });
   }
 }

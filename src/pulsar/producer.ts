@@ -93,6 +93,8 @@ export class PartitionProducer {
   private pendingMessages = 0;
   private batch: BatchItem[] = [];
   private batchBytes = 0;
+  /** Whether the open batch holds potential duplicates (see send). */
+  private batchOfDuplicates = false;
   private batchTimer: NodeJS.Timeout | undefined;
   private readonly spaceWaiters: (() => void)[] = [];
   private readonly idleWaiters: (() => void)[] = [];
@@ -298,6 +300,10 @@ export class PartitionProducer {
       );
     }
     const sequenceId = message.sequenceId ?? this.nextSequenceId;
+    // An explicit sequence id at or below one already pushed (or stored, per the broker) may be a duplicate.
+    // The broker judges a whole batch by its lowest sequence id, so such messages never share a batch with
+    // newer ones: those would be dropped with them.
+    const potentialDuplicate = sequenceId < this.nextSequenceId;
     this.nextSequenceId = Math.max(this.nextSequenceId, sequenceId + 1);
     return new Promise<SendReceipt>((resolve, reject) => {
       const waiter: Waiter = { resolve, reject, sequenceId };
@@ -308,7 +314,12 @@ export class PartitionProducer {
         return;
       }
       const size = message.payload.length + 64;
-      if (this.batch.length > 0 && this.batchBytes + size > this.s.batchMaxBytes) this.flushBatch();
+      if (
+        this.batch.length > 0 &&
+        (this.batchBytes + size > this.s.batchMaxBytes || potentialDuplicate !== this.batchOfDuplicates)
+      )
+        this.flushBatch();
+      this.batchOfDuplicates = potentialDuplicate;
       this.batch.push({ message, sequenceId, waiter, size });
       this.batchBytes += size;
       if (this.batch.length >= this.s.batchMaxMessages || this.batchBytes >= this.s.batchMaxBytes)
