@@ -10,7 +10,7 @@
 //   node scripts/brokers.mjs kafka-tool <tool|class> [args...]   an official Kafka CLI tool
 //   node scripts/brokers.mjs pulsar-client|pulsar-admin|pulsar-perf [args...]   official Pulsar CLI
 //   node scripts/brokers.mjs token [role]           a JWT for the token-auth broker (PULSAR_AUTH=token)
-//   node scripts/brokers.mjs certs                  the folder of the test CA and certificates (made on first use)
+//   node scripts/brokers.mjs certs                  folder of the test CA and certificates (made once)
 //
 // Secured brokers (off by default): KAFKA_SECURITY=sasl-ssl-mtls adds to Kafka a SASL_SSL listener with
 // SCRAM-SHA-512 (user "bridge", password in BROKERS_HOME/kafka-scram-password) and an SSL listener that

@@ -124,7 +124,8 @@ export class GroupConsumer {
     const retryInMs = this.backoff.next();
     this.o.onState({
       kind: "reconnecting",
-      error: error instanceof Error ? error.message : String(error),
+      // trimmed: OpenSSL's messages end with a newline
+      error: (error instanceof Error ? error.message : String(error)).trim(),
       retryInMs,
     });
     const old = this.consumer;
