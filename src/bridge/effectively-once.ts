@@ -18,12 +18,17 @@ export function producerNameFor(
 }
 
 /**
- * Refuses a record that the flow split into several msgs (two msgs of one offset and attempt in a row): its
- * sequence id is its offset, so they would collide. A retry (a higher attempt number) is not a split, nor is
- * Kafka delivering the partition again from an earlier offset.
+ * What effectively-once cannot store, refused with a clear error instead of being dropped by the broker
+ * as a duplicate (its sequence id is the Kafka offset, and the broker drops any id at or below the highest
+ * it stored for the producer):
+ * - a record the flow split into several msgs (two msgs of one offset and attempt in a row). A retry (a
+ *   higher attempt) is not a split, nor is Kafka delivering the partition again from an earlier offset;
+ * - a retried record (attempt > 1) that arrives after a higher offset of its partition was acknowledged:
+ *   the broker would drop it although it may never have been stored. It goes to kafka-in's failure policy.
  */
-export class SplitGuard {
+export class EffectivelyOnceGuard {
   private readonly seen = new Map<string, { offset: bigint; attempt: number }>();
+  private readonly highestAcknowledged = new Map<string, bigint>();
 
   check(producerName: string, offset: string, attempt: number): void {
     const o = BigInt(offset);
@@ -35,6 +40,22 @@ export class SplitGuard {
         false,
       );
     }
+    const highest = this.highestAcknowledged.get(producerName);
+    if (attempt > 1 && highest !== undefined && o < highest) {
+      throw new BridgeError(
+        "pulsar-out.errors.behind",
+        `Kafka offset ${offset} (try ${attempt}) reached pulsar-out after offset ${highest} of its partition was stored: ` +
+          "in effectively-once mode Pulsar would drop it as a duplicate, so it is refused (kafka-in's failure policy decides)",
+        false,
+      );
+    }
     this.seen.set(producerName, { offset: o, attempt });
+  }
+
+  /** Pulsar acknowledged the record at `offset` for this producer. */
+  acknowledged(producerName: string, offset: string): void {
+    const o = BigInt(offset);
+    const highest = this.highestAcknowledged.get(producerName);
+    if (highest === undefined || o > highest) this.highestAcknowledged.set(producerName, o);
   }
 }

@@ -7,7 +7,7 @@ import { onClose, registerType, type Node, type NodeConfig, type NodeMessage, ty
 import type { PulsarClusterNode } from "./pulsar-cluster";
 import { TopicResolver, type TopicSource } from "../bridge/topic";
 import { msgToPulsar } from "../bridge/msg-to-pulsar";
-import { producerNameFor, SplitGuard } from "../bridge/effectively-once";
+import { EffectivelyOnceGuard, producerNameFor } from "../bridge/effectively-once";
 import type { CompressionType, HashingScheme, Producer, PulsarClient, RoutingMode } from "../pulsar/types";
 
 interface KafkaFields {
@@ -49,7 +49,7 @@ export function registerPulsarOut(RED: RED): void {
 
     let client: Promise<PulsarClient> | undefined;
     const producers = new Map<string, Promise<Producer>>();
-    const guard = new SplitGuard();
+    const guard = new EffectivelyOnceGuard();
     let inFlight = 0;
     let closing = false;
 
@@ -145,6 +145,7 @@ export function registerPulsarOut(RED: RED): void {
         try {
           const producer = await getProducer(producerKey, topic, producerName);
           const receipt = await producer.send(out);
+          if (producerName) guard.acknowledged(producerName, String(out.sequenceId));
           if (cfg.outputs > 0) {
             m.pulsar = {
               topic: receipt.topic,

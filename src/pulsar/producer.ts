@@ -254,18 +254,27 @@ export class PartitionProducer {
     this.conn?.shutdown(new PulsarError(`send error ${cmd.error}: ${cmd.message}`, "SendError", true));
   }
 
+  /**
+   * When the oldest pending message has waited longer than the send timeout, every pending message fails,
+   * not only the timed-out ones: were the newer ones stored while the older are retried later, the broker's
+   * deduplication would drop the retries (their sequence ids are lower) although they were never stored.
+   */
   private expire(): void {
-    const now = Date.now();
-    while (this.pending.length > 0 && now - this.pending[0].createdAt > this.s.sendTimeoutMs) {
-      const op = this.pending.shift() as PendingOp;
-      this.pendingMessages -= op.waiters.length;
-      const err = new TimeoutError(
-        `no receipt from Pulsar for ${this.topic} within ${this.s.sendTimeoutMs} ms`,
-      );
-      for (const w of op.waiters) w.reject(err);
+    const head = this.pending[0];
+    if (!head || Date.now() - head.createdAt <= this.s.sendTimeoutMs) return;
+    const err = new TimeoutError(
+      `no receipt from Pulsar for ${this.topic} within ${this.s.sendTimeoutMs} ms`,
+    );
+    for (const op of this.pending.splice(0)) for (const w of op.waiters) w.reject(err);
+    this.pendingMessages = 0;
+    if (this.batchTimer) {
+      clearTimeout(this.batchTimer);
+      this.batchTimer = undefined;
     }
+    for (const item of this.batch.splice(0)) item.waiter.reject(err);
+    this.batchBytes = 0;
     this.wakeSpace();
-    if (this.pending.length === 0 && this.batch.length === 0) this.wakeIdle();
+    this.wakeIdle();
   }
 
   private wakeSpace(): void {

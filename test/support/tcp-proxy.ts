@@ -1,7 +1,8 @@
 // A TCP proxy a test controls, to cut the network between clients and a broker without touching either.
-// A cut is silent, like a pulled cable: nothing is closed or reset, bytes stop flowing both ways (they wait
-// in the socket buffers, as TCP retransmission would keep them) and new connections are accepted but not
-// forwarded. heal() lets everything flow again; what the peers' own timeouts closed in between stays closed.
+// A cut is silent by default, like a pulled cable: nothing is closed or reset, bytes stop flowing both ways
+// (they wait in the socket buffers, as TCP retransmission would keep them). With { reset: true } the open
+// connections are closed at once instead, and whatever was in flight is gone. Either way new connections
+// are accepted but not forwarded until heal(); what the peers' own timeouts closed in between stays closed.
 import net from "node:net";
 
 export interface TcpProxy {
@@ -9,7 +10,7 @@ export interface TcpProxy {
   readonly port: number;
   /** Connections currently open through the proxy. */
   connections(): number;
-  cut(): void;
+  cut(options?: { reset?: boolean }): void;
   heal(): void;
   close(): Promise<void>;
 }
@@ -79,9 +80,15 @@ export async function tcpProxy(
     host: listen.host,
     port: listen.port,
     connections: () => links.size,
-    cut() {
+    cut(options = {}) {
       isCut = true;
-      for (const link of links) pause(link);
+      for (const link of links) {
+        if (options.reset) {
+          link.client.destroy();
+          link.upstream?.destroy();
+          links.delete(link);
+        } else pause(link);
+      }
     },
     heal() {
       isCut = false;

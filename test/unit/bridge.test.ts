@@ -11,7 +11,7 @@ import {
   BINARY_PROPERTY_MARKER,
 } from "../../src/bridge/msg-to-pulsar";
 import { TopicResolver } from "../../src/bridge/topic";
-import { producerNameFor, SplitGuard } from "../../src/bridge/effectively-once";
+import { EffectivelyOnceGuard, producerNameFor } from "../../src/bridge/effectively-once";
 import { parseTopics } from "../../src/nodes/kafka-in";
 import { BridgeError } from "../../src/common/errors";
 
@@ -272,7 +272,7 @@ test("topics: fixed, template without HTML escaping, msg.topic, and invalid resu
   assert.throws(() => fromMsg.resolve({ topic: "bad topic" }), /not a valid Pulsar topic/);
 });
 
-test("effectively-once: stable, distinct producer names; a split record is refused, a retry is not", () => {
+test("effectively-once: stable, distinct producer names; a split record and a retry behind the stored offsets are refused", () => {
   const a = producerNameFor(
     { cluster: "k:9092", topic: "orders", partition: 0 },
     "persistent://public/default/o",
@@ -296,7 +296,7 @@ test("effectively-once: stable, distinct producer names; a split record is refus
     producerNameFor({ cluster: "k:9092", topic: "orders", partition: 0 }, "persistent://public/default/p"),
   );
   assert.equal(names.size, 102);
-  const guard = new SplitGuard();
+  const guard = new EffectivelyOnceGuard();
   guard.check(a, "5", 1);
   guard.check(a, "6", 1);
   assert.throws(
@@ -305,8 +305,19 @@ test("effectively-once: stable, distinct producer names; a split record is refus
   );
   guard.check(a, "6", 2);
   // Kafka delivering the partition again from an earlier offset (a rewind) is not a split.
-  const again = new SplitGuard();
+  const again = new EffectivelyOnceGuard();
   for (const o of ["10", "11", "12", "10", "11", "12"]) again.check(a, o, 1);
+  // A retry that comes after a higher offset was stored would be dropped by the broker: refused instead.
+  const behind = new EffectivelyOnceGuard();
+  behind.check(a, "20", 1);
+  behind.check(a, "21", 1);
+  behind.acknowledged(a, "21");
+  assert.throws(
+    () => behind.check(a, "20", 2),
+    (e: unknown) => e instanceof BridgeError && e.key === "pulsar-out.errors.behind",
+  );
+  behind.check(a, "22", 2); // a retry beyond the highest stored is fine
+  behind.check("another-partition", "5", 2); // other partitions are independent
 });
 
 test("kafka-in topics: a list or one /regex/, bad names refused", () => {
