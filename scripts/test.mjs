@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The one test command (README, .ci/run): build, lint, unit tests, then the integration tests against
-// real Kafka and Pulsar started by scripts/brokers.mjs when none are running; stops what it started.
+// real Kafka and Pulsar started by scripts/brokers.mjs when none are running, then some of them again on
+// Node 22 with Node-RED 5 (scripts/compat.mjs); stops what it started.
 //
 //   --unit-only             build, lint and unit tests only
 //   SKIP_INTEGRATION=1      a developer's explicit opt-out of the integration tests (refused when CI is set)
@@ -10,8 +11,10 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { COMPAT_TESTS, compatEnv, prepareCompat } from "./compat.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const EMPTY = () => ({ passed: 0, failed: 0, skipped: 0, todo: 0, failures: [] });
 const args = new Set(process.argv.slice(2));
 const inCI = Boolean(process.env.CI);
 
@@ -33,7 +36,7 @@ function findTests(dir) {
   return out.filter((f) => !filter || f.includes(filter)).sort();
 }
 
-async function runTests(label, files, extraEnv = {}) {
+async function runTests(label, files, extraEnv = {}, nodeBin = process.execPath) {
   const totals = { passed: 0, failed: 0, skipped: 0, todo: 0, failures: [] };
   if (files.length === 0) {
     console.log(`\n=== ${label}: no test files`);
@@ -42,7 +45,7 @@ async function runTests(label, files, extraEnv = {}) {
   const summaryFile = path.join(os.tmpdir(), `test-summary-${process.pid}-${label}.json`);
   console.log(`\n=== ${label}: ${files.length} file(s)`);
   const child = spawn(
-    process.execPath,
+    nodeBin,
     [
       "--import",
       "tsx",
@@ -56,7 +59,10 @@ async function runTests(label, files, extraEnv = {}) {
     ],
     { cwd: ROOT, stdio: "inherit", env: { ...process.env, ...extraEnv, TEST_SUMMARY_FILE: summaryFile } },
   );
-  const code = await new Promise((resolve) => child.on("close", (c) => resolve(c ?? 1)));
+  const code = await new Promise((resolve) => {
+    child.on("error", () => resolve(1));
+    child.on("close", (c) => resolve(c ?? 1));
+  });
   try {
     Object.assign(totals, JSON.parse(fs.readFileSync(summaryFile, "utf8")));
     fs.rmSync(summaryFile, { force: true });
@@ -96,6 +102,24 @@ function ensureChromium() {
   ]);
 }
 
+// The compatibility run: some integration tests again on Node 22 with Node-RED 5 (scripts/compat.mjs).
+async function runCompat(brokerEnv) {
+  const files = COMPAT_TESTS.filter((f) => !process.env.TEST_FILTER || f.includes(process.env.TEST_FILTER));
+  if (files.length === 0) {
+    console.log("\n=== compat: no compat test file matches TEST_FILTER");
+    return EMPTY();
+  }
+  try {
+    console.log("\n=== compat: Node 22 and Node-RED 5 (prepared once per machine)");
+    const { env, versions } = compatEnv(prepareCompat(), { ...process.env, ...brokerEnv });
+    console.log(`=== compat: the tests run on ${versions}`);
+    return await runTests("compat", files, env, env.COMPAT_NODE_BIN);
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    return { ...EMPTY(), failed: 1, failures: [`compat: ${message.split("\n")[0]}`] };
+  }
+}
+
 async function main() {
   const problems = [];
   if (!step("build", process.execPath, [path.join(ROOT, "scripts", "build.mjs")]))
@@ -120,7 +144,8 @@ async function main() {
     problems.push("format check failed");
 
   const unit = await runTests("unit", findTests("test/unit"));
-  let integration = { passed: 0, failed: 0, skipped: 0, todo: 0, failures: [] };
+  let integration = EMPTY();
+  let compat = EMPTY();
   const integrationFiles = findTests("test/integration");
 
   if (args.has("--unit-only")) {
@@ -158,6 +183,7 @@ async function main() {
           envLines.map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
         );
         integration = await runTests("integration", integrationFiles, brokerEnv);
+        compat = await runCompat(brokerEnv);
       }
     } finally {
       if (started) {
@@ -172,14 +198,16 @@ async function main() {
     }
   }
 
-  const passed = unit.passed + integration.passed;
-  const failed = unit.failed + integration.failed;
-  const skipped = unit.skipped + integration.skipped + unit.todo + integration.todo;
-  for (const f of [...unit.failures, ...integration.failures]) console.log(`  failed: ${f}`);
+  const all = [unit, integration, compat];
+  const sum = (k) => all.reduce((n, t) => n + t[k], 0);
+  const passed = sum("passed");
+  const failed = sum("failed");
+  const skipped = sum("skipped") + sum("todo");
+  for (const f of all.flatMap((t) => t.failures)) console.log(`  failed: ${f}`);
   for (const p of problems) console.log(`  problem: ${p}`);
   const ok = failed === 0 && problems.length === 0;
   console.log(
-    `\ntests: ${passed} passed, ${failed} failed, ${skipped} skipped (unit ${unit.passed}/${unit.passed + unit.failed}, integration ${integration.passed}/${integration.passed + integration.failed})${problems.length ? `; ${problems.length} problem(s)` : ""} — ${ok ? "OK" : "FAILED"}`,
+    `\ntests: ${passed} passed, ${failed} failed, ${skipped} skipped (unit ${unit.passed}/${unit.passed + unit.failed}, integration ${integration.passed}/${integration.passed + integration.failed}, Node 22 + Node-RED 5 ${compat.passed}/${compat.passed + compat.failed})${problems.length ? `; ${problems.length} problem(s)` : ""} — ${ok ? "OK" : "FAILED"}`,
   );
   process.exitCode = ok ? 0 : 1;
 }

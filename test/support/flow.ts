@@ -3,6 +3,7 @@
 // (the one its Flow objects trigger) and message translation are handed in, as the full runtime does.
 import path from "node:path";
 import { ROOT } from "./brokers";
+import { nodeRedHome, resolveFromNodeRed } from "./node-red-process";
 
 interface TestHelper {
   init(runtimePath: string, settings?: Record<string, unknown>): void;
@@ -20,9 +21,9 @@ export interface NodeLike {
 }
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-export const helper = require("node-red-node-test-helper") as TestHelper;
+export const helper = require(resolveFromNodeRed("node-red-node-test-helper")) as TestHelper;
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const util = require("@node-red/util") as {
+const util = require(resolveFromNodeRed("@node-red/util")) as {
   hooks: unknown;
   i18n: {
     registerMessageCatalog(namespace: string, dir: string, file: string): Promise<void>;
@@ -55,7 +56,7 @@ let initialised = false;
 /** Loads `flow` with the kafka and pulsar node sets (compiled in nodes/lib) plus any core nodes it uses. */
 export async function loadFlow(flow: unknown[], credentials: Record<string, unknown> = {}): Promise<void> {
   if (!initialised) {
-    helper.init(require.resolve("node-red"));
+    helper.init(require.resolve(nodeRedHome));
     await new Promise<void>((resolve) => helper.startServer(resolve));
     // The message catalogs, as the full runtime registers them, so that logs and statuses read as users see them.
     for (const set of ["kafka", "pulsar"]) {
@@ -72,7 +73,7 @@ export async function loadFlow(flow: unknown[], credentials: Record<string, unkn
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const pulsar = require(path.join(ROOT, "nodes", "pulsar.js")) as NodeSet;
   const types = new Set((flow as { type?: string }[]).map((n) => n.type));
-  const coreDir = path.join(path.dirname(require.resolve("@node-red/nodes/package.json")), "core");
+  const coreDir = path.join(path.dirname(resolveFromNodeRed("@node-red/nodes/package.json")), "core");
   const core: NodeSet[] = [];
   for (const [type, file] of Object.entries(CORE_NODES)) {
     // eslint-disable-next-line @typescript-eslint/no-require-imports

@@ -7,6 +7,16 @@ import os from "node:os";
 import path from "node:path";
 import { requestJson, ROOT } from "./brokers";
 
+/** The Node-RED under test: NODE_RED_HOME (a `node-red` package directory), else this project's own. */
+export const nodeRedHome = process.env.NODE_RED_HOME
+  ? path.resolve(process.env.NODE_RED_HOME)
+  : path.dirname(require.resolve("node-red/package.json"));
+
+/** Resolves a module (`@node-red/util`, the test helper, ...) as the Node-RED under test sees it. */
+export function resolveFromNodeRed(id: string): string {
+  return require.resolve(id, { paths: [nodeRedHome] });
+}
+
 export interface NodeRedProcess {
   url: string;
   userDir: string;
@@ -62,7 +72,7 @@ export async function startNodeRed(options: {
   const child = spawn(
     process.execPath,
     [
-      path.join(ROOT, "node_modules", "node-red", "red.js"),
+      path.join(nodeRedHome, "red.js"),
       "--userDir",
       options.userDir,
       "--port",
