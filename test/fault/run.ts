@@ -3,6 +3,7 @@
 // docs/fault-results.md (and .json) and exits non-zero when a scenario misses its goal.
 //
 //   npm run fault -- [--records N] [--scenario <part of a name>] [--mode settled|effectively-once]
+import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -38,6 +39,8 @@ async function main(): Promise<number> {
   const table = resultsTable(results);
   console.log(`\n${table}\n`);
   const whole = !values.scenario && !values.mode;
+  const git = (...a: string[]) => execFileSync("git", a, { cwd: ROOT, encoding: "utf8" }).trim();
+  const commit = `${git("rev-parse", "--short", "HEAD")}${git("status", "--porcelain", "--", "src") ? " with changes in src/" : ""}`;
   const docs = path.join(ROOT, "docs");
   const base = whole ? "fault-results" : "fault-results-partial";
   fs.writeFileSync(
@@ -45,7 +48,7 @@ async function main(): Promise<number> {
     [
       "# Fault suite results",
       "",
-      `Written by \`npm run fault\` on ${new Date().toISOString().slice(0, 10)} (${os.cpus().length} cores, ` +
+      `Written by \`npm run fault\` on ${new Date().toISOString().slice(0, 10)} at commit ${commit} (${os.cpus().length} cores, ` +
         `Node ${process.version}), ${records} records per run over 3 Kafka partitions and 60 keys, read back ` +
         "from Pulsar with the official `pulsar-client consume`.",
       "Goals: 0 lost in settled mode; 0 lost and 0 duplicated in effectively-once mode; every poison record " +
