@@ -15,6 +15,10 @@
 // Secured brokers (off by default): KAFKA_SECURITY=sasl-ssl-mtls adds to Kafka a SASL_SSL listener with
 // SCRAM-SHA-512 (user "bridge", password in BROKERS_HOME/kafka-scram-password) and an SSL listener that
 // requires a client certificate; PULSAR_TLS=1 adds Pulsar's TLS ports. Certificates: BROKERS_HOME/certs.
+// KAFKA_OAUTH=1 adds a SASL_PLAINTEXT listener with OAUTHBEARER, validated by Kafka's built-in unsecured JWS
+// validator (tokens with "alg":"none", a "sub" and an "exp" claim), on KAFKA_OAUTH_PORT (9096).
+// PULSAR_AUTH_REFRESH_S=<s> sets Pulsar's authenticationRefreshCheckSeconds (how often the broker checks
+// for expired credentials and sends AUTH_CHALLENGE); Pulsar's own default when unset.
 //
 // Settings (environment): see SETTINGS below.
 import { spawn, spawnSync } from "node:child_process";
@@ -55,6 +59,11 @@ export const SETTINGS = {
   pulsarTls: env.PULSAR_TLS === "1" || env.PULSAR_TLS === "true",
   pulsarTlsPort: Number(env.PULSAR_TLS_PORT || 6651),
   pulsarHttpsPort: Number(env.PULSAR_HTTPS_PORT || 8443),
+  // Kafka also listens with SASL_PLAINTEXT + OAUTHBEARER (unsecured JWS validator)
+  kafkaOauth: env.KAFKA_OAUTH === "1" || env.KAFKA_OAUTH === "true",
+  kafkaOauthPort: Number(env.KAFKA_OAUTH_PORT || 9096),
+  // Pulsar's authenticationRefreshCheckSeconds; undefined: Pulsar's default
+  pulsarAuthRefreshS: env.PULSAR_AUTH_REFRESH_S || undefined,
   kafkaHeap: env.KAFKA_HEAP_OPTS || "-Xms256m -Xmx768m",
   pulsarMem: env.PULSAR_MEM || "-Xms512m -Xmx1g -XX:MaxDirectMemorySize=1g",
   kafkaTimeoutS: Number(env.KAFKA_START_TIMEOUT || 120),
@@ -437,6 +446,29 @@ function kafkaSecureListeners() {
   };
 }
 
+// The listener KAFKA_OAUTH adds (nothing by default): SASL_PLAINTEXT with OAUTHBEARER only, its tokens checked
+// by Kafka's unsecured JWS validator (no signature; "sub" and "exp" required). The broker's own login on
+// this listener (never used: inter-broker traffic stays PLAINTEXT) gets an unsecured token for "kafka".
+const KAFKA_OAUTH_VALIDATOR =
+  "org.apache.kafka.common.security.oauthbearer.internals.unsecured.OAuthBearerUnsecuredValidatorCallbackHandler";
+const KAFKA_OAUTH_LOGIN =
+  "org.apache.kafka.common.security.oauthbearer.internals.unsecured.OAuthBearerUnsecuredLoginCallbackHandler";
+
+function kafkaOauthListener() {
+  if (!S.kafkaOauth) return { listeners: "", advertised: "", map: "", properties: [] };
+  return {
+    listeners: `,OAUTH://${S.host}:${S.kafkaOauthPort}`,
+    advertised: `,OAUTH://${S.advertisedHost}:${S.kafkaOauthPort}`,
+    map: ",OAUTH:SASL_PLAINTEXT",
+    properties: [
+      "listener.name.oauth.sasl.enabled.mechanisms=OAUTHBEARER",
+      'listener.name.oauth.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="kafka";',
+      `listener.name.oauth.oauthbearer.sasl.server.callback.handler.class=${KAFKA_OAUTH_VALIDATOR}`,
+      `listener.name.oauth.oauthbearer.sasl.login.callback.handler.class=${KAFKA_OAUTH_LOGIN}`,
+    ],
+  };
+}
+
 // ---------------------------------------------------------------- Kafka
 
 const KAFKA_LOG4J = `status = warn
@@ -467,15 +499,16 @@ rootLogger.appenderRef.stderr.ref = STDERR
 function kafkaServerProperties(dataDir) {
   const h = S.host;
   const sec = kafkaSecureListeners();
+  const oauth = kafkaOauthListener();
   return [
     "process.roles=broker,controller",
     "node.id=1",
     `controller.quorum.bootstrap.servers=${h}:${S.kafkaControllerPort}`,
-    `listeners=PLAINTEXT://${h}:${S.kafkaPort},CONTROLLER://${h}:${S.kafkaControllerPort}${sec.listeners}`,
-    `advertised.listeners=PLAINTEXT://${S.advertisedHost}:${S.kafkaPort},CONTROLLER://${h}:${S.kafkaControllerPort}${sec.advertised}`,
+    `listeners=PLAINTEXT://${h}:${S.kafkaPort},CONTROLLER://${h}:${S.kafkaControllerPort}${sec.listeners}${oauth.listeners}`,
+    `advertised.listeners=PLAINTEXT://${S.advertisedHost}:${S.kafkaPort},CONTROLLER://${h}:${S.kafkaControllerPort}${sec.advertised}${oauth.advertised}`,
     "inter.broker.listener.name=PLAINTEXT",
     "controller.listener.names=CONTROLLER",
-    `listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT${sec.map}`,
+    `listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT${sec.map}${oauth.map}`,
     `log.dirs=${dataDir}`,
     // one node: every internal topic with one replica
     "offsets.topic.replication.factor=1",
@@ -498,6 +531,7 @@ function kafkaServerProperties(dataDir) {
     "log.cleaner.threads=1",
     "log.segment.bytes=67108864",
     ...sec.properties,
+    ...oauth.properties,
     "",
   ].join("\n");
 }
@@ -525,6 +559,7 @@ async function kafkaReady() {
   if (!(await tcpOpen(S.kafkaPort))) return false;
   if (kafkaSecured() && !((await tcpOpen(S.kafkaSaslSslPort)) && (await tcpOpen(S.kafkaMtlsPort))))
     return false;
+  if (S.kafkaOauth && !(await tcpOpen(S.kafkaOauthPort))) return false;
   // Answering a metadata request is the real test: the port opens before the broker is usable.
   const { Kafka, logLevel } = await import("kafkajs");
   const admin = new Kafka({
@@ -741,6 +776,13 @@ async function startPulsar() {
     } else if (S.pulsarAuth !== "none") {
       throw new BrokerError(`PULSAR_AUTH must be none or token, not ${S.pulsarAuth}`);
     }
+    if (S.pulsarAuthRefreshS !== undefined) {
+      if (!/^[1-9]\d*$/.test(S.pulsarAuthRefreshS))
+        throw new BrokerError(
+          `PULSAR_AUTH_REFRESH_S must be a whole number of seconds, not ${S.pulsarAuthRefreshS}`,
+        );
+      keys.authenticationRefreshCheckSeconds = S.pulsarAuthRefreshS;
+    }
     if (S.pulsarTls) {
       const certs = ensureCerts();
       Object.assign(keys, {
@@ -894,6 +936,7 @@ async function status() {
     console.log(
       `kafka  secured  SASL_SSL ${S.host}:${S.kafkaSaslSslPort}  mTLS ${S.host}:${S.kafkaMtlsPort}`,
     );
+  if (S.kafkaOauth) console.log(`kafka  oauth    SASL_PLAINTEXT+OAUTHBEARER ${S.host}:${S.kafkaOauthPort}`);
   if (S.pulsarTls)
     console.log(
       `pulsar secured  pulsar+ssl://${S.host}:${S.pulsarTlsPort} https://${S.host}:${S.pulsarHttpsPort}`,
@@ -956,6 +999,15 @@ async function main(argv) {
         console.log(`PULSAR_HTTPS_URL=https://${S.host}:${S.pulsarHttpsPort}`);
       }
       if (kafkaSecured() || S.pulsarTls) console.log(`BROKERS_CERTS=${certsDir()}`);
+      // the opt-in settings below likewise only when they are on
+      if (S.kafkaOauth) {
+        console.log(`KAFKA_OAUTH=1`);
+        console.log(`KAFKA_OAUTH_PORT=${S.kafkaOauthPort}`);
+        console.log(`KAFKA_OAUTH_BROKERS=${S.host}:${S.kafkaOauthPort}`);
+      }
+      if (S.pulsarAuth === "token")
+        console.log(`PULSAR_TOKEN_SECRET_FILE=${path.join(pulsarHome(), "token-secret.key")}`);
+      if (S.pulsarAuthRefreshS !== undefined) console.log(`PULSAR_AUTH_REFRESH_S=${S.pulsarAuthRefreshS}`);
       return;
     case "certs":
       console.log(ensureCerts());
