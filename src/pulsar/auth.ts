@@ -49,20 +49,23 @@ export function oauth2ClientCredentials(o: OAuth2Options): AuthProvider {
   let cached: { token: string; expiresAt: number } | undefined;
   let inFlight: Promise<string> | undefined;
 
+  // Discovered once per provider (the discovery document's token_endpoint, or the issuer URL itself when
+  // there is no such document); asked again after an unreachable or failing issuer.
+  let discovered: string | undefined;
   const tokenEndpoint = async (): Promise<string> => {
+    if (discovered) return discovered;
     const base = o.issuerUrl.replace(/\/+$/, "");
     try {
       const res = await fetch(`${base}/.well-known/openid-configuration`, {
         signal: AbortSignal.timeout(10_000),
       });
-      if (res.ok) {
-        const doc = (await res.json()) as { token_endpoint?: string };
-        if (doc.token_endpoint) return doc.token_endpoint;
-      }
+      const doc = res.ok ? ((await res.json().catch(() => ({}))) as { token_endpoint?: string }) : {};
+      const endpoint = doc.token_endpoint || base;
+      if (res.ok || res.status === 404) discovered = endpoint;
+      return endpoint;
     } catch {
-      // no discovery document: the issuer URL is taken as the token endpoint itself
+      return base;
     }
-    return base;
   };
 
   const fetchToken = async (): Promise<string> => {

@@ -144,8 +144,12 @@ export class BuiltinClient implements PulsarClient {
         );
       const broker = hostPort(url);
       const logical = `${broker.host}:${broker.port}`;
-      const address: BrokerAddress = res.proxyThroughServiceUrl
-        ? { logical, physical: this.serviceHost(), proxied: true }
+      const service = this.serviceHost();
+      // A standalone broker answers "through the service URL" about itself: that is a plain connection.
+      const viaProxy =
+        res.proxyThroughServiceUrl && !(service.host === broker.host && service.port === broker.port);
+      const address: BrokerAddress = viaProxy
+        ? { logical, physical: service, proxied: true }
         : { logical, physical: broker, proxied: false };
       if (res.response === "connect") return address;
       authoritative = res.authoritative;

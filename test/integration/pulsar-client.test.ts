@@ -13,6 +13,7 @@ import {
   PulsarError,
 } from "../../src/pulsar/errors";
 import { pulsarAdmin, pulsarHttpUrl, pulsarUrl, runToolOk, uniqueName } from "../support/brokers";
+import { connections } from "../support/sockets";
 
 let client: PulsarClient;
 before(() => {
@@ -275,6 +276,22 @@ test("deduplication with batching: a replay that runs past the last stored id lo
     stored,
     Array.from({ length: 150 }, (_, i) => `m${i}`),
   );
+});
+
+test("one connection per broker: producers, consumers and lookups share it (standalone answers lookups through the service URL)", async () => {
+  const port = Number(new URL(pulsarUrl.replace("pulsar://", "http://")).port);
+  const before = connections(process.pid, [port]);
+  const own = createClient({ serviceUrl: pulsarUrl });
+  try {
+    const producer = await own.createProducer({ topic: uniqueName("shared-a") });
+    const consumer = await own.subscribe({ topic: uniqueName("shared-b"), subscription: "s" });
+    await producer.send({ payload: Buffer.from("x") });
+    assert.equal(connections(process.pid, [port]) - before, 1);
+    await consumer.close();
+    await producer.close();
+  } finally {
+    await own.close();
+  }
 });
 
 test("bad input gives typed errors without hanging", async () => {

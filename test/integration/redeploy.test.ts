@@ -1,21 +1,12 @@
 // Redeploys on a real node-red process: full, flows and nodes deployments, 20 in a row, leave the number of
 // connections to the brokers flat, and the bridge keeps working after them.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import { test } from "node:test";
 import { kafkaBrokers, pulsarAdmin, pulsarUrl, uniqueName } from "../support/brokers";
 import { createTopic, produce } from "../support/kafka";
 import { makeUserDir, startNodeRed } from "../support/node-red-process";
-
-/** Established TCP connections of `pid` to the given remote ports (read with ss). */
-function connections(pid: number, ports: number[]): number {
-  const out = execFileSync("ss", ["-tnp", "state", "established"], { encoding: "utf8" });
-  return out
-    .split("\n")
-    .filter((line) => line.includes(`pid=${pid},`))
-    .filter((line) => ports.some((p) => new RegExp(`:${p}\\s`).test(`${line} `))).length;
-}
+import { connections } from "../support/sockets";
 
 test("20 redeploys (full, flows, nodes) leave broker connections flat; the bridge still works", async (t) => {
   const kafkaTopic = uniqueName("redeploy");

@@ -23,12 +23,14 @@ test("token sources: value, file (re-read, so rotation works), environment; empt
   assert.throws(() => tokenAuth({ file: "/no/such/file" }), /cannot read the token file/);
 });
 
-test("OAuth2 client credentials: discovery, form post, cache, refresh before expiry, clear refusal", async (t) => {
+test("OAuth2 client credentials: discovery once, form post, cache, refresh before expiry, clear refusal", async (t) => {
   let issued = 0;
+  let discoveries = 0;
   let lifetime = 3600;
   const bodies: string[] = [];
   const server = http.createServer((req, res) => {
     if (req.url === "/.well-known/openid-configuration") {
+      discoveries++;
       res.setHeader("content-type", "application/json");
       res.end(
         JSON.stringify({
@@ -77,6 +79,7 @@ test("OAuth2 client credentials: discovery, form post, cache, refresh before exp
   const short = oauth2ClientCredentials({ issuerUrl, clientId: "bridge", clientSecret: "s3cret" });
   assert.equal((await short.getAuthData()).toString(), "tok-2");
   assert.equal((await short.getAuthData()).toString(), "tok-3", "refreshed when expired");
+  assert.equal(discoveries, 2, "the token endpoint is discovered once per provider, not at each refresh");
 
   const refused = oauth2ClientCredentials({
     issuerUrl,
