@@ -2,19 +2,19 @@
 // `pulsar-perf produce` on the same broker in the same run, for 100 B and 1 KiB messages, batched.
 //   npm run bench:producer [-- messages per run of ours, default 1000000]
 // Both run one producer, batches of up to 1000 messages, 1 ms batching delay, 10000 messages outstanding.
+// `npm run bench` (bench/run.ts) uses the same two measurements on partitioned topics.
 import { spawn } from "node:child_process";
 import path from "node:path";
 import { createClient } from "../src/pulsar/client";
 
 const ROOT = path.resolve(__dirname, "..");
 const PULSAR_URL = process.env.PULSAR_URL ?? "pulsar://127.0.0.1:6650";
-const N = Number(process.argv[2] ?? 1_000_000);
-const PERF_SECONDS = 32;
 
-async function ours(size: number): Promise<number> {
+/** Our producer's rate (msg/s) over `n` messages of `size` bytes, after 10000 messages of warm-up. */
+export async function ourProducerRate(size: number, n: number, topic?: string): Promise<number> {
   const client = createClient({ serviceUrl: PULSAR_URL });
   const producer = await client.createProducer({
-    topic: `persistent://public/default/bench-ours-${size}-${Date.now()}`,
+    topic: topic ?? `persistent://public/default/bench-ours-${size}-${Date.now()}`,
     batchingEnabled: true,
     batchingMaxMessages: 1000,
     batchingMaxPublishDelayMs: 1,
@@ -26,7 +26,7 @@ async function ours(size: number): Promise<number> {
   await Promise.all(Array.from({ length: 10_000 }, () => producer.send({ payload })));
   const start = process.hrtime.bigint();
   const inflight: Promise<unknown>[] = [];
-  for (let i = 0; i < N; i++) {
+  for (let i = 0; i < n; i++) {
     inflight.push(producer.send({ payload }));
     if (inflight.length >= 20_000) await Promise.all(inflight.splice(0));
   }
@@ -34,12 +34,15 @@ async function ours(size: number): Promise<number> {
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   await producer.close();
   await client.close();
-  return N / seconds;
+  return n / seconds;
 }
 
-function perf(size: number): Promise<number> {
+/**
+ * `pulsar-perf produce` for `seconds` (same batching and outstanding limit as ours): the mean of its 10 s
+ * windows after the first (which includes the JVM warm-up), in msg/s.
+ */
+export function pulsarPerfRate(size: number, seconds = 32, topic?: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const topic = `persistent://public/default/bench-perf-${size}-${Date.now()}`;
     const child = spawn(
       process.execPath,
       [
@@ -47,7 +50,7 @@ function perf(size: number): Promise<number> {
         "pulsar-perf",
         "produce",
         "-time",
-        String(PERF_SECONDS),
+        String(seconds),
         "-r",
         "10000000",
         "-s",
@@ -58,7 +61,7 @@ function perf(size: number): Promise<number> {
         "1",
         "-o",
         "10000",
-        topic,
+        topic ?? `persistent://public/default/bench-perf-${size}-${Date.now()}`,
       ],
       { stdio: ["ignore", "pipe", "pipe"] },
     );
@@ -79,18 +82,21 @@ function perf(size: number): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  console.log(`messages per run: ${N}; broker ${PULSAR_URL}`);
+  const n = Number(process.argv[2] ?? 1_000_000);
+  console.log(`messages per run: ${n}; broker ${PULSAR_URL}`);
   console.log("size    ours msg/s    pulsar-perf msg/s    ratio");
   for (const size of [100, 1024]) {
-    const a = await ours(size);
-    const b = await perf(size);
+    const a = await ourProducerRate(size, n);
+    const b = await pulsarPerfRate(size);
     console.log(
       `${String(size).padEnd(7)} ${a.toFixed(0).padStart(11)}    ${b.toFixed(0).padStart(17)}    ${(a / b).toFixed(2)}x`,
     );
   }
 }
 
-main().catch((err: unknown) => {
-  console.error(err);
-  process.exitCode = 1;
-});
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    console.error(err);
+    process.exitCode = 1;
+  });
+}

@@ -47,18 +47,27 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** A fresh user directory with this package linked into node_modules (as `npm start` does). */
-export function makeUserDir(): string {
+/**
+ * A fresh user directory with this package linked into node_modules (as `npm start` does), and any of the
+ * project's other installed packages named in `alsoLink` (e.g. a peer node package for the benchmark).
+ */
+export function makeUserDir(alsoLink: string[] = []): string {
   const userDir = fs.mkdtempSync(path.join(os.tmpdir(), "nr-e2e-"));
   fs.mkdirSync(path.join(userDir, "node_modules"));
   fs.writeFileSync(path.join(userDir, "package.json"), JSON.stringify({ name: "e2e", private: true }));
   fs.symlinkSync(ROOT, path.join(userDir, "node_modules", "node-red-contrib-kafka-pulsar"), "dir");
+  for (const name of alsoLink)
+    fs.symlinkSync(path.join(ROOT, "node_modules", name), path.join(userDir, "node_modules", name), "dir");
   return userDir;
 }
 
 export async function startNodeRed(options: {
   userDir: string;
   env?: Record<string, string>;
+  /** Flags for node itself, before red.js (e.g. --cpu-prof). */
+  nodeArgs?: string[];
+  /** Node-RED's console log level in a settings.js this call writes (default info). */
+  logLevel?: string;
 }): Promise<NodeRedProcess> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
@@ -66,12 +75,13 @@ export async function startNodeRed(options: {
   if (!fs.existsSync(settings)) {
     fs.writeFileSync(
       settings,
-      `module.exports = { uiHost: "127.0.0.1", flowFile: "flows.json", credentialSecret: "e2e-secret", editorTheme: { tours: false }, telemetry: { enabled: false }, logging: { console: { level: "info" } } };\n`,
+      `module.exports = { uiHost: "127.0.0.1", flowFile: "flows.json", credentialSecret: "e2e-secret", editorTheme: { tours: false }, telemetry: { enabled: false }, logging: { console: { level: "${options.logLevel ?? "info"}" } } };\n`,
     );
   }
   const child = spawn(
     process.execPath,
     [
+      ...(options.nodeArgs ?? []),
       path.join(nodeRedHome, "red.js"),
       "--userDir",
       options.userDir,
