@@ -6,10 +6,11 @@
 // is handed out again by the next takeCommittable.
 
 interface PartitionState {
-  /** Offsets emitted and not yet settled, in emission (= offset) order. */
-  unsettled: bigint[];
-  /** Index into `unsettled` of the first entry still live (settled ones are marked null lazily). */
-  settled: Set<bigint>;
+  /** Offsets in the order they were added; those before `head` are settled. */
+  added: bigint[];
+  head: number;
+  /** Offsets added and not yet settled. */
+  open: Set<bigint>;
   /** One past the highest offset added. */
   next: bigint;
   /** The last commit point handed out. */
@@ -30,43 +31,41 @@ export class OffsetLedger {
     let p = this.partitions.get(k);
     const o = BigInt(offset);
     if (!p) {
-      p = { topic, partition, unsettled: [], settled: new Set(), next: o, committed: o, confirmed: o };
+      p = { topic, partition, added: [], head: 0, open: new Set(), next: o, committed: o, confirmed: o };
       this.partitions.set(k, p);
     } else if (o < p.next) {
       // A rewind: everything from o on is delivered again, so only those deliveries count from now on.
       // (An earlier copy still in the flow that settles later settles the new one: it was published too.)
-      this.count -= p.unsettled.length;
-      p.unsettled = [];
-      p.settled.clear();
+      this.count -= p.open.size;
+      p.added = [];
+      p.head = 0;
+      p.open.clear();
       p.next = o;
       if (p.committed > o) p.committed = o;
       if (p.confirmed > o) p.confirmed = o;
     }
-    p.unsettled.push(o);
+    p.added.push(o);
+    p.open.add(o);
     if (o + 1n > p.next) p.next = o + 1n;
     this.count++;
   }
 
-  /** The record finished (published or dropped on purpose). Unknown offsets are ignored. */
+  /** The record finished (published or dropped on purpose). Unknown or already settled offsets are ignored. */
   settle(topic: string, partition: number, offset: string): void {
     const p = this.partitions.get(key(topic, partition));
     if (!p) return;
-    const o = BigInt(offset);
-    if (p.unsettled[0] === o) {
-      p.unsettled.shift();
-      this.count--;
-      // drop the settled prefix
-      while (p.unsettled.length > 0 && p.settled.delete(p.unsettled[0])) {
-        p.unsettled.shift();
-        this.count--;
-      }
-    } else if (p.unsettled.includes(o) && !p.settled.has(o)) {
-      p.settled.add(o);
+    if (!p.open.delete(BigInt(offset))) return;
+    this.count--;
+    // advance over the settled prefix
+    while (p.head < p.added.length && !p.open.has(p.added[p.head])) p.head++;
+    if (p.head > 1024 && p.head * 2 > p.added.length) {
+      p.added = p.added.slice(p.head);
+      p.head = 0;
     }
   }
 
   private commitPoint(p: PartitionState): bigint {
-    return p.unsettled.length > 0 ? p.unsettled[0] : p.next;
+    return p.head < p.added.length ? p.added[p.head] : p.next;
   }
 
   /** The offset to commit (the next one to read) when it moved since the last call. */
@@ -102,13 +101,7 @@ export class OffsetLedger {
 
   /** Records emitted and not settled. */
   get inFlight(): number {
-    return this.count - this.settledCount();
-  }
-
-  private settledCount(): number {
-    let n = 0;
-    for (const p of this.partitions.values()) n += p.settled.size;
-    return n;
+    return this.count;
   }
 
   /** Keeps only the assigned partitions (after a rebalance the others are redelivered elsewhere). */
@@ -116,7 +109,7 @@ export class OffsetLedger {
     const keep = new Set(assigned.map((a) => key(a.topic, a.partition)));
     for (const [k, p] of this.partitions) {
       if (!keep.has(k)) {
-        this.count -= p.unsettled.length;
+        this.count -= p.open.size;
         this.partitions.delete(k);
       }
     }
@@ -124,10 +117,7 @@ export class OffsetLedger {
 
   /** Whether `offset` of the partition is still tracked as unsettled. */
   isUnsettled(topic: string, partition: number, offset: string): boolean {
-    const p = this.partitions.get(key(topic, partition));
-    if (!p) return false;
-    const o = BigInt(offset);
-    return p.unsettled.includes(o) && !p.settled.has(o);
+    return this.partitions.get(key(topic, partition))?.open.has(BigInt(offset)) ?? false;
   }
 
   clear(): void {

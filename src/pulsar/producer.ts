@@ -1,5 +1,6 @@
 // Producers: one PartitionProducer per (partition) topic with batching, compression, a bounded pending
 // queue, receipts matched in order, reconnect with in-order resend; a PartitionedProducer routes over N.
+import { Queue } from "./queue";
 import type { BuiltinClient } from "./client";
 import { DEFAULT_MAX_MESSAGE_SIZE, type Connection, type ProducerListener } from "./connection";
 import { Backoff, retryWithin } from "./backoff";
@@ -96,7 +97,7 @@ export class PartitionProducer {
   /** Whether the open batch holds potential duplicates (see send). */
   private batchOfDuplicates = false;
   private batchTimer: NodeJS.Timeout | undefined;
-  private readonly spaceWaiters: (() => void)[] = [];
+  private readonly spaceWaiters = new Queue<() => void>();
   private readonly idleWaiters: (() => void)[] = [];
   private readonly backoff: Backoff;
   private reconnectTimer: NodeJS.Timeout | undefined;
@@ -279,7 +280,7 @@ export class PartitionProducer {
 
   private wakeSpace(): void {
     while (this.spaceWaiters.length > 0 && this.pendingMessages + this.batch.length < this.s.maxPending) {
-      (this.spaceWaiters.shift() as () => void)();
+      this.spaceWaiters.shift()?.();
     }
   }
 
