@@ -1,5 +1,6 @@
 // Redeploys on a real node-red process: full, flows and nodes deployments, 20 in a row, leave the number of
-// connections to the brokers flat, and the bridge keeps working after them.
+// connections to the brokers flat, the bridge keeps working after them, and the nodes' status (read over
+// /comms, as the editor gets it) says so.
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import { test } from "node:test";
@@ -66,5 +67,12 @@ test("20 redeploys (full, flows, nodes) leave broker connections flat; the bridg
   const after = connections(red.process.pid ?? 0, [kafkaPort, pulsarPort]);
   t.diagnostic(`broker connections: ${baseline} before, ${after} after 20 redeploys`);
   assert.ok(after <= baseline + 1, `connections stay flat (${baseline} -> ${after})`);
+  // What the editor shows under the nodes, read over /comms as the editor reads it.
+  const statuses = await red.statuses();
+  t.diagnostic(`statuses: ${JSON.stringify(Object.fromEntries(statuses))}`);
+  assert.match(statuses.get("in")?.text ?? "", /consuming 2 partition/);
+  assert.equal(statuses.get("in")?.fill, "green");
+  assert.equal(statuses.get("out")?.fill, "green");
+  assert.match(statuses.get("out")?.text ?? "", /status\.connected$/, "a catalog key the editor translates");
   assert.doesNotMatch(red.output(), /Unhandled|uncaught/i);
 });

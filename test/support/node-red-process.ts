@@ -29,6 +29,8 @@ export interface NodeRedProcess {
     body?: unknown,
     headers?: Record<string, string>,
   ): Promise<{ status: number; json: unknown }>;
+  /** The latest status of each node, as the editor gets it over the /comms websocket (retained messages). */
+  statuses(waitMs?: number): Promise<Map<string, { text?: string; fill?: string; shape?: string }>>;
   /** Deploys flows (type: full | flows | nodes). */
   deploy(flows: unknown[], type?: "full" | "flows" | "nodes"): Promise<void>;
   stop(signal?: NodeJS.Signals): Promise<void>;
@@ -122,6 +124,32 @@ export async function startNodeRed(options: {
     process: child,
     output: () => out,
     api,
+    statuses(waitMs = 1000) {
+      // ws as the Node-RED under test ships it (Node 20 has no WebSocket client of its own)
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const WebSocket = require(resolveFromNodeRed("ws")) as new (url: string) => {
+        on(event: "open" | "message" | "error", cb: (data: Buffer) => void): void;
+        send(text: string): void;
+        close(): void;
+      };
+      return new Promise((resolve, reject) => {
+        const found = new Map<string, { text?: string; fill?: string; shape?: string }>();
+        const ws = new WebSocket(`${url.replace("http://", "ws://")}/comms`);
+        ws.on("error", (err) => reject(new Error(`/comms: ${String(err)}`)));
+        ws.on("open", () => {
+          ws.send(JSON.stringify({ subscribe: "status/#" }));
+          setTimeout(() => {
+            ws.close();
+            resolve(found);
+          }, waitMs);
+        });
+        ws.on("message", (data) => {
+          const batch = JSON.parse(String(data)) as { topic: string; data: Record<string, string> }[];
+          for (const m of Array.isArray(batch) ? batch : [batch])
+            if (m.topic.startsWith("status/")) found.set(m.topic.slice("status/".length), m.data);
+        });
+      });
+    },
     async deploy(flows, type = "full") {
       const r = await api("POST", "/flows", flows, { "Node-RED-Deployment-Type": type });
       if (r.status !== 204 && r.status !== 200)
