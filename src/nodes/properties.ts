@@ -80,6 +80,8 @@ export const PULSAR_CLUSTER_DEFAULTS = {
   tlsVerifyHostname: true,
   /** builtin | pulsar-client */
   engine: "builtin",
+  /** Optional http(s) URL of the admin API; lets effectively-once check that deduplication is on. */
+  adminUrl: "",
   operationTimeoutMs: 30000,
   connectionTimeoutMs: 10000,
 } as const;

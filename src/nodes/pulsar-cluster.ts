@@ -4,6 +4,7 @@ import { coerceConfig, type Coerced } from "../common/coerce";
 import { SharedResource } from "../common/shared";
 import { onClose, registerType, type Node, type NodeConfig, type RED, type TlsConfigNode } from "./red";
 import { createEngine, type EngineName } from "../pulsar/engine";
+import { deduplicationEnabled } from "../pulsar/admin";
 import { noAuth, oauth2ClientCredentials, tlsAuth, tokenAuth } from "../pulsar/auth";
 import type { AuthProvider, ClientOptions, PulsarClient, TlsOptions } from "../pulsar/types";
 
@@ -21,6 +22,8 @@ export interface PulsarClusterNode extends Node<PulsarClusterCredentials> {
   /** The shared client for node `userId`; released with releaseClient. */
   acquireClient(userId: string): Promise<PulsarClient>;
   releaseClient(userId: string): Promise<void>;
+  /** Whether Pulsar applies deduplication to the topic; undefined when no admin URL is configured. */
+  deduplicationEnabled(topic: string): Promise<boolean | undefined>;
 }
 
 function authFor(
@@ -53,7 +56,11 @@ export function registerPulsarCluster(RED: RED): void {
     node.settings = cfg;
     const creds = node.credentials ?? {};
 
-    const options = (): ClientOptions => {
+    // one auth provider per node: an OAuth2 token is shared by the client and the admin calls
+    let auth: AuthProvider | undefined;
+    const authProvider = () => (auth ??= authFor(cfg, creds));
+
+    const tlsOptions = (): TlsOptions => {
       const tls: TlsOptions = {
         allowInsecureConnection: cfg.tlsAllowInsecure,
         verifyHostname: cfg.tlsVerifyHostname,
@@ -76,10 +83,14 @@ export function registerPulsarCluster(RED: RED): void {
         tls.keyPassphrase = o.passphrase;
         if (o.rejectUnauthorized === false) tls.allowInsecureConnection = true;
       }
+      return tls;
+    };
+
+    const options = (): ClientOptions => {
       return {
         serviceUrl: cfg.serviceUrl.trim(),
-        auth: authFor(cfg, creds),
-        tls,
+        auth: authProvider(),
+        tls: tlsOptions(),
         operationTimeoutMs: cfg.operationTimeoutMs,
         connectionTimeoutMs: cfg.connectionTimeoutMs,
         log: (level, message) => {
@@ -94,6 +105,16 @@ export function registerPulsarCluster(RED: RED): void {
       (c) => c.close(),
     );
     node.acquireClient = (userId) => client.acquire(userId);
+    node.deduplicationEnabled = async (topic) => {
+      const adminUrl = cfg.adminUrl.trim();
+      if (!adminUrl) return undefined;
+      return deduplicationEnabled(topic, {
+        adminUrl,
+        auth: authProvider(),
+        tls: tlsOptions(),
+        timeoutMs: cfg.operationTimeoutMs,
+      });
+    };
     node.releaseClient = (userId) => client.release(userId);
     onClose(node, () => client.shutdown());
   }

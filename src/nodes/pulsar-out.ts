@@ -24,6 +24,8 @@ export function registerPulsarOut(RED: RED): void {
     const node = this;
     const cfg = coerceConfig(def, PULSAR_OUT_DEFAULTS);
     const cluster = RED.nodes.getNode(cfg.cluster) as PulsarClusterNode | null;
+    const t = (key: string, vars?: Record<string, unknown>) =>
+      RED._(`node-red-contrib-kafka-pulsar/pulsar:${key}`, vars);
 
     const report = (err: unknown) => {
       const d = describeError(err);
@@ -52,6 +54,46 @@ export function registerPulsarOut(RED: RED): void {
     const guard = new EffectivelyOnceGuard();
     let inFlight = 0;
     let closing = false;
+
+    // Effectively-once depends on Pulsar's deduplication: checked per topic through the cluster's admin URL
+    // (a topic found without it is checked again after a minute); without an admin URL, a warning once.
+    // One check per topic that every msg awaits: msgs must reach the producer in their order, because
+    // the broker drops a sequence id lower than one it stored.
+    const dedupChecks = new Map<string, { at: number; settled: boolean; check: Promise<void> }>();
+    let warnedUnchecked = false;
+    const ensureDeduplication = (topic: string): Promise<void> => {
+      const known = dedupChecks.get(topic);
+      if (known && (!known.settled || Date.now() - known.at < 60_000)) return known.check;
+      const entry = { at: Date.now(), settled: false, check: checkDeduplication(topic) };
+      entry.check.then(
+        () => (entry.settled = true),
+        () => (entry.settled = true),
+      );
+      dedupChecks.set(topic, entry);
+      return entry.check;
+    };
+    const checkDeduplication = async (topic: string): Promise<void> => {
+      let on: boolean | undefined;
+      try {
+        on = await (cluster as PulsarClusterNode).deduplicationEnabled(topic);
+      } catch (err) {
+        node.warn(t("pulsar-out.errors.dedup-unchecked", { topic, message: describeError(err).message }));
+        return;
+      }
+      if (on === undefined) {
+        if (!warnedUnchecked) node.warn(t("pulsar-out.errors.dedup-no-admin"));
+        warnedUnchecked = true;
+        return;
+      }
+      if (!on) throw dedupOffError(topic);
+    };
+    const dedupOffError = (topic: string) =>
+      new BridgeError(
+        "pulsar-out.errors.dedup-off",
+        `deduplication is off for ${topic}, so effectively-once would store duplicates: enable it ` +
+          "(pulsar-admin namespaces set-deduplication --enable <tenant>/<namespace>, or on the topic)",
+        false,
+      );
 
     const getClient = (): Promise<PulsarClient> => {
       client ??= (cluster as PulsarClusterNode).acquireClient(node.id);
@@ -144,6 +186,8 @@ export function registerPulsarOut(RED: RED): void {
         if (inFlight === 1) node.status({ fill: "green", shape: "dot", text: "pulsar-out.status.sending" });
         try {
           const producer = await getProducer(producerKey, topic, producerName);
+          // after the producer: the topic exists then, so its applied policy can be read
+          if (cfg.effectivelyOnce) await ensureDeduplication(topic);
           const receipt = await producer.send(out);
           if (producerName) guard.acknowledged(producerName, String(out.sequenceId));
           if (cfg.outputs > 0) {

@@ -124,7 +124,8 @@ export class PartitionProducer {
       onDisconnect: (reason) => this.onDisconnect(reason),
     };
     if (s.sendTimeoutMs > 0) {
-      this.timeoutTimer = setInterval(() => this.expire(), Math.min(1000, s.sendTimeoutMs));
+      // checked four times per timeout (at most once a second): a send fails within a quarter of it late
+      this.timeoutTimer = setInterval(() => this.expire(), Math.max(50, Math.min(1000, s.sendTimeoutMs / 4)));
       this.timeoutTimer.unref();
     }
   }

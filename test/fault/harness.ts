@@ -194,7 +194,7 @@ function bridgeFlow(o: {
   return [
     { id: "tab", type: "tab", label: "fault" },
     { id: "kc", type: "kafka-cluster", brokers: o.lab.kafkaBootstrap, clientId: "fault" },
-    { id: "pc", type: "pulsar-cluster", serviceUrl: o.lab.serviceUrl },
+    { id: "pc", type: "pulsar-cluster", serviceUrl: o.lab.serviceUrl, adminUrl: o.lab.brokers.httpUrl },
     {
       id: "in",
       type: "kafka-in",

@@ -1,9 +1,9 @@
 // Bad configurations and bad msgs, in a real Node-RED runtime with the real brokers: each gives a clear
 // error (log + status, or Catch with the original msg), Node-RED keeps running, nothing is dropped silently.
 import assert from "node:assert/strict";
-import { after, afterEach, test } from "node:test";
+import { after, afterEach, before, test } from "node:test";
 import { helper, loadFlow, stopHelper, unloadFlow } from "../support/flow";
-import { kafkaBrokers, pulsarUrl, uniqueName } from "../support/brokers";
+import { kafkaBrokers, pulsarAdmin, pulsarHttpUrl, pulsarUrl, uniqueName } from "../support/brokers";
 
 interface LogEntry {
   level: number;
@@ -11,6 +11,13 @@ interface LogEntry {
   msg?: unknown;
 }
 
+// A namespace with deduplication explicitly off, whatever the broker's default.
+const NO_DEDUP_NS = uniqueName("no-dedup");
+before(async () => {
+  assert.equal((await pulsarAdmin("PUT", `/admin/v2/namespaces/public/${NO_DEDUP_NS}`, {})).status, 204);
+  const r = await pulsarAdmin("POST", `/admin/v2/namespaces/public/${NO_DEDUP_NS}/deduplication`, false);
+  assert.equal(r.status, 204);
+});
 after(async () => {
   await stopHelper();
 });
@@ -297,6 +304,13 @@ const msgCases: {
     msg: { payload: "x" },
     expect: /token/i,
     cluster: pc(undefined, { authMethod: "token" }),
+  },
+  {
+    name: "effectively-once to a topic without deduplication (checked through the admin URL)",
+    out: { topic: `persistent://public/${NO_DEDUP_NS}/${uniqueName("t")}`, effectivelyOnce: true },
+    msg: { payload: "x", kafka: { topic: "src", partition: 0, offset: "7", attempt: 1 } },
+    expect: /deduplication is off for persistent:\/\/public\/.*set-deduplication --enable/,
+    cluster: pc(undefined, { adminUrl: pulsarHttpUrl }),
   },
   {
     name: "a service URL that is not pulsar://",

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import { test } from "node:test";
 import { createClient } from "../../src/pulsar/client";
-import { kafkaBrokers, pulsarAdmin, pulsarUrl, uniqueName } from "../support/brokers";
+import { kafkaBrokers, pulsarAdmin, pulsarHttpUrl, pulsarUrl, uniqueName } from "../support/brokers";
 import { committedOffsets, createTopic, produce } from "../support/kafka";
 import { makeUserDir, startNodeRed } from "../support/node-red-process";
 import { waitFor } from "../support/wait";
@@ -38,7 +38,8 @@ test("SIGKILL mid-stream and restart: every record is in Pulsar exactly once", a
   const flow = [
     { id: "tab", type: "tab", label: "eo" },
     { id: "kc", type: "kafka-cluster", brokers: kafkaBrokers.join(",") },
-    { id: "pc", type: "pulsar-cluster", serviceUrl: pulsarUrl },
+    // with the admin URL, pulsar-out checks that deduplication is on before it publishes
+    { id: "pc", type: "pulsar-cluster", serviceUrl: pulsarUrl, adminUrl: pulsarHttpUrl },
     {
       id: "in",
       type: "kafka-in",
