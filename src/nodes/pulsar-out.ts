@@ -55,8 +55,8 @@ export function registerPulsarOut(RED: RED): void {
     let inFlight = 0;
     let closing = false;
 
-    // Effectively-once depends on Pulsar's deduplication: checked per topic through the cluster's admin URL
-    // (a topic found without it is checked again after a minute); without an admin URL, a warning once.
+    // Effectively-once depends on Pulsar's deduplication: checked per topic through the cluster's admin URL,
+    // the answer kept for a minute (so turning it on, or off, is noticed); without an admin URL, a warning once.
     // One check per topic that every msg awaits: msgs must reach the producer in their order, because
     // the broker drops a sequence id lower than one it stored.
     const dedupChecks = new Map<string, { at: number; settled: boolean; check: Promise<void> }>();
