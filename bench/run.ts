@@ -22,7 +22,8 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { AssignerProtocol, Kafka, logLevel, type Admin } from "kafkajs";
+import { Kafka, logLevel, type Admin } from "kafkajs";
+import { groupMembers, groupOffsets } from "../test/support/kafka";
 import * as prettier from "prettier";
 import { createClient } from "../src/pulsar/client";
 import {
@@ -273,25 +274,14 @@ async function tailGroup(
 }
 
 async function committed(groupId: string, topic: string): Promise<number> {
-  const groups = await admin.fetchOffsets({ groupId, topics: [topic] });
-  return (groups[0]?.partitions ?? []).reduce((a, p) => a + Math.max(0, Number(p.offset)), 0);
+  return (await groupOffsets(admin, groupId, topic)).committed;
 }
 
 /** Waits until `groupId` is Stable with partitions assigned: the start of consumption. */
 async function groupStable(groupId: string, timeoutMs = 60_000): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    const { groups } = await admin.describeGroups([groupId]);
-    const g = groups[0];
-    if (
-      g?.state === "Stable" &&
-      g.members.some(
-        (m) =>
-          Object.keys(AssignerProtocol.MemberAssignment.decode(m.memberAssignment)?.assignment ?? {}).length >
-          0,
-      )
-    )
-      return Date.now();
+    if ((await groupMembers(admin, groupId)).withPartitions > 0) return Date.now();
     await new Promise((r) => setTimeout(r, 25));
   }
   throw new Error(`consumer group ${groupId} not stable with partitions within ${timeoutMs / 1000} s`);

@@ -3,11 +3,10 @@
 // scenario, and an independent read-back of the Pulsar topic with the official `pulsar-client consume`.
 // Each run reports records lost, duplicated and reordered per key.
 import { spawn } from "node:child_process";
-import { AssignerProtocol } from "kafkajs";
 import fs from "node:fs";
 import path from "node:path";
 import { ROOT, requestJson, uniqueName } from "../support/brokers";
-import { createTopic, produce, testKafka } from "../support/kafka";
+import { createTopic, groupMembers, groupOffsets, produce, testKafka } from "../support/kafka";
 import { makeUserDir, startNodeRed, type NodeRedProcess } from "../support/node-red-process";
 import { ownBrokers, type OwnBrokers } from "../support/own-brokers";
 import { tcpProxy, type TcpProxy } from "../support/tcp-proxy";
@@ -384,16 +383,8 @@ export async function runScenario(
     await waitFor(
       "every node-red in the consumer group with partitions",
       async () => {
-        const { groups } = await kafkaAdmin.describeGroups([groupId]);
-        const members = groups[0]?.state === "Stable" ? groups[0].members : [];
-        return (
-          members.length === nodeReds.length &&
-          members.every(
-            (m) =>
-              Object.keys(AssignerProtocol.MemberAssignment.decode(m.memberAssignment)?.assignment ?? {})
-                .length > 0,
-          )
-        );
+        const g = await groupMembers(kafkaAdmin, groupId);
+        return g.members === nodeReds.length && g.withPartitions === nodeReds.length;
       },
       60_000,
       250,
@@ -422,17 +413,7 @@ export async function runScenario(
       120_000,
       50,
     );
-    const offsets = async () => {
-      const [ends, groups] = await Promise.all([
-        kafkaAdmin.fetchTopicOffsets(kafkaTopic),
-        kafkaAdmin.fetchOffsets({ groupId, topics: [kafkaTopic] }),
-      ]);
-      const committed = new Map(groups[0]?.partitions.map((p) => [p.partition, Number(p.offset)]) ?? []);
-      return {
-        committed: [...committed.values()].reduce((a, b) => a + Math.max(0, b), 0),
-        settled: ends.every((e) => committed.get(e.partition) === Number(e.high)),
-      };
-    };
+    const offsets = () => groupOffsets(kafkaAdmin, groupId, kafkaTopic);
     const settled = async () => (await offsets()).settled;
     committedAtFault = (await offsets()).committed;
     log(`${scenario.name} / ${mode}: fault at ${await stored()} stored, ${committedAtFault} committed`);

@@ -7,7 +7,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
 import { kafkaBrokers, pulsarAdmin, pulsarUrl, requestJson, uniqueName } from "../support/brokers";
-import { createTopic, produce, testKafka } from "../support/kafka";
+import { createTopic, groupOffsets, produce, testKafka } from "../support/kafka";
 import { makeUserDir, startNodeRed, type NodeRedProcess } from "../support/node-red-process";
 import { waitFor } from "../support/wait";
 
@@ -119,14 +119,7 @@ test(`RSS stays bounded while a backlog of ${BACKLOG} records drains through the
     await red.deploy(bridge({ label: "drain", kafkaTopic, groupId, pulsarTopic }));
     await waitFor(
       "the backlog drained and committed",
-      async () => {
-        const [ends, groups] = await Promise.all([
-          admin.fetchTopicOffsets(kafkaTopic),
-          admin.fetchOffsets({ groupId, topics: [kafkaTopic] }),
-        ]);
-        const committed = new Map(groups[0]?.partitions.map((p) => [p.partition, p.offset]) ?? []);
-        return ends.every((e) => committed.get(e.partition) === e.high);
-      },
+      async () => (await groupOffsets(admin, groupId, kafkaTopic)).settled,
       15 * 60_000,
       1000,
     );

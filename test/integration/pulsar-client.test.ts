@@ -13,6 +13,7 @@ import {
   PulsarError,
 } from "../../src/pulsar/errors";
 import { pulsarAdmin, pulsarHttpUrl, pulsarUrl, runToolOk, uniqueName } from "../support/brokers";
+import { storedPayloads } from "../support/pulsar";
 import { connections } from "../support/sockets";
 
 let client: PulsarClient;
@@ -218,15 +219,7 @@ test("deduplication: sequence ids at or below the last are duplicates; a new pro
   assert.equal(fresh.duplicate, false);
   await second.close();
   // What the broker stored: every payload once, the duplicate not at all.
-  const consumer = await client.subscribe({ topic, subscription: "check", initialPosition: "earliest" });
-  const stored: string[] = [];
-  try {
-    for (;;) stored.push((await consumer.receive(3000)).payload.toString());
-  } catch {
-    // no more messages
-  } finally {
-    await consumer.close();
-  }
+  const stored = await storedPayloads(client, topic);
   assert.deepEqual(
     stored,
     Array.from({ length: 11 }, (_, i) => `m${i}`),
@@ -263,15 +256,7 @@ test("deduplication with batching: a replay that runs past the last stored id lo
     Array.from({ length: 100 }, (_, i) => i < 50),
     "the replayed ids are duplicates, the new ones are not",
   );
-  const consumer = await client.subscribe({ topic, subscription: "check", initialPosition: "earliest" });
-  const stored: string[] = [];
-  try {
-    for (;;) stored.push((await consumer.receive(3000)).payload.toString());
-  } catch {
-    // no more messages
-  } finally {
-    await consumer.close();
-  }
+  const stored = await storedPayloads(client, topic);
   assert.deepEqual(
     stored,
     Array.from({ length: 150 }, (_, i) => `m${i}`),

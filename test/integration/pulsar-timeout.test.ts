@@ -9,6 +9,7 @@ import { TimeoutError } from "../../src/pulsar/errors";
 import type { PulsarClient } from "../../src/pulsar/types";
 import { uniqueName } from "../support/brokers";
 import { ownBrokers, type OwnBrokers } from "../support/own-brokers";
+import { storedPayloads } from "../support/pulsar";
 import { tcpProxy, type TcpProxy } from "../support/tcp-proxy";
 
 const PROXY_HOST = "127.0.0.2";
@@ -67,15 +68,7 @@ test("a send timeout fails every pending message; retried in order, all are stor
     for (let i = 5; i < 10; i++) await send(i);
     await producer.close();
 
-    const consumer = await client.subscribe({ topic, subscription: "check", initialPosition: "earliest" });
-    const stored: string[] = [];
-    try {
-      for (;;) stored.push((await consumer.receive(3000)).payload.toString());
-    } catch {
-      // no more messages
-    } finally {
-      await consumer.close();
-    }
+    const stored = await storedPayloads(client, topic);
     assert.deepEqual(
       stored,
       Array.from({ length: 10 }, (_, i) => `m${i}`),

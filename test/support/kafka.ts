@@ -1,6 +1,6 @@
 // Kafka helpers for tests: topics, producing records, and the committed offsets as Kafka's own
 // consumer-groups tool reports them (an oracle we did not write).
-import { Kafka, logLevel, type IHeaders } from "kafkajs";
+import { AssignerProtocol, Kafka, logLevel, type Admin, type IHeaders } from "kafkajs";
 import { kafkaBrokers, runToolOk } from "./brokers";
 
 export function testKafka(clientId = "tests", brokers = kafkaBrokers): Kafka {
@@ -66,4 +66,40 @@ export async function committedOffsets(
     }
   }
   return out;
+}
+
+/** A group's committed offsets on a topic, through a connected kafkajs admin client (fast, for polling). */
+export async function groupOffsets(
+  admin: Admin,
+  groupId: string,
+  topic: string,
+): Promise<{ committed: number; settled: boolean }> {
+  const [ends, groups] = await Promise.all([
+    admin.fetchTopicOffsets(topic),
+    admin.fetchOffsets({ groupId, topics: [topic] }),
+  ]);
+  const byPartition = new Map(groups[0]?.partitions.map((p) => [p.partition, Number(p.offset)]) ?? []);
+  return {
+    /** Records committed over all partitions (a partition with no commit counts 0). */
+    committed: [...byPartition.values()].reduce((a, b) => a + Math.max(0, b), 0),
+    /** Every partition committed up to its log end. */
+    settled: ends.every((e) => byPartition.get(e.partition) === Number(e.high)),
+  };
+}
+
+/** Members of a Stable group, and how many of them hold partitions (both 0 while it rebalances). */
+export async function groupMembers(
+  admin: Admin,
+  groupId: string,
+): Promise<{ members: number; withPartitions: number }> {
+  const { groups } = await admin.describeGroups([groupId]);
+  const members = groups[0]?.state === "Stable" ? groups[0].members : [];
+  return {
+    members: members.length,
+    withPartitions: members.filter(
+      (m) =>
+        Object.keys(AssignerProtocol.MemberAssignment.decode(m.memberAssignment)?.assignment ?? {}).length >
+        0,
+    ).length,
+  };
 }
