@@ -12,12 +12,8 @@ import {
   encodeSend,
   type Inbound,
 } from "./protocol/commands";
-import {
-  encodeBatchPayload,
-  encodeEntryMetadata,
-  type EntryMetadata,
-  type SingleMetadata,
-} from "./protocol/metadata";
+import { ProtoWriter } from "./protocol/protobuf";
+import { appendBatchEntry, encodeEntryMetadata, type EntryMetadata } from "./protocol/metadata";
 import { payloadFrame, simpleFrame } from "./protocol/frame";
 import {
   AlreadyClosedError,
@@ -41,10 +37,18 @@ interface Settings {
   sendTimeoutMs: number;
 }
 
+/** One send() awaiting its receipt. */
 interface Waiter {
   resolve: (receipt: SendReceipt) => void;
   reject: (err: Error) => void;
   sequenceId: number;
+}
+
+/** A send() waiting for room in the pending queue (blockIfQueueFull). */
+interface Blocked {
+  message: OutgoingMessage;
+  resolve: (receipt: SendReceipt) => void;
+  reject: (err: Error) => void;
 }
 
 /** One entry on the wire (a single message or a batch), kept until its receipt arrives. */
@@ -57,12 +61,8 @@ interface PendingOp {
   batched: boolean;
 }
 
-interface BatchItem {
-  message: OutgoingMessage;
-  sequenceId: number;
-  waiter: Waiter;
-  size: number;
-}
+/** One writer for every producer's batch payloads: a batch is encoded and copied out synchronously. */
+const batchScratch = new ProtoWriter(256 * 1024);
 
 function keyOf(m: OutgoingMessage): { key?: string; b64: boolean } {
   if (m.key === undefined) return { b64: false };
@@ -92,12 +92,15 @@ export class PartitionProducer {
   private nextSequenceId = 0;
   private readonly pending: PendingOp[] = [];
   private pendingMessages = 0;
-  private batch: BatchItem[] = [];
+  /** The open batch: its waiters, and their messages at the same index until the batch is encoded. */
+  private batch: Waiter[] = [];
+  private batchMessages: OutgoingMessage[] = [];
   private batchBytes = 0;
   /** Whether the open batch holds potential duplicates (see send). */
   private batchOfDuplicates = false;
   private batchTimer: NodeJS.Timeout | undefined;
-  private readonly spaceWaiters = new Queue<() => void>();
+  /** Sends waiting for room, in call order: they are admitted before any later send. */
+  private readonly blocked = new Queue<Blocked>();
   private readonly idleWaiters: (() => void)[] = [];
   private readonly backoff: Backoff;
   private reconnectTimer: NodeJS.Timeout | undefined;
@@ -198,10 +201,9 @@ export class PartitionProducer {
     this.failed = err;
     this.ready = false;
     for (const op of this.pending.splice(0)) for (const w of op.waiters) w.reject(err);
-    for (const item of this.batch.splice(0)) item.waiter.reject(err);
+    this.rejectBatch(err);
     this.pendingMessages = 0;
-    this.batchBytes = 0;
-    this.wakeSpace();
+    this.rejectBlocked(err);
     this.wakeIdle();
   }
 
@@ -257,8 +259,8 @@ export class PartitionProducer {
   }
 
   /**
-   * When the oldest pending message has waited longer than the send timeout, every pending message fails,
-   * not only the timed-out ones: were the newer ones stored while the older are retried later, the broker's
+   * When the oldest pending message has waited longer than the send timeout, every pending message fails
+   * (and every send waiting for room), not only the timed-out ones: were the newer ones stored while the older are retried later, the broker's
    * deduplication would drop the retries (their sequence ids are lower) although they were never stored.
    */
   private expire(): void {
@@ -273,16 +275,39 @@ export class PartitionProducer {
       clearTimeout(this.batchTimer);
       this.batchTimer = undefined;
     }
-    for (const item of this.batch.splice(0)) item.waiter.reject(err);
-    this.batchBytes = 0;
-    this.wakeSpace();
+    this.rejectBatch(err);
+    // sends still waiting for room came after the failed ones: they fail too, for the same reason
+    this.rejectBlocked(err);
     this.wakeIdle();
   }
 
+  private hasSpace(): boolean {
+    return this.pendingMessages + this.batch.length < this.s.maxPending;
+  }
+
+  /** Admits blocked sends, oldest first, while there is room. */
   private wakeSpace(): void {
-    while (this.spaceWaiters.length > 0 && this.pendingMessages + this.batch.length < this.s.maxPending) {
-      this.spaceWaiters.shift()?.();
+    while (this.blocked.length > 0 && this.hasSpace()) {
+      const b = this.blocked.shift();
+      if (!b) break;
+      try {
+        this.admit(b.message, b.resolve, b.reject);
+      } catch (err) {
+        b.reject(err as Error);
+      }
     }
+  }
+
+  private rejectBatch(err: Error): void {
+    const waiters = this.batch;
+    this.batch = [];
+    this.batchMessages = [];
+    this.batchBytes = 0;
+    for (const w of waiters) w.reject(err);
+  }
+
+  private rejectBlocked(err: Error): void {
+    while (this.blocked.length > 0) this.blocked.shift()?.reject(err);
   }
 
   private wakeIdle(): void {
@@ -294,16 +319,28 @@ export class PartitionProducer {
     if (this.failed) throw this.failed;
   }
 
-  async send(message: OutgoingMessage): Promise<SendReceipt> {
-    this.checkUsable();
-    while (this.pendingMessages + this.batch.length >= this.s.maxPending) {
-      if (!this.s.block)
+  /** Never throws: every failure is a rejection. */
+  send(message: OutgoingMessage): Promise<SendReceipt> {
+    return new Promise<SendReceipt>((resolve, reject) => {
+      this.checkUsable();
+      if (this.blocked.length === 0 && this.hasSpace()) this.admit(message, resolve, reject);
+      else if (!this.s.block)
         throw new ProducerQueueFullError(
           `the pending queue of ${this.topic} is full (${this.s.maxPending} messages)`,
         );
-      await new Promise<void>((resolve) => this.spaceWaiters.push(resolve));
-      this.checkUsable();
-    }
+      else this.blocked.push({ message, resolve, reject });
+    });
+  }
+
+  /**
+   * Gives a message its sequence id and adds it to the batch (or sends it alone). Throws, before taking
+   * anything, only for an oversize message.
+   */
+  private admit(
+    message: OutgoingMessage,
+    resolve: (receipt: SendReceipt) => void,
+    reject: (err: Error) => void,
+  ): void {
     const maxSize = this.conn?.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
     if (message.payload.length > maxSize) {
       throw new MessageTooBigError(
@@ -316,27 +353,26 @@ export class PartitionProducer {
     // newer ones: those would be dropped with them.
     const potentialDuplicate = sequenceId < this.nextSequenceId;
     this.nextSequenceId = Math.max(this.nextSequenceId, sequenceId + 1);
-    return new Promise<SendReceipt>((resolve, reject) => {
-      const waiter: Waiter = { resolve, reject, sequenceId };
-      const delayed = message.deliverAt !== undefined || message.deliverAfterMs !== undefined;
-      if (!this.s.batching || delayed) {
-        this.flushBatch();
-        this.enqueueSingle(message, waiter);
-        return;
-      }
-      const size = message.payload.length + 64;
-      if (
-        this.batch.length > 0 &&
-        (this.batchBytes + size > this.s.batchMaxBytes || potentialDuplicate !== this.batchOfDuplicates)
-      )
-        this.flushBatch();
-      this.batchOfDuplicates = potentialDuplicate;
-      this.batch.push({ message, sequenceId, waiter, size });
-      this.batchBytes += size;
-      if (this.batch.length >= this.s.batchMaxMessages || this.batchBytes >= this.s.batchMaxBytes)
-        this.flushBatch();
-      else if (!this.batchTimer) this.batchTimer = setTimeout(() => this.flushBatch(), this.s.batchDelayMs);
-    });
+    const waiter: Waiter = { resolve, reject, sequenceId };
+    const delayed = message.deliverAt !== undefined || message.deliverAfterMs !== undefined;
+    if (!this.s.batching || delayed) {
+      this.flushBatch();
+      this.enqueueSingle(message, waiter);
+      return;
+    }
+    const size = message.payload.length + 64;
+    if (
+      this.batch.length > 0 &&
+      (this.batchBytes + size > this.s.batchMaxBytes || potentialDuplicate !== this.batchOfDuplicates)
+    )
+      this.flushBatch();
+    this.batchOfDuplicates = potentialDuplicate;
+    this.batch.push(waiter);
+    this.batchMessages.push(message);
+    this.batchBytes += size;
+    if (this.batch.length >= this.s.batchMaxMessages || this.batchBytes >= this.s.batchMaxBytes)
+      this.flushBatch();
+    else if (!this.batchTimer) this.batchTimer = setTimeout(() => this.flushBatch(), this.s.batchDelayMs);
   }
 
   private enqueueSingle(m: OutgoingMessage, waiter: Waiter): void {
@@ -367,30 +403,40 @@ export class PartitionProducer {
       this.batchTimer = undefined;
     }
     const items = this.batch;
+    const messages = this.batchMessages;
     if (items.length === 0) return;
     this.batch = [];
+    this.batchMessages = [];
     this.batchBytes = 0;
     let low = Infinity;
     let high = -Infinity;
-    const entries = items.map(({ message: m, sequenceId }) => {
-      low = Math.min(low, sequenceId);
-      high = Math.max(high, sequenceId);
-      const { key, b64 } = keyOf(m);
-      const metadata: SingleMetadata = {
-        properties: m.properties,
-        partitionKey: key,
-        partitionKeyB64: b64,
-        orderingKey: m.orderingKey,
-        eventTime: m.eventTime,
-        sequenceId,
-        payloadSize: m.payload.length,
-      };
-      return { metadata, payload: m.payload };
-    });
-    const raw = encodeBatchPayload(entries);
+    // Encoded in the shared scratch writer: the payload is copied (or compressed) into the frame below,
+    // before anything else can use the writer.
+    const w = batchScratch.reset();
+    for (let i = 0; i < items.length; i++) {
+      const m = messages[i];
+      const sequenceId = items[i].sequenceId;
+      if (sequenceId < low) low = sequenceId;
+      if (sequenceId > high) high = sequenceId;
+      const key = m.key;
+      appendBatchEntry(
+        w,
+        {
+          properties: m.properties,
+          partitionKey: key === undefined ? undefined : Buffer.isBuffer(key) ? key.toString("base64") : key,
+          partitionKeyB64: Buffer.isBuffer(key),
+          orderingKey: m.orderingKey,
+          eventTime: m.eventTime,
+          sequenceId,
+          payloadSize: 0,
+        },
+        m.payload,
+      );
+    }
+    const raw = w.finish();
     const payload = this.codec.compress(raw);
-    const first = items[0];
-    const firstKey = keyOf(first.message);
+    const first = messages[0];
+    const firstKey = keyOf(first);
     const md: EntryMetadata = {
       producerName: this.producerName,
       sequenceId: low,
@@ -399,19 +445,13 @@ export class PartitionProducer {
       numMessagesInBatch: items.length,
       partitionKey: firstKey.key,
       partitionKeyB64: firstKey.b64,
-      orderingKey: first.message.orderingKey,
+      orderingKey: first.orderingKey,
     };
     if (this.codec.wireValue !== 0) {
       md.compression = this.codec.wireValue;
       md.uncompressedSize = raw.length;
     }
-    this.enqueueOp(
-      md,
-      payload,
-      items.map((i) => i.waiter),
-      low,
-      high,
-    );
+    this.enqueueOp(md, payload, items, low, high);
   }
 
   private enqueueOp(
@@ -473,8 +513,8 @@ export class PartitionProducer {
       `the producer on ${this.topic} was closed before Pulsar acknowledged the message`,
     );
     for (const op of this.pending.splice(0)) for (const w of op.waiters) w.reject(err);
-    for (const item of this.batch.splice(0)) item.waiter.reject(err);
-    this.wakeSpace();
+    this.rejectBatch(err);
+    this.rejectBlocked(err);
     this.wakeIdle();
     const conn = this.conn;
     this.conn = undefined;

@@ -263,6 +263,50 @@ test("deduplication with batching: a replay that runs past the last stored id lo
   );
 });
 
+test("a full pending queue: blocked sends go out in call order; without blocking they fail at once", async () => {
+  const topic = `persistent://public/default/${uniqueName("full")}`;
+  const blocking = await client.createProducer({
+    topic,
+    batchingEnabled: true,
+    batchingMaxMessages: 7,
+    batchingMaxPublishDelayMs: 5,
+    maxPendingMessages: 10,
+    blockIfQueueFull: true,
+  });
+  // 2000 sends against room for 10: all but the first 10 wait, and must be admitted oldest first
+  const receipts = await Promise.all(
+    Array.from({ length: 2000 }, (_, i) => blocking.send({ payload: Buffer.from(`b${i}`) })),
+  );
+  await blocking.close();
+  assert.deepEqual(
+    receipts.map((r) => r.sequenceId),
+    Array.from({ length: 2000 }, (_, i) => i),
+    "sequence ids follow the order of the send calls",
+  );
+  assert.deepEqual(
+    await storedPayloads(client, topic),
+    Array.from({ length: 2000 }, (_, i) => `b${i}`),
+  );
+
+  const failing = await client.createProducer({
+    topic,
+    batchingEnabled: true,
+    batchingMaxPublishDelayMs: 1000,
+    maxPendingMessages: 10,
+    blockIfQueueFull: false,
+  });
+  const results = await Promise.allSettled(
+    Array.from({ length: 15 }, (_, i) => failing.send({ payload: Buffer.from(`f${i}`) })),
+  );
+  assert.deepEqual(
+    results.map((r) => r.status),
+    [...Array<string>(10).fill("fulfilled"), ...Array<string>(5).fill("rejected")],
+  );
+  for (const r of results.slice(10))
+    assert.match(String((r as PromiseRejectedResult).reason), /pending queue .* is full \(10 messages\)/);
+  await failing.close();
+});
+
 test("one connection per broker: producers, consumers and lookups share it (standalone answers lookups through the service URL)", async () => {
   const port = Number(new URL(pulsarUrl.replace("pulsar://", "http://")).port);
   const before = connections(process.pid, [port]);

@@ -97,7 +97,7 @@ export function encodeProducer(o: {
   return base(CommandType.PRODUCER, 5, (w) => {
     w.string(1, o.topic).varint(2, o.producerId).varint(3, o.requestId);
     if (o.producerName) w.string(4, o.producerName);
-    for (const [k, v] of Object.entries(o.metadata ?? {})) w.message(6, (kv) => kv.string(1, k).string(2, v));
+    for (const [k, v] of Object.entries(o.metadata ?? {})) w.keyValue(6, k, v);
     w.varint(8, o.epoch);
     w.varint(9, o.userProvidedName);
   });

@@ -23,7 +23,7 @@ function writeProperties(w: ProtoWriter, field: number, props: Record<string, st
   if (!props) return;
   for (const key in props) {
     const value = props[key];
-    if (value !== undefined) w.message(field, (kv) => kv.string(1, key).string(2, value));
+    if (value !== undefined) w.keyValue(field, key, value);
   }
 }
 
@@ -85,7 +85,10 @@ export interface SingleMetadata {
 }
 
 export function encodeSingleMetadata(md: SingleMetadata): Buffer {
-  const w = new ProtoWriter(64);
+  return writeSingleMetadata(new ProtoWriter(64), md).finish();
+}
+
+function writeSingleMetadata(w: ProtoWriter, md: SingleMetadata): ProtoWriter {
   writeProperties(w, 1, md.properties);
   if (md.partitionKey !== undefined) w.string(2, md.partitionKey);
   w.varint(3, md.payloadSize);
@@ -94,7 +97,7 @@ export function encodeSingleMetadata(md: SingleMetadata): Buffer {
   if (md.orderingKey) w.bytes(7, md.orderingKey);
   if (md.sequenceId !== undefined) w.varint(8, md.sequenceId);
   if (md.nullValue) w.varint(9, true);
-  return w.finish();
+  return w;
 }
 
 export function decodeSingleMetadata(data: Buffer): SingleMetadata {
@@ -111,18 +114,24 @@ export function decodeSingleMetadata(data: Buffer): SingleMetadata {
   };
 }
 
-/** Batch payload: for each message [size u32 BE][SingleMessageMetadata][payload]. */
+/**
+ * Appends one message of a batch payload, [size u32 BE][SingleMessageMetadata][payload], to `w`.
+ * `md.payloadSize` is taken from `payload`.
+ */
+export function appendBatchEntry(w: ProtoWriter, md: SingleMetadata, payload: Buffer): void {
+  const at = w.length;
+  w.uint32BE(0);
+  md.payloadSize = payload.length;
+  writeSingleMetadata(w, md);
+  w.patchUInt32BE(at, w.length - at - 4);
+  w.raw(payload);
+}
+
+/** A whole batch payload: for each message [size u32 BE][SingleMessageMetadata][payload]. */
 export function encodeBatchPayload(items: { metadata: SingleMetadata; payload: Buffer }[]): Buffer {
-  const parts: Buffer[] = [];
-  let total = 0;
-  for (const { metadata, payload } of items) {
-    const md = encodeSingleMetadata({ ...metadata, payloadSize: payload.length });
-    const size = Buffer.allocUnsafe(4);
-    size.writeUInt32BE(md.length, 0);
-    parts.push(size, md, payload);
-    total += 4 + md.length + payload.length;
-  }
-  return Buffer.concat(parts, total);
+  const w = new ProtoWriter(1024);
+  for (const { metadata, payload } of items) appendBatchEntry(w, { ...metadata }, payload);
+  return w.finish();
 }
 
 export function decodeBatchPayload(

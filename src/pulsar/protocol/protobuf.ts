@@ -75,6 +75,55 @@ export class ProtoWriter {
     return this;
   }
 
+  /** Appends raw bytes. */
+  raw(value: Uint8Array): this {
+    this.ensure(value.length);
+    this.buf.set(value, this.pos);
+    this.pos += value.length;
+    return this;
+  }
+
+  /** Appends a big-endian uint32 (not protobuf: the length prefixes of Pulsar's batch format). */
+  uint32BE(value: number): this {
+    this.ensure(4);
+    this.buf.writeUInt32BE(value, this.pos);
+    this.pos += 4;
+    return this;
+  }
+
+  /** Overwrites a big-endian uint32 written earlier at byte `at`. */
+  patchUInt32BE(at: number, value: number): void {
+    this.buf.writeUInt32BE(value, at);
+  }
+
+  /**
+   * A nested KeyValue { 1: key, 2: value } (both strings), written in place: its length is computed first,
+   * so no scratch writer is needed (message properties are on the hot path).
+   */
+  keyValue(field: number, key: string, value: string): this {
+    const kLen = Buffer.byteLength(key, "utf8");
+    const vLen = Buffer.byteLength(value, "utf8");
+    this.tag(field, 2);
+    this.rawVarint(2 + varintSize(kLen) + kLen + varintSize(vLen) + vLen);
+    this.tag(1, 2);
+    this.rawVarint(kLen);
+    this.ensure(kLen);
+    this.buf.write(key, this.pos, kLen, "utf8");
+    this.pos += kLen;
+    this.tag(2, 2);
+    this.rawVarint(vLen);
+    this.ensure(vLen);
+    this.buf.write(value, this.pos, vLen, "utf8");
+    this.pos += vLen;
+    return this;
+  }
+
+  /** Empties the writer to use it again (the views `finish` returned before must be consumed by then). */
+  reset(): this {
+    this.pos = 0;
+    return this;
+  }
+
   /** A nested message written by `fill` into a scratch writer. */
   message(field: number, fill: (w: ProtoWriter) => void): this {
     const inner = new ProtoWriter(64);
@@ -90,6 +139,11 @@ export class ProtoWriter {
   finish(): Buffer {
     return this.buf.subarray(0, this.pos);
   }
+}
+
+/** Bytes of a non-negative 32-bit value as a varint. */
+function varintSize(n: number): number {
+  return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5;
 }
 
 export type FieldValue = number | Buffer;
