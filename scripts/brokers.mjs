@@ -13,8 +13,10 @@
 //   node scripts/brokers.mjs certs                  folder of the test CA and certificates (made once)
 //
 // Secured brokers (off by default): KAFKA_SECURITY=sasl-ssl-mtls adds to Kafka a SASL_SSL listener with
-// SCRAM-SHA-512 (user "bridge", password in BROKERS_HOME/kafka-scram-password) and an SSL listener that
-// requires a client certificate; PULSAR_TLS=1 adds Pulsar's TLS ports. Certificates: BROKERS_HOME/certs.
+// SCRAM-SHA-512 (user "bridge", password in BROKERS_HOME/kafka-scram-password), SCRAM-SHA-256 (user
+// "bridge-sha256", kafka-scram-sha256-password) and PLAIN (user "bridge-plain", kafka-plain-password), and
+// an SSL listener that requires a client certificate; PULSAR_TLS=1 adds Pulsar's TLS ports.
+// Certificates: BROKERS_HOME/certs.
 // KAFKA_OAUTH=1 adds a SASL_PLAINTEXT listener with OAUTHBEARER, validated by Kafka's built-in unsecured JWS
 // validator (tokens with "alg":"none", a "sub" and an "exp" claim), on KAFKA_OAUTH_PORT (9096).
 // PULSAR_AUTH_REFRESH_S=<s> sets Pulsar's authenticationRefreshCheckSeconds (how often the broker checks
@@ -51,7 +53,8 @@ export const SETTINGS = {
   pulsarHttpPort: Number(env.PULSAR_HTTP_PORT || 8080),
   pulsarAuth: env.PULSAR_AUTH || "none", // none | token
   pulsarDedup: env.PULSAR_DEDUP === "1" || env.PULSAR_DEDUP === "true",
-  // none | sasl-ssl-mtls: Kafka also listens with SASL_SSL (SCRAM-SHA-512) and with SSL + client certificates
+  // none | sasl-ssl-mtls: Kafka also listens with SASL_SSL (SCRAM-SHA-512, SCRAM-SHA-256, PLAIN) and with
+  // SSL + client certificates
   kafkaSecurity: env.KAFKA_SECURITY || "none",
   kafkaSaslSslPort: Number(env.KAFKA_SASL_SSL_PORT || 9094),
   kafkaMtlsPort: Number(env.KAFKA_MTLS_PORT || 9095),
@@ -407,9 +410,18 @@ export function ensureCerts() {
   return dir;
 }
 
-// The SCRAM-SHA-512 password of user "bridge", made once per BROKERS_HOME.
-export function scramPassword() {
-  const file = path.join(S.home, "kafka-scram-password");
+// The users of the SASL_SSL listener, one per mechanism: a user exists for its own mechanism only, so a
+// client that authenticated with another mechanism than the one it was configured for is refused.
+export const KAFKA_SASL_USERS = {
+  "SCRAM-SHA-512": { user: SCRAM_USER, passwordFile: "kafka-scram-password" },
+  "SCRAM-SHA-256": { user: "bridge-sha256", passwordFile: "kafka-scram-sha256-password" },
+  PLAIN: { user: "bridge-plain", passwordFile: "kafka-plain-password" },
+};
+
+// The password of a SASL user (KAFKA_SASL_USERS), made once per BROKERS_HOME; base64url, so it needs no
+// quoting in a JAAS option or in kafka-storage's --add-scram.
+export function saslPassword(mechanism) {
+  const file = path.join(S.home, KAFKA_SASL_USERS[mechanism].passwordFile);
   if (!fs.existsSync(file)) {
     fs.mkdirSync(S.home, { recursive: true });
     fs.writeFileSync(file, `${randomBytes(18).toString("base64url")}\n`, { mode: 0o600 });
@@ -417,11 +429,27 @@ export function scramPassword() {
   return fs.readFileSync(file, "utf8").trim();
 }
 
+// The SCRAM-SHA-512 password of user "bridge".
+export function scramPassword() {
+  return saslPassword("SCRAM-SHA-512");
+}
+
+// kafka-storage format arguments that write the SCRAM users into the metadata log.
+function kafkaScramUserArgs() {
+  if (!kafkaSecured()) return [];
+  return ["SCRAM-SHA-512", "SCRAM-SHA-256"].flatMap((m) => [
+    "--add-scram",
+    `${m}=[name=${KAFKA_SASL_USERS[m].user},password=${saslPassword(m)}]`,
+  ]);
+}
+
 function kafkaSecured() {
   if (S.kafkaSecurity === "none") return false;
   if (S.kafkaSecurity === "sasl-ssl-mtls") return true;
   throw new BrokerError(`KAFKA_SECURITY must be none or sasl-ssl-mtls, not ${S.kafkaSecurity}`);
 }
+
+const KAFKA_SASL_SSL_MECHANISMS = "SCRAM-SHA-512,SCRAM-SHA-256,PLAIN";
 
 // The listeners KAFKA_SECURITY adds (nothing by default); inter-broker and controller traffic stays PLAINTEXT.
 function kafkaSecureListeners() {
@@ -433,9 +461,12 @@ function kafkaSecureListeners() {
     advertised: `,SASL_SSL://${a}:${S.kafkaSaslSslPort},MTLS://${a}:${S.kafkaMtlsPort}`,
     map: ",SASL_SSL:SASL_SSL,MTLS:SSL",
     properties: [
-      "sasl.enabled.mechanisms=SCRAM-SHA-512",
-      "listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512",
+      `sasl.enabled.mechanisms=${KAFKA_SASL_SSL_MECHANISMS}`,
+      `listener.name.sasl_ssl.sasl.enabled.mechanisms=${KAFKA_SASL_SSL_MECHANISMS}`,
       "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;",
+      "listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;",
+      // PLAIN checks against the user_<name> entries of its JAAS config (Kafka hides the value in its log)
+      `listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_${KAFKA_SASL_USERS.PLAIN.user}="${saslPassword("PLAIN")}";`,
       "listener.name.sasl_ssl.ssl.client.auth=none",
       "listener.name.mtls.ssl.client.auth=required",
       "ssl.keystore.type=PEM",
@@ -603,7 +634,8 @@ async function startKafka() {
     fs.mkdirSync(dataDir, { recursive: true });
     const props = path.join(home, "server.properties");
     const log4j = path.join(home, "log4j2.properties");
-    fs.writeFileSync(props, kafkaServerProperties(dataDir));
+    // 0600: with KAFKA_SECURITY it holds the PLAIN user's password
+    fs.writeFileSync(props, kafkaServerProperties(dataDir), { mode: 0o600 });
     fs.writeFileSync(log4j, KAFKA_LOG4J);
     fs.writeFileSync(path.join(home, "tools-log4j2.properties"), KAFKA_TOOLS_LOG4J);
     const logFile = path.join(home, "kafka.log");
@@ -619,10 +651,8 @@ async function startKafka() {
           clusterId,
           "-c",
           props,
-          // the SCRAM user is written into the metadata log at format time
-          ...(kafkaSecured()
-            ? ["--add-scram", `SCRAM-SHA-512=[name=${SCRAM_USER},password=${scramPassword()}]`]
-            : []),
+          // the SCRAM users are written into the metadata log at format time
+          ...kafkaScramUserArgs(),
         ],
         "-Xmx256m",
         log4j,
@@ -990,6 +1020,11 @@ async function main(argv) {
         console.log(`KAFKA_MTLS_BROKERS=${S.host}:${S.kafkaMtlsPort}`);
         console.log(`KAFKA_SCRAM_USER=${SCRAM_USER}`);
         console.log(`KAFKA_SCRAM_PASSWORD_FILE=${path.join(S.home, "kafka-scram-password")}`);
+        const sha256 = KAFKA_SASL_USERS["SCRAM-SHA-256"];
+        console.log(`KAFKA_SCRAM_SHA256_USER=${sha256.user}`);
+        console.log(`KAFKA_SCRAM_SHA256_PASSWORD_FILE=${path.join(S.home, sha256.passwordFile)}`);
+        console.log(`KAFKA_PLAIN_USER=${KAFKA_SASL_USERS.PLAIN.user}`);
+        console.log(`KAFKA_PLAIN_PASSWORD_FILE=${path.join(S.home, KAFKA_SASL_USERS.PLAIN.passwordFile)}`);
       }
       if (S.pulsarTls) {
         console.log(`PULSAR_TLS=1`);
