@@ -13,31 +13,42 @@ import {
   encodeSubscribe,
   type Inbound,
 } from "./protocol/commands";
-import { decodeBatchPayload, decodeEntryMetadata } from "./protocol/metadata";
+import { decodeBatchPayload, decodeEntryMetadata, type EntryMetadata } from "./protocol/metadata";
 import { simpleFrame, type InboundFrame } from "./protocol/frame";
 import { AlreadyClosedError, ChecksumError, PulsarError, TimeoutError } from "./errors";
+import { Queue } from "./queue";
 import { parseTopicName } from "./service-url";
 import type { Consumer, ConsumerOptions, ReceivedMessage } from "./types";
 
 type Waiting = { resolve: (m: ReceivedMessage) => void; reject: (e: Error) => void; timer?: NodeJS.Timeout };
 
+/** A received message and what to do once the application has taken it (give its flow permit back). */
+interface Delivery {
+  message: ReceivedMessage;
+  taken(): void;
+}
+
 /** Messages from one or more partition subscriptions, handed out in arrival order. */
 class Inbox {
-  private readonly queue: ReceivedMessage[] = [];
+  private readonly queue = new Queue<Delivery>();
   private readonly waiting: Waiting[] = [];
   closedWith: Error | undefined;
 
-  push(m: ReceivedMessage): void {
+  push(d: Delivery): void {
     const w = this.waiting.shift();
     if (w) {
       if (w.timer) clearTimeout(w.timer);
-      w.resolve(m);
-    } else this.queue.push(m);
+      d.taken();
+      w.resolve(d.message);
+    } else this.queue.push(d);
   }
 
   take(timeoutMs?: number): Promise<ReceivedMessage> {
-    const m = this.queue.shift();
-    if (m) return Promise.resolve(m);
+    const d = this.queue.shift();
+    if (d) {
+      d.taken();
+      return Promise.resolve(d.message);
+    }
     if (this.closedWith) return Promise.reject(this.closedWith);
     return new Promise<ReceivedMessage>((resolve, reject) => {
       const w: Waiting = { resolve, reject };
@@ -64,7 +75,14 @@ class PartitionConsumer {
   private readonly consumerId: number;
   private conn: Connection | undefined;
   private closed = false;
+  /** Messages the application has taken since the last FLOW: the permits to give back. */
   private permitsUsed = 0;
+  /** Counts successful subscribes: messages of an earlier one give no permits back on the new one. */
+  private generation = 0;
+  /** MESSAGE frames are decoded one after another, so that a codec loading asynchronously cannot reorder them. */
+  private decoding: Promise<void> = Promise.resolve();
+  /** Per batched entry ("ledger:entry"), the batch indexes not acknowledged yet. */
+  private readonly unackedBatches = new Map<string, Set<number>>();
   private readonly backoff: Backoff;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private readonly listener: ConsumerListener;
@@ -118,6 +136,7 @@ class PartitionConsumer {
       throw err;
     }
     this.conn = conn;
+    this.generation++;
     this.permitsUsed = 0;
     this.backoff.reset();
     conn.write(simpleFrame(encodeFlow(this.consumerId, this.queueSize)));
@@ -134,26 +153,55 @@ class PartitionConsumer {
   }
 
   private onMessage(cmd: Extract<Inbound, { type: typeof CommandType.MESSAGE }>, frame: InboundFrame): void {
-    void this.decode(cmd, frame).catch((err: unknown) => {
-      this.client.log("error", `cannot decode a message from ${this.topic}: ${(err as Error).message}`);
-    });
+    const generation = this.generation;
+    this.decoding = this.decoding
+      .then(() => this.decode(cmd, frame, generation))
+      .catch((err: unknown) => {
+        this.client.log("error", `cannot decode a message from ${this.topic}: ${(err as Error).message}`);
+      });
+  }
+
+  /**
+   * The application took `count` messages of subscription `generation`. Permits count messages, not entries,
+   * and go back in halves of the queue, as in the official clients: the queue bounds what is held in memory.
+   */
+  private release(generation: number, count: number): void {
+    if (generation !== this.generation || !this.conn) return;
+    this.permitsUsed += count;
+    if (this.permitsUsed >= Math.max(1, this.queueSize / 2)) {
+      this.conn.write(simpleFrame(encodeFlow(this.consumerId, this.permitsUsed)));
+      this.permitsUsed = 0;
+    }
   }
 
   private async decode(
     cmd: Extract<Inbound, { type: typeof CommandType.MESSAGE }>,
     frame: InboundFrame,
+    generation: number,
   ): Promise<void> {
-    if (!frame.metadata || !frame.payload)
-      throw new PulsarError("MESSAGE without payload", "ProtocolError", false);
-    if (frame.checksumOk === false) throw new ChecksumError("checksum mismatch on a received message");
-    const md = decodeEntryMetadata(frame.metadata);
-    // Permits count messages, not entries; give them back in halves, as the official clients do.
-    this.permitsUsed += md.numMessagesInBatch ?? 1;
-    if (this.permitsUsed >= this.queueSize / 2) {
-      this.conn?.write(simpleFrame(encodeFlow(this.consumerId, this.permitsUsed)));
-      this.permitsUsed = 0;
+    let messages: ReceivedMessage[];
+    let count = 1;
+    try {
+      if (!frame.metadata || !frame.payload)
+        throw new PulsarError("MESSAGE without payload", "ProtocolError", false);
+      if (frame.checksumOk === false) throw new ChecksumError("checksum mismatch on a received message");
+      const md = decodeEntryMetadata(frame.metadata);
+      count = md.numMessagesInBatch ?? 1;
+      messages = await this.unpack(cmd, md, frame.payload);
+    } catch (err) {
+      // The broker counted the dropped entry against the permits: without them back, bad entries stall the flow.
+      this.release(generation, count);
+      throw err;
     }
-    let payload = frame.payload;
+    for (const message of messages) this.inbox.push({ message, taken: () => this.release(generation, 1) });
+  }
+
+  private async unpack(
+    cmd: Extract<Inbound, { type: typeof CommandType.MESSAGE }>,
+    md: EntryMetadata,
+    entryPayload: Buffer,
+  ): Promise<ReceivedMessage[]> {
+    let payload = entryPayload;
     if (md.compression) {
       const codec = await loadCodec(codecTypeFromWire(md.compression));
       payload = codec.decompress(payload, md.uncompressedSize ?? 0);
@@ -167,46 +215,63 @@ class PartitionConsumer {
     const keyBytes = (key: string | undefined, b64: boolean | undefined) =>
       key === undefined ? undefined : b64 ? Buffer.from(key, "base64") : Buffer.from(key, "utf8");
     if (md.numMessagesInBatch === undefined) {
-      this.inbox.push({
-        ...base,
-        payload,
-        key: md.partitionKey,
-        keyBytes: keyBytes(md.partitionKey, md.partitionKeyB64),
-        orderingKey: md.orderingKey,
-        properties: md.properties ?? {},
-        eventTime: md.eventTime,
-        sequenceId: md.sequenceId,
-        messageId: {
-          ledgerId: cmd.messageId.ledgerId,
-          entryId: cmd.messageId.entryId,
-          partition: this.partition,
-          batchIndex: -1,
+      return [
+        {
+          ...base,
+          payload,
+          key: md.partitionKey,
+          keyBytes: keyBytes(md.partitionKey, md.partitionKeyB64),
+          orderingKey: md.orderingKey,
+          properties: md.properties ?? {},
+          eventTime: md.eventTime,
+          sequenceId: md.sequenceId,
+          messageId: {
+            ledgerId: cmd.messageId.ledgerId,
+            entryId: cmd.messageId.entryId,
+            partition: this.partition,
+            batchIndex: -1,
+          },
         },
-      });
-      return;
+      ];
     }
-    decodeBatchPayload(payload, md.numMessagesInBatch).forEach(({ metadata: s, payload: p }, i) => {
-      this.inbox.push({
-        ...base,
-        payload: p,
-        key: s.partitionKey,
-        keyBytes: keyBytes(s.partitionKey, s.partitionKeyB64),
-        orderingKey: s.orderingKey,
-        properties: s.properties ?? {},
-        eventTime: s.eventTime,
-        sequenceId: s.sequenceId ?? md.sequenceId + i,
-        messageId: {
-          ledgerId: cmd.messageId.ledgerId,
-          entryId: cmd.messageId.entryId,
-          partition: this.partition,
-          batchIndex: i,
-        },
-      });
-    });
+    const items = decodeBatchPayload(payload, md.numMessagesInBatch);
+    this.unackedBatches.set(
+      `${cmd.messageId.ledgerId}:${cmd.messageId.entryId}`,
+      new Set(items.map((_, i) => i)),
+    );
+    return items.map(({ metadata: s, payload: p }, i) => ({
+      ...base,
+      payload: p,
+      key: s.partitionKey,
+      keyBytes: keyBytes(s.partitionKey, s.partitionKeyB64),
+      orderingKey: s.orderingKey,
+      properties: s.properties ?? {},
+      eventTime: s.eventTime,
+      sequenceId: s.sequenceId ?? md.sequenceId + i,
+      messageId: {
+        ledgerId: cmd.messageId.ledgerId,
+        entryId: cmd.messageId.entryId,
+        partition: this.partition,
+        batchIndex: i,
+      },
+    }));
   }
 
-  /** Acks the whole entry: with batches, that is every message of the batch (the consumer acks them all). */
+  /**
+   * The broker acknowledges whole entries: a batch's entry is acked once every message of it is, so acking
+   * one message never acknowledges others the application has not processed.
+   */
   ack(m: ReceivedMessage): void {
+    const { ledgerId, entryId, batchIndex } = m.messageId;
+    if (batchIndex >= 0) {
+      const key = `${ledgerId}:${entryId}`;
+      const left = this.unackedBatches.get(key);
+      if (left) {
+        left.delete(batchIndex);
+        if (left.size > 0) return;
+        this.unackedBatches.delete(key);
+      }
+    }
     this.conn?.write(simpleFrame(encodeAck(this.consumerId, m.messageId)));
   }
 

@@ -28,6 +28,8 @@ export class InvalidTopicNameError extends define("InvalidTopicName", false) {}
 export class ProducerFencedError extends define("ProducerFenced", false) {}
 export class TopicTerminatedError extends define("TopicTerminated", false) {}
 export class ProducerBusyError extends define("ProducerBusy", true) {}
+/** Another consumer holds an exclusive (or differently typed) subscription: fatal at subscribe, as in the official clients. */
+export class ConsumerBusyError extends define("ConsumerBusy", false) {}
 export class MessageTooBigError extends define("MessageTooBig", false) {}
 export class ProducerQueueFullError extends define("ProducerQueueFull", true) {}
 export class AlreadyClosedError extends define("AlreadyClosed", false) {}
@@ -42,7 +44,7 @@ const SERVER_ERRORS: Record<number, [string, boolean]> = {
   2: ["PersistenceError", true],
   3: ["AuthenticationError", false],
   4: ["AuthorizationError", false],
-  5: ["ConsumerBusy", true],
+  5: ["ConsumerBusy", false],
   6: ["ServiceNotReady", true],
   7: ["ProducerBlockedQuotaExceededError", true],
   8: ["ProducerBlockedQuotaExceededException", true],
@@ -65,10 +67,13 @@ const SERVER_ERRORS: Record<number, [string, boolean]> = {
   25: ["ProducerFenced", false],
 };
 
-/** The typed error for a broker's ServerError code and message. */
+/**
+ * The typed error for a broker's ServerError code and message. A typed class's name already says the code
+ * (String(err) is "AuthenticationError: <broker text>"), so only the generic ServerError repeats it in the text.
+ */
 export function fromServerError(serverError: number, message: string): PulsarError {
   const [code, retriable] = SERVER_ERRORS[serverError] ?? [`ServerError${serverError}`, true];
-  const text = message ? `${code}: ${message}` : code;
+  const text = message || "the broker gave no details";
   switch (code) {
     case "AuthenticationError":
       return new AuthenticationError(text);
@@ -84,9 +89,11 @@ export function fromServerError(serverError: number, message: string): PulsarErr
       return new TopicTerminatedError(text);
     case "ProducerBusy":
       return new ProducerBusyError(text);
+    case "ConsumerBusy":
+      return new ConsumerBusyError(text);
     case "ChecksumError":
       return new ChecksumError(text);
     default:
-      return new ServerError(text, code, retriable);
+      return new ServerError(message ? `${code}: ${message}` : code, code, retriable);
   }
 }

@@ -317,7 +317,7 @@ export function decodeCommand(data: Buffer): Inbound {
         type,
         consumerId: body.num(1),
         messageId: messageId(body.message(2)),
-        redeliveryCount: body.num(4),
+        redeliveryCount: body.num(3), // CommandMessage.redelivery_count (4 is ack_set)
       };
     default:
       return { type: "unknown", code: type };
