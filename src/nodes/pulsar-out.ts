@@ -121,6 +121,9 @@ export function registerPulsarOut(RED: RED): void {
             maxPendingMessages: cfg.maxPending,
             blockIfQueueFull: true,
             sendTimeoutMs: cfg.sendTimeoutMs,
+            // Partitions added while running would move records to other partitions between deliveries,
+            // which deduplication cannot follow: in effectively-once mode a redeploy picks them up.
+            partitionsUpdateIntervalMs: cfg.effectivelyOnce ? 0 : 60_000,
           }),
         );
         producers.set(key, p);

@@ -552,15 +552,62 @@ class RoutedProducer implements Producer {
   private rrIndex: number;
   private rrCount = 0;
   private readonly single: number;
+  private updateTimer: NodeJS.Timeout | undefined;
+  private updating: Promise<void> | undefined;
+  private closed = false;
 
   constructor(
     readonly topic: string,
     private readonly parts: PartitionProducer[],
     private readonly o: ProducerOptions,
     private readonly client: BuiltinClient,
+    private readonly newPart: (index: number) => PartitionProducer,
+    partitioned: boolean,
   ) {
     this.rrIndex = Math.floor(Math.random() * parts.length);
     this.single = Math.floor(Math.random() * parts.length);
+    const interval = o.partitionsUpdateIntervalMs ?? 60_000;
+    if (partitioned && interval > 0) {
+      this.updateTimer = setInterval(() => {
+        this.updating ??= this.addNewPartitions().finally(() => (this.updating = undefined));
+      }, interval);
+      this.updateTimer.unref();
+    }
+  }
+
+  /**
+   * Starts producers on partitions added to the topic since: they take part in routing only once started,
+   * so no message waits on a partition that is not ready. Keyed messages then hash over the new count, as
+   * with the Java client. A failed check is logged and tried again at the next interval.
+   */
+  private async addNewPartitions(): Promise<void> {
+    let count: number;
+    try {
+      count = await this.client.getPartitionCount(this.topic);
+    } catch (err) {
+      this.client.log("warn", `cannot check the partitions of ${this.topic}: ${(err as Error).message}`);
+      return;
+    }
+    if (count <= this.parts.length || this.closed) return;
+    const added = Array.from({ length: count - this.parts.length }, (_, i) =>
+      this.newPart(this.parts.length + i),
+    );
+    try {
+      await Promise.all(added.map((p) => p.start()));
+    } catch (err) {
+      await Promise.allSettled(added.map((p) => p.close()));
+      this.client.log(
+        "warn",
+        `cannot start producing to the new partitions of ${this.topic}: ${(err as Error).message}`,
+      );
+      return;
+    }
+    if (this.closed) {
+      await Promise.allSettled(added.map((p) => p.close()));
+      return;
+    }
+    this.client.log("info", `${this.topic} now has ${count} partitions (was ${this.parts.length})`);
+    this.parts.push(...added);
   }
 
   get producerName(): string {
@@ -615,6 +662,9 @@ class RoutedProducer implements Producer {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    if (this.updateTimer) clearInterval(this.updateTimer);
+    await this.updating;
     await Promise.allSettled(this.parts.map((p) => p.close()));
     this.client.untrack(this);
   }
@@ -633,25 +683,22 @@ export async function createProducer(client: BuiltinClient, o: ProducerOptions):
     sendTimeoutMs: o.sendTimeoutMs ?? 30_000,
   };
   const partitions = await client.partitionCountWithRetry(topic);
-  const names =
-    partitions === 0 ? [topic] : Array.from({ length: partitions }, (_, i) => `${topic}-partition-${i}`);
-  const parts = names.map(
-    (name, i) =>
-      new PartitionProducer(
-        client,
-        name,
-        partitions === 0 ? -1 : i,
-        o.producerName,
-        codec,
-        settings,
-        o.properties,
-      ),
-  );
+  const newPart = (i: number) =>
+    new PartitionProducer(
+      client,
+      partitions === 0 ? topic : `${topic}-partition-${i}`,
+      partitions === 0 ? -1 : i,
+      o.producerName,
+      codec,
+      settings,
+      o.properties,
+    );
+  const parts = Array.from({ length: Math.max(1, partitions) }, (_, i) => newPart(i));
   try {
     await Promise.all(parts.map((p) => p.start()));
   } catch (err) {
     await Promise.allSettled(parts.map((p) => p.close()));
     throw err;
   }
-  return new RoutedProducer(topic, parts, o, client);
+  return new RoutedProducer(topic, parts, o, client, newPart, partitions > 0);
 }

@@ -73,6 +73,11 @@ export interface ProducerOptions {
   sendTimeoutMs?: number;
   /** Properties of the producer itself (sent in PRODUCER). */
   properties?: Record<string, string>;
+  /**
+   * Partitioned topics: how often to ask the broker for the partition count, to start producing to
+   * partitions added since (as the Java client's autoUpdatePartitions). 0 = never. Default 60000.
+   */
+  partitionsUpdateIntervalMs?: number;
 }
 
 export interface OutgoingMessage {

@@ -14,6 +14,7 @@ import {
 } from "../../src/pulsar/errors";
 import { pulsarAdmin, pulsarHttpUrl, pulsarUrl, runToolOk, uniqueName } from "../support/brokers";
 import { storedPayloads } from "../support/pulsar";
+import { waitFor } from "../support/wait";
 import { connections } from "../support/sockets";
 
 let client: PulsarClient;
@@ -175,6 +176,37 @@ test("keys land in the same partition as with the official CLI producer (JavaStr
     assert.notEqual(partitionOf.get(`cli|${key}`), undefined, `CLI message for ${key} found`);
     assert.equal(partitionOf.get(`ours|${key}`), partitionOf.get(`cli|${key}`), `same partition for ${key}`);
   }
+});
+
+test("partitions added to a topic are used by a running producer (and not when the update is off)", async () => {
+  const name = uniqueName("growing");
+  const topic = `persistent://public/default/${name}`;
+  const path = `/admin/v2/persistent/public/default/${name}/partitions`;
+  assert.equal((await pulsarAdmin("PUT", path, 2)).status, 204);
+  const options = { topic, batchingEnabled: false, routingMode: "round-robin" as const };
+  const updating = await client.createProducer({ ...options, partitionsUpdateIntervalMs: 300 });
+  const fixed = await client.createProducer({ ...options, partitionsUpdateIntervalMs: 0 });
+  assert.equal(updating.lastSequenceIds.length, 2);
+  assert.equal((await pulsarAdmin("POST", path, 4)).status, 204);
+  await waitFor("the producer sees 4 partitions", () => updating.lastSequenceIds.length === 4, 20_000);
+  // round-robin without batching moves on every message: 40 messages reach all four partitions
+  await Promise.all(Array.from({ length: 40 }, (_, i) => updating.send({ payload: Buffer.from(`u${i}`) })));
+  await Promise.all(Array.from({ length: 40 }, (_, i) => fixed.send({ payload: Buffer.from(`f${i}`) })));
+  assert.equal(fixed.lastSequenceIds.length, 2);
+  await updating.close();
+  await fixed.close();
+  const stored = new Map<number, string[]>();
+  for (let p = 0; p < 4; p++) stored.set(p, await storedPayloads(client, `${topic}-partition-${p}`, 2000));
+  for (const p of [2, 3]) {
+    const there = stored.get(p) ?? [];
+    assert.ok(there.length > 0, `partition ${p} got messages`);
+    assert.ok(
+      there.every((m) => m.startsWith("u")),
+      `only the updating producer wrote to new partition ${p}: ${there.join(",")}`,
+    );
+  }
+  const all = [...stored.values()].flat().sort();
+  assert.equal(all.length, 80, "every message stored once");
 });
 
 test("messages produced by pulsar-perf with each compression are decoded by our consumer", async () => {
