@@ -130,7 +130,13 @@ export class BuiltinClient implements PulsarClient {
 
   /** Finds the broker serving `topic`, following redirects (at most 20). */
   async lookup(topic: string): Promise<BrokerAddress> {
-    let conn = await this.getConnection();
+    // Where the current lookup goes: a service URL host first, then the broker each redirect names.
+    let asked = this.serviceHost();
+    let conn = await this.getConnection({
+      logical: `${asked.host}:${asked.port}`,
+      physical: asked,
+      proxied: false,
+    });
     let authoritative = false;
     for (let i = 0; i < MAX_LOOKUP_REDIRECTS; i++) {
       const res = await conn.request((id) => encodeLookup(topic, id, authoritative), `lookup of ${topic}`);
@@ -144,15 +150,27 @@ export class BuiltinClient implements PulsarClient {
         );
       const broker = hostPort(url);
       const logical = `${broker.host}:${broker.port}`;
-      const service = this.serviceHost();
-      // A standalone broker answers "through the service URL" about itself: that is a plain connection.
+      // "Through the service URL" means through whoever answered this lookup, as in the Java client: a
+      // proxy, or, after a redirect, the broker redirected to. A standalone broker says so about itself
+      // (its address is a loopback one): that is a plain connection to it.
       const viaProxy =
-        res.proxyThroughServiceUrl && !(service.host === broker.host && service.port === broker.port);
+        res.proxyThroughServiceUrl && !(asked.host === broker.host && asked.port === broker.port);
       const address: BrokerAddress = viaProxy
-        ? { logical, physical: service, proxied: true }
+        ? { logical, physical: asked, proxied: true }
         : { logical, physical: broker, proxied: false };
-      if (res.response === "connect") return address;
+      if (res.response === "connect") {
+        this.log(
+          "debug",
+          `lookup of ${topic}: served by ${logical}${viaProxy ? ` through ${asked.host}:${asked.port}` : ""}`,
+        );
+        return address;
+      }
       authoritative = res.authoritative;
+      this.log(
+        "debug",
+        `lookup of ${topic}: redirected to ${logical}${authoritative ? " (authoritative)" : ""}`,
+      );
+      asked = address.physical;
       conn = await this.getConnection(address);
     }
     throw new ConnectionError(`lookup of ${topic} was redirected more than ${MAX_LOOKUP_REDIRECTS} times`);
