@@ -106,13 +106,24 @@ export function pulsarPerfRate(size: number, seconds = 32, topic?: string): Prom
   });
 }
 
+/** Deletes a benchmark topic, so repeated runs do not fill the broker's disk (1M x 1 KiB is 1 GB). */
+async function dropTopic(topic: string): Promise<void> {
+  const http = process.env.PULSAR_HTTP_URL ?? "http://127.0.0.1:8080";
+  const name = topic.replace("persistent://", "");
+  await fetch(`${http}/admin/v2/persistent/${name}?force=true`, { method: "DELETE" }).catch(() => undefined);
+}
+
 async function main(): Promise<void> {
   const n = Number(process.argv[2] ?? 1_000_000);
   console.log(`messages per run: ${n}; broker ${PULSAR_URL}`);
   console.log("size    ours msg/s    pulsar-perf msg/s    ratio");
   for (const size of [100, 1024]) {
-    const a = await ourProducerRate(size, n);
-    const b = await pulsarPerfRate(size);
+    const ours = `persistent://public/default/bench-ours-${size}-${Date.now()}`;
+    const a = await ourProducerRate(size, n, ours);
+    await dropTopic(ours);
+    const theirs = `persistent://public/default/bench-perf-${size}-${Date.now()}`;
+    const b = await pulsarPerfRate(size, 32, theirs);
+    await dropTopic(theirs);
     console.log(
       `${String(size).padEnd(7)} ${a.toFixed(0).padStart(11)}    ${b.toFixed(0).padStart(17)}    ${(a / b).toFixed(2)}x`,
     );
