@@ -7,12 +7,12 @@
 
 interface PartitionState {
   /** Offsets in the order they were added; those before `head` are settled. */
-  added: bigint[];
+  added: string[];
   head: number;
   /** Offsets added and not yet settled. */
-  open: Set<bigint>;
-  /** One past the highest offset added. */
-  next: bigint;
+  open: Set<string>;
+  /** The highest offset added. */
+  last: string;
   /** The last commit point handed out. */
   committed: bigint;
   /** The last commit point the broker confirmed (or where the partition started). */
@@ -21,40 +21,59 @@ interface PartitionState {
 
 const key = (topic: string, partition: number) => `${partition}:${topic}`;
 
+/**
+ * Order of two offsets as Kafka gives them (canonical decimal strings: no sign, no leading zero), without
+ * parsing: the per-record path compares and keys offsets as strings, exact beyond 2^53 too.
+ */
+function compareOffsets(a: string, b: string): number {
+  if (a.length !== b.length) return a.length - b.length;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+type Partition = PartitionState & { topic: string; partition: number };
+
 export class OffsetLedger {
-  private readonly partitions = new Map<string, PartitionState & { topic: string; partition: number }>();
+  private readonly partitions = new Map<string, Partition>();
+  /** The same partitions by topic, then partition number: the per-record lookup builds no key string. */
+  private readonly byTopic = new Map<string, Map<number, Partition>>();
   private count = 0;
+
+  private find(topic: string, partition: number): Partition | undefined {
+    return this.byTopic.get(topic)?.get(partition);
+  }
 
   /** A record was handed to the flow. Offsets of one partition must be added in increasing order. */
   add(topic: string, partition: number, offset: string): void {
-    const k = key(topic, partition);
-    let p = this.partitions.get(k);
-    const o = BigInt(offset);
+    let p = this.find(topic, partition);
     if (!p) {
-      p = { topic, partition, added: [], head: 0, open: new Set(), next: o, committed: o, confirmed: o };
-      this.partitions.set(k, p);
-    } else if (o < p.next) {
+      const o = BigInt(offset);
+      p = { topic, partition, added: [], head: 0, open: new Set(), last: offset, committed: o, confirmed: o };
+      this.partitions.set(key(topic, partition), p);
+      let partitions = this.byTopic.get(topic);
+      if (!partitions) this.byTopic.set(topic, (partitions = new Map<number, Partition>()));
+      partitions.set(partition, p);
+    } else if (compareOffsets(offset, p.last) <= 0) {
       // A rewind: everything from o on is delivered again, so only those deliveries count from now on.
       // (An earlier copy still in the flow that settles later settles the new one: it was published too.)
+      const o = BigInt(offset);
       this.count -= p.open.size;
       p.added = [];
       p.head = 0;
       p.open.clear();
-      p.next = o;
       if (p.committed > o) p.committed = o;
       if (p.confirmed > o) p.confirmed = o;
     }
-    p.added.push(o);
-    p.open.add(o);
-    if (o + 1n > p.next) p.next = o + 1n;
+    p.added.push(offset);
+    p.open.add(offset);
+    p.last = offset;
     this.count++;
   }
 
   /** The record finished (published or dropped on purpose). Unknown or already settled offsets are ignored. */
   settle(topic: string, partition: number, offset: string): void {
-    const p = this.partitions.get(key(topic, partition));
+    const p = this.find(topic, partition);
     if (!p) return;
-    if (!p.open.delete(BigInt(offset))) return;
+    if (!p.open.delete(offset)) return;
     this.count--;
     // advance over the settled prefix
     while (p.head < p.added.length && !p.open.has(p.added[p.head])) p.head++;
@@ -64,13 +83,14 @@ export class OffsetLedger {
     }
   }
 
+  /** The first unsettled offset, or one past the highest added when all are settled. */
   private commitPoint(p: PartitionState): bigint {
-    return p.head < p.added.length ? p.added[p.head] : p.next;
+    return p.head < p.added.length ? BigInt(p.added[p.head]) : BigInt(p.last) + 1n;
   }
 
   /** The offset to commit (the next one to read) when it moved since the last call. */
   takeCommittable(topic: string, partition: number): string | undefined {
-    const p = this.partitions.get(key(topic, partition));
+    const p = this.find(topic, partition);
     if (!p) return undefined;
     const point = this.commitPoint(p);
     if (point <= p.committed) return undefined;
@@ -80,14 +100,14 @@ export class OffsetLedger {
 
   /** The broker accepted the commit of `offset` (from takeCommittable). */
   commitConfirmed(topic: string, partition: number, offset: string): void {
-    const p = this.partitions.get(key(topic, partition));
+    const p = this.find(topic, partition);
     const o = BigInt(offset);
     if (p && o > p.confirmed) p.confirmed = o;
   }
 
   /** The broker refused the commit of `offset`: the partition is dirty again, to be retried. */
   commitFailed(topic: string, partition: number, offset: string): void {
-    const p = this.partitions.get(key(topic, partition));
+    const p = this.find(topic, partition);
     if (p && p.committed === BigInt(offset)) p.committed = p.confirmed;
   }
 
@@ -111,17 +131,19 @@ export class OffsetLedger {
       if (!keep.has(k)) {
         this.count -= p.open.size;
         this.partitions.delete(k);
+        this.byTopic.get(p.topic)?.delete(p.partition);
       }
     }
   }
 
   /** Whether `offset` of the partition is still tracked as unsettled. */
   isUnsettled(topic: string, partition: number, offset: string): boolean {
-    return this.partitions.get(key(topic, partition))?.open.has(BigInt(offset)) ?? false;
+    return this.find(topic, partition)?.open.has(offset) ?? false;
   }
 
   clear(): void {
     this.partitions.clear();
+    this.byTopic.clear();
     this.count = 0;
   }
 }

@@ -1,5 +1,6 @@
 // A Kafka record -> the msg kafka-in emits (DESIGN §3).
 import { isUtf8 } from "node:buffer";
+import { randomFillSync } from "node:crypto";
 import { BridgeError } from "../common/errors";
 
 export type ValueFormat = "auto" | "string" | "json" | "buffer";
@@ -20,6 +21,9 @@ export interface KafkaProvenance {
   timestamp: number;
   headers: Record<string, string | Buffer>;
   groupId: string;
+  /** Added by kafka-in: which try of the record this is, and the identity of its Kafka cluster. */
+  attempt?: number;
+  cluster?: string;
 }
 
 export interface RecordMsg {
@@ -78,24 +82,55 @@ export function decodeHeaders(headers: KafkaRecordLike["headers"]): Record<strin
 
 /**
  * The msg fields for a record. A value the format cannot decode (json) throws a BridgeError; the caller
- * reports it with the raw record and treats the record as failed, never as dropped.
+ * reports it with the raw record and treats the record as failed, never as dropped. `provenance` (kafka-in's
+ * try count and cluster identity) is added to msg.kafka, in the one object literal (this runs per record).
  */
 export function recordToMsg(
   record: KafkaRecordLike,
   where: { topic: string; partition: number; groupId: string },
   formats: { value: ValueFormat; key: KeyFormat },
+  provenance?: { attempt: number; cluster: string },
 ): RecordMsg {
-  return {
-    payload: decodeValue(record.value, formats.value),
-    topic: where.topic,
-    key: decodeKey(record.key, formats.key),
-    kafka: {
-      topic: where.topic,
-      partition: where.partition,
-      offset: record.offset,
-      timestamp: Number(record.timestamp),
-      headers: decodeHeaders(record.headers),
-      groupId: where.groupId,
-    },
+  const payload = decodeValue(record.value, formats.value);
+  const key = decodeKey(record.key, formats.key);
+  const timestamp = Number(record.timestamp);
+  const headers = decodeHeaders(record.headers);
+  const kafka: KafkaProvenance = provenance
+    ? {
+        topic: where.topic,
+        partition: where.partition,
+        offset: record.offset,
+        timestamp,
+        headers,
+        groupId: where.groupId,
+        attempt: provenance.attempt,
+        cluster: provenance.cluster,
+      }
+    : {
+        topic: where.topic,
+        partition: where.partition,
+        offset: record.offset,
+        timestamp,
+        headers,
+        groupId: where.groupId,
+      };
+  return { payload, topic: where.topic, key, kafka };
+}
+
+/**
+ * Msg ids like Node-RED's (16 hex digits, 64 random bits), cut from a pool of random bytes: one id per
+ * record is on the hot path, where RED.util.generateId() builds each from eight Math.random() strings.
+ */
+export function msgIdSource(): () => string {
+  const pool = Buffer.allocUnsafe(8 * 512);
+  let at = pool.length;
+  return () => {
+    if (at === pool.length) {
+      randomFillSync(pool);
+      at = 0;
+    }
+    const id = pool.toString("hex", at, at + 8);
+    at += 8;
+    return id;
   };
 }

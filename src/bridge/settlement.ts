@@ -9,10 +9,17 @@ export interface TrackedRecord {
   readonly ref: unknown;
 }
 
+/**
+ * Open deliveries of one msg id. Most msgs are open at one node at a time (a chain of nodes), so that node
+ * and its count live in the entry itself; a Map per node is made only when two nodes hold it at once.
+ */
 interface Entry<R> {
   record: R;
-  /** Open deliveries per node id. */
-  open: Map<string, number>;
+  /** The one node with open deliveries (when `nodes` is undefined) and how many. */
+  node: string | undefined;
+  count: number;
+  /** Open deliveries per node id, once more than one node has some. */
+  nodes: Map<string, number> | undefined;
   total: number;
   error: unknown;
 }
@@ -30,7 +37,14 @@ export class SettlementTracker<R> {
    * (one per wire of its output). With no delivery at all the record settles at once.
    */
   track(msgId: string, record: R, destinations: readonly string[]): void {
-    const entry: Entry<R> = { record, open: new Map(), total: 0, error: undefined };
+    const entry: Entry<R> = {
+      record,
+      node: undefined,
+      count: 0,
+      nodes: undefined,
+      total: 0,
+      error: undefined,
+    };
     this.entries.set(msgId, entry);
     for (const d of destinations) this.open(entry, d);
     if (entry.total === 0) this.finish(msgId, entry);
@@ -45,11 +59,22 @@ export class SettlementTracker<R> {
   }
 
   private open(entry: Entry<R>, nodeId: string): void {
-    entry.open.set(nodeId, (entry.open.get(nodeId) ?? 0) + 1);
     entry.total++;
+    if (entry.nodes) entry.nodes.set(nodeId, (entry.nodes.get(nodeId) ?? 0) + 1);
+    else if (entry.count === 0 || entry.node === nodeId) {
+      entry.node = nodeId;
+      entry.count++;
+    } else {
+      entry.nodes = new Map([
+        [entry.node as string, entry.count],
+        [nodeId, 1],
+      ]);
+      entry.node = undefined;
+      entry.count = 0;
+    }
   }
 
-  /** A node sent a msg with this id to `destination` (onSend). */
+  /** A node sent a msg with this id to `destination` (onSend). Unknown ids are ignored. */
   delivered(msgId: string, destination: string): void {
     const entry = this.entries.get(msgId);
     if (entry) this.open(entry, destination);
@@ -59,10 +84,15 @@ export class SettlementTracker<R> {
   completed(msgId: string, nodeId: string, error?: unknown): void {
     const entry = this.entries.get(msgId);
     if (!entry) return;
-    const n = entry.open.get(nodeId);
-    if (!n) return;
-    if (n === 1) entry.open.delete(nodeId);
-    else entry.open.set(nodeId, n - 1);
+    if (entry.nodes) {
+      const n = entry.nodes.get(nodeId);
+      if (!n) return;
+      if (n === 1) entry.nodes.delete(nodeId);
+      else entry.nodes.set(nodeId, n - 1);
+    } else {
+      if (entry.count === 0 || entry.node !== nodeId) return;
+      entry.count--;
+    }
     entry.total--;
     if (error !== undefined && error !== null && entry.error === undefined) entry.error = error;
     if (entry.total === 0) this.finish(msgId, entry);

@@ -17,10 +17,16 @@ import {
 } from "./red";
 import type { KafkaClusterNode } from "./kafka-cluster";
 import type { PulsarClusterNode } from "./pulsar-cluster";
-import { GroupConsumer, type ConsumedRecord, type ConsumerState } from "../kafka/group-consumer";
+import { GroupConsumer, type ConsumerState } from "../kafka/group-consumer";
 import { OffsetLedger } from "../bridge/offsets";
 import { SettlementTracker } from "../bridge/settlement";
-import { recordToMsg, type KeyFormat, type ValueFormat } from "../bridge/record-to-msg";
+import {
+  msgIdSource,
+  recordToMsg,
+  type KeyFormat,
+  type RecordMsg,
+  type ValueFormat,
+} from "../bridge/record-to-msg";
 import { Backoff } from "../pulsar/backoff";
 
 const NS = "node-red-contrib-kafka-pulsar/kafka:";
@@ -112,73 +118,91 @@ export function registerKafkaIn(RED: RED): void {
 
     const destinations = (): string[] => node.wires?.[0] ?? [];
 
-    const settle = (records: InFlightRecord[]) => {
+    const settle = (records: InFlightRecord | InFlightRecord[]) => {
       if (!settled) return;
-      for (const r of records) ledger.settle(r.topic, r.partition, r.message.offset);
+      if (Array.isArray(records))
+        for (const r of records) ledger.settle(r.topic, r.partition, r.message.offset);
+      else ledger.settle(records.topic, records.partition, records.message.offset);
       consumer.settled();
     };
 
-    const tracker = new SettlementTracker<InFlightRecord[]>(settle, (records, error) => {
-      for (const r of records) onFailure(r, error);
+    const tracker = new SettlementTracker<InFlightRecord | InFlightRecord[]>(settle, (records, error) => {
+      if (Array.isArray(records)) for (const r of records) onFailure(r, error);
+      else onFailure(records, error);
     });
 
-    const provenance = (r: InFlightRecord) => ({ attempt: r.attempt, cluster: kafkaCluster.identity() });
+    // Fixed for the life of this node (a changed kafka-cluster redeploys it): computed once, not per record.
+    const clusterIdentity = kafkaCluster.identity();
+    const formats = { value: cfg.valueFormat as ValueFormat, key: cfg.keyFormat as KeyFormat };
+    const nextMsgId = msgIdSource();
 
-    const emit = (records: InFlightRecord[]) => {
-      if (closing) return;
-      const ready: {
-        fields: Record<string, unknown> & { kafka: Record<string, unknown> };
-        record: InFlightRecord;
-      }[] = [];
-      for (const r of records) {
-        try {
-          const fields = recordToMsg(
-            r.message,
-            { topic: r.topic, partition: r.partition, groupId },
-            { value: cfg.valueFormat as ValueFormat, key: cfg.keyFormat as KeyFormat },
-          );
-          ready.push({ fields: { ...fields, kafka: { ...fields.kafka, ...provenance(r) } }, record: r });
-        } catch (err) {
-          // An undecodable record goes to Catch with its raw bytes and is handled by the failure policy.
-          const raw: NodeMessage & Record<string, unknown> = {
-            _msgid: RED.util.generateId(),
-            payload: r.message.value,
+    /** The msg fields of a record; undefined when it cannot be decoded (reported, then the failure policy). */
+    const toFields = (r: InFlightRecord): RecordMsg | undefined => {
+      try {
+        return recordToMsg(r.message, { topic: r.topic, partition: r.partition, groupId }, formats, {
+          attempt: r.attempt,
+          cluster: clusterIdentity,
+        });
+      } catch (err) {
+        // An undecodable record goes to Catch with its raw bytes and is handled by the failure policy.
+        const raw: NodeMessage & Record<string, unknown> = {
+          _msgid: nextMsgId(),
+          payload: r.message.value,
+          topic: r.topic,
+          key: r.message.key,
+          kafka: {
             topic: r.topic,
-            key: r.message.key,
-            kafka: {
-              topic: r.topic,
-              partition: r.partition,
-              offset: r.message.offset,
-              groupId,
-              ...provenance(r),
-            },
-          };
-          node.error(describeError(err).message, raw);
-          onFailure(r, err);
-        }
+            partition: r.partition,
+            offset: r.message.offset,
+            groupId,
+            attempt: r.attempt,
+            cluster: clusterIdentity,
+          },
+        };
+        node.error(describeError(err).message, raw);
+        onFailure(r, err);
+        return undefined;
+      }
+    };
+
+    /** One msg per record: the hot path, so no intermediate arrays or copies. */
+    const emitRecord = (r: InFlightRecord) => {
+      if (closing) return;
+      const fields = toFields(r);
+      if (!fields) return;
+      const msg = {
+        _msgid: nextMsgId(),
+        payload: fields.payload,
+        topic: fields.topic,
+        key: fields.key,
+        kafka: fields.kafka,
+      };
+      if (settled) tracker.track(msg._msgid, r, destinations());
+      node.send(msg);
+    };
+
+    /** One msg carrying the records (batch output). */
+    const emitBatch = (records: InFlightRecord[]) => {
+      if (closing) return;
+      const ready: { fields: RecordMsg; record: InFlightRecord }[] = [];
+      for (const r of records) {
+        const fields = toFields(r);
+        if (fields) ready.push({ fields, record: r });
       }
       if (ready.length === 0) return;
-      if (cfg.batchOutput) {
-        const msg = {
-          _msgid: RED.util.generateId(),
-          topic: ready[0]?.record.topic,
-          payload: ready.map((x) => x.fields),
-          kafka: { records: ready.map((x) => x.fields.kafka), groupId },
-        };
-        if (settled)
-          tracker.track(
-            msg._msgid,
-            ready.map((x) => x.record),
-            destinations(),
-          );
-        node.send(msg);
-        return;
-      }
-      for (const { fields, record } of ready) {
-        const msg = { _msgid: RED.util.generateId(), ...fields };
-        if (settled) tracker.track(msg._msgid, [record], destinations());
-        node.send(msg);
-      }
+      const msg = {
+        _msgid: nextMsgId(),
+        topic: ready[0]?.record.topic,
+        payload: ready.map((x) => x.fields),
+        kafka: { records: ready.map((x) => x.fields.kafka), groupId },
+      };
+      if (settled)
+        tracker.track(
+          msg._msgid,
+          ready.map((x) => x.record),
+          destinations(),
+        );
+      node.send(msg);
     };
 
     const backoffFor = (attempt: number) =>
@@ -203,7 +227,9 @@ export function registerKafkaIn(RED: RED): void {
       });
       const timer = setTimeout(() => {
         retryTimers.delete(timer);
-        emit([{ ...r, attempt: r.attempt + 1 }]);
+        const again = { ...r, attempt: r.attempt + 1 };
+        if (cfg.batchOutput) emitBatch([again]);
+        else emitRecord(again);
       }, delay);
       retryTimers.add(timer);
     };
@@ -280,7 +306,7 @@ export function registerKafkaIn(RED: RED): void {
     const flushBatch = () => {
       const batch = pendingBatch;
       pendingBatch = [];
-      if (batch.length > 0) emit(batch);
+      if (batch.length > 0) emitBatch(batch);
     };
 
     // A connection failure is logged once per distinct cause (Catch and the log see it), not at every retry.
@@ -332,17 +358,12 @@ export function registerKafkaIn(RED: RED): void {
       commitMode: settled ? "settled" : "auto",
       maxInFlight: Math.max(1, cfg.maxInFlight),
       ledger,
-      onRecord: (rec: ConsumedRecord) => {
-        const r: InFlightRecord = {
-          topic: rec.topic,
-          partition: rec.partition,
-          message: rec.message,
-          attempt: 1,
-        };
+      onRecord: (topic, partition, message) => {
+        const r: InFlightRecord = { topic, partition, message, attempt: 1 };
         if (cfg.batchOutput) {
           pendingBatch.push(r);
           if (pendingBatch.length >= Math.max(1, cfg.batchSize)) flushBatch();
-        } else emit([r]);
+        } else emitRecord(r);
       },
       onBatchEnd: flushBatch,
       onState: showState,
@@ -354,7 +375,7 @@ export function registerKafkaIn(RED: RED): void {
       RED.hooks.add(`onSend.${hookLabel}`, ((events: HookSendEvent[]) => {
         for (const e of events) {
           const id = e.msg?._msgid;
-          if (id && e.source.id !== node.id && tracker.has(id)) tracker.delivered(id, e.destination.id);
+          if (id && e.source.id !== node.id) tracker.delivered(id, e.destination.id);
         }
       }) as (event: never) => unknown);
       RED.hooks.add(`onComplete.${hookLabel}`, ((e: HookCompleteEvent) => {

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { OffsetLedger } from "../../src/bridge/offsets";
 import { SettlementTracker } from "../../src/bridge/settlement";
-import { recordToMsg } from "../../src/bridge/record-to-msg";
+import { msgIdSource, recordToMsg } from "../../src/bridge/record-to-msg";
 import {
   msgToPulsar,
   payloadBytes,
@@ -95,6 +95,30 @@ test("offsets: a rewind (Kafka delivers again from an earlier offset) starts the
   assert.equal(ledger.inFlight, 0);
 });
 
+test("offsets: order across digit counts (9 -> 10, 99 -> 100) is no rewind; a rewind across them is one", () => {
+  const ledger = new OffsetLedger();
+  for (let o = 95; o < 105; o++) ledger.add("t", 0, String(o));
+  assert.equal(ledger.inFlight, 10, "100.. after 99 continues the partition");
+  for (let o = 95; o < 105; o++) ledger.settle("t", 0, String(o));
+  assert.equal(ledger.takeCommittable("t", 0), "105");
+  ledger.add("t", 0, "98");
+  assert.equal(ledger.inFlight, 1, "98 after 104 is a rewind");
+  assert.equal(ledger.isUnsettled("t", 0, "98"), true);
+  ledger.settle("t", 0, "98");
+  ledger.add("t", 0, "99");
+  ledger.add("t", 0, "100");
+  ledger.settle("t", 0, "100");
+  assert.equal(ledger.takeCommittable("t", 0), "99", "the rewind restarted at 98; 99 is unsettled");
+  ledger.settle("t", 0, "99");
+  assert.equal(ledger.takeCommittable("t", 0), "101");
+  ledger.retain([]);
+  assert.equal(ledger.isUnsettled("t", 0, "99"), false, "revoked: forgotten");
+  ledger.add("t", 0, "7");
+  assert.equal(ledger.takeCommittable("t", 0), undefined, "a partition assigned again starts afresh");
+  ledger.settle("t", 0, "7");
+  assert.equal(ledger.takeCommittable("t", 0), "8");
+});
+
 test("settlement: fan-out, drops, delayed completion, errors, and completions from nodes that got no delivery", () => {
   const settled: string[] = [];
   const failed: string[] = [];
@@ -122,6 +146,56 @@ test("settlement: fan-out, drops, delayed completion, errors, and completions fr
   t.completed("m2", "b");
   assert.deepEqual(failed, ["r2"]);
   assert.equal(t.size, 0);
+});
+
+test("settlement: one msg held by several nodes at once, and by one node several times", () => {
+  const settled: string[] = [];
+  const t = new SettlementTracker<string>(
+    (r) => settled.push(r),
+    () => assert.fail("nothing fails here"),
+  );
+  t.track("m", "r", ["a"]);
+  t.delivered("m", "a"); // a loop back to a: a holds it twice
+  t.completed("m", "a");
+  assert.deepEqual(settled, [], "a still holds one delivery");
+  t.delivered("m", "b"); // a sends it on to b and c before it is done
+  t.delivered("m", "c");
+  t.completed("m", "c");
+  t.completed("m", "c"); // a second done() from c closes nothing
+  t.completed("m", "a");
+  assert.deepEqual(settled, [], "b is still working");
+  t.delivered("m", "a");
+  t.completed("m", "b");
+  assert.deepEqual(settled, [], "a got it again");
+  t.completed("m", "a");
+  assert.deepEqual(settled, ["r"]);
+  t.completed("m", "a");
+  assert.deepEqual(settled, ["r"], "nothing after settling");
+
+  t.track("n", "s", ["a"]);
+  t.completed("n", "a");
+  assert.deepEqual(settled, ["r", "s"]);
+  t.track("o", "u", ["a"]);
+  t.completed("o", "z");
+  t.delivered("o", "b");
+  t.completed("o", "a");
+  assert.deepEqual(settled, ["r", "s"], "b still open after a is done");
+  t.delivered("o", "c");
+  t.completed("o", "b");
+  t.completed("o", "c");
+  assert.deepEqual(settled, ["r", "s", "u"]);
+  assert.equal(t.size, 0);
+});
+
+test("msg ids: 16 hex digits like Node-RED's, distinct across pool refills and sources", () => {
+  const seen = new Set<string>();
+  for (const next of [msgIdSource(), msgIdSource()])
+    for (let i = 0; i < 5000; i++) {
+      const id = next();
+      assert.match(id, /^[0-9a-f]{16}$/);
+      seen.add(id);
+    }
+  assert.equal(seen.size, 10_000);
 });
 
 test("record -> msg: auto formats round-trip bytes; tombstones; headers; json errors are typed", () => {
