@@ -50,7 +50,7 @@ export const KAFKA_IN_DEFAULTS = {
   /** settled (at-least-once) | auto (at-most-once) */
   commitMode: "settled",
   /** Records emitted and not yet settled, per node; partitions pause above it. */
-  maxInFlight: 1000,
+  maxInFlight: 2000,
   /** retry | dead-letter */
   failurePolicy: "retry",
   /** Tries before a record goes to the dead-letter topic (failurePolicy dead-letter). */
