@@ -19,6 +19,11 @@
 // Certificates: BROKERS_HOME/certs.
 // KAFKA_OAUTH=1 adds a SASL_PLAINTEXT listener with OAUTHBEARER, validated by Kafka's built-in unsecured JWS
 // validator (tokens with "alg":"none", a "sub" and an "exp" claim), on KAFKA_OAUTH_PORT (9096).
+// PULSAR_TLS_AUTH=1 (with PULSAR_TLS=1) makes Pulsar require TLS client authentication
+// (AuthenticationProviderTls): a client must show a certificate signed by the test CA (certs/client.pem,
+// role "bridge-client") in the TLS handshake and send auth method "tls" in CONNECT, so the plain ports refuse
+// every client; the admin API then answers on https only, and the CLI tools (client.conf) go over
+// pulsar+ssl:// and https:// with that certificate.
 // PULSAR_AUTH_REFRESH_S=<s> sets Pulsar's authenticationRefreshCheckSeconds (how often the broker checks
 // for expired credentials and sends AUTH_CHALLENGE); Pulsar's own default when unset.
 //
@@ -26,6 +31,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { createHmac, randomBytes } from "node:crypto";
 import fs from "node:fs";
+import https from "node:https";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -62,6 +68,8 @@ export const SETTINGS = {
   pulsarTls: env.PULSAR_TLS === "1" || env.PULSAR_TLS === "true",
   pulsarTlsPort: Number(env.PULSAR_TLS_PORT || 6651),
   pulsarHttpsPort: Number(env.PULSAR_HTTPS_PORT || 8443),
+  // with pulsarTls: clients must authenticate with a certificate (AuthenticationProviderTls)
+  pulsarTlsAuth: env.PULSAR_TLS_AUTH === "1" || env.PULSAR_TLS_AUTH === "true",
   // Kafka also listens with SASL_PLAINTEXT + OAUTHBEARER (unsecured JWS validator)
   kafkaOauth: env.KAFKA_OAUTH === "1" || env.KAFKA_OAUTH === "true",
   kafkaOauthPort: Number(env.KAFKA_OAUTH_PORT || 9096),
@@ -730,6 +738,16 @@ function writePulsarClientConf(home) {
   }
   // the CLI stays on pulsar:// by default; with --url pulsar+ssl://... it trusts the test CA
   if (S.pulsarTls) keys.tlsTrustCertsFilePath = path.join(ensureCerts(), "ca.pem");
+  if (S.pulsarTlsAuth) {
+    // plain pulsar:// and http:// would be refused: no client certificate there
+    const certs = ensureCerts();
+    Object.assign(keys, {
+      webServiceUrl: `https://${S.host}:${S.pulsarHttpsPort}/`,
+      brokerServiceUrl: `pulsar+ssl://${S.host}:${S.pulsarTlsPort}/`,
+      authPlugin: "org.apache.pulsar.client.impl.auth.AuthenticationTls",
+      authParams: pulsarTlsAuthParams(certs),
+    });
+  }
   const file = path.join(home, "client.conf");
   fs.writeFileSync(
     file,
@@ -748,14 +766,43 @@ async function httpStatus(url) {
   }
 }
 
+// With PULSAR_TLS_AUTH the admin API answers only a client that shows the test certificate, over https.
+function httpsStatusWithClientCert(url) {
+  const certs = ensureCerts();
+  const pem = (name) => fs.readFileSync(path.join(certs, name));
+  return new Promise((resolve) => {
+    const req = https.get(
+      url,
+      { ca: pem("ca.pem"), cert: pem("client.pem"), key: pem("client-key.pem"), timeout: 5000 },
+      (res) => {
+        res.resume();
+        res.on("end", () => resolve(res.statusCode ?? 0));
+        res.on("error", () => resolve(0));
+      },
+    );
+    req.on("timeout", () => req.destroy());
+    req.on("error", () => resolve(0));
+  });
+}
+
 async function pulsarReady() {
   if (!(await tcpOpen(S.pulsarPort))) return false;
   if (S.pulsarTls && !((await tcpOpen(S.pulsarTlsPort)) && (await tcpOpen(S.pulsarHttpsPort)))) return false;
-  const base = `http://${S.host}:${S.pulsarHttpPort}/admin/v2`;
+  const [base, status] = S.pulsarTlsAuth
+    ? [`https://${S.host}:${S.pulsarHttpsPort}/admin/v2`, httpsStatusWithClientCert]
+    : [`http://${S.host}:${S.pulsarHttpPort}/admin/v2`, httpStatus];
   return (
-    (await httpStatus(`${base}/namespaces/public/default`)) === 200 &&
-    (await httpStatus(`${base}/brokers/health`)) === 200
+    (await status(`${base}/namespaces/public/default`)) === 200 &&
+    (await status(`${base}/brokers/health`)) === 200
   );
+}
+
+// AuthenticationTls's parameters: the test client certificate and its key.
+function pulsarTlsAuthParams(certs) {
+  return JSON.stringify({
+    tlsCertFile: path.join(certs, "client.pem"),
+    tlsKeyFile: path.join(certs, "client-key.pem"),
+  });
 }
 
 async function startPulsar() {
@@ -821,6 +868,25 @@ async function startPulsar() {
         tlsCertificateFilePath: path.join(certs, "server.pem"),
         tlsKeyFilePath: path.join(certs, "server-key.pem"),
         tlsTrustCertsFilePath: path.join(certs, "ca.pem"),
+      });
+    }
+    if (S.pulsarTlsAuth) {
+      if (!S.pulsarTls) throw new BrokerError("PULSAR_TLS_AUTH=1 needs PULSAR_TLS=1");
+      if (S.pulsarAuth !== "none")
+        throw new BrokerError(`PULSAR_TLS_AUTH=1 does not combine with PULSAR_AUTH=${S.pulsarAuth}`);
+      const certs = ensureCerts();
+      Object.assign(keys, {
+        authenticationEnabled: "true",
+        authenticationProviders: "org.apache.pulsar.broker.authentication.AuthenticationProviderTls",
+        // the TLS handshake itself already wants a certificate signed by the test CA
+        tlsRequireTrustedClientCertOnConnect: "true",
+        // the broker's own client (lookups, admin calls, system topics) must pass the same check
+        brokerClientTlsEnabled: "true",
+        brokerClientTrustCertsFilePath: path.join(certs, "ca.pem"),
+        brokerClientCertificateFilePath: path.join(certs, "client.pem"),
+        brokerClientKeyFilePath: path.join(certs, "client-key.pem"),
+        brokerClientAuthenticationPlugin: "org.apache.pulsar.client.impl.auth.AuthenticationTls",
+        brokerClientAuthenticationParameters: pulsarTlsAuthParams(certs),
       });
     }
     const conf = path.join(home, "standalone.conf");
@@ -1033,6 +1099,7 @@ async function main(argv) {
         console.log(`PULSAR_TLS_URL=pulsar+ssl://${S.host}:${S.pulsarTlsPort}`);
         console.log(`PULSAR_HTTPS_URL=https://${S.host}:${S.pulsarHttpsPort}`);
       }
+      if (S.pulsarTlsAuth) console.log(`PULSAR_TLS_AUTH=1`);
       if (kafkaSecured() || S.pulsarTls) console.log(`BROKERS_CERTS=${certsDir()}`);
       // the opt-in settings below likewise only when they are on
       if (S.kafkaOauth) {

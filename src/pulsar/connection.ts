@@ -93,7 +93,12 @@ export class Connection {
         o.connectionTimeoutMs,
       );
       socket.once("error", (err) =>
-        fail(new ConnectionError(`cannot connect to ${o.host}:${o.port}: ${err.message}`)),
+        fail(
+          new ConnectionError(
+            `cannot connect to ${o.host}:${o.port}: ${err.message}`,
+            !isCertificateFailure(err),
+          ),
+        ),
       );
       socket.once("close", () =>
         fail(new ConnectionError(`connection to ${o.host}:${o.port} closed during the handshake`)),
@@ -312,4 +317,13 @@ export class Connection {
     for (const c of consumers) c.onDisconnect(reason);
     for (const l of this.closeListeners.splice(0)) l(reason);
   }
+}
+
+/**
+ * A TLS handshake that failed on a certificate: ours untrusted or missing (the broker's alert), or the
+ * broker's untrusted, expired or not matching the host. Node's codes for these name the certificate or the CA.
+ */
+function isCertificateFailure(err: Error): boolean {
+  const code = (err as NodeJS.ErrnoException).code ?? "";
+  return /CERT|_CA\b|UNKNOWN_CA|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/.test(code);
 }

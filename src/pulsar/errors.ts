@@ -19,7 +19,12 @@ const define = (code: string, retriable: boolean) =>
     }
   };
 
-export class ConnectionError extends define("ConnectionError", true) {}
+/** Retriable, except a certificate that failed verification (either side): retrying cannot fix that. */
+export class ConnectionError extends PulsarError {
+  constructor(message: string, retriable = true) {
+    super(message, "ConnectionError", retriable);
+  }
+}
 export class TimeoutError extends define("Timeout", true) {}
 export class AuthenticationError extends define("AuthenticationError", false) {}
 export class AuthorizationError extends define("AuthorizationError", false) {}
