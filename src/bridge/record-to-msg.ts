@@ -95,25 +95,18 @@ export function recordToMsg(
   const key = decodeKey(record.key, formats.key);
   const timestamp = Number(record.timestamp);
   const headers = decodeHeaders(record.headers);
-  const kafka: KafkaProvenance = provenance
-    ? {
-        topic: where.topic,
-        partition: where.partition,
-        offset: record.offset,
-        timestamp,
-        headers,
-        groupId: where.groupId,
-        attempt: provenance.attempt,
-        cluster: provenance.cluster,
-      }
-    : {
-        topic: where.topic,
-        partition: where.partition,
-        offset: record.offset,
-        timestamp,
-        headers,
-        groupId: where.groupId,
-      };
+  const kafka: KafkaProvenance = {
+    topic: where.topic,
+    partition: where.partition,
+    offset: record.offset,
+    timestamp,
+    headers,
+    groupId: where.groupId,
+  };
+  if (provenance) {
+    kafka.attempt = provenance.attempt;
+    kafka.cluster = provenance.cluster;
+  }
   return { payload, topic: where.topic, key, kafka };
 }
 
