@@ -84,7 +84,8 @@ export const SETTINGS = {
 
 const S = SETTINGS;
 const kafkaDist = () => path.join(S.cacheDir, `kafka-${S.kafkaVersion}`);
-const pulsarDist = () => path.join(S.cacheDir, `apache-pulsar-${S.pulsarVersion}`);
+// Where the Pulsar distribution is unpacked (ready once it holds a READY file).
+export const pulsarDist = () => path.join(S.cacheDir, `apache-pulsar-${S.pulsarVersion}`);
 const kafkaHome = () => path.join(S.home, "kafka");
 const pulsarHome = () => path.join(S.home, "pulsar");
 
@@ -96,7 +97,9 @@ class BrokerError extends Error {}
 
 // ---------------------------------------------------------------- Java and Maven
 
-function javaHome() {
+// A JDK 17 (bin/pulsar refuses other versions): BROKERS_JAVA_HOME, a JAVA_HOME that is 17, one under
+// /usr/lib/jvm, or the java on PATH.
+export function javaHome() {
   const is17 = (home) => {
     const r = spawnSync(path.join(home, "bin", "java"), ["-version"], { encoding: "utf8" });
     return r.status === 0 && /version "17[."]/.test(r.stderr);
@@ -442,6 +445,15 @@ export function scramPassword() {
   return saslPassword("SCRAM-SHA-512");
 }
 
+// A KRaft cluster id: 16 random bytes in base64url, as Kafka's own Uuid. Like Kafka's, it never starts
+// with "-": kafka-storage would read such an id after -t as an option and fail (1 start in 64).
+export function kafkaClusterId() {
+  for (;;) {
+    const id = randomBytes(16).toString("base64url");
+    if (!id.startsWith("-")) return id;
+  }
+}
+
 // kafka-storage format arguments that write the SCRAM users into the metadata log.
 function kafkaScramUserArgs() {
   if (!kafkaSecured()) return [];
@@ -648,7 +660,7 @@ async function startKafka() {
     fs.writeFileSync(path.join(home, "tools-log4j2.properties"), KAFKA_TOOLS_LOG4J);
     const logFile = path.join(home, "kafka.log");
     if (!fs.existsSync(path.join(dataDir, "meta.properties"))) {
-      const clusterId = randomBytes(16).toString("base64url");
+      const clusterId = kafkaClusterId();
       const [java, args] = kafkaJava(
         dist,
         "kafka.tools.StorageTool",

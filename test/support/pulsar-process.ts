@@ -1,39 +1,17 @@
 // Extra Pulsar processes (a proxy, a second broker) run by a test from the distribution scripts/brokers.mjs
 // unpacked: each in its own process group, with its config, logs and temp files in one folder of its own.
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
-import os from "node:os";
 import path from "node:path";
+import { javaHome, pulsarDist } from "../../scripts/brokers.mjs";
 
 /** The unpacked distribution the suite's standalone runs from (BROKERS_CACHE, PULSAR_VERSION as there). */
 export function pulsarDistribution(): string {
-  const cache =
-    process.env.BROKERS_CACHE ?? path.join(os.homedir(), ".cache", "node-red-contrib-kafka-pulsar");
-  const dist = path.join(path.resolve(cache), `apache-pulsar-${process.env.PULSAR_VERSION || "4.0.8"}`);
+  const dist = pulsarDist();
   if (!fs.existsSync(path.join(dist, "READY")))
     throw new Error(`no Pulsar distribution at ${dist}: run "node scripts/brokers.mjs start pulsar" first`);
   return dist;
-}
-
-/** A JDK 17 (bin/pulsar refuses older ones; brokers.mjs uses 17 too): BROKERS_JAVA_HOME, JAVA_HOME, /usr/lib/jvm. */
-export function java17Home(): string {
-  const is17 = (home: string) =>
-    /version "17[.]/.test(
-      spawnSync(path.join(home, "bin", "java"), ["-version"], { encoding: "utf8" }).stderr ?? "",
-    );
-  if (process.env.BROKERS_JAVA_HOME) return process.env.BROKERS_JAVA_HOME;
-  if (process.env.JAVA_HOME && is17(process.env.JAVA_HOME)) return process.env.JAVA_HOME;
-  const jvm = "/usr/lib/jvm";
-  const found = fs.existsSync(jvm)
-    ? fs
-        .readdirSync(jvm)
-        .sort()
-        .map((d) => path.join(jvm, d))
-        .find((home) => /17/.test(path.basename(home)) && is17(home))
-    : undefined;
-  if (!found) throw new Error("no JDK 17 found: set BROKERS_JAVA_HOME");
-  return found;
 }
 
 /** Writes a Pulsar .conf file: one key=value a line (keys never repeat, as the bookie would list them). */
@@ -117,7 +95,7 @@ export function runPulsar(args: string[], dir: string, env: Record<string, strin
     stdio: ["ignore", fd, fd],
     env: {
       ...process.env,
-      JAVA_HOME: java17Home(),
+      JAVA_HOME: javaHome(),
       PULSAR_LOG_DIR: path.join(dir, "logs"),
       PULSAR_MEM: "-Xms64m -Xmx256m -XX:MaxDirectMemorySize=256m",
       PULSAR_GC: "-XX:+UseG1GC -XX:+PerfDisableSharedMem",

@@ -1,0 +1,4 @@
+// Types of what the TypeScript tests import from brokers.mjs.
+export declare function kafkaClusterId(): string;
+export declare function javaHome(): string;
+export declare function pulsarDist(): string;
