@@ -4,7 +4,7 @@ import type { Kafka, Producer } from "kafkajs";
 import { KAFKA_CLUSTER_CREDENTIALS, KAFKA_CLUSTER_DEFAULTS } from "./properties";
 import { coerceConfig, type Coerced } from "../common/coerce";
 import { SharedResource } from "../common/shared";
-import { onClose, registerType, type Node, type NodeConfig, type RED, type TlsConfigNode } from "./red";
+import { onClose, registerType, tlsConfigNode, type Node, type NodeConfig, type RED } from "./red";
 import { createKafka, parseBrokerList, type SaslMechanism } from "../kafka/client";
 import { oauth2ClientCredentials } from "../pulsar/auth";
 
@@ -52,7 +52,7 @@ export function registerKafkaCluster(RED: RED): void {
         if (creds.tlsCert) tls.cert = creds.tlsCert;
         if (creds.tlsKey) tls.key = creds.tlsKey;
         if (creds.tlsPassphrase) tls.passphrase = creds.tlsPassphrase;
-        const tlsNode = cfg.tlsConfig ? (RED.nodes.getNode(cfg.tlsConfig) as TlsConfigNode | null) : null;
+        const tlsNode = tlsConfigNode(RED, cfg.tlsConfig);
         if (tlsNode) tls = tlsNode.addTLSOptions(tls);
       }
       let oauthToken: (() => Promise<string>) | undefined;

@@ -2,7 +2,7 @@
 import { PULSAR_CLUSTER_CREDENTIALS, PULSAR_CLUSTER_DEFAULTS } from "./properties";
 import { coerceConfig, type Coerced } from "../common/coerce";
 import { SharedResource } from "../common/shared";
-import { onClose, registerType, type Node, type NodeConfig, type RED, type TlsConfigNode } from "./red";
+import { onClose, registerType, tlsConfigNode, type Node, type NodeConfig, type RED } from "./red";
 import { createEngine, type EngineName } from "../pulsar/engine";
 import { deduplicationEnabled } from "../pulsar/admin";
 import { noAuth, oauth2ClientCredentials, tlsAuth, tokenAuth } from "../pulsar/auth";
@@ -68,7 +68,7 @@ export function registerPulsarCluster(RED: RED): void {
         certPem: creds.tlsCert || undefined,
         keyPem: creds.tlsKey || undefined,
       };
-      const tlsNode = cfg.tlsConfig ? (RED.nodes.getNode(cfg.tlsConfig) as TlsConfigNode | null) : null;
+      const tlsNode = tlsConfigNode(RED, cfg.tlsConfig);
       if (tlsNode) {
         const o = tlsNode.addTLSOptions({}) as {
           ca?: string;

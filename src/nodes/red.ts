@@ -29,7 +29,28 @@ export type RED = NodeAPI & {
 
 /** A core tls-config node, as other nodes use it. */
 export interface TlsConfigNode extends Node {
+  /** false when its certificate files could not be read (it then adds no certificate at all). */
+  valid?: boolean;
   addTLSOptions(options: Record<string, unknown>): Record<string, unknown>;
+}
+
+/**
+ * The tls-config node a config node refers to, or undefined when it refers to none. A reference to a node
+ * that is not deployed (left out of an import, or disabled) or that could not read its files is an error:
+ * connecting without the certificates the user chose would only fail later with a misleading TLS error.
+ */
+export function tlsConfigNode(RED: RED, id: string): TlsConfigNode | undefined {
+  if (!id) return undefined;
+  const tlsNode = RED.nodes.getNode(id) as TlsConfigNode | null;
+  if (!tlsNode)
+    throw new Error(
+      `the TLS configuration node ${id} is not deployed (missing or disabled): deploy it or choose another`,
+    );
+  if (tlsNode.valid === false)
+    throw new Error(
+      `the TLS configuration node "${tlsNode.name || id}" could not load its certificates (its error is in the log)`,
+    );
+  return tlsNode;
 }
 
 /** close(removed, done) handler registration with the two-argument form the conventions ask for. */

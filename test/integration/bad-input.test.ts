@@ -135,6 +135,29 @@ const configCases: { name: string; flow: object[]; id: string; expect: RegExp; w
     expect: /pulsar-cluster/,
   },
   {
+    name: "TLS from a tls-config node that is not deployed",
+    flow: [kc(undefined, { tls: true, tlsConfig: "no-such-tls" }), kin({})],
+    id: "in",
+    expect: /TLS configuration node no-such-tls is not deployed/,
+  },
+  {
+    name: "TLS from a tls-config node whose certificate files do not exist",
+    flow: [
+      {
+        id: "tls",
+        type: "tls-config",
+        name: "gone",
+        cert: "/nonexistent/c.pem",
+        key: "/nonexistent/k.pem",
+        ca: "",
+      },
+      kc(undefined, { tls: true, tlsConfig: "tls" }),
+      kin({}),
+    ],
+    id: "in",
+    expect: /TLS configuration node "gone" could not load its certificates/,
+  },
+  {
     name: "pulsar-out without a cluster",
     flow: [{ id: "out", type: "pulsar-out", cluster: "", topic: "t", wires: [] }],
     id: "out",
@@ -311,6 +334,13 @@ const msgCases: {
     msg: { payload: "x", kafka: { topic: "src", partition: 0, offset: "7", attempt: 1 } },
     expect: /deduplication is off for persistent:\/\/public\/.*set-deduplication --enable/,
     cluster: pc(undefined, { adminUrl: pulsarHttpUrl }),
+  },
+  {
+    name: "pulsar+ssl:// with a tls-config node that is not deployed",
+    out: { topic: uniqueName("t") },
+    msg: { payload: "x" },
+    expect: /TLS configuration node no-such-tls is not deployed/,
+    cluster: pc("pulsar+ssl://127.0.0.1:6651", { tlsConfig: "no-such-tls" }),
   },
   {
     name: "a service URL that is not pulsar://",

@@ -49,6 +49,7 @@ const CORE_NODES: Record<string, string> = {
   change: "function/15-change.js",
   delay: "function/89-delay.js",
   debug: "common/21-debug.js",
+  "tls-config": "network/05-tls.js",
 };
 
 let initialised = false;
