@@ -1,5 +1,5 @@
-// The nodes' errors: one small hierarchy with an i18n key and a `retriable` flag, and one funnel from
-// anything thrown to what the status and the log show.
+// The nodes' errors: one small hierarchy with a catalog key (which kind of error; each exists in the en-US
+// catalogs) and a `retriable` flag, and one funnel from anything thrown to what the status and the log show.
 import { PulsarError } from "../pulsar/errors";
 
 export class BridgeError extends Error {
@@ -22,30 +22,19 @@ export class ConfigurationError extends BridgeError {
 }
 
 export interface DescribedError {
-  /** Catalog key for the status text. */
-  key: string;
   message: string;
+  /** Whether trying again can help (a broker away, a timeout) or not (bad configuration, refused access). */
   retriable: boolean;
 }
 
-/** Anything thrown -> catalog key, message and whether a retry can help. */
+/** Anything thrown -> the message the status and the log show, and whether a retry can help. */
 export function describeError(err: unknown): DescribedError {
-  if (err instanceof BridgeError) return { key: err.key, message: err.message, retriable: err.retriable };
-  if (err instanceof PulsarError) {
-    const key =
-      err.code === "AuthenticationError" || err.code === "AuthorizationError"
-        ? "errors.auth"
-        : err.code === "Timeout"
-          ? "errors.timeout"
-          : err.code === "ConnectionError"
-            ? "errors.connection"
-            : "errors.pulsar";
-    return { key, message: err.message, retriable: err.retriable };
-  }
+  if (err instanceof BridgeError || err instanceof PulsarError)
+    return { message: err.message, retriable: err.retriable };
   if (err instanceof Error) {
     // kafkajs errors carry `retriable`
     const retriable = (err as { retriable?: unknown }).retriable === true;
-    return { key: "errors.failed", message: err.message, retriable };
+    return { message: err.message, retriable };
   }
-  return { key: "errors.failed", message: String(err), retriable: false };
+  return { message: String(err), retriable: false };
 }
