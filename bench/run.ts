@@ -114,9 +114,6 @@ function parseOptions(argv: string[]): Options {
 const backlogRecords = (size: number, quick: boolean) =>
   (size <= 100 ? 2_000_000 : 600_000) / (quick ? 4 : 1);
 const tail = (size: number, quick: boolean) => (size <= 100 ? 300_000 : 150_000) / (quick ? 4 : 1);
-/** Messages our producer sends (it runs at several 100k msg/s). */
-const producerMessages = (size: number, quick: boolean) =>
-  (size <= 100 ? 3_000_000 : 1_200_000) / (quick ? 4 : 1);
 const RSS_RECORDS = (quick: boolean) => (quick ? 250_000 : 1_000_000);
 const LATENCY_RATE = 5000;
 const LATENCY_SECONDS = (quick: boolean) => (quick ? 10 : 20);
@@ -406,15 +403,15 @@ async function rawKafkajs(size: number, backlogTopic: Backlog): Promise<void> {
 
 async function ourProducer(size: number, o: Options): Promise<void> {
   const topic = await pulsarTopic(uniqueName(`bench-ours-${size}`));
-  const n = producerMessages(size, o.quick);
   try {
-    const rate = await ourProducerRate(size, n, topic);
+    // as long as pulsar-perf, measured the same way (10 s windows after the first)
+    const { rate, messages } = await ourProducerRate(size, PERF_SECONDS(o.quick), topic);
     record({
       case: "producer",
       label: "our Pulsar producer (batched)",
       size,
-      records: n,
-      seconds: n / rate,
+      records: messages,
+      seconds: messages / rate,
       rate,
       note: "bench/pulsar-producer.ts settings",
     });
