@@ -52,7 +52,7 @@ export function registerKafkaCluster(RED: RED): void {
         if (creds.tlsCert) tls.cert = creds.tlsCert;
         if (creds.tlsKey) tls.key = creds.tlsKey;
         if (creds.tlsPassphrase) tls.passphrase = creds.tlsPassphrase;
-        const tlsNode = tlsConfigNode(RED, cfg.tlsConfig);
+        const tlsNode = tlsConfigNode(RED, cfg.tlsConfig, "kafka-cluster");
         if (tlsNode) tls = tlsNode.addTLSOptions(tls);
       }
       let oauthToken: (() => Promise<string>) | undefined;

@@ -68,7 +68,7 @@ export function registerPulsarCluster(RED: RED): void {
         certPem: creds.tlsCert || undefined,
         keyPem: creds.tlsKey || undefined,
       };
-      const tlsNode = tlsConfigNode(RED, cfg.tlsConfig);
+      const tlsNode = tlsConfigNode(RED, cfg.tlsConfig, "pulsar-cluster");
       if (tlsNode) {
         const o = tlsNode.addTLSOptions({}) as {
           ca?: string;

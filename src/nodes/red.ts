@@ -1,6 +1,7 @@
 // The slice of the Node-RED runtime API these nodes use, typed once. Node-RED passes RED in; nothing here
 // requires node-red at runtime.
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeStatus } from "node-red";
+import { ConfigurationError } from "../common/errors";
 
 export type { Node, NodeDef, NodeMessage, NodeStatus };
 
@@ -39,15 +40,25 @@ export interface TlsConfigNode extends Node {
  * that is not deployed (left out of an import, or disabled) or that could not read its files is an error:
  * connecting without the certificates the user chose would only fail later with a misleading TLS error.
  */
-export function tlsConfigNode(RED: RED, id: string): TlsConfigNode | undefined {
+export function tlsConfigNode(
+  RED: RED,
+  id: string,
+  owner: "kafka-cluster" | "pulsar-cluster",
+): TlsConfigNode | undefined {
   if (!id) return undefined;
   const tlsNode = RED.nodes.getNode(id) as TlsConfigNode | null;
   if (!tlsNode)
-    throw new Error(
+    throw new ConfigurationError(
+      owner === "kafka-cluster"
+        ? "kafka-cluster.errors.tls-config-missing"
+        : "pulsar-cluster.errors.tls-config-missing",
       `the TLS configuration node ${id} is not deployed (missing or disabled): deploy it or choose another`,
     );
   if (tlsNode.valid === false)
-    throw new Error(
+    throw new ConfigurationError(
+      owner === "kafka-cluster"
+        ? "kafka-cluster.errors.tls-config-invalid"
+        : "pulsar-cluster.errors.tls-config-invalid",
       `the TLS configuration node "${tlsNode.name || id}" could not load its certificates (its error is in the log)`,
     );
   return tlsNode;

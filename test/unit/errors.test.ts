@@ -40,7 +40,7 @@ test("describeError: the message the status shows, and whether a retry can help,
   assert.deepEqual(describeError(42), { message: "42", retriable: false });
 });
 
-test("every catalog key a BridgeError or ConfigurationError names exists in the en-US catalogs", () => {
+test("every error key the sources name (BridgeError, ConfigurationError, status and log texts) exists in the en-US catalogs", () => {
   const root = path.join(__dirname, "..", "..");
   const catalog: Record<string, unknown> = {};
   for (const set of ["kafka", "pulsar"])
@@ -64,7 +64,7 @@ test("every catalog key a BridgeError or ConfigurationError names exists in the 
   for (const file of sources(path.join(root, "src")))
     for (const m of fs
       .readFileSync(file, "utf8")
-      .matchAll(/(?:BridgeError|ConfigurationError)\(\s*"([^"]+)"/g))
+      .matchAll(/"((?:kafka-cluster|kafka-in|pulsar-cluster|pulsar-out)\.errors\.[a-z0-9-]+)"/g))
       used.set(m[1], path.relative(root, file));
   assert.ok(used.size >= 15, `found only ${used.size} keys: the pattern no longer matches the sources`);
   const missing = [...used]
