@@ -60,7 +60,10 @@ export function registerPulsarCluster(RED: RED): void {
     let auth: AuthProvider | undefined;
     const authProvider = () => (auth ??= authFor(cfg, creds));
 
-    const tlsOptions = (): TlsOptions => {
+    // TLS settings for a connection to `url`. The tls-config node is looked up only when that connection
+    // uses TLS: the editor hides the field otherwise, so a reference left from an earlier pulsar+ssl:// URL
+    // must not break a plain one.
+    const tlsOptions = (url: string): TlsOptions => {
       const tls: TlsOptions = {
         allowInsecureConnection: cfg.tlsAllowInsecure,
         verifyHostname: cfg.tlsVerifyHostname,
@@ -68,7 +71,8 @@ export function registerPulsarCluster(RED: RED): void {
         certPem: creds.tlsCert || undefined,
         keyPem: creds.tlsKey || undefined,
       };
-      const tlsNode = tlsConfigNode(RED, cfg.tlsConfig, "pulsar-cluster");
+      const usesTls = /^(pulsar\+ssl|https):/i.test(url.trim()) || cfg.authMethod === "tls";
+      const tlsNode = usesTls ? tlsConfigNode(RED, cfg.tlsConfig, "pulsar-cluster") : undefined;
       if (tlsNode) {
         const o = tlsNode.addTLSOptions({}) as {
           ca?: string;
@@ -90,7 +94,7 @@ export function registerPulsarCluster(RED: RED): void {
       return {
         serviceUrl: cfg.serviceUrl.trim(),
         auth: authProvider(),
-        tls: tlsOptions(),
+        tls: tlsOptions(cfg.serviceUrl),
         operationTimeoutMs: cfg.operationTimeoutMs,
         connectionTimeoutMs: cfg.connectionTimeoutMs,
         log: (level, message) => {
@@ -111,7 +115,7 @@ export function registerPulsarCluster(RED: RED): void {
       return deduplicationEnabled(topic, {
         adminUrl,
         auth: authProvider(),
-        tls: tlsOptions(),
+        tls: tlsOptions(adminUrl),
         timeoutMs: cfg.operationTimeoutMs,
       });
     };

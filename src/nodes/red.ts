@@ -30,14 +30,15 @@ export type RED = NodeAPI & {
 
 /** A core tls-config node, as other nodes use it. */
 export interface TlsConfigNode extends Node {
-  /** false when its certificate files could not be read (it then adds no certificate at all). */
+  /** false when a certificate or key is missing or unreadable (it then adds no certificate at all). */
   valid?: boolean;
   addTLSOptions(options: Record<string, unknown>): Record<string, unknown>;
 }
 
 /**
  * The tls-config node a config node refers to, or undefined when it refers to none. A reference to a node
- * that is not deployed (left out of an import, or disabled) or that could not read its files is an error:
+ * that is not deployed (left out of an import, or disabled) or that is invalid (a certificate or key file
+ * missing or unreadable) is an error:
  * connecting without the certificates the user chose would only fail later with a misleading TLS error.
  */
 export function tlsConfigNode(
@@ -59,7 +60,7 @@ export function tlsConfigNode(
       owner === "kafka-cluster"
         ? "kafka-cluster.errors.tls-config-invalid"
         : "pulsar-cluster.errors.tls-config-invalid",
-      `the TLS configuration node "${tlsNode.name || id}" could not load its certificates (its error is in the log)`,
+      `the TLS configuration node "${tlsNode.name || id}" is invalid: a certificate or key file is missing or unreadable (its error is in the log)`,
     );
   return tlsNode;
 }

@@ -11,12 +11,18 @@ interface LogEntry {
   msg?: unknown;
 }
 
-// A namespace with deduplication explicitly off, whatever the broker's default.
+// Namespaces with deduplication explicitly off and on, whatever the broker's default.
 const NO_DEDUP_NS = uniqueName("no-dedup");
+const DEDUP_NS = uniqueName("dedup");
 before(async () => {
-  assert.equal((await pulsarAdmin("PUT", `/admin/v2/namespaces/public/${NO_DEDUP_NS}`, {})).status, 204);
-  const r = await pulsarAdmin("POST", `/admin/v2/namespaces/public/${NO_DEDUP_NS}/deduplication`, false);
-  assert.equal(r.status, 204);
+  for (const [ns, on] of [
+    [NO_DEDUP_NS, false],
+    [DEDUP_NS, true],
+  ] as const) {
+    assert.equal((await pulsarAdmin("PUT", `/admin/v2/namespaces/public/${ns}`, {})).status, 204);
+    const r = await pulsarAdmin("POST", `/admin/v2/namespaces/public/${ns}/deduplication`, on);
+    assert.equal(r.status, 204);
+  }
 });
 after(async () => {
   await stopHelper();
@@ -26,12 +32,13 @@ afterEach(async () => {
 });
 
 const ERROR = 20;
+const WARN = 30;
 
-function errorsOf(id: string): string[] {
+function errorsOf(id: string, level = ERROR): string[] {
   const log = (helper as unknown as { log(): { args: [LogEntry][] } }).log();
   return log.args
     .map(([entry]) => entry)
-    .filter((e) => e.level === ERROR && e.id === id)
+    .filter((e) => e.level === level && e.id === id)
     .map((e) => String(e.msg));
 }
 
@@ -141,7 +148,7 @@ const configCases: { name: string; flow: object[]; id: string; expect: RegExp; w
     expect: /TLS configuration node no-such-tls is not deployed/,
   },
   {
-    name: "TLS from a tls-config node whose certificate files do not exist",
+    name: "TLS from a tls-config node whose certificate and key files do not exist",
     flow: [
       {
         id: "tls",
@@ -155,7 +162,7 @@ const configCases: { name: string; flow: object[]; id: string; expect: RegExp; w
       kin({}),
     ],
     id: "in",
-    expect: /TLS configuration node "gone" could not load its certificates/,
+    expect: /TLS configuration node "gone" is invalid: a certificate or key file is missing or unreadable/,
   },
   {
     name: "pulsar-out without a cluster",
@@ -372,4 +379,37 @@ test("after all that, the runtime still bridges a good msg", async () => {
   );
   helper.getNode("out")?.receive({ payload: "fine" });
   assert.ok((await got).pulsar.messageId.entryId >= 0);
+});
+
+test("a plain pulsar:// cluster that still names a tls-config node it no longer uses publishes (the field is hidden then)", async () => {
+  await loadFlow([
+    pc(undefined, { tlsConfig: "no-such-tls", adminUrl: pulsarHttpUrl }),
+    {
+      id: "out",
+      type: "pulsar-out",
+      cluster: "pc",
+      topic: `persistent://public/${DEDUP_NS}/${uniqueName("ok")}`,
+      effectivelyOnce: true,
+      outputs: 1,
+      wires: [["sink"]],
+    },
+    { id: "sink", type: "helper" },
+    { id: "c1", type: "catch", scope: ["out"], wires: [["caught"]] },
+    { id: "caught", type: "helper" },
+  ]);
+  const sink = helper.getNode("sink");
+  const caughtNode = helper.getNode("caught");
+  assert.ok(sink && caughtNode);
+  // the msg comes out after the ack, or reaches Catch with the error: either way the test ends
+  const got = new Promise<{ pulsar: { messageId: { entryId: number } } }>((resolve, reject) => {
+    sink.on("input", (m: never) => resolve(m));
+    caughtNode.on("input", (m: { error: { message: string } }) => reject(new Error(m.error.message)));
+  });
+  // effectively-once: the deduplication check goes through the http:// admin URL, which must not need TLS either
+  helper
+    .getNode("out")
+    ?.receive({ payload: "fine", kafka: { topic: "src", partition: 0, offset: "1", attempt: 1 } });
+  assert.ok((await got).pulsar.messageId.entryId >= 0);
+  // nor a warning that deduplication could not be checked
+  assert.deepEqual([...errorsOf("pc"), ...errorsOf("out"), ...errorsOf("out", WARN)], []);
 });
