@@ -28,75 +28,112 @@ const BATCH_MAX_BYTES = 128 * 1024;
 /** Throughput is counted in windows of this length, the first (warm-up) left out, for both producers. */
 const WINDOW_MS = 10_000;
 
+/** Checks a run length: long enough for one window after the warm-up one. */
+export function checkSeconds(seconds: number): number {
+  const min = (2 * WINDOW_MS) / 1000;
+  if (!Number.isFinite(seconds) || seconds < min || seconds > 3600)
+    throw new Error(`seconds per run must be a number from ${min} to 3600, not ${String(seconds)}`);
+  return seconds;
+}
+
 /**
  * Our producer's rate (msg/s) over `seconds` of sending `size`-byte messages, measured as pulsar-perf
  * measures itself: receipts counted in 10 s windows, the first window (JIT and broker warm-up) left out,
- * the mean of the others. `messages` is how many were acknowledged in those windows.
+ * the mean of the others. `messages` were acknowledged in those windows, which took `windowSeconds`.
  */
 export async function ourProducerRate(
   size: number,
   seconds: number,
   topic?: string,
-): Promise<{ rate: number; messages: number }> {
+): Promise<{ rate: number; messages: number; windowSeconds: number }> {
+  checkSeconds(seconds);
   const client = createClient({ serviceUrl: PULSAR_URL });
-  const producer = await client.createProducer({
-    topic: topic ?? `persistent://public/default/bench-ours-${size}-${Date.now()}`,
-    batchingEnabled: true,
-    batchingMaxMessages: 1000,
-    batchingMaxBytes: BATCH_MAX_BYTES,
-    batchingMaxPublishDelayMs: 1,
-    maxPendingMessages: MAX_OUTSTANDING,
-    blockIfQueueFull: true,
-  });
-  const payload = Buffer.alloc(size, 0x61);
-  // As pulsar-perf: at most 10000 messages outstanding, a callback per receipt, a send as soon as there is room.
-  let outstanding = 0;
-  let acknowledged = 0;
-  let failed: Error | undefined;
-  let room: (() => void) | undefined;
-  const settled = () => {
-    outstanding--;
-    acknowledged++;
-    // wake the sender once a batch's worth of room is free, not for every receipt
-    if (room && outstanding <= MAX_OUTSTANDING - 1000) {
-      const wake = room;
-      room = undefined;
-      wake();
-    }
-  };
-  const fail = (err: unknown) => {
-    failed ??= err instanceof Error ? err : new Error(String(err));
-    acknowledged--;
-    settled();
-  };
-  const windows: number[] = [];
-  let windowStart = { at: performance.now(), acknowledged: 0 };
-  const windowTimer = setInterval(() => {
-    const now = performance.now();
-    windows.push(((acknowledged - windowStart.acknowledged) * 1000) / (now - windowStart.at));
-    windowStart = { at: now, acknowledged };
-  }, WINDOW_MS);
-  const end = performance.now() + seconds * 1000;
   try {
-    for (let i = 0; failed === undefined; i++) {
-      if ((i & 1023) === 0 && performance.now() >= end) break;
-      if (outstanding >= MAX_OUTSTANDING) await new Promise<void>((resolve) => (room = resolve));
-      outstanding++;
-      producer.send({ payload }).then(settled, fail);
+    const producer = await client.createProducer({
+      topic: topic ?? `persistent://public/default/bench-ours-${size}-${Date.now()}`,
+      batchingEnabled: true,
+      batchingMaxMessages: 1000,
+      batchingMaxBytes: BATCH_MAX_BYTES,
+      batchingMaxPublishDelayMs: 1,
+      maxPendingMessages: MAX_OUTSTANDING,
+      blockIfQueueFull: true,
+    });
+    const payload = Buffer.alloc(size, 0x61);
+    // As pulsar-perf: at most 10000 messages outstanding, a callback per receipt, a send as soon as there is
+    // room.
+    let outstanding = 0;
+    let acknowledged = 0;
+    let failed: Error | undefined;
+    let room: (() => void) | undefined;
+    const settled = () => {
+      outstanding--;
+      acknowledged++;
+      // wake the sender once a batch's worth of room is free, not for every receipt
+      if (room && outstanding <= MAX_OUTSTANDING - 1000) {
+        const wake = room;
+        room = undefined;
+        wake();
+      }
+    };
+    const fail = (err: unknown) => {
+      failed ??= err instanceof Error ? err : new Error(String(err));
+      acknowledged--;
+      settled();
+    };
+    // window boundaries: when, and how many receipts had arrived by then
+    const marks = [{ at: performance.now(), acknowledged: 0 }];
+    const windowTimer = setInterval(() => marks.push({ at: performance.now(), acknowledged }), WINDOW_MS);
+    const end = performance.now() + seconds * 1000;
+    try {
+      for (let i = 0; failed === undefined; i++) {
+        if ((i & 1023) === 0 && performance.now() >= end) break;
+        if (outstanding >= MAX_OUTSTANDING) await new Promise<void>((resolve) => (room = resolve));
+        outstanding++;
+        producer.send({ payload }).then(settled, fail);
+      }
+      while (outstanding > 0) await new Promise<void>((resolve) => (room = resolve));
+    } finally {
+      clearInterval(windowTimer);
     }
-    while (outstanding > 0) await new Promise<void>((resolve) => (room = resolve));
+    if (failed) throw failed;
+    await producer.close();
+    // marks[1] ends the warm-up window; each later mark ends a counted one
+    if (marks.length < 3) throw new Error(`only ${marks.length - 1} window(s) in ${seconds} s`);
+    const steady = marks.slice(1);
+    const rates = steady
+      .slice(1)
+      .map((m, i) => ((m.acknowledged - steady[i].acknowledged) * 1000) / (m.at - steady[i].at));
+    const first = steady[0];
+    const last = steady[steady.length - 1];
+    return {
+      rate: rates.reduce((x, y) => x + y, 0) / rates.length,
+      messages: last.acknowledged - first.acknowledged,
+      windowSeconds: (last.at - first.at) / 1000,
+    };
   } finally {
-    clearInterval(windowTimer);
+    await client.close();
   }
-  if (failed) throw failed;
-  await producer.close();
-  await client.close();
-  if (windows.length < 2)
-    throw new Error(`run for at least ${(2 * WINDOW_MS) / 1000} s: only ${windows.length} window(s)`);
-  const steady = windows.slice(1);
-  const rate = steady.reduce((a, b) => a + b, 0) / steady.length;
-  return { rate, messages: Math.round((rate * steady.length * WINDOW_MS) / 1000) };
 }
+
+/** The process groups of the pulsar-perf runs in progress (each has its own, see below). */
+const running = new Set<number | undefined>();
+
+/** Kills a process group, never this process's own (`process.kill(-0)` would). */
+function killGroup(pid: number | undefined): void {
+  if (!pid) return;
+  try {
+    process.kill(-pid, "SIGKILL");
+  } catch {
+    // already gone
+  }
+}
+
+// Their own groups do not get the terminal's Ctrl-C: stop them with the bench.
+for (const signal of ["SIGINT", "SIGTERM"] as const)
+  process.once(signal, () => {
+    for (const pid of running) killGroup(pid);
+    process.exit(130);
+  });
 
 /**
  * `pulsar-perf produce` for `seconds` (same batching and outstanding limit as ours): the mean of its 10 s
@@ -135,18 +172,21 @@ export function pulsarPerfRate(size: number, seconds = 32, topic?: string): Prom
     const deadline = setTimeout(
       () => {
         hung = true;
-        try {
-          process.kill(-(child.pid ?? 0), "SIGKILL");
-        } catch {
-          // already gone
-        }
+        killGroup(child.pid);
       },
       (seconds + 90) * 1000,
     );
+    running.add(child.pid);
+    child.on("error", (err) => {
+      clearTimeout(deadline);
+      running.delete(child.pid);
+      reject(err);
+    });
     child.stdout.on("data", (d: Buffer) => (out += d.toString()));
     child.stderr.on("data", (d: Buffer) => (out += d.toString()));
     child.on("close", () => {
       clearTimeout(deadline);
+      running.delete(child.pid);
       if (hung) {
         reject(
           new Error(
@@ -175,8 +215,10 @@ async function dropTopic(topic: string): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const seconds = Number(process.argv[2] ?? 32);
+  const seconds = checkSeconds(Number(process.argv[2] ?? 32));
   const rounds = Number(process.argv[3] ?? 2);
+  if (!Number.isInteger(rounds) || rounds < 1)
+    throw new Error(`rounds must be a whole number ≥ 1, not ${process.argv[3]}`);
   console.log(`${rounds} round(s) of ${seconds} s per producer and size, taking turns; broker ${PULSAR_URL}`);
   console.log("size    round    ours msg/s    pulsar-perf msg/s    ratio");
   const row = (size: number, round: string, a: number, b: number) =>

@@ -405,13 +405,13 @@ async function ourProducer(size: number, o: Options): Promise<void> {
   const topic = await pulsarTopic(uniqueName(`bench-ours-${size}`));
   try {
     // as long as pulsar-perf, measured the same way (10 s windows after the first)
-    const { rate, messages } = await ourProducerRate(size, PERF_SECONDS(o.quick), topic);
+    const { rate, messages, windowSeconds } = await ourProducerRate(size, PERF_SECONDS(o.quick), topic);
     record({
       case: "producer",
       label: "our Pulsar producer (batched)",
       size,
       records: messages,
-      seconds: messages / rate,
+      seconds: windowSeconds,
       rate,
       note: "bench/pulsar-producer.ts settings",
     });

@@ -62,9 +62,7 @@ test("every error key the sources name (BridgeError, ConfigurationError, status 
     });
   const used = new Map<string, string>();
   for (const file of sources(path.join(root, "src")))
-    for (const m of fs
-      .readFileSync(file, "utf8")
-      .matchAll(/"([a-z-]+\.errors\.[a-z0-9-]+)"/g))
+    for (const m of fs.readFileSync(file, "utf8").matchAll(/"([a-z-]+\.errors\.[a-z0-9-]+)"/g))
       used.set(m[1], path.relative(root, file));
   assert.ok(used.size >= 15, `found only ${used.size} keys: the pattern no longer matches the sources`);
   const missing = [...used]
