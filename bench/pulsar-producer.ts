@@ -7,8 +7,7 @@
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-
-const ROOT = path.resolve(__dirname, "..");
+import { pulsarAdmin, pulsarUrl, ROOT } from "../test/support/brokers";
 
 // The producer as Node-RED runs it: the compiled library in nodes/lib (the bench commands build it first),
 // not the TypeScript sources through tsx's loader, with which the same producer measured about 20 % slower.
@@ -20,7 +19,6 @@ function createClient(...args: Parameters<typeof import("../src/pulsar/client").
   const compiled = require(COMPILED_CLIENT) as typeof import("../src/pulsar/client");
   return compiled.createClient(...args);
 }
-const PULSAR_URL = process.env.PULSAR_URL ?? "pulsar://127.0.0.1:6650";
 const MAX_OUTSTANDING = 10_000;
 /** Both producers: batches of up to 1000 messages and 128 KiB (pulsar-perf's own default is larger). */
 const BATCH_MAX_BYTES = 128 * 1024;
@@ -47,7 +45,7 @@ export async function ourProducerRate(
   topic?: string,
 ): Promise<{ rate: number; messages: number; windowSeconds: number }> {
   checkSeconds(seconds);
-  const client = createClient({ serviceUrl: PULSAR_URL });
+  const client = createClient({ serviceUrl: pulsarUrl });
   try {
     const producer = await client.createProducer({
       topic: topic ?? `persistent://public/default/bench-ours-${size}-${Date.now()}`,
@@ -207,11 +205,10 @@ export function pulsarPerfRate(size: number, seconds = 32, topic?: string): Prom
   });
 }
 
-/** Deletes a benchmark topic, so repeated runs do not fill the broker's disk (1M x 1 KiB is 1 GB). */
+/** Deletes a benchmark topic, so repeated runs do not fill the broker's disk (30 s at 1 KiB is about 9 GB). */
 async function dropTopic(topic: string): Promise<void> {
-  const http = process.env.PULSAR_HTTP_URL ?? "http://127.0.0.1:8080";
   const name = topic.replace("persistent://", "");
-  await fetch(`${http}/admin/v2/persistent/${name}?force=true`, { method: "DELETE" }).catch(() => undefined);
+  await pulsarAdmin("DELETE", `/admin/v2/persistent/${name}?force=true`).catch(() => undefined);
 }
 
 async function main(): Promise<void> {
@@ -219,7 +216,7 @@ async function main(): Promise<void> {
   const rounds = Number(process.argv[3] ?? 2);
   if (!Number.isInteger(rounds) || rounds < 1)
     throw new Error(`rounds must be a whole number ≥ 1, not ${process.argv[3]}`);
-  console.log(`${rounds} round(s) of ${seconds} s per producer and size, taking turns; broker ${PULSAR_URL}`);
+  console.log(`${rounds} round(s) of ${seconds} s per producer and size, taking turns; broker ${pulsarUrl}`);
   console.log("size    round    ours msg/s    pulsar-perf msg/s    ratio");
   const row = (size: number, round: string, a: number, b: number) =>
     console.log(

@@ -33,8 +33,7 @@ function compareOffsets(a: string, b: string): number {
 type Partition = PartitionState & { topic: string; partition: number };
 
 export class OffsetLedger {
-  private readonly partitions = new Map<string, Partition>();
-  /** The same partitions by topic, then partition number: the per-record lookup builds no key string. */
+  /** By topic, then partition number: the per-record lookup builds no key string. */
   private readonly byTopic = new Map<string, Map<number, Partition>>();
   private count = 0;
 
@@ -48,7 +47,6 @@ export class OffsetLedger {
     if (!p) {
       const o = BigInt(offset);
       p = { topic, partition, added: [], head: 0, open: new Set(), last: offset, committed: o, confirmed: o };
-      this.partitions.set(key(topic, partition), p);
       let partitions = this.byTopic.get(topic);
       if (!partitions) this.byTopic.set(topic, (partitions = new Map<number, Partition>()));
       partitions.set(partition, p);
@@ -114,8 +112,9 @@ export class OffsetLedger {
   /** Partitions whose commit point moved since their last takeCommittable. */
   dirty(): { topic: string; partition: number }[] {
     const out: { topic: string; partition: number }[] = [];
-    for (const p of this.partitions.values())
-      if (this.commitPoint(p) > p.committed) out.push({ topic: p.topic, partition: p.partition });
+    for (const partitions of this.byTopic.values())
+      for (const p of partitions.values())
+        if (this.commitPoint(p) > p.committed) out.push({ topic: p.topic, partition: p.partition });
     return out;
   }
 
@@ -127,13 +126,13 @@ export class OffsetLedger {
   /** Keeps only the assigned partitions (after a rebalance the others are redelivered elsewhere). */
   retain(assigned: { topic: string; partition: number }[]): void {
     const keep = new Set(assigned.map((a) => key(a.topic, a.partition)));
-    for (const [k, p] of this.partitions) {
-      if (!keep.has(k)) {
-        this.count -= p.open.size;
-        this.partitions.delete(k);
-        this.byTopic.get(p.topic)?.delete(p.partition);
+    for (const partitions of this.byTopic.values())
+      for (const p of partitions.values()) {
+        if (!keep.has(key(p.topic, p.partition))) {
+          this.count -= p.open.size;
+          partitions.delete(p.partition);
+        }
       }
-    }
   }
 
   /** Whether `offset` of the partition is still tracked as unsettled. */
@@ -142,7 +141,6 @@ export class OffsetLedger {
   }
 
   clear(): void {
-    this.partitions.clear();
     this.byTopic.clear();
     this.count = 0;
   }

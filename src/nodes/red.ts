@@ -38,8 +38,8 @@ export interface TlsConfigNode extends Node {
 /**
  * The tls-config node a config node refers to, or undefined when it refers to none. A reference to a node
  * that is not deployed (left out of an import, or disabled) or that is invalid (a certificate or key file
- * missing or unreadable) is an error:
- * connecting without the certificates the user chose would only fail later with a misleading TLS error.
+ * missing or unreadable) is an error: connecting without the certificates the user chose would only fail
+ * later with a misleading TLS error.
  */
 export function tlsConfigNode(
   RED: RED,
