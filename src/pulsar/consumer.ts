@@ -224,6 +224,7 @@ class PartitionConsumer {
           orderingKey: md.orderingKey,
           properties: md.properties ?? {},
           eventTime: md.eventTime,
+          nullValue: md.nullValue === true,
           sequenceId: md.sequenceId,
           messageId: {
             ledgerId: cmd.messageId.ledgerId,
@@ -247,6 +248,7 @@ class PartitionConsumer {
       orderingKey: s.orderingKey,
       properties: s.properties ?? {},
       eventTime: s.eventTime,
+      nullValue: s.nullValue === true,
       sequenceId: s.sequenceId ?? md.sequenceId + i,
       messageId: {
         ledgerId: cmd.messageId.ledgerId,

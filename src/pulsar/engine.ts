@@ -234,6 +234,8 @@ class NativeAdapter implements PulsarClient {
           keyBytes: key === undefined ? undefined : Buffer.from(key, "utf8"),
           properties: m.getProperties(),
           eventTime: m.getEventTimestamp() || undefined,
+          // the native client's message API does not expose null_value
+          nullValue: false,
           publishTime: m.getPublishTimestamp(),
           producerName: "",
           sequenceId: -1,

@@ -387,6 +387,7 @@ export class PartitionProducer {
       partitionKeyB64: b64,
       orderingKey: m.orderingKey,
       eventTime: m.eventTime,
+      nullValue: m.nullValue,
       deliverAtTime:
         m.deliverAt ?? (m.deliverAfterMs !== undefined ? Date.now() + m.deliverAfterMs : undefined),
     };
@@ -427,6 +428,7 @@ export class PartitionProducer {
           partitionKeyB64: Buffer.isBuffer(key),
           orderingKey: m.orderingKey,
           eventTime: m.eventTime,
+          nullValue: m.nullValue,
           sequenceId,
           payloadSize: 0,
         },

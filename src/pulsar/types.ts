@@ -93,6 +93,11 @@ export interface OutgoingMessage {
   deliverAfterMs?: number;
   /** Explicit sequence id (effectively-once). When set, every message of the producer must carry one. */
   sequenceId?: number;
+  /**
+   * A message with no value (a Kafka tombstone): sent with MessageMetadata.null_value set, so readers
+   * (the Java client's hasValue/getValue) see no value rather than an empty one. The payload must be empty.
+   */
+  nullValue?: boolean;
 }
 
 export interface MessageId {
@@ -149,6 +154,8 @@ export interface ReceivedMessage {
   orderingKey?: Buffer;
   properties: Record<string, string>;
   eventTime?: number;
+  /** The producer sent no value (null_value), as opposed to an empty one. */
+  nullValue: boolean;
   publishTime: number;
   producerName: string;
   sequenceId: number;
