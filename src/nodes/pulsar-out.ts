@@ -4,7 +4,7 @@ import { PULSAR_OUT_DEFAULTS } from "./properties";
 import { coerceConfig } from "../common/coerce";
 import { describeError, BridgeError } from "../common/errors";
 import { onClose, registerType, type Node, type NodeConfig, type NodeMessage, type RED } from "./red";
-import type { PulsarClusterNode } from "./pulsar-cluster";
+import type { LinkState, PulsarClusterNode } from "./pulsar-cluster";
 import { TopicResolver, type TopicSource } from "../bridge/topic";
 import { msgToPulsar } from "../bridge/msg-to-pulsar";
 import { EffectivelyOnceGuard, producerNameFor } from "../bridge/effectively-once";
@@ -27,13 +27,10 @@ export function registerPulsarOut(RED: RED): void {
     const t = (key: string, vars?: Record<string, unknown>) =>
       RED._(`node-red-contrib-kafka-pulsar/pulsar:${key}`, vars);
 
+    const short = (text: string) => (text.length > 80 ? `${text.slice(0, 77)}...` : text);
     const report = (err: unknown) => {
       const d = describeError(err);
-      node.status({
-        fill: "red",
-        shape: "ring",
-        text: d.message.length > 80 ? `${d.message.slice(0, 77)}...` : d.message,
-      });
+      node.status({ fill: "red", shape: "ring", text: short(d.message) });
       return d;
     };
 
@@ -54,6 +51,40 @@ export function registerPulsarOut(RED: RED): void {
     const guard = new EffectivelyOnceGuard();
     let inFlight = 0;
     let closing = false;
+
+    // The state of this node's producers' connections, as the pulsar-cluster tells it: green only while
+    // they are up.
+    let link: LinkState | undefined;
+    const showLink = () => {
+      if (closing) return;
+      switch (link?.state) {
+        case "connecting":
+          node.status({ fill: "yellow", shape: "ring", text: "node-red:common.status.connecting" });
+          return;
+        case "reconnecting":
+          node.status({
+            fill: "yellow",
+            shape: "ring",
+            text: short(t("pulsar-out.status.reconnecting", { reason: link.reason })),
+          });
+          return;
+        case "error":
+          node.status({ fill: "red", shape: "ring", text: short(link.reason) });
+          return;
+        default:
+          // connected, or no producer yet
+          if (link || inFlight > 0)
+            node.status({
+              fill: "green",
+              shape: "dot",
+              text: inFlight > 0 ? "pulsar-out.status.sending" : "node-red:common.status.connected",
+            });
+      }
+    };
+    cluster?.register(node.id, (state) => {
+      link = state;
+      showLink();
+    });
 
     // Effectively-once depends on Pulsar's deduplication: checked per topic through the cluster's admin URL,
     // the answer kept for a minute (so turning it on, or off, is noticed); without an admin URL, a warning once.
@@ -128,10 +159,7 @@ export function registerPulsarOut(RED: RED): void {
         );
         producers.set(key, p);
         p.then(
-          () => {
-            if (!closing && inFlight === 0)
-              node.status({ fill: "green", shape: "dot", text: "node-red:common.status.connected" });
-          },
+          () => showLink(),
           (err: unknown) => {
             producers.delete(key);
             report(err);
@@ -186,7 +214,7 @@ export function registerPulsarOut(RED: RED): void {
           out.sequenceId = Number(k.offset);
         }
         inFlight++;
-        if (inFlight === 1) node.status({ fill: "green", shape: "dot", text: "pulsar-out.status.sending" });
+        if (inFlight === 1) showLink();
         try {
           const producer = await getProducer(producerKey, topic, producerName);
           // after the producer: the topic exists then, so its applied policy can be read
@@ -205,8 +233,7 @@ export function registerPulsarOut(RED: RED): void {
           }
         } finally {
           inFlight--;
-          if (inFlight === 0 && !closing)
-            node.status({ fill: "green", shape: "dot", text: "node-red:common.status.connected" });
+          if (inFlight === 0) showLink();
         }
       })().then(
         () => done(),
@@ -220,6 +247,7 @@ export function registerPulsarOut(RED: RED): void {
 
     onClose(node, async () => {
       closing = true;
+      cluster?.deregister(node.id);
       const all = [...producers.values()];
       producers.clear();
       await Promise.allSettled(all.map(async (p) => (await p).close()));

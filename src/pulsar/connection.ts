@@ -56,6 +56,8 @@ export class Connection {
   private nextRequestId = 1;
   private keepAlive: NodeJS.Timeout | undefined;
   private waitingForPong = false;
+  /** An error the broker sent outside any request (refused refreshed credentials): why it closes next. */
+  private brokerError: PulsarError | undefined;
 
   private constructor(
     private readonly socket: net.Socket,
@@ -156,9 +158,16 @@ export class Connection {
         new ConnectionError(`connection to ${this.o.host}:${this.o.port} failed: ${err.message}`),
       ),
     );
-    socket.on("close", () =>
-      this.shutdown(new ConnectionError(`connection to ${this.o.host}:${this.o.port} closed`)),
-    );
+    socket.on("close", () => {
+      const why = this.brokerError;
+      this.shutdown(
+        new ConnectionError(
+          why
+            ? `${this.o.host}:${this.o.port} closed the connection after an error: ${withCode(why)}`
+            : `connection to ${this.o.host}:${this.o.port} closed`,
+        ),
+      );
+    });
     this.keepAlive = setInterval(() => {
       if (this.waitingForPong) {
         this.shutdown(
@@ -200,9 +209,12 @@ export class Connection {
       case CommandType.LOOKUP_RESPONSE:
         this.complete(cmd.requestId, cmd);
         return;
-      case CommandType.ERROR:
-        this.fail(cmd.requestId, fromServerError(cmd.error, cmd.message));
+      case CommandType.ERROR: {
+        const err = fromServerError(cmd.error, cmd.message);
+        if (this.pending.has(cmd.requestId)) this.fail(cmd.requestId, err);
+        else this.brokerError = err;
         return;
+      }
       case CommandType.SEND_RECEIPT:
         this.producers.get(cmd.producerId)?.onReceipt(cmd);
         return;
@@ -317,6 +329,11 @@ export class Connection {
     for (const c of consumers) c.onDisconnect(reason);
     for (const l of this.closeListeners.splice(0)) l(reason);
   }
+}
+
+/** "AuthenticationError: <the broker's text>", without saying the code twice. */
+function withCode(err: PulsarError): string {
+  return err.message.startsWith(err.code) ? err.message : `${err.code}: ${err.message}`;
 }
 
 /**

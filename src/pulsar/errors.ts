@@ -102,3 +102,18 @@ export function fromServerError(serverError: number, message: string): PulsarErr
       return new ServerError(message ? `${code}: ${message}` : code, code, retriable);
   }
 }
+
+/**
+ * Whether an error met while re-creating a producer that was created before ends its reconnection. As with
+ * the Java client, only a fenced producer, a terminated topic or a closed client do. Anything else is retried
+ * with back-off, refused credentials and permissions included: after a rotated token, an identity provider's
+ * hiccup or a permission granted again, the producer comes back by itself. (A first creation is stricter:
+ * an error that is not `retriable` fails it at once, so that a wrong configuration shows.)
+ */
+export function endsReconnection(err: unknown): boolean {
+  return (
+    err instanceof ProducerFencedError ||
+    err instanceof TopicTerminatedError ||
+    err instanceof AlreadyClosedError
+  );
+}

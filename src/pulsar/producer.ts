@@ -18,6 +18,7 @@ import { payloadFrame, simpleFrame } from "./protocol/frame";
 import {
   AlreadyClosedError,
   ConfigError,
+  endsReconnection,
   MessageTooBigError,
   ProducerQueueFullError,
   PulsarError,
@@ -25,7 +26,14 @@ import {
 } from "./errors";
 import { parseTopicName } from "./service-url";
 import { javaStringHash, murmur3Hash32 } from "./hash";
-import type { MessageId, OutgoingMessage, Producer, ProducerOptions, SendReceipt } from "./types";
+import type {
+  MessageId,
+  OutgoingMessage,
+  Producer,
+  ProducerOptions,
+  ProducerState,
+  SendReceipt,
+} from "./types";
 
 interface Settings {
   batching: boolean;
@@ -69,16 +77,13 @@ function keyOf(m: OutgoingMessage): { key?: string; b64: boolean } {
   return Buffer.isBuffer(m.key) ? { key: m.key.toString("base64"), b64: true } : { key: m.key, b64: false };
 }
 
-const FATAL_CODES = new Set([
-  "ProducerFenced",
-  "TopicTerminated",
-  "TopicTerminatedError",
-  "AuthorizationError",
-  "AuthenticationError",
-  "TopicNotFound",
-  "InvalidTopicName",
-  "NotAllowedError",
-]);
+const reasonOf = (s: ProducerState): string | undefined =>
+  s.state === "reconnecting" || s.state === "failed" ? s.reason.message : undefined;
+
+/** Whether two states read the same to whoever shows them. */
+export function sameState(a: ProducerState, b: ProducerState): boolean {
+  return a.state === b.state && reasonOf(a) === reasonOf(b);
+}
 
 export class PartitionProducer {
   producerName = "";
@@ -86,6 +91,10 @@ export class PartitionProducer {
   private readonly producerId: number;
   private conn: Connection | undefined;
   private ready = false;
+  /** start() succeeded: from then on a broken link is repaired in the background, whatever refuses it. */
+  private started = false;
+  /** Meaningful once started. */
+  state: ProducerState = { state: "connected" };
   private closed = false;
   private failed: Error | undefined;
   private epoch = 0;
@@ -115,6 +124,8 @@ export class PartitionProducer {
     private readonly codec: Codec,
     private readonly s: Settings,
     private readonly producerProperties: Record<string, string> | undefined,
+    /** Told when `state` changed (after start). */
+    private readonly onStateChange: () => void = () => undefined,
   ) {
     this.producerId = client.newId();
     this.backoff = new Backoff({
@@ -137,6 +148,13 @@ export class PartitionProducer {
   async start(): Promise<void> {
     await retryWithin(this.client.options.operationTimeoutMs, this.backoff, () => this.connectOnce());
     this.nextSequenceId = this.lastSequenceId + 1;
+    this.started = true;
+  }
+
+  private setState(next: ProducerState): void {
+    if (sameState(this.state, next)) return;
+    this.state = next;
+    if (this.started) this.onStateChange();
   }
 
   private async connectOnce(): Promise<void> {
@@ -163,13 +181,23 @@ export class PartitionProducer {
       if (err instanceof TimeoutError) conn.write(simpleFrame(encodeCloseProducer(this.producerId, 0)));
       throw err;
     }
-    if (res.type !== CommandType.PRODUCER_SUCCESS)
+    if (res.type !== CommandType.PRODUCER_SUCCESS) {
+      conn.removeProducer(this.producerId);
       throw new PulsarError("unexpected answer to PRODUCER", "ProtocolError", true);
+    }
+    if (this.closed) {
+      // closed while this reconnection was under way: the broker must not keep a producer nobody uses
+      conn.removeProducer(this.producerId);
+      conn.write(simpleFrame(encodeCloseProducer(this.producerId, 0)));
+      return;
+    }
     this.producerName = res.producerName;
     this.lastSequenceId = res.lastSequenceId;
     this.conn = conn;
     this.ready = true;
     this.backoff.reset();
+    if (this.started) this.client.log("info", `producer on ${this.topic} reconnected`);
+    this.setState({ state: "connected" });
     // Resend, in order and byte-identical, everything not yet acknowledged.
     for (const op of this.pending) conn.write(op.frame);
   }
@@ -177,21 +205,36 @@ export class PartitionProducer {
   private onDisconnect(reason: Error): void {
     this.ready = false;
     this.conn = undefined;
-    if (this.closed || this.failed) return;
+    // before start() succeeded, its own retries (within the operation timeout) are the only ones
+    if (this.closed || this.failed || !this.started) return;
     this.client.log("warn", `producer on ${this.topic} disconnected (${reason.message}); reconnecting`);
+    this.setState({ state: "reconnecting", reason });
     this.scheduleReconnect();
   }
 
+  /**
+   * One reconnection attempt after the back-off delay, then another while it fails, without end: pending sends
+   * wait (or meet their send timeout) and are resent in order once the broker takes the producer back.
+   */
   private scheduleReconnect(): void {
     if (this.reconnectTimer || this.closed) return;
     const delay = this.backoff.next();
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;
+      if (this.closed) return;
       this.epoch++;
       this.connectOnce().catch((err: unknown) => {
         const e = err instanceof Error ? err : new Error(String(err));
-        if (e instanceof PulsarError && FATAL_CODES.has(e.code)) this.fail(e);
-        else this.scheduleReconnect();
+        if (this.closed) return;
+        if (endsReconnection(e)) {
+          this.client.log("error", `producer on ${this.topic} stopped: ${e.message}`);
+          this.fail(e);
+          return;
+        }
+        if (reasonOf(this.state) !== e.message)
+          this.client.log("warn", `producer on ${this.topic} cannot reconnect yet (${e.message}); retrying`);
+        this.setState({ state: "reconnecting", reason: e });
+        this.scheduleReconnect();
       });
     }, delay);
   }
@@ -200,6 +243,7 @@ export class PartitionProducer {
   private fail(err: Error): void {
     this.failed = err;
     this.ready = false;
+    this.setState({ state: "failed", reason: err });
     for (const op of this.pending.splice(0)) for (const w of op.waiters) w.reject(err);
     this.rejectBatch(err);
     this.pendingMessages = 0;
@@ -557,6 +601,8 @@ class RoutedProducer implements Producer {
   private updateTimer: NodeJS.Timeout | undefined;
   private updating: Promise<void> | undefined;
   private closed = false;
+  private closing: Promise<void> | undefined;
+  private reported: ProducerState = { state: "connected" };
 
   constructor(
     readonly topic: string,
@@ -612,6 +658,29 @@ class RoutedProducer implements Producer {
     this.parts.push(...added);
   }
 
+  /**
+   * A partition's state changed: the whole producer is connected when every partition is, reconnecting when
+   * one is (with its reason), failed when one stopped for good.
+   */
+  partChanged(): void {
+    if (this.closed) return;
+    const next =
+      this.parts.find((p) => p.state.state === "failed")?.state ??
+      this.parts.find((p) => p.state.state === "reconnecting")?.state ??
+      ({ state: "connected" } as const);
+    if (sameState(next, this.reported)) return;
+    this.reported = next;
+    this.tell(next);
+  }
+
+  private tell(state: ProducerState): void {
+    try {
+      this.o.onStateChange?.(state);
+    } catch (err) {
+      this.client.log("warn", `a state listener of ${this.topic} threw: ${(err as Error).message}`);
+    }
+  }
+
   get producerName(): string {
     return this.parts[0]?.producerName ?? "";
   }
@@ -663,12 +732,16 @@ class RoutedProducer implements Producer {
     await Promise.all(this.parts.map((p) => p.flush()));
   }
 
-  async close(): Promise<void> {
-    this.closed = true;
-    if (this.updateTimer) clearInterval(this.updateTimer);
-    await this.updating;
-    await Promise.allSettled(this.parts.map((p) => p.close()));
-    this.client.untrack(this);
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.closed = true;
+      if (this.updateTimer) clearInterval(this.updateTimer);
+      await this.updating;
+      await Promise.allSettled(this.parts.map((p) => p.close()));
+      this.client.untrack(this);
+      this.tell({ state: "closed" });
+    })();
+    return this.closing;
   }
 }
 
@@ -685,6 +758,9 @@ export async function createProducer(client: BuiltinClient, o: ProducerOptions):
     sendTimeoutMs: o.sendTimeoutMs ?? 30_000,
   };
   const partitions = await client.partitionCountWithRetry(topic);
+  // the partitions' state listener, before the producer they make up exists
+  const owner: { routed?: RoutedProducer } = {};
+  const changed = () => owner.routed?.partChanged();
   const newPart = (i: number) =>
     new PartitionProducer(
       client,
@@ -694,6 +770,7 @@ export async function createProducer(client: BuiltinClient, o: ProducerOptions):
       codec,
       settings,
       o.properties,
+      changed,
     );
   const parts = Array.from({ length: Math.max(1, partitions) }, (_, i) => newPart(i));
   try {
@@ -702,5 +779,9 @@ export async function createProducer(client: BuiltinClient, o: ProducerOptions):
     await Promise.allSettled(parts.map((p) => p.close()));
     throw err;
   }
-  return new RoutedProducer(topic, parts, o, client, newPart, partitions > 0);
+  const routed = new RoutedProducer(topic, parts, o, client, newPart, partitions > 0);
+  owner.routed = routed;
+  // a partition may have lost its connection while the others were still starting
+  routed.partChanged();
+  return routed;
 }

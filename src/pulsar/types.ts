@@ -47,6 +47,17 @@ export type CompressionType = "none" | "lz4" | "zlib" | "zstd" | "snappy";
 export type HashingScheme = "java-string" | "murmur3";
 export type RoutingMode = "round-robin" | "single-partition" | "custom";
 
+/**
+ * A created producer's link to its broker: "reconnecting" (with the last attempt's error) while the connection
+ * is down or the broker refuses to take the producer back, "failed" once it stopped for good (fenced, topic
+ * terminated), "closed" after close().
+ */
+export type ProducerState =
+  | { state: "connected" }
+  | { state: "reconnecting"; reason: Error }
+  | { state: "failed"; reason: Error }
+  | { state: "closed" };
+
 export interface ProducerOptions {
   /** Fully qualified (persistent://tenant/ns/topic) or short ("my-topic" = persistent://public/default/my-topic). */
   topic: string;
@@ -78,6 +89,8 @@ export interface ProducerOptions {
    * partitions added since (as the Java client's autoUpdatePartitions). 0 = never. Default 60000.
    */
   partitionsUpdateIntervalMs?: number;
+  /** Told each change of the producer's state after createProducer resolved (connected at first). */
+  onStateChange?: (state: ProducerState) => void;
 }
 
 export interface OutgoingMessage {
