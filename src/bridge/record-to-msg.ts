@@ -1,25 +1,53 @@
 // A Kafka record -> the msg kafka-in emits (DESIGN §3).
 import { isUtf8 } from "node:buffer";
-import { randomFillSync } from "node:crypto";
+import { randomBytes, randomFillSync } from "node:crypto";
 import { BridgeError } from "../common/errors";
 
 export type ValueFormat = "auto" | "string" | "json" | "buffer";
 export type KeyFormat = "auto" | "string" | "buffer";
+export type TimestampType = "CreateTime" | "LogAppendTime";
+
+/** A header value as the msg carries it: UTF-8 text as string, other bytes as Buffer, null when Kafka has none. */
+export type HeaderValue = string | Buffer | null;
+
+/** One Kafka header, as `msg.kafka.headerList` holds it. */
+export interface KafkaHeader {
+  key: string;
+  value: HeaderValue;
+}
+
+type RawHeaderValue = Buffer | string | null;
 
 export interface KafkaRecordLike {
   key: Buffer | null;
   value: Buffer | null;
   timestamp: string;
   offset: string;
-  headers?: Record<string, Buffer | string | (Buffer | string)[] | undefined>;
+  /**
+   * As kafkajs decodes them: one entry per name in order of first appearance, an array when the name is
+   * repeated, null for a header written without a value.
+   */
+  headers?: Record<string, RawHeaderValue | RawHeaderValue[] | undefined>;
+  /**
+   * kafkajs puts its record batch's context on every record of a v2 batch (all Kafka 4 serves):
+   * `timestampType` 1 is LogAppendTime, 0 CreateTime.
+   */
+  batchContext?: { timestampType?: number };
+  /** Records of legacy message sets (magic 0 and 1) carry the timestamp type as bit 3 of their attributes. */
+  attributes?: number;
 }
 
 export interface KafkaProvenance {
   topic: string;
   partition: number;
   offset: string;
+  /** Milliseconds since the epoch; -1 when the record has none. */
   timestamp: number;
-  headers: Record<string, string | Buffer>;
+  timestampType: TimestampType;
+  /** Name -> its last value (null when that value is null). */
+  headers: Record<string, HeaderValue>;
+  /** Every header in the order kafkajs gives them, repeated names and null values kept. */
+  headerList: KafkaHeader[];
   groupId: string;
   /** Added by kafka-in: which try of the record this is, and the identity of its Kafka cluster. */
   attempt?: number;
@@ -38,6 +66,92 @@ function auto(b: Buffer): string | Buffer {
   return isUtf8(b) ? b.toString("utf8") : b;
 }
 
+/**
+ * Sets an own property even for the name "__proto__" (a Kafka header may be called that), which a plain
+ * assignment would take for the object's prototype.
+ */
+export function setOwn<T>(target: Record<string, T>, name: string, value: T): void {
+  if (name === "__proto__")
+    Object.defineProperty(target, name, { value, writable: true, enumerable: true, configurable: true });
+  else target[name] = value;
+}
+
+const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
+
+/**
+ * Whether the text has a run of 16 digits, which an integer beyond Number.MAX_SAFE_INTEGER
+ * (9007199254740991) needs. Such a run covers one of every 16 positions, so only those are looked at:
+ * this runs on every json record and costs a fraction of JSON.parse.
+ */
+function hasLongDigitRun(text: string): boolean {
+  const n = text.length;
+  for (let i = 15; i < n; i += 16) {
+    if (!isDigit(text.charCodeAt(i))) continue;
+    let start = i;
+    while (start > 0 && isDigit(text.charCodeAt(start - 1))) start--;
+    let end = i + 1;
+    while (end < n && isDigit(text.charCodeAt(end))) end++;
+    if (end - start >= 16) return true;
+  }
+  return false;
+}
+
+const JSON_INTEGER = /^-?(?:0|[1-9]\d*)$/;
+
+function isNumberChar(c: number): boolean {
+  // 0-9 . + - e E
+  return isDigit(c) || c === 0x2e || c === 0x2b || c === 0x2d || c === 0x65 || c === 0x45;
+}
+
+/**
+ * JSON.parse that keeps integers beyond 2^53 exact, as BigInt (safe integers and every other number stay
+ * numbers; fractions and exponents are doubles, as JSON.parse makes them). Text without a run of 16 digits
+ * cannot hold such an integer and goes straight to JSON.parse.
+ */
+export function parseJson(text: string): unknown {
+  if (!hasLongDigitRun(text)) return JSON.parse(text);
+  // Each unsafe integer literal outside strings is rewritten as a string tagged with a random prefix, so
+  // that JSON.parse itself still checks the whole text; the reviver turns tagged strings into BigInt.
+  const tag = `${randomBytes(8).toString("hex")}:`;
+  let rewritten = "";
+  let copiedUpTo = 0;
+  const n = text.length;
+  for (let i = 0; i < n;) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      for (i++; i < n; i++) {
+        const d = text.charCodeAt(i);
+        if (d === 0x5c) i++;
+        else if (d === 0x22) break;
+      }
+      i++;
+    } else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
+      let j = i + 1;
+      while (j < n && isNumberChar(text.charCodeAt(j))) j++;
+      if (j - i >= 16) {
+        const token = text.slice(i, j);
+        if (JSON_INTEGER.test(token) && !Number.isSafeInteger(Number(token))) {
+          rewritten += `${text.slice(copiedUpTo, i)}"${tag}${token}"`;
+          copiedUpTo = j;
+        }
+      }
+      i = j;
+    } else i++;
+  }
+  if (copiedUpTo === 0) return JSON.parse(text);
+  rewritten += text.slice(copiedUpTo);
+  try {
+    return JSON.parse(rewritten, (name: string, value: unknown) => {
+      // A number where JSON wants a property name: the original text is not JSON.
+      if (name.startsWith(tag)) throw new SyntaxError("a number is not a property name");
+      return typeof value === "string" && value.startsWith(tag) ? BigInt(value.slice(tag.length)) : value;
+    });
+  } catch (err) {
+    JSON.parse(text); // the original's own error, with its positions
+    throw err;
+  }
+}
+
 function decodeValue(value: Buffer | null, format: ValueFormat): unknown {
   if (value === null) return null;
   switch (format) {
@@ -47,7 +161,7 @@ function decodeValue(value: Buffer | null, format: ValueFormat): unknown {
       return value.toString("utf8");
     case "json":
       try {
-        return JSON.parse(value.toString("utf8")) as unknown;
+        return parseJson(value.toString("utf8"));
       } catch (err) {
         throw new BridgeError(
           "kafka-in.errors.json",
@@ -67,17 +181,58 @@ function decodeKey(key: Buffer | null, format: KeyFormat): string | Buffer | nul
   return auto(key);
 }
 
-/** Header values: UTF-8 text as string, other bytes as Buffer; a header repeated keeps its last value. */
-export function decodeHeaders(headers: KafkaRecordLike["headers"]): Record<string, string | Buffer> {
-  const out: Record<string, string | Buffer> = {};
-  if (!headers) return out;
-  for (const name of Object.keys(headers)) {
-    let v = headers[name];
-    if (Array.isArray(v)) v = v[v.length - 1];
+function headerValue(v: RawHeaderValue): HeaderValue {
+  return v === null || typeof v === "string" ? v : auto(v);
+}
+
+/**
+ * The record's headers as the msg carries them: `headers`, name -> last value, and `headerList`, every
+ * header with repeated names and null values kept. kafkajs groups a repeated name at its first appearance
+ * (A, B, A arrives as A, A, B) and, being a JavaScript object, lists names that are array indices ("0",
+ * "1"...) first in numeric order: the list has the order kafkajs can give.
+ */
+export function decodeHeaders(raw: KafkaRecordLike["headers"]): {
+  headers: Record<string, HeaderValue>;
+  headerList: KafkaHeader[];
+} {
+  const headers: Record<string, HeaderValue> = {};
+  const headerList: KafkaHeader[] = [];
+  if (raw) fillHeaders(raw, headers, headerList);
+  return { headers, headerList };
+}
+
+function fillHeaders(
+  raw: NonNullable<KafkaRecordLike["headers"]>,
+  headers: Record<string, HeaderValue>,
+  headerList: KafkaHeader[],
+): void {
+  for (const key of Object.keys(raw)) {
+    const v = raw[key];
     if (v === undefined) continue;
-    out[name] = typeof v === "string" ? v : auto(v);
+    let last: HeaderValue;
+    if (Array.isArray(v)) {
+      const before = headerList.length;
+      last = null;
+      for (const one of v) {
+        // kafkajs groups repeats by reading obj[name], which for a name such as "constructor" or
+        // "__proto__" finds Object.prototype's member first and keeps it as a first element: not a header.
+        if (one !== null && typeof one !== "string" && !Buffer.isBuffer(one)) continue;
+        last = headerValue(one);
+        headerList.push({ key, value: last });
+      }
+      if (headerList.length === before) continue;
+    } else {
+      last = headerValue(v);
+      headerList.push({ key, value: last });
+    }
+    setOwn(headers, key, last);
   }
-  return out;
+}
+
+function timestampTypeOf(record: KafkaRecordLike): TimestampType {
+  const context = record.batchContext;
+  if (context) return context.timestampType === 1 ? "LogAppendTime" : "CreateTime";
+  return ((record.attributes ?? 0) & 0x08) !== 0 ? "LogAppendTime" : "CreateTime";
 }
 
 /**
@@ -93,14 +248,19 @@ export function recordToMsg(
 ): RecordMsg {
   const payload = decodeValue(record.value, formats.value);
   const key = decodeKey(record.key, formats.key);
-  const timestamp = Number(record.timestamp);
-  const headers = decodeHeaders(record.headers);
+  // Legacy records of magic 0 have no timestamp at all.
+  const timestamp = record.timestamp === undefined ? -1 : Number(record.timestamp);
+  const headers: Record<string, HeaderValue> = {};
+  const headerList: KafkaHeader[] = [];
+  if (record.headers) fillHeaders(record.headers, headers, headerList);
   const kafka: KafkaProvenance = {
     topic: where.topic,
     partition: where.partition,
     offset: record.offset,
     timestamp,
+    timestampType: timestampTypeOf(record),
     headers,
+    headerList,
     groupId: where.groupId,
   };
   if (provenance) {

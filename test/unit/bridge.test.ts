@@ -1,15 +1,9 @@
-// The bridge's pure logic: offsets, settlement, record <-> msg mapping, topics, effectively-once naming.
+// The bridge's pure logic: offsets, settlement, msg ids, topics, effectively-once naming (the msg mapping: mapping.test.ts).
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { OffsetLedger } from "../../src/bridge/offsets";
 import { SettlementTracker } from "../../src/bridge/settlement";
-import { msgIdSource, recordToMsg } from "../../src/bridge/record-to-msg";
-import {
-  msgToPulsar,
-  payloadBytes,
-  headerToProperty,
-  BINARY_PROPERTY_MARKER,
-} from "../../src/bridge/msg-to-pulsar";
+import { msgIdSource } from "../../src/bridge/record-to-msg";
 import { TopicResolver } from "../../src/bridge/topic";
 import { EffectivelyOnceGuard, producerNameFor } from "../../src/bridge/effectively-once";
 import { parseTopics } from "../../src/nodes/kafka-in";
@@ -196,128 +190,6 @@ test("msg ids: 16 hex digits like Node-RED's, distinct across pool refills and s
       seen.add(id);
     }
   assert.equal(seen.size, 10_000);
-});
-
-test("record -> msg: auto formats round-trip bytes; tombstones; headers; json errors are typed", () => {
-  const msg = recordToMsg(
-    {
-      key: Buffer.from([0xff, 0x00]),
-      value: Buffer.from("héllo"),
-      timestamp: "1700000000000",
-      offset: "42",
-      headers: { a: Buffer.from("x"), b: Buffer.from([0xc3, 0x28]), c: [Buffer.from("1"), Buffer.from("2")] },
-    },
-    { topic: "t", partition: 1, groupId: "g" },
-    { value: "auto", key: "auto" },
-  );
-  assert.equal(msg.payload, "héllo");
-  assert.deepEqual(msg.key, Buffer.from([0xff, 0x00]));
-  assert.deepEqual(msg.kafka, {
-    topic: "t",
-    partition: 1,
-    offset: "42",
-    timestamp: 1700000000000,
-    groupId: "g",
-    headers: { a: "x", b: Buffer.from([0xc3, 0x28]), c: "2" },
-  });
-  const bin = recordToMsg(
-    { key: null, value: Buffer.from([0xc3, 0x28]), timestamp: "0", offset: "0" },
-    { topic: "t", partition: 0, groupId: "g" },
-    { value: "auto", key: "auto" },
-  );
-  assert.deepEqual(bin.payload, Buffer.from([0xc3, 0x28]));
-  assert.equal(bin.key, null);
-  const tomb = recordToMsg(
-    { key: Buffer.from("k"), value: null, timestamp: "0", offset: "1" },
-    { topic: "t", partition: 0, groupId: "g" },
-    { value: "json", key: "string" },
-  );
-  assert.equal(tomb.payload, null);
-  assert.deepEqual(
-    recordToMsg(
-      { key: null, value: Buffer.from('{"a":1}'), timestamp: "0", offset: "1" },
-      { topic: "t", partition: 0, groupId: "g" },
-      { value: "json", key: "auto" },
-    ).payload,
-    { a: 1 },
-  );
-  assert.throws(
-    () =>
-      recordToMsg(
-        { key: null, value: Buffer.from("{nope"), timestamp: "0", offset: "1" },
-        { topic: "t", partition: 0, groupId: "g" },
-        { value: "json", key: "auto" },
-      ),
-    (e: unknown) => e instanceof BridgeError && e.key === "kafka-in.errors.json",
-  );
-});
-
-test("msg -> Pulsar: payload rules, keys, header and property mapping, times, bad input", () => {
-  assert.deepEqual(payloadBytes(Buffer.from([1, 2])), Buffer.from([1, 2]));
-  assert.deepEqual(payloadBytes("é"), Buffer.from("é"));
-  assert.deepEqual(payloadBytes({ a: 1 }), Buffer.from('{"a":1}'));
-  assert.deepEqual(payloadBytes(42), Buffer.from("42"));
-  assert.deepEqual(payloadBytes(null), Buffer.alloc(0));
-  assert.deepEqual(payloadBytes(new Uint8Array([5, 6])), Buffer.from([5, 6]));
-  const circular: Record<string, unknown> = {};
-  circular.self = circular;
-  assert.throws(() => payloadBytes(circular), /cannot be serialised/);
-  assert.throws(() => payloadBytes(10n), /cannot be serialised/);
-
-  const out = msgToPulsar(
-    {
-      payload: "x",
-      key: Buffer.from([0xff]),
-      properties: { extra: "1", n: 5 },
-      kafka: {
-        topic: "t",
-        partition: 2,
-        offset: "9",
-        timestamp: 1000,
-        headers: { text: "plain", bin: Buffer.from([0xc3, 0x28]), tricky: "base64:abc" },
-      },
-    },
-    { mapHeaders: true, provenanceProperties: true },
-  );
-  assert.deepEqual(out.key, Buffer.from([0xff]));
-  assert.equal(out.eventTime, 1000);
-  assert.deepEqual(out.properties, {
-    text: "plain",
-    bin: `${BINARY_PROPERTY_MARKER}${Buffer.from([0xc3, 0x28]).toString("base64")}`,
-    tricky: `${BINARY_PROPERTY_MARKER}${Buffer.from("base64:abc").toString("base64")}`,
-    "kafka.topic": "t",
-    "kafka.partition": "2",
-    "kafka.offset": "9",
-    extra: "1",
-    n: "5",
-  });
-  assert.equal(headerToProperty(Buffer.from("ok")), "ok");
-  const noHeaders = msgToPulsar(
-    { payload: "x", kafka: { headers: { a: "b" }, timestamp: 5 }, eventTime: new Date(7) },
-    { mapHeaders: false, provenanceProperties: false },
-  );
-  assert.equal(noHeaders.properties, undefined);
-  assert.equal(noHeaders.eventTime, 7);
-  assert.throws(
-    () => msgToPulsar({ key: { a: 1 } }, { mapHeaders: true, provenanceProperties: false }),
-    /msg.key/,
-  );
-  assert.throws(
-    () => msgToPulsar({ eventTime: "not a date" }, { mapHeaders: true, provenanceProperties: false }),
-    /eventTime/,
-  );
-  assert.throws(
-    () => msgToPulsar({ deliverAfter: -5 }, { mapHeaders: true, provenanceProperties: false }),
-    /deliverAfter/,
-  );
-  assert.throws(
-    () => msgToPulsar({ properties: [1] }, { mapHeaders: true, provenanceProperties: false }),
-    /properties/,
-  );
-  assert.equal(
-    msgToPulsar({ deliverAfter: 500 }, { mapHeaders: true, provenanceProperties: false }).deliverAfterMs,
-    500,
-  );
 });
 
 test("topics: fixed, template without HTML escaping, msg.topic, and invalid results", () => {
