@@ -255,8 +255,9 @@ function kafkaTime(v: unknown): number | undefined {
  * each value with Buffer.byteLength, which throws for null): such a header is written with an empty value,
  * and a HEADER_LIST_PROPERTY header with the exact list (the JSON above) is added, also when the record has
  * a header of that name itself, so a reader can rely on it: when a copy has that header, its last value is
- * the exact list. `extra` headers (kafka-in's dlq.* fields) follow: a record header of the same name is kept
- * before it, so the extra value is the last of its name.
+ * the exact list. `extra` headers (kafka-in's dlq.* fields) come after the record's own: a record header of
+ * the same name is kept, and the extra value is the last of that name (kafkajs writes all values of a name
+ * where the name first appears).
  */
 export function kafkaHeadersFromList(
   list: readonly KafkaHeader[],

@@ -5,11 +5,12 @@
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
 import { loadFlow, unloadFlow, stopHelper, helper } from "../support/flow";
-import { committedOffsets, createTopic, testKafka } from "../support/kafka";
-import { kafkaBrokers, pulsarUrl, uniqueName } from "../support/brokers";
+import { committedOffsets, createTopic, produce, testKafka } from "../support/kafka";
+import { kafkaBrokers, pulsarUrl, runToolOk, uniqueName } from "../support/brokers";
 import { produceWithJava, readWithJavaPulsar, type JavaRecord } from "../support/java-kafka";
 import { waitFor } from "../support/wait";
 import type { KafkaProvenance } from "../../src/bridge/record-to-msg";
+import { kafkaHeadersFromList } from "../../src/bridge/msg-to-pulsar";
 
 after(async () => {
   await stopHelper();
@@ -238,4 +239,39 @@ test("the json value format keeps integers beyond 2^53: the same digits reach Pu
   assert.equal(payload.id, 12345678901234567890n);
   assert.deepEqual(payload.n, [-98765432109876543210n, 9007199254740993n, 1.5]);
   assert.equal(payload.s, "12345678901234567890");
+});
+
+test("Kafka dead-letter headers: kafkajs writes them (null as empty plus the exact list, repeats, dlq.* last) and Kafka's console consumer reads them", async () => {
+  const topic = uniqueName("contract-dlq");
+  await createTopic(topic, 1);
+  const headers = kafkaHeadersFromList(
+    [
+      { key: "A", value: "a1" },
+      { key: "A", value: Buffer.from([0x41, 0x32]) },
+      { key: "h", value: null },
+      { key: "dlq.error", value: "an earlier one" },
+    ],
+    { "dlq.error": "boom", "dlq.offset": "7" },
+  );
+  await produce(topic, [{ value: "copy", headers }]);
+  const r = await runToolOk("kafka-tool", [
+    "console-consumer",
+    "--bootstrap-server",
+    kafkaBrokers[0] ?? "",
+    "--topic",
+    topic,
+    "--from-beginning",
+    "--max-messages",
+    "1",
+    "--timeout-ms",
+    "30000",
+    "--property",
+    "print.headers=true",
+  ]);
+  assert.equal(
+    r.stdout.trim(),
+    // kafkajs writes a name's values together, where the name first appears: dlq.error's own is last.
+    "A:a1,A:A2,h:,dlq.error:an earlier one,dlq.error:boom," +
+      'kafka.headers:[["A","a1"],["A","A2"],["h",null],["dlq.error","an earlier one"]],dlq.offset:7\tcopy',
+  );
 });
