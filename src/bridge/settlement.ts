@@ -1,67 +1,165 @@
-// Whether a flow has finished with a record, from Node-RED's message hooks: every delivery of a tracked
-// msg id to a node (onSend) opens one unit of work for that node; the node's done() (onComplete) closes
-// it. A record settles when no unit is open; an error from any node fails it. Completions from nodes that
-// never received the msg through a wire (Catch, Complete and Status nodes are handed msgs directly)
-// are ignored, so they cannot close someone else's work.
+// Whether a flow has finished with a record, from Node-RED's message hooks (DESIGN §4).
+//
+// Each record is a *root*. A msg the source emits is an *entry* holding one root (or several: batch output).
+// Every delivery of a tracked msg id to a running node (preDeliver: Node-RED raises it only for a node that
+// exists, so a disabled or missing node opens nothing) opens one unit of work at that node; the node's
+// done() (onComplete) closes it. A completion from a node holding no unit of the msg (Catch, Status and
+// Complete nodes are handed msgs directly) is ignored.
+//
+// Lineage: when a node's done() closes the last unit of an entry, the records are not settled at once if
+// that node passed them on. A node that sends msgs with ids the tracker does not know (split, an
+// aggregator building a fresh msg) creates *child* entries that hold every root the node holds at that
+// moment; a node that sends a tracked msg in the same turn as it finishes others (core join and batch send
+// the merged msg, then call the parts' done()) hands the finished entries' roots to the msgs it sent.
+// Only when the node sent nothing in that turn (a filter, a debug node, pulsar-out after its receipt) is
+// the entry dropped and its roots released; a root settles when no entry holds it any more.
+//
+// An error from any node fails the entry's roots at once. A node that finishes a msg without sending while
+// Node-RED is stopping it (join, batch and delay call their held done()s on close) did not finish the work:
+// its roots fail as interrupted instead of settling.
+import { BridgeError } from "../common/errors";
 
-export interface TrackedRecord {
-  /** What the caller needs back (topic/partition/offset, attempt, ...). */
-  readonly ref: unknown;
+export interface SettlementEvents<R> {
+  /** Every entry holding the record finished without error. */
+  settled(record: R): void;
+  /** A node reported an error, the node was stopped while holding it (interrupted), or it expired. */
+  failed(record: R, error: unknown, cause: "error" | "interrupted" | "expired"): void;
+}
+
+export interface SettlementOptions {
+  /**
+   * Runs `fn` at the end of the current turn (default queueMicrotask: a turn is one synchronous run,
+   * such as one delivery of a msg to a node, which is what join and batch send and finish in).
+   */
+  defer?: (fn: () => void) => void;
+  /** Milliseconds clock (default Date.now). */
+  now?: () => number;
+}
+
+interface Root<R> {
+  readonly value: R;
+  readonly at: number;
+  /** Entries holding this root. */
+  holds: number;
+  done: boolean;
 }
 
 /**
- * Open deliveries of one msg id. Most msgs are open at one node at a time (a chain of nodes), so that node
- * and its count live in the entry itself; a Map per node is made only when two nodes hold it at once.
+ * Open units of one msg id. Most msgs are open at one node at a time (a chain of nodes), so that node and
+ * its count live in the entry itself; a Map per node is made only when two nodes hold it at once.
  */
 interface Entry<R> {
-  record: R;
-  /** The one node with open deliveries (when `nodes` is undefined) and how many. */
+  readonly id: string;
+  /** The roots this entry holds: one (the common case) or several. */
+  root: Root<R> | undefined;
+  roots: Root<R>[] | undefined;
   node: string | undefined;
   count: number;
-  /** Open deliveries per node id, once more than one node has some. */
   nodes: Map<string, number> | undefined;
   total: number;
-  error: unknown;
+}
+
+/** Per node: the entries it holds a unit of, and what it sent in the current turn. */
+interface NodeState<R> {
+  holding: Set<Entry<R>>;
+  turn: number;
+  sent: Entry<R>[];
 }
 
 export class SettlementTracker<R> {
   private readonly entries = new Map<string, Entry<R>>();
+  /**
+   * The entries each delivered msg object was delivered with: a node may change or delete the _msgid of
+   * the msg it was given before calling done() (core split deletes it), so done() is matched by object too.
+   */
+  private readonly byObject = new WeakMap<object, Entry<R> | Entry<R>[]>();
+  private readonly nodes = new Map<string, NodeState<R>>();
+  /** Live roots in the order they were tracked (for the settle deadline). */
+  private readonly live = new Set<Root<R>>();
+  /** Entries a node finished without sending anything so far in this turn: decided at the turn's end. */
+  private pending: { entry: Entry<R>; node: string }[] = [];
+  private turn = 0;
+  private scheduled = false;
+  private stopping: ((nodeId: string) => boolean) | undefined;
+  private readonly defer: (fn: () => void) => void;
+  private readonly now: () => number;
 
   constructor(
-    private readonly onSettled: (record: R) => void,
-    private readonly onFailed: (record: R, error: unknown) => void,
-  ) {}
+    private readonly events: SettlementEvents<R>,
+    o: SettlementOptions = {},
+  ) {
+    this.defer = o.defer ?? queueMicrotask;
+    this.now = o.now ?? Date.now;
+  }
 
   /**
-   * Starts tracking `msgId` for `record`, with the deliveries the source node itself makes
-   * (one per wire of its output). With no delivery at all the record settles at once.
+   * Starts tracking the msg `msgId` the source is about to send, holding `records`. Its deliveries open
+   * units as Node-RED makes them; with none by the end of the turn (no running node is wired), the
+   * records settle: the flow has no branch for them.
    */
-  track(msgId: string, record: R, destinations: readonly string[]): void {
+  track(msgId: string, records: R | readonly R[]): void {
+    const entry = this.newEntry(msgId);
+    const at = this.now();
+    if (Array.isArray(records)) {
+      const list = records as readonly R[];
+      if (list.length === 1) entry.root = this.newRoot(list[0], at);
+      else entry.roots = list.map((r) => this.newRoot(r, at));
+    } else entry.root = this.newRoot(records as R, at);
+    this.pendingDecision(entry, "");
+  }
+
+  private newRoot(value: R, at: number): Root<R> {
+    const root: Root<R> = { value, at, holds: 1, done: false };
+    this.live.add(root);
+    return root;
+  }
+
+  private newEntry(id: string): Entry<R> {
     const entry: Entry<R> = {
-      record,
+      id,
+      root: undefined,
+      roots: undefined,
       node: undefined,
       count: 0,
       nodes: undefined,
       total: 0,
-      error: undefined,
     };
-    this.entries.set(msgId, entry);
-    for (const d of destinations) this.open(entry, d);
-    if (entry.total === 0) this.finish(msgId, entry);
+    this.entries.set(id, entry);
+    return entry;
   }
 
   has(msgId: string): boolean {
     return this.entries.has(msgId);
   }
 
+  /** Msgs being tracked. */
   get size(): number {
     return this.entries.size;
   }
 
+  /** Records neither settled nor failed. */
+  get records(): number {
+    return this.live.size;
+  }
+
+  private state(nodeId: string): NodeState<R> {
+    let s = this.nodes.get(nodeId);
+    if (!s) {
+      s = { holding: new Set(), turn: this.turn, sent: [] };
+      this.nodes.set(nodeId, s);
+    }
+    return s;
+  }
+
   private open(entry: Entry<R>, nodeId: string): void {
     entry.total++;
-    if (entry.nodes) entry.nodes.set(nodeId, (entry.nodes.get(nodeId) ?? 0) + 1);
-    else if (entry.count === 0 || entry.node === nodeId) {
+    let first: boolean;
+    if (entry.nodes) {
+      const n = entry.nodes.get(nodeId) ?? 0;
+      entry.nodes.set(nodeId, n + 1);
+      first = n === 0;
+    } else if (entry.count === 0 || entry.node === nodeId) {
+      first = entry.count === 0;
       entry.node = nodeId;
       entry.count++;
     } else {
@@ -71,41 +169,252 @@ export class SettlementTracker<R> {
       ]);
       entry.node = undefined;
       entry.count = 0;
+      first = true;
     }
+    if (first) this.state(nodeId).holding.add(entry);
   }
 
-  /** A node sent a msg with this id to `destination` (onSend). Unknown ids are ignored. */
-  delivered(msgId: string, destination: string): void {
-    const entry = this.entries.get(msgId);
-    if (entry) this.open(entry, destination);
-  }
-
-  /** `nodeId` called done(error?) for a msg with this id (onComplete). */
-  completed(msgId: string, nodeId: string, error?: unknown): void {
-    const entry = this.entries.get(msgId);
-    if (!entry) return;
+  /** Closes one unit at `nodeId`; false when the node held none. */
+  private close(entry: Entry<R>, nodeId: string): boolean {
+    let last: boolean;
     if (entry.nodes) {
       const n = entry.nodes.get(nodeId);
-      if (!n) return;
+      if (!n) return false;
       if (n === 1) entry.nodes.delete(nodeId);
       else entry.nodes.set(nodeId, n - 1);
+      last = n === 1;
     } else {
-      if (entry.count === 0 || entry.node !== nodeId) return;
+      if (entry.count === 0 || entry.node !== nodeId) return false;
       entry.count--;
+      last = entry.count === 0;
     }
     entry.total--;
-    if (error !== undefined && error !== null && entry.error === undefined) entry.error = error;
-    if (entry.total === 0) this.finish(msgId, entry);
+    if (last) this.nodes.get(nodeId)?.holding.delete(entry);
+    return true;
   }
 
-  private finish(msgId: string, entry: Entry<R>): void {
-    this.entries.delete(msgId);
-    if (entry.error !== undefined) this.onFailed(entry.record, entry.error);
-    else this.onSettled(entry.record);
+  /**
+   * Node-RED is about to hand a msg from `sourceId` to the running node `destinationId` (preDeliver).
+   * A tracked id opens a unit there; an unknown id sent by a node that holds tracked msgs becomes a child
+   * holding all that node's roots. Other msgs are not tracked.
+   */
+  delivered(msgId: string, sourceId: string, destinationId: string, msg?: object): void {
+    let entry = this.entries.get(msgId);
+    if (!entry) {
+      const source = this.nodes.get(sourceId);
+      if (!source) return;
+      const parents = [...source.holding];
+      if (source.turn === this.turn)
+        for (const p of this.pending) if (p.node === sourceId) parents.push(p.entry);
+      if (parents.length === 0) return;
+      entry = this.newEntry(msgId);
+      for (const parent of parents) this.inherit(entry, parent);
+    }
+    this.open(entry, destinationId);
+    if (msg) {
+      const known = this.byObject.get(msg);
+      if (known === undefined) this.byObject.set(msg, entry);
+      else if (Array.isArray(known)) {
+        if (!known.includes(entry)) known.push(entry);
+      } else if (known !== entry) this.byObject.set(msg, [known, entry]);
+    }
+    const source = this.state(sourceId);
+    if (source.turn !== this.turn) {
+      source.turn = this.turn;
+      source.sent = [];
+    }
+    if (source.sent[source.sent.length - 1] !== entry) source.sent.push(entry);
+    this.schedule();
+  }
+
+  /** Makes `child` hold every live root of `parent` too. */
+  private inherit(child: Entry<R>, parent: Entry<R>): void {
+    const add = (root: Root<R>) => {
+      if (root.done) return;
+      if (child.root === root || child.roots?.includes(root)) return;
+      root.holds++;
+      if (!child.root && !child.roots) child.root = root;
+      else {
+        child.roots ??= [child.root as Root<R>];
+        child.root = undefined;
+        child.roots.push(root);
+      }
+    };
+    if (parent.root) add(parent.root);
+    else if (parent.roots) for (const r of parent.roots) add(r);
+  }
+
+  /** `nodeId` called done(error?) for the msg `msg` with this id (onComplete). */
+  completed(msgId: string | undefined, nodeId: string, error?: unknown, msg?: object): void {
+    let entry = msgId === undefined ? undefined : this.entries.get(msgId);
+    if (!entry || !this.close(entry, nodeId)) {
+      entry = this.byDelivery(msg, nodeId);
+      if (!entry) return;
+    }
+    msgId = entry.id;
+    if (error !== undefined && error !== null) {
+      this.failRoots(entry, error, "error");
+      if (entry.total === 0) this.entries.delete(msgId);
+      return;
+    }
+    if (entry.total > 0) return;
+    if (this.stopping?.(nodeId)) {
+      this.entries.delete(msgId);
+      this.failRoots(entry, new InterruptedError(nodeId), "interrupted");
+      return;
+    }
+    const s = this.nodes.get(nodeId);
+    if (s && s.turn === this.turn && s.sent.length > 0) this.handOver(entry, s.sent);
+    else this.pendingDecision(entry, nodeId);
+  }
+
+  /** The live entry `msg` was delivered to `nodeId` with, its unit there closed. */
+  private byDelivery(msg: object | undefined, nodeId: string): Entry<R> | undefined {
+    const known = msg ? this.byObject.get(msg) : undefined;
+    if (!known) return undefined;
+    for (const e of Array.isArray(known) ? known : [known])
+      if (this.entries.get(e.id) === e && this.close(e, nodeId)) return e;
+    return undefined;
+  }
+
+  private pendingDecision(entry: Entry<R>, nodeId: string): void {
+    this.pending.push({ entry, node: nodeId });
+    this.schedule();
+  }
+
+  /** The finished `entry`'s roots go to the msgs its last holder sent; then it is released. */
+  private handOver(entry: Entry<R>, sent: readonly Entry<R>[]): void {
+    this.entries.delete(entry.id);
+    for (const child of sent)
+      if (child !== entry && this.entries.get(child.id) === child) this.inherit(child, entry);
+    this.release(entry);
+  }
+
+  private release(entry: Entry<R>): void {
+    const one = (root: Root<R>) => {
+      if (root.done) return;
+      if (--root.holds === 0) {
+        root.done = true;
+        this.live.delete(root);
+        this.events.settled(root.value);
+      }
+    };
+    if (entry.root) one(entry.root);
+    else if (entry.roots) for (const r of entry.roots) one(r);
+  }
+
+  private failRoots(entry: Entry<R>, error: unknown, cause: "error" | "interrupted" | "expired"): void {
+    const one = (root: Root<R>) => {
+      if (root.done) return;
+      root.done = true;
+      this.live.delete(root);
+      this.events.failed(root.value, error, cause);
+    };
+    if (entry.root) one(entry.root);
+    else if (entry.roots) for (const r of entry.roots) one(r);
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    this.defer(() => this.flush());
+  }
+
+  /** Ends the turn: entries finished without a send in it are handed over or released. */
+  flush(): void {
+    this.scheduled = false;
+    const pending = this.pending;
+    this.pending = [];
+    for (const { entry, node } of pending) {
+      if (this.entries.get(entry.id) !== entry || entry.total > 0) continue;
+      const s = node ? this.nodes.get(node) : undefined;
+      if (s && s.turn === this.turn && s.sent.length > 0) this.handOver(entry, s.sent);
+      else {
+        this.entries.delete(entry.id);
+        this.release(entry);
+      }
+    }
+    this.turn++;
+    // forget nodes that hold nothing (their sent lists belong to an ended turn)
+    for (const [id, s] of this.nodes) if (s.holding.size === 0) this.nodes.delete(id);
+  }
+
+  /**
+   * While `isStopping` is set (Node-RED is stopping flows), an entry finished without a send by a node it
+   * names is interrupted, not settled. Pass undefined once the flows started again.
+   */
+  setStopping(isStopping: ((nodeId: string) => boolean) | undefined): void {
+    this.stopping = isStopping;
+  }
+
+  /**
+   * Fails every live root tracked before `before` (ms clock) as expired, with the ids of the nodes that
+   * hold it, oldest first.
+   */
+  expire(before: number, error: (holders: string[]) => unknown): number {
+    const expired: Root<R>[] = [];
+    for (const root of this.live) {
+      if (root.at >= before) break;
+      expired.push(root);
+    }
+    if (expired.length === 0) return 0;
+    const holders = new Map<Root<R>, Set<string>>();
+    for (const root of expired) holders.set(root, new Set());
+    for (const entry of this.entries.values()) {
+      const nodes = entry.nodes ? [...entry.nodes.keys()] : entry.node && entry.count > 0 ? [entry.node] : [];
+      const each = (root: Root<R>) => {
+        const set = holders.get(root);
+        if (set) for (const n of nodes) set.add(n);
+      };
+      if (entry.root) each(entry.root);
+      else if (entry.roots) for (const r of entry.roots) each(r);
+    }
+    for (const root of expired) {
+      if (root.done) continue;
+      root.done = true;
+      this.live.delete(root);
+      this.events.failed(root.value, error([...(holders.get(root) ?? [])]), "expired");
+    }
+    this.prune();
+    return expired.length;
+  }
+
+  /** Forgets the records `drop` selects (their partition was revoked): they neither settle nor fail. */
+  forget(drop: (record: R) => boolean): void {
+    for (const root of this.live) {
+      if (drop(root.value)) {
+        root.done = true;
+        this.live.delete(root);
+      }
+    }
+    this.prune();
+  }
+
+  /** Entries whose roots are all done are of no more use. */
+  private prune(): void {
+    for (const [id, entry] of this.entries) {
+      const dead = entry.root ? entry.root.done : (entry.roots ?? []).every((r) => r.done);
+      if (dead) {
+        this.entries.delete(id);
+        for (const n of entry.nodes ? entry.nodes.keys() : entry.node ? [entry.node] : [])
+          this.nodes.get(n)?.holding.delete(entry);
+      }
+    }
   }
 
   /** Forgets everything (the node is closing; unsettled records are redelivered by Kafka). */
   clear(): void {
     this.entries.clear();
+    this.nodes.clear();
+    this.live.clear();
+    this.pending = [];
+  }
+}
+
+/** A node was stopped (redeploy, shutdown) while it held a record: the record was not finished. */
+export class InterruptedError extends BridgeError {
+  constructor(readonly nodeId: string) {
+    super("kafka-in.errors.interrupted", `node ${nodeId} was stopped while it held the record`, true);
+    this.name = "InterruptedError";
   }
 }

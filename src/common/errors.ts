@@ -38,3 +38,15 @@ export function describeError(err: unknown): DescribedError {
   }
   return { message: String(err), retriable: false };
 }
+
+/**
+ * Whether no retry can fix `err`: only errors that say so by their type (ours, our Pulsar client's, and
+ * kafkajs's with retriable false). An untyped error (a function node's throw) may be transient, so it is
+ * not permanent: it is retried within the failure policy's bound.
+ */
+export function isPermanent(err: unknown): boolean {
+  if (err instanceof BridgeError || err instanceof PulsarError) return !err.retriable;
+  if (err instanceof Error && err.name.startsWith("KafkaJS"))
+    return (err as { retriable?: unknown }).retriable === false;
+  return false;
+}

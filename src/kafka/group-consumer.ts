@@ -26,6 +26,8 @@ export interface GroupConsumerOptions {
   onRecord: (topic: string, partition: number, message: KafkaMessage) => void;
   /** Called after the records of one fetched batch were handed over (for batch output). */
   onBatchEnd?: () => void;
+  /** The group gave this member its partitions (after every rebalance): those missing were revoked. */
+  onAssignment?: (assigned: { topic: string; partition: number }[]) => void;
   onState: (state: ConsumerState) => void;
   onError: (error: unknown) => void;
   sessionTimeoutMs?: number;
@@ -41,6 +43,8 @@ export class GroupConsumer {
   private running = false;
   private paused = false;
   private pausedTopics = new Set<string>();
+  /** Partitions stopped at a record that cannot be delivered (`topic` NUL `partition`). */
+  private readonly blocked = new Map<string, { topic: string; partition: number }>();
   private readonly seenTopics = new Set<string>();
   private commitTimer: NodeJS.Timeout | undefined;
   private restartTimer: NodeJS.Timeout | undefined;
@@ -108,10 +112,25 @@ export class GroupConsumer {
       for (const { topic } of list) this.seenTopics.add(topic);
       this.assigned = list.length;
       this.o.ledger.retain(list);
+      const keep = new Set(list.map((a) => blockKey(a.topic, a.partition)));
+      for (const [k, b] of this.blocked) {
+        if (!keep.has(k)) {
+          this.blocked.delete(k);
+          consumer.resume([{ topic: b.topic, partitions: [b.partition] }]);
+        }
+      }
+      this.o.onAssignment?.(list);
       this.backoff.reset();
+      // revoked records no longer count: a window that was full may have room now
+      this.settled();
+      if (!this.paused) this.pauseBlocked();
       this.reportFlowing();
     });
-    consumer.on(REBALANCING, () => this.o.onState({ kind: "rebalancing" }));
+    consumer.on(REBALANCING, () => {
+      this.o.onState({ kind: "rebalancing" });
+      // what is settled is committed while the partitions are still ours
+      void this.commit();
+    });
     consumer.on(CRASH, (e) => {
       if (!e.payload.restart) this.scheduleRestart(e.payload.error);
     });
@@ -145,6 +164,11 @@ export class GroupConsumer {
     this.consumer = undefined;
     this.paused = false;
     this.pausedTopics.clear();
+    // the next consumer starts over from the last commit: what is in flight is redelivered, so it is
+    // forgotten here (as if every partition were revoked) and the blocks start afresh
+    this.blocked.clear();
+    this.o.ledger.retain([]);
+    this.o.onAssignment?.([]);
     void (async () => {
       await old?.disconnect().catch(() => undefined);
       if (!this.running) return;
@@ -161,7 +185,8 @@ export class GroupConsumer {
     const ledger = this.o.ledger;
     let unresolved: string | undefined;
     if (payload.isRunning() && !payload.isStale()) {
-      for (let i = 0; i < messages.length && this.running; i++) {
+      const blocked = this.blocked.size > 0 && this.blocked.has(blockKey(topic, partition));
+      for (let i = 0; i < messages.length && this.running && !blocked; i++) {
         const message = messages[i];
         if (settled && ledger.inFlight >= this.o.maxInFlight) {
           if (unresolved !== undefined) payload.resolveOffset(unresolved);
@@ -174,6 +199,8 @@ export class GroupConsumer {
           }
           if (!payload.isRunning() || payload.isStale() || !this.running) break;
         }
+        // stopped at a record the flow cannot deliver: the rest is fetched again once it is unblocked
+        if (this.blocked.size > 0 && this.blocked.has(blockKey(topic, partition))) break;
         if (settled) ledger.add(topic, partition, message.offset);
         unresolved = message.offset;
         try {
@@ -226,7 +253,37 @@ export class GroupConsumer {
     if (consumer && this.pausedTopics.size > 0)
       consumer.resume([...this.pausedTopics].map((topic) => ({ topic })));
     this.pausedTopics.clear();
+    // a topic-wide resume resumes its blocked partitions too
+    this.pauseBlocked();
     this.reportFlowing();
+  }
+
+  private pauseBlocked(): void {
+    const consumer = this.consumer;
+    if (!consumer) return;
+    for (const b of this.blocked.values()) consumer.pause([{ topic: b.topic, partitions: [b.partition] }]);
+  }
+
+  /**
+   * Stops fetching `partition` (a record of it can be neither delivered nor dead-lettered): records already
+   * handed over go on settling, nothing past the blocking record is committed, and fetching resumes after
+   * unblock (or when the partition is revoked).
+   */
+  block(topic: string, partition: number): void {
+    const k = blockKey(topic, partition);
+    if (this.blocked.has(k)) return;
+    this.blocked.set(k, { topic, partition });
+    // kafkajs: pausing a partition of a topic paused as a whole would resume the topic's other partitions
+    if (!this.paused) this.consumer?.pause([{ topic, partitions: [partition] }]);
+  }
+
+  unblock(topic: string, partition: number): void {
+    if (!this.blocked.delete(blockKey(topic, partition))) return;
+    if (!this.paused) this.consumer?.resume([{ topic, partitions: [partition] }]);
+  }
+
+  isBlocked(topic: string, partition: number): boolean {
+    return this.blocked.has(blockKey(topic, partition));
   }
 
   private reportFlowing(): void {
@@ -258,8 +315,11 @@ export class GroupConsumer {
     return this.committing;
   }
 
-  /** Stops fetching, waits up to drainTimeoutMs for in-flight records, commits what is settled, leaves the group. */
-  async stop(): Promise<void> {
+  /**
+   * Stops fetching, waits up to drainTimeoutMs for in-flight records, calls `drained` (nothing settles
+   * after it), commits what is settled, leaves the group.
+   */
+  async stop(drained?: () => void): Promise<void> {
     if (!this.running) return;
     this.running = false;
     if (this.restartTimer) clearTimeout(this.restartTimer);
@@ -270,12 +330,15 @@ export class GroupConsumer {
       if (topics.length) consumer.pause(topics.map((topic) => ({ topic })));
       const deadline = Date.now() + (this.o.drainTimeoutMs ?? 5000);
       while (this.o.ledger.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      drained?.();
       this.consumer = consumer;
       await this.commit();
       this.consumer = undefined;
       await consumer.disconnect().catch(() => undefined);
-    }
+    } else drained?.();
     this.o.ledger.clear();
     this.o.onState({ kind: "stopped" });
   }
 }
+
+const blockKey = (topic: string, partition: number) => `${partition}\u0000${topic}`;

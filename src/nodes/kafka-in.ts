@@ -1,7 +1,6 @@
 // kafka-in: consumes Kafka records and emits one msg per record (or per batch). A record's offset is
 // committed only after the flow settled everything derived from it (DESIGN §4): Node-RED's message hooks
 // count deliveries and done() calls per msg id; failures are retried or dead-lettered, never skipped.
-import type { IHeaders, KafkaMessage } from "kafkajs";
 import { KAFKA_IN_DEFAULTS } from "./properties";
 import { coerceConfig } from "../common/coerce";
 import { BridgeError, describeError } from "../common/errors";
@@ -12,31 +11,18 @@ import {
   type HookSendEvent,
   type Node,
   type NodeConfig,
-  type NodeMessage,
   type RED,
 } from "./red";
 import type { KafkaClusterNode } from "./kafka-cluster";
 import type { PulsarClusterNode } from "./pulsar-cluster";
+import { watchDeploys } from "./deploy-watch";
 import { GroupConsumer, type ConsumerState } from "../kafka/group-consumer";
 import { OffsetLedger } from "../bridge/offsets";
-import { SettlementTracker } from "../bridge/settlement";
-import {
-  msgIdSource,
-  recordToMsg,
-  type KeyFormat,
-  type RecordMsg,
-  type ValueFormat,
-} from "../bridge/record-to-msg";
-import { Backoff } from "../pulsar/backoff";
+import { Delivery, type DeliveryRecord } from "../bridge/delivery";
+import { PulsarDeadLetterWriter, deadLetterFields, writeKafkaDeadLetter } from "../bridge/dead-letter";
+import { msgIdSource, recordToMsg, type KeyFormat, type ValueFormat } from "../bridge/record-to-msg";
 
 const NS = "node-red-contrib-kafka-pulsar/kafka:";
-
-interface InFlightRecord {
-  topic: string;
-  partition: number;
-  message: KafkaMessage;
-  attempt: number;
-}
 
 /** Comma-separated names, or one /regular expression/. */
 export function parseTopics(text: string): (string | RegExp)[] {
@@ -64,6 +50,47 @@ export function parseTopics(text: string): (string | RegExp)[] {
     }
   }
   return topics;
+}
+
+type KafkaInConfig = ReturnType<typeof coerceConfig<typeof KAFKA_IN_DEFAULTS>>;
+
+/** The dead-letter writer of a kafka-in with the dead-letter policy: one producer, reused. */
+function deadLetterWriter(RED: RED, node: Node, cfg: KafkaInConfig, groupId: string) {
+  const topic = cfg.deadLetterTopic.trim();
+  const userId = `${node.id}-dlq`;
+  if (cfg.deadLetterTarget === "pulsar") {
+    const pc = RED.nodes.getNode(cfg.deadLetterPulsarCluster) as PulsarClusterNode | null;
+    let acquired = false;
+    const writer = new PulsarDeadLetterWriter(async () => {
+      if (!pc)
+        throw new BridgeError(
+          "kafka-in.errors.no-dead-letter-cluster",
+          "the Pulsar dead-letter target needs a pulsar-cluster",
+          false,
+        );
+      acquired = true;
+      const client = await pc.acquireClient(userId);
+      return client.createProducer({ topic, batchingEnabled: false });
+    }, groupId);
+    return {
+      write: (r: DeliveryRecord, reason: string) => writer.write(r, deadLetterFields(r, reason, groupId)),
+      close: async () => {
+        await writer.close();
+        if (acquired) await pc?.releaseClient(userId);
+      },
+    };
+  }
+  const kafka = RED.nodes.getNode(cfg.cluster) as KafkaClusterNode;
+  return {
+    write: async (r: DeliveryRecord, reason: string) =>
+      writeKafkaDeadLetter(
+        await kafka.producer.acquire(node.id),
+        topic,
+        r,
+        deadLetterFields(r, reason, groupId),
+      ),
+    close: () => kafka.producer.release(node.id),
+  };
 }
 
 export function registerKafkaIn(RED: RED): void {
@@ -113,210 +140,127 @@ export function registerKafkaIn(RED: RED): void {
     const settled = cfg.commitMode === "settled";
     const groupId = cfg.groupId.trim();
     const ledger = new OffsetLedger();
-    const retryTimers = new Set<NodeJS.Timeout>();
-    let closing = false;
-
-    const destinations = (): string[] => node.wires?.[0] ?? [];
-
-    const settle = (records: InFlightRecord | InFlightRecord[]) => {
-      if (!settled) return;
-      if (Array.isArray(records))
-        for (const r of records) ledger.settle(r.topic, r.partition, r.message.offset);
-      else ledger.settle(records.topic, records.partition, records.message.offset);
-      consumer.settled();
-    };
-
-    const tracker = new SettlementTracker<InFlightRecord | InFlightRecord[]>(settle, (records, error) => {
-      if (Array.isArray(records)) for (const r of records) onFailure(r, error);
-      else onFailure(records, error);
-    });
-
-    // Fixed for the life of this node (a changed kafka-cluster redeploys it): computed once, not per record.
-    const clusterIdentity = kafkaCluster.identity();
     const formats = { value: cfg.valueFormat as ValueFormat, key: cfg.keyFormat as KeyFormat };
     const nextMsgId = msgIdSource();
+    const deadLetters =
+      cfg.failurePolicy === "dead-letter" ? deadLetterWriter(RED, node, cfg, groupId) : undefined;
 
-    /** The msg fields of a record; undefined when it cannot be decoded (reported, then the failure policy). */
-    const toFields = (r: InFlightRecord): RecordMsg | undefined => {
-      try {
-        return recordToMsg(r.message, { topic: r.topic, partition: r.partition, groupId }, formats, {
-          attempt: r.attempt,
-          cluster: clusterIdentity,
-        });
-      } catch (err) {
-        // An undecodable record goes to Catch with its raw bytes and is handled by the failure policy.
-        const raw: NodeMessage & Record<string, unknown> = {
-          _msgid: nextMsgId(),
-          payload: r.message.value,
-          topic: r.topic,
-          key: r.message.key,
-          kafka: {
+    const describeNode = (id: string) => {
+      const n = RED.nodes.getNode(id) as (Node & { type?: string }) | null;
+      if (!n) return `node ${id}`;
+      return n.name ? `"${n.name}" (${n.type} ${id})` : `${n.type} ${id}`;
+    };
+    const where = (r: DeliveryRecord) => `${r.topic}/${r.partition}@${r.message.offset}`;
+
+    const delivery = new Delivery(
+      {
+        settled,
+        batchOutput: cfg.batchOutput,
+        batchSize: cfg.batchSize,
+        settleTimeoutMs: cfg.settleTimeoutMs,
+        maxAttempts: cfg.maxAttempts,
+        retryBackoffMs: cfg.retryBackoffMs,
+        groupId,
+        // Fixed for the life of this node (a changed kafka-cluster redeploys it): computed once.
+        cluster: kafkaCluster.identity(),
+        decode: (r) => recordToMsg(r.message, { topic: r.topic, partition: r.partition, groupId }, formats),
+        nextMsgId,
+        writeDeadLetter: deadLetters?.write,
+        describeNode,
+        ledger,
+      },
+      {
+        send: (msg) => node.send(msg),
+        decodeFailed: (r, err) => {
+          // the undecodable record goes to Catch with its raw bytes; the failure policy follows
+          const raw = {
+            _msgid: nextMsgId(),
+            payload: r.message.value,
             topic: r.topic,
-            partition: r.partition,
-            offset: r.message.offset,
-            groupId,
-            attempt: r.attempt,
-            cluster: clusterIdentity,
-          },
-        };
-        node.error(describeError(err).message, raw);
-        onFailure(r, err);
-        return undefined;
-      }
-    };
+            key: r.message.key,
+            kafka: {
+              topic: r.topic,
+              partition: r.partition,
+              offset: r.message.offset,
+              groupId,
+              attempt: r.attempt,
+            },
+          };
+          node.error(`${where(r)}: ${describeError(err).message}`, raw);
+        },
+        deadLettered: (r) =>
+          node.warn(
+            t("kafka-in.errors.dead-lettered", {
+              topic: r.topic,
+              partition: r.partition,
+              offset: r.message.offset,
+              target: cfg.deadLetterTopic,
+            }),
+          ),
+        deadLetterFailed: (r, err) =>
+          node.error(
+            t("kafka-in.errors.dead-letter-failed", {
+              message: `${where(r)}: ${describeError(err).message}`,
+            }),
+          ),
+        blocked: (b) =>
+          node.error(
+            t("kafka-in.errors.blocked", {
+              topic: b.topic,
+              partition: b.partition,
+              offset: b.offset,
+              message: b.reason,
+            }),
+          ),
+        expired: (r, err) => node.warn(`${where(r)}: ${describeError(err).message}`),
+        lost: (r, err) =>
+          node.warn(
+            t("kafka-in.errors.failed-auto", { offset: where(r), message: describeError(err).message }),
+          ),
+        changed: () => render(),
+      },
+    );
 
-    /** One msg per record: the hot path, so no intermediate arrays or copies. */
-    const emitRecord = (r: InFlightRecord) => {
-      if (closing) return;
-      const fields = toFields(r);
-      if (!fields) return;
-      const msg = {
-        _msgid: nextMsgId(),
-        payload: fields.payload,
-        topic: fields.topic,
-        key: fields.key,
-        kafka: fields.kafka,
-      };
-      if (settled) tracker.track(msg._msgid, r, destinations());
-      node.send(msg);
-    };
-
-    /** One msg carrying the records (batch output). */
-    const emitBatch = (records: InFlightRecord[]) => {
-      if (closing) return;
-      const ready: { fields: RecordMsg; record: InFlightRecord }[] = [];
-      for (const r of records) {
-        const fields = toFields(r);
-        if (fields) ready.push({ fields, record: r });
-      }
-      if (ready.length === 0) return;
-      const msg = {
-        _msgid: nextMsgId(),
-        topic: ready[0]?.record.topic,
-        payload: ready.map((x) => x.fields),
-        kafka: { records: ready.map((x) => x.fields.kafka), groupId },
-      };
-      if (settled)
-        tracker.track(
-          msg._msgid,
-          ready.map((x) => x.record),
-          destinations(),
-        );
-      node.send(msg);
-    };
-
-    const backoffFor = (attempt: number) =>
-      Math.min(60_000, cfg.retryBackoffMs * 2 ** Math.min(attempt - 1, 10));
-
-    const onFailure = (r: InFlightRecord, error: unknown) => {
-      if (closing) return;
-      const d = describeError(error);
-      if (!settled) {
-        node.warn(t("kafka-in.errors.failed-auto", { offset: r.message.offset, message: d.message }));
-        return;
-      }
-      if (cfg.failurePolicy === "dead-letter" && r.attempt >= cfg.maxAttempts) {
-        void deadLetter(r, d.message);
-        return;
-      }
-      const delay = backoffFor(r.attempt);
-      node.status({
-        fill: "yellow",
-        shape: "ring",
-        text: t("kafka-in.status.retrying", { offset: r.message.offset, attempt: r.attempt }),
-      });
-      const timer = setTimeout(() => {
-        retryTimers.delete(timer);
-        const again = { ...r, attempt: r.attempt + 1 };
-        if (cfg.batchOutput) emitBatch([again]);
-        else emitRecord(again);
-      }, delay);
-      retryTimers.add(timer);
-    };
-
-    const deadLetterBackoff = new Backoff({ initialMs: 1000, maxMs: 60_000 });
-    const deadLetter = async (r: InFlightRecord, reason: string) => {
-      const headers: IHeaders = {
-        ...(r.message.headers ?? {}),
-        "dlq.error": reason,
-        "dlq.topic": r.topic,
-        "dlq.partition": String(r.partition),
-        "dlq.offset": r.message.offset,
-        "dlq.attempts": String(r.attempt),
-        "dlq.group": groupId,
-      };
-      try {
-        if (cfg.deadLetterTarget === "pulsar") {
-          const pc = RED.nodes.getNode(cfg.deadLetterPulsarCluster) as PulsarClusterNode | null;
-          if (!pc)
-            throw new BridgeError(
-              "kafka-in.errors.no-dead-letter-cluster",
-              "the Pulsar dead-letter target needs a pulsar-cluster",
-              false,
-            );
-          const client = await pc.acquireClient(`${node.id}-dlq`);
-          const producer = await client.createProducer({
-            topic: cfg.deadLetterTopic,
-            batchingEnabled: false,
-          });
-          try {
-            const properties: Record<string, string> = {};
-            for (const [k, v] of Object.entries(headers))
-              if (v !== undefined) properties[k] = Buffer.isBuffer(v) ? v.toString("base64") : String(v);
-            await producer.send({
-              payload: r.message.value ?? Buffer.alloc(0),
-              key: r.message.key ?? undefined,
-              properties,
-              eventTime: Number(r.message.timestamp),
-            });
-          } finally {
-            await producer.close();
-            await pc.releaseClient(`${node.id}-dlq`);
-          }
-        } else {
-          const producer = await kafkaCluster.producer.acquire(node.id);
-          await producer.send({
-            topic: cfg.deadLetterTopic,
-            messages: [{ key: r.message.key, value: r.message.value, headers }],
-          });
-        }
-        deadLetterBackoff.reset();
-        node.warn(
-          t("kafka-in.errors.dead-lettered", {
-            topic: r.topic,
-            partition: r.partition,
-            offset: r.message.offset,
-            target: cfg.deadLetterTopic,
-          }),
-        );
-        settle([r]);
-      } catch (err) {
-        // The record stays unsettled (its offset is not committed) until the dead-letter write succeeds.
-        node.error(t("kafka-in.errors.dead-letter-failed", { message: describeError(err).message }));
-        if (closing) return;
-        const timer = setTimeout(() => {
-          retryTimers.delete(timer);
-          void deadLetter(r, reason);
-        }, deadLetterBackoff.next());
-        retryTimers.add(timer);
-      }
-    };
-
-    let pendingBatch: InFlightRecord[] = [];
-    const flushBatch = () => {
-      const batch = pendingBatch;
-      pendingBatch = [];
-      if (batch.length > 0) emitBatch(batch);
-    };
-
-    // A connection failure is logged once per distinct cause (Catch and the log see it), not at every retry.
+    // The status: a blocked partition first (red), then retries (yellow), else the consumer's state.
+    let consumerState: ConsumerState = { kind: "connecting" };
     let lastLoggedError: string | undefined;
-    const showState = (s: ConsumerState) => {
-      if (s.kind === "consuming") lastLoggedError = undefined;
-      if (s.kind === "reconnecting" && s.error !== lastLoggedError) {
-        lastLoggedError = s.error;
-        node.error(t("kafka-in.errors.consumer", { message: s.error }));
+    const render = () => {
+      const blocked = delivery.blocked;
+      if (blocked.length > 0) {
+        const b = blocked[0];
+        node.status({
+          fill: "red",
+          shape: "dot",
+          text: t("kafka-in.status.blocked", {
+            topic: b.topic,
+            partition: b.partition,
+            offset: b.offset,
+            more: blocked.length > 1 ? ` (+${blocked.length - 1})` : "",
+            message: b.reason,
+          }),
+        });
+        return;
       }
+      const retrying = delivery.retrying;
+      if (retrying.length > 0) {
+        const r = retrying[0];
+        node.status({
+          fill: "yellow",
+          shape: "ring",
+          text: t("kafka-in.status.retrying", {
+            topic: r.topic,
+            partition: r.partition,
+            offset: r.offset,
+            attempt: r.attempt,
+            more: retrying.length > 1 ? ` (+${retrying.length - 1})` : "",
+            message: r.reason,
+          }),
+        });
+        return;
+      }
+      showState(consumerState);
+    };
+    const showState = (s: ConsumerState) => {
       switch (s.kind) {
         case "connecting":
           node.status({ fill: "yellow", shape: "ring", text: "node-red:common.status.connecting" });
@@ -358,44 +302,53 @@ export function registerKafkaIn(RED: RED): void {
       commitMode: settled ? "settled" : "auto",
       maxInFlight: Math.max(1, cfg.maxInFlight),
       ledger,
-      onRecord: (topic, partition, message) => {
-        const r: InFlightRecord = { topic, partition, message, attempt: 1 };
-        if (cfg.batchOutput) {
-          pendingBatch.push(r);
-          if (pendingBatch.length >= Math.max(1, cfg.batchSize)) flushBatch();
-        } else emitRecord(r);
+      onRecord: (topic, partition, message) => delivery.onRecord(topic, partition, message),
+      onBatchEnd: () => delivery.onBatchEnd(),
+      onAssignment: (list) => delivery.onAssignment(list),
+      onState: (s) => {
+        consumerState = s;
+        // A connection failure is logged once per distinct cause (Catch and the log see it), not per retry.
+        if (s.kind === "consuming") lastLoggedError = undefined;
+        if (s.kind === "reconnecting" && s.error !== lastLoggedError) {
+          lastLoggedError = s.error;
+          node.error(t("kafka-in.errors.consumer", { message: s.error }));
+        }
+        render();
       },
-      onBatchEnd: flushBatch,
-      onState: showState,
       onError: (err) => node.debug(describeError(err).message),
     });
+    delivery.control = consumer;
 
-    const hookLabel = `kafkaIn${node.id.replace(/[^A-Za-z0-9]/g, "")}`;
+    // Node-RED's message hooks, under a label of this instance only: a redeployed kafka-in with the same
+    // id registers its own before this one's close has finished, and must keep them.
+    const hookLabel = `kafkaIn${node.id.replace(/[^A-Za-z0-9]/g, "")}_${nextMsgId()}`;
+    const stopWatch = settled ? watchDeploys(RED, delivery) : () => undefined;
     if (settled) {
-      RED.hooks.add(`onSend.${hookLabel}`, ((events: HookSendEvent[]) => {
-        for (const e of events) {
-          const id = e.msg?._msgid;
-          if (id && e.source.id !== node.id) tracker.delivered(id, e.destination.id);
-        }
+      RED.hooks.add(`preDeliver.${hookLabel}`, ((e: HookSendEvent) => {
+        const id = e.msg?._msgid;
+        if (id) delivery.delivered(id, e.source.id, e.destination.id, e.msg);
       }) as (event: never) => unknown);
       RED.hooks.add(`onComplete.${hookLabel}`, ((e: HookCompleteEvent) => {
-        const id = e.msg?._msgid;
-        if (id) tracker.completed(id, e.node.id, e.error);
+        // the msg is passed too: a node may have deleted or changed its _msgid (core split does)
+        if (e.msg) delivery.completed(e.msg._msgid, e.node.id, e.error, e.msg);
       }) as (event: never) => unknown);
     }
     consumer.start();
 
     onClose(node, async () => {
-      closing = true;
-      for (const timer of retryTimers) clearTimeout(timer);
-      retryTimers.clear();
-      await consumer.stop();
-      if (settled) {
-        RED.hooks.remove(`onSend.${hookLabel}`);
-        RED.hooks.remove(`onComplete.${hookLabel}`);
-      }
-      tracker.clear();
-      await kafkaCluster.producer.release(node.id);
+      // No retry starts from here on; settlements go on being counted while the consumer drains.
+      delivery.stopRetrying();
+      // The hooks go as soon as the (bounded) drain ends, before the commit and the disconnect, which can
+      // take long against a broker that went away.
+      await consumer.stop(() => {
+        if (settled) {
+          RED.hooks.remove(`preDeliver.${hookLabel}`);
+          RED.hooks.remove(`onComplete.${hookLabel}`);
+        }
+        stopWatch();
+        delivery.close();
+      });
+      await Promise.allSettled([deadLetters?.close(), kafkaCluster.producer.release(node.id)]);
     });
   }
 

@@ -53,9 +53,14 @@ export const KAFKA_IN_DEFAULTS = {
   maxInFlight: 2000,
   /** retry | dead-letter */
   failurePolicy: "retry",
-  /** Tries before a record goes to the dead-letter topic (failurePolicy dead-letter). */
+  /**
+   * Tries of a record whose failure a retry may fix; then it goes to the dead-letter topic, or, under the
+   * retry policy, its partition stops there (tried again once a minute). 0 = try without end.
+   */
   maxAttempts: 5,
   retryBackoffMs: 1000,
+  /** A record the flow has not settled this long after it was emitted fails (names the holding nodes); 0 = never. */
+  settleTimeoutMs: 300000,
   /** kafka | pulsar */
   deadLetterTarget: "kafka",
   deadLetterTopic: "",

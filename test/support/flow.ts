@@ -48,6 +48,11 @@ const CORE_NODES: Record<string, string> = {
   switch: "function/10-switch.js",
   change: "function/15-change.js",
   delay: "function/89-delay.js",
+  split: "sequence/17-split.js",
+  join: "sequence/17-split.js",
+  batch: "sequence/19-batch.js",
+  "link in": "common/60-link.js",
+  "link out": "common/60-link.js",
   debug: "common/21-debug.js",
   "tls-config": "network/05-tls.js",
 };
@@ -76,10 +81,10 @@ export async function loadFlow(flow: unknown[], credentials: Record<string, unkn
   const types = new Set((flow as { type?: string }[]).map((n) => n.type));
   const coreDir = path.join(path.dirname(resolveFromNodeRed("@node-red/nodes/package.json")), "core");
   const core: NodeSet[] = [];
-  for (const [type, file] of Object.entries(CORE_NODES)) {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    if (types.has(type)) core.push(require(path.join(coreDir, file)) as NodeSet);
-  }
+  const files = new Set<string>();
+  for (const [type, file] of Object.entries(CORE_NODES)) if (types.has(type)) files.add(file);
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  for (const file of files) core.push(require(path.join(coreDir, file)) as NodeSet);
   await helper.load([withHooks(kafka), withHooks(pulsar), ...core], flow, credentials);
 }
 

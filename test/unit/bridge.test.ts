@@ -2,7 +2,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { OffsetLedger } from "../../src/bridge/offsets";
-import { SettlementTracker } from "../../src/bridge/settlement";
 import { msgIdSource } from "../../src/bridge/record-to-msg";
 import { TopicResolver } from "../../src/bridge/topic";
 import { EffectivelyOnceGuard, producerNameFor } from "../../src/bridge/effectively-once";
@@ -111,74 +110,6 @@ test("offsets: order across digit counts (9 -> 10, 99 -> 100) is no rewind; a re
   assert.equal(ledger.takeCommittable("t", 0), undefined, "a partition assigned again starts afresh");
   ledger.settle("t", 0, "7");
   assert.equal(ledger.takeCommittable("t", 0), "8");
-});
-
-test("settlement: fan-out, drops, delayed completion, errors, and completions from nodes that got no delivery", () => {
-  const settled: string[] = [];
-  const failed: string[] = [];
-  const t = new SettlementTracker<string>(
-    (r) => settled.push(r),
-    (r) => failed.push(r),
-  );
-  t.track("m0", "unwired", []);
-  assert.deepEqual(settled, ["unwired"], "nothing wired: settled at once");
-
-  t.track("m1", "r1", ["a", "b"]);
-  t.completed("m1", "catch-node");
-  t.completed("m1", "a");
-  assert.deepEqual(settled, ["unwired"], "one branch still open");
-  t.delivered("m1", "c");
-  t.completed("m1", "b");
-  assert.deepEqual(settled, ["unwired"], "b sent on to c before finishing");
-  t.completed("m1", "c");
-  assert.deepEqual(settled, ["unwired", "r1"]);
-
-  t.track("m2", "r2", ["a"]);
-  t.delivered("m2", "b");
-  t.completed("m2", "a", new Error("boom"));
-  assert.deepEqual(failed, [], "the other branch is still running");
-  t.completed("m2", "b");
-  assert.deepEqual(failed, ["r2"]);
-  assert.equal(t.size, 0);
-});
-
-test("settlement: one msg held by several nodes at once, and by one node several times", () => {
-  const settled: string[] = [];
-  const t = new SettlementTracker<string>(
-    (r) => settled.push(r),
-    () => assert.fail("nothing fails here"),
-  );
-  t.track("m", "r", ["a"]);
-  t.delivered("m", "a"); // a loop back to a: a holds it twice
-  t.completed("m", "a");
-  assert.deepEqual(settled, [], "a still holds one delivery");
-  t.delivered("m", "b"); // a sends it on to b and c before it is done
-  t.delivered("m", "c");
-  t.completed("m", "c");
-  t.completed("m", "c"); // a second done() from c closes nothing
-  t.completed("m", "a");
-  assert.deepEqual(settled, [], "b is still working");
-  t.delivered("m", "a");
-  t.completed("m", "b");
-  assert.deepEqual(settled, [], "a got it again");
-  t.completed("m", "a");
-  assert.deepEqual(settled, ["r"]);
-  t.completed("m", "a");
-  assert.deepEqual(settled, ["r"], "nothing after settling");
-
-  t.track("n", "s", ["a"]);
-  t.completed("n", "a");
-  assert.deepEqual(settled, ["r", "s"]);
-  t.track("o", "u", ["a"]);
-  t.completed("o", "z");
-  t.delivered("o", "b");
-  t.completed("o", "a");
-  assert.deepEqual(settled, ["r", "s"], "b still open after a is done");
-  t.delivered("o", "c");
-  t.completed("o", "b");
-  t.completed("o", "c");
-  assert.deepEqual(settled, ["r", "s", "u"]);
-  assert.equal(t.size, 0);
 });
 
 test("msg ids: 16 hex digits like Node-RED's, distinct across pool refills and sources", () => {

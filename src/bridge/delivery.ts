@@ -1,0 +1,412 @@
+// kafka-in's delivery logic, free of Node-RED (DESIGN §4): records from the group consumer become msgs;
+// the settlement tracker says when the flow finished with each; settled records are released to the
+// offset ledger; failed ones go through the failure policy (retry with back-off, dead-letter, or block
+// the partition); records the flow holds past the settle deadline fail, naming the nodes holding them.
+import type { KafkaMessage } from "kafkajs";
+import { BridgeError, describeError, isPermanent } from "../common/errors";
+import type { OffsetLedger } from "./offsets";
+import { FailurePolicy, type FailurePolicyOptions } from "./failure-policy";
+import { SettlementTracker } from "./settlement";
+import type { RecordMsg } from "./record-to-msg";
+
+export interface DeliveryRecord {
+  readonly topic: string;
+  readonly partition: number;
+  readonly message: KafkaMessage;
+  /** Which emission of the record this is (1 = the first); msg.kafka.attempt. */
+  readonly attempt: number;
+  /** Failed tries so far that count against maxAttempts. */
+  readonly tries: number;
+}
+
+/** What the partition consumer must do for the delivery logic. */
+export interface PartitionControl {
+  /** Records were settled: room in the window, a commit to make. */
+  settled(): void;
+  block(topic: string, partition: number): void;
+  unblock(topic: string, partition: number): void;
+}
+
+export interface Blocked {
+  topic: string;
+  partition: number;
+  offset: string;
+  reason: string;
+  /** When the next try is made (ms clock), or undefined when it waits for a redeploy. */
+  retryAt: number | undefined;
+}
+
+export interface Retrying {
+  topic: string;
+  partition: number;
+  offset: string;
+  attempt: number;
+  reason: string;
+}
+
+export interface DeliveryEvents {
+  /** Hands a msg to the flow (node.send). */
+  send(msg: Record<string, unknown> & { _msgid: string }): void;
+  /** A record could not be decoded: the raw record goes to Catch (the failure policy follows). */
+  decodeFailed(record: DeliveryRecord, error: unknown): void;
+  deadLettered(record: DeliveryRecord, reason: string): void;
+  deadLetterFailed(record: DeliveryRecord, error: unknown): void;
+  /** A partition was blocked at a record; logged once per block. */
+  blocked(b: Blocked): void;
+  /** A record was not settled in time (the error names the nodes holding it); the failure policy follows. */
+  expired(record: DeliveryRecord, error: unknown): void;
+  /** A failure in auto-commit mode: reported, not retried. */
+  lost(record: DeliveryRecord, error: unknown): void;
+  /** Retries or blocks changed: the status should be drawn again. */
+  changed(): void;
+}
+
+export interface DeliveryOptions extends Omit<FailurePolicyOptions, "deadLetter"> {
+  /** settled: offsets follow settlement; auto: nothing is tracked (at-most-once). */
+  settled: boolean;
+  batchOutput: boolean;
+  batchSize: number;
+  /** A record not settled this long after it was emitted fails (0: no deadline). */
+  settleTimeoutMs: number;
+  groupId: string;
+  cluster: string;
+  decode(record: DeliveryRecord): RecordMsg;
+  nextMsgId(): string;
+  /** Writes the record to the dead-letter target (rejects when it could not); none: no target. */
+  writeDeadLetter?: (record: DeliveryRecord, reason: string) => Promise<void>;
+  /** A node id -> how the status and log name it. */
+  describeNode(id: string): string;
+  ledger: OffsetLedger;
+}
+
+interface BlockEntry {
+  r: DeliveryRecord;
+  b: Blocked;
+  timer: NodeJS.Timeout | undefined;
+  inFlight: boolean;
+}
+
+const partKey = (topic: string, partition: number) => `${partition}\u0000${topic}`;
+
+export class Delivery {
+  private readonly policy: FailurePolicy;
+  private readonly tracker: SettlementTracker<DeliveryRecord>;
+  private readonly retries = new Map<DeliveryRecord, { timer: NodeJS.Timeout; reason: string }>();
+  /**
+   * Per partition, by offset, the records it is blocked at: waiting for their next try (timer), for a
+   * redeploy (neither), or being tried again (inFlight, until they settle or fail again).
+   */
+  private readonly blocks = new Map<string, Map<string, BlockEntry>>();
+  private pendingBatch: DeliveryRecord[] = [];
+  private deadlineTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private stoppedRetrying = false;
+  control: PartitionControl | undefined;
+
+  constructor(
+    private readonly o: DeliveryOptions,
+    private readonly events: DeliveryEvents,
+  ) {
+    this.policy = new FailurePolicy({ ...o, deadLetter: o.writeDeadLetter !== undefined });
+    this.tracker = new SettlementTracker<DeliveryRecord>({
+      settled: (r) => this.settle(r),
+      failed: (r, error, cause) => {
+        if (cause === "expired") this.events.expired(r, error);
+        this.fail(r, error, cause === "interrupted");
+      },
+    });
+    if (o.settled && o.settleTimeoutMs > 0) {
+      const every = Math.min(1000, Math.max(50, Math.floor(o.settleTimeoutMs / 4)));
+      this.deadlineTimer = setInterval(() => this.expire(), every);
+      this.deadlineTimer.unref?.();
+    }
+  }
+
+  // ---- from the consumer ----
+
+  /** A record fetched from Kafka, in offset order per partition. */
+  onRecord(topic: string, partition: number, message: KafkaMessage): void {
+    const r: DeliveryRecord = { topic, partition, message, attempt: 1, tries: 0 };
+    if (this.o.batchOutput) {
+      this.pendingBatch.push(r);
+      if (this.pendingBatch.length >= Math.max(1, this.o.batchSize)) this.onBatchEnd();
+    } else this.emitRecord(r);
+  }
+
+  /** The records of a fetched batch were all handed over. */
+  onBatchEnd(): void {
+    const batch = this.pendingBatch;
+    this.pendingBatch = [];
+    if (batch.length > 0) this.emitBatch(batch);
+  }
+
+  /** The group assigned these partitions: everything of the others is forgotten (Kafka redelivers it). */
+  onAssignment(assigned: readonly { topic: string; partition: number }[]): void {
+    const keep = new Set(assigned.map((a) => partKey(a.topic, a.partition)));
+    const revoked = (r: DeliveryRecord) => !keep.has(partKey(r.topic, r.partition));
+    for (const [r, { timer }] of this.retries)
+      if (revoked(r)) {
+        clearTimeout(timer);
+        this.retries.delete(r);
+      }
+    for (const [k, records] of this.blocks)
+      if (!keep.has(k)) {
+        for (const { timer } of records.values()) if (timer) clearTimeout(timer);
+        this.blocks.delete(k);
+      }
+    this.pendingBatch = this.pendingBatch.filter((r) => !revoked(r));
+    this.tracker.forget(revoked);
+    this.events.changed();
+  }
+
+  // ---- from Node-RED's message hooks ----
+
+  delivered(msgId: string, sourceId: string, destinationId: string, msg?: object): void {
+    this.tracker.delivered(msgId, sourceId, destinationId, msg);
+  }
+
+  completed(msgId: string | undefined, nodeId: string, error?: unknown, msg?: object): void {
+    this.tracker.completed(msgId, nodeId, error, msg);
+  }
+
+  /** Node-RED is stopping the nodes `isStopping` names (a deploy); undefined once flows started again. */
+  setStopping(isStopping: ((nodeId: string) => boolean) | undefined): void {
+    this.tracker.setStopping(isStopping);
+  }
+
+  /** The flows were deployed again: blocked records get a fresh set of tries. */
+  flowsStarted(): void {
+    this.tracker.setStopping(undefined);
+    for (const records of this.blocks.values())
+      for (const entry of records.values()) {
+        if (entry.inFlight) continue;
+        if (entry.timer) clearTimeout(entry.timer);
+        entry.timer = undefined;
+        entry.inFlight = true;
+        this.emitAgain({ ...entry.r, tries: 0 });
+      }
+    this.events.changed();
+  }
+
+  // ---- emitting ----
+
+  private build(r: DeliveryRecord): RecordMsg | undefined {
+    try {
+      const fields = this.o.decode(r);
+      fields.kafka.attempt = r.attempt;
+      fields.kafka.cluster = this.o.cluster;
+      return fields;
+    } catch (err) {
+      this.events.decodeFailed(r, err);
+      this.fail(r, err, false);
+      return undefined;
+    }
+  }
+
+  /** One msg per record: the hot path, so no intermediate arrays or copies. */
+  private emitRecord(r: DeliveryRecord): void {
+    if (this.closed || (r.attempt > 1 && this.stoppedRetrying)) return;
+    const fields = this.build(r);
+    if (!fields) return;
+    const msg = {
+      _msgid: this.o.nextMsgId(),
+      payload: fields.payload,
+      topic: fields.topic,
+      key: fields.key,
+      kafka: fields.kafka,
+    };
+    if (this.o.settled) this.tracker.track(msg._msgid, r);
+    this.events.send(msg);
+  }
+
+  /** One msg carrying the records (batch output). */
+  private emitBatch(records: DeliveryRecord[]): void {
+    if (this.closed || this.stoppedRetrying) return;
+    const ready: { fields: RecordMsg; record: DeliveryRecord }[] = [];
+    for (const r of records) {
+      const fields = this.build(r);
+      if (fields) ready.push({ fields, record: r });
+    }
+    if (ready.length === 0) return;
+    const msg = {
+      _msgid: this.o.nextMsgId(),
+      topic: ready[0]?.record.topic,
+      payload: ready.map((x) => x.fields),
+      kafka: { records: ready.map((x) => x.fields.kafka), groupId: this.o.groupId },
+    };
+    if (this.o.settled)
+      this.tracker.track(
+        msg._msgid,
+        ready.map((x) => x.record),
+      );
+    this.events.send(msg);
+  }
+
+  private emitAgain(r: DeliveryRecord): void {
+    const again = { ...r, attempt: r.attempt + 1 };
+    if (this.o.batchOutput) this.emitBatch([again]);
+    else this.emitRecord(again);
+  }
+
+  // ---- outcomes ----
+
+  private settle(r: DeliveryRecord): void {
+    if (this.closed) return;
+    this.o.ledger.settle(r.topic, r.partition, r.message.offset);
+    this.unblockIfDone(r.topic, r.partition, r.message.offset);
+    this.control?.settled();
+  }
+
+  private fail(r: DeliveryRecord, error: unknown, interrupted: boolean): void {
+    // closing: the record stays unsettled and uncommitted, so Kafka delivers it again
+    if (this.closed || this.stoppedRetrying) return;
+    const d = describeError(error);
+    if (!this.o.settled) {
+      this.events.lost(r, error);
+      return;
+    }
+    const tries = interrupted ? r.tries : r.tries + 1;
+    const decision = this.policy.decide(tries, { retriable: !isPermanent(error), interrupted });
+    const next: DeliveryRecord = { ...r, tries };
+    switch (decision.kind) {
+      case "retry": {
+        const timer = setTimeout(() => {
+          this.retries.delete(next);
+          this.events.changed();
+          this.emitAgain(next);
+        }, decision.delayMs);
+        this.retries.set(next, { timer, reason: d.message });
+        this.events.changed();
+        return;
+      }
+      case "dead-letter":
+        void this.deadLetter(next, d.message);
+        return;
+      case "block":
+        this.block(next, d.message, decision.retryInMs);
+        return;
+    }
+  }
+
+  private async deadLetter(r: DeliveryRecord, reason: string): Promise<void> {
+    try {
+      if (!this.o.writeDeadLetter)
+        throw new BridgeError("kafka-in.errors.no-dead-letter-topic", "no dead-letter target", false);
+      await this.o.writeDeadLetter(r, reason);
+    } catch (err) {
+      if (this.closed) return;
+      this.events.deadLetterFailed(r, err);
+      // the record stays unsettled; its partition waits until the dead-letter write succeeds
+      const d = describeError(err);
+      this.block(r, `dead-letter write failed: ${d.message}`, this.policy.backoff(r.tries + 1), true);
+      return;
+    }
+    if (this.closed) return;
+    this.events.deadLettered(r, reason);
+    this.settle(r);
+  }
+
+  private block(r: DeliveryRecord, reason: string, retryInMs: number | undefined, deadLetter = false): void {
+    const k = partKey(r.topic, r.partition);
+    let records = this.blocks.get(k);
+    if (!records) this.blocks.set(k, (records = new Map<string, BlockEntry>()));
+    const offset = r.message.offset;
+    const previous = records.get(offset);
+    if (previous?.timer) clearTimeout(previous.timer);
+    const b: Blocked = {
+      topic: r.topic,
+      partition: r.partition,
+      offset: r.message.offset,
+      reason,
+      retryAt: retryInMs === undefined ? undefined : Date.now() + retryInMs,
+    };
+    const timer =
+      retryInMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            const entry = this.blocks.get(k)?.get(offset);
+            if (!entry || entry.r !== r) return;
+            entry.timer = undefined;
+            entry.inFlight = true;
+            if (deadLetter) void this.deadLetter(r, reason.replace(/^dead-letter write failed: /, ""));
+            else this.emitAgain(r);
+            this.events.changed();
+          }, retryInMs);
+    records.set(offset, { r, b, timer, inFlight: false });
+    this.control?.block(r.topic, r.partition);
+    if (!previous || previous.b.reason !== reason) this.events.blocked(b);
+    this.events.changed();
+  }
+
+  private unblockIfDone(topic: string, partition: number, offset: string): void {
+    const k = partKey(topic, partition);
+    const records = this.blocks.get(k);
+    if (!records) return;
+    records.delete(offset);
+    // still blocked while any record of it waits for a try, a redeploy or the outcome of its try
+    if (records.size > 0) return;
+    this.blocks.delete(k);
+    this.control?.unblock(topic, partition);
+    this.events.changed();
+  }
+
+  private expire(): void {
+    this.tracker.expire(Date.now() - this.o.settleTimeoutMs, (holders) => {
+      const names = holders.map((h) => this.o.describeNode(h));
+      return new BridgeError(
+        "kafka-in.errors.settle-timeout",
+        `not settled within ${Math.round(this.o.settleTimeoutMs / 1000)} s` +
+          (names.length ? `: held by ${names.join(", ")}` : ""),
+        true,
+      );
+    });
+  }
+
+  // ---- for the status ----
+
+  get retrying(): Retrying[] {
+    return [...this.retries].map(([r, { reason }]) => ({
+      topic: r.topic,
+      partition: r.partition,
+      offset: r.message.offset,
+      attempt: r.attempt + 1,
+      reason,
+    }));
+  }
+
+  get blocked(): Blocked[] {
+    const out: Blocked[] = [];
+    for (const records of this.blocks.values())
+      for (const { b, inFlight } of records.values()) if (!inFlight) out.push(b);
+    return out;
+  }
+
+  /** Records being tracked (neither settled nor failed). */
+  get tracking(): number {
+    return this.tracker.records;
+  }
+
+  /** No retry, dead-letter write or re-emission starts any more (closing); settlement goes on. */
+  stopRetrying(): void {
+    this.stoppedRetrying = true;
+    for (const { timer } of this.retries.values()) clearTimeout(timer);
+    this.retries.clear();
+    for (const records of this.blocks.values())
+      for (const entry of records.values()) {
+        if (entry.timer) clearTimeout(entry.timer);
+        entry.timer = undefined;
+      }
+  }
+
+  close(): void {
+    this.stopRetrying();
+    this.closed = true;
+    if (this.deadlineTimer) clearInterval(this.deadlineTimer);
+    for (const { timer } of this.retries.values()) clearTimeout(timer);
+    this.retries.clear();
+    for (const records of this.blocks.values())
+      for (const { timer } of records.values()) if (timer) clearTimeout(timer);
+    this.blocks.clear();
+    this.tracker.clear();
+  }
+}

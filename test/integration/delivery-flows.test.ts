@@ -1,0 +1,414 @@
+// The flows users wire, in a real Node-RED runtime against the real brokers: a disabled node downstream,
+// core join / batch / split -> join between kafka-in and pulsar-out (with Pulsar unreachable, then across
+// a redeploy), a function that throws, a node that holds records past the settle deadline. Offsets are
+// read with Kafka's own consumer-groups tool; Pulsar's content with a consumer.
+import assert from "node:assert/strict";
+import net from "node:net";
+import { after, before, test } from "node:test";
+import { helper, loadFlow, unloadFlow, stopHelper } from "../support/flow";
+import { createTopic, committedOffsets, produce } from "../support/kafka";
+import { kafkaBrokers, pulsarUrl, runToolOk, uniqueName } from "../support/brokers";
+import { createClient } from "../../src/pulsar/client";
+import type { Consumer, PulsarClient, ReceivedMessage } from "../../src/pulsar/types";
+import { waitFor } from "../support/wait";
+
+let pulsar: PulsarClient;
+before(() => {
+  pulsar = createClient({ serviceUrl: pulsarUrl });
+});
+after(async () => {
+  await pulsar.close();
+  await stopHelper();
+});
+
+/** A loopback port nothing listens on: a Pulsar that is down. */
+async function deadPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+async function drain(consumer: Consumer, n: number, timeoutMs = 60_000): Promise<ReceivedMessage[]> {
+  const out: ReceivedMessage[] = [];
+  const deadline = Date.now() + timeoutMs;
+  while (out.length < n && Date.now() < deadline) {
+    try {
+      const m = await consumer.receive(Math.min(Math.max(1, deadline - Date.now()), 2000));
+      out.push(m);
+      await consumer.acknowledge(m);
+    } catch {
+      /* keep waiting until the deadline */
+    }
+  }
+  return out;
+}
+
+/** What else arrives within `ms` (nothing, when the flow is correct). */
+async function extra(consumer: Consumer, ms: number): Promise<ReceivedMessage[]> {
+  return drain(consumer, Number.MAX_SAFE_INTEGER, ms);
+}
+
+async function committed(groupId: string, topic: string, partition = 0): Promise<number> {
+  return (await committedOffsets(groupId, topic)).get(partition)?.committed ?? -1;
+}
+
+interface Setup {
+  kafkaTopic: string;
+  pulsarTopic: string;
+  groupId: string;
+  consumer: Consumer;
+}
+
+async function setup(prefix: string, records: number, value = (i: number) => `v${i}`): Promise<Setup> {
+  const kafkaTopic = uniqueName(prefix);
+  const pulsarTopic = `persistent://public/default/${uniqueName(prefix)}`;
+  const groupId = uniqueName("group");
+  await createTopic(kafkaTopic, 1);
+  const consumer = await pulsar.subscribe({
+    topic: pulsarTopic,
+    subscription: "check",
+    initialPosition: "earliest",
+  });
+  await produce(
+    kafkaTopic,
+    Array.from({ length: records }, (_, i) => ({ key: `k${i}`, value: value(i) })),
+  );
+  return { kafkaTopic, pulsarTopic, groupId, consumer };
+}
+
+function flow(
+  s: Setup,
+  between: Record<string, unknown>[],
+  o: { inWires: string[]; serviceUrl?: string; kafkaIn?: Record<string, unknown> },
+) {
+  return [
+    { id: "kc", type: "kafka-cluster", brokers: kafkaBrokers.join(","), clientId: "delivery-test" },
+    { id: "pc", type: "pulsar-cluster", serviceUrl: o.serviceUrl ?? pulsarUrl },
+    {
+      id: "in",
+      type: "kafka-in",
+      cluster: "kc",
+      topics: s.kafkaTopic,
+      groupId: s.groupId,
+      startFrom: "earliest",
+      retryBackoffMs: 200,
+      wires: [o.inWires],
+      ...o.kafkaIn,
+    },
+    ...between,
+    // short send timeout: with Pulsar down, sends fail within the test's time
+    { id: "out", type: "pulsar-out", cluster: "pc", topic: s.pulsarTopic, sendTimeoutMs: 3000, wires: [] },
+  ];
+}
+
+/** Statuses of node `id`, through a core status node wired to a helper node. */
+function statusWatch(id: string) {
+  return [
+    { id: "st", type: "status", scope: [id], wires: [["st-h"]] },
+    { id: "st-h", type: "helper" },
+  ];
+}
+function collectStatuses(): { text: string; fill: string }[] {
+  const out: { text: string; fill: string }[] = [];
+  helper
+    .getNode("st-h")
+    ?.on("input", (msg: { status: { text: string; fill: string } }) => out.push(msg.status));
+  return out;
+}
+
+test("a disabled debug node downstream does not stall the bridge: all 300 records arrive and commit", async () => {
+  const s = await setup("disabled", 300);
+  const between = [
+    { id: "fn", type: "function", func: "return msg;", outputs: 1, wires: [["out", "dbg"]] },
+    { id: "dbg", type: "debug", d: true, active: true, wires: [] },
+  ];
+  await loadFlow(flow(s, between, { inWires: ["fn"], kafkaIn: { maxInFlight: 50 } }));
+  try {
+    const got = await drain(s.consumer, 300, 60_000);
+    assert.equal(got.length, 300);
+    await waitFor(
+      "offset 300 committed",
+      async () => (await committed(s.groupId, s.kafkaTopic)) === 300,
+      30_000,
+    );
+  } finally {
+    await unloadFlow();
+    await s.consumer.close();
+  }
+});
+
+test("core join of 5: nothing commits while Pulsar is down, not even across a redeploy; then all 5 arrive joined and commit", async () => {
+  const s = await setup("join", 5);
+  const between = [
+    { id: "j1", type: "join", mode: "custom", build: "array", count: "5", timeout: "", wires: [["out"]] },
+  ];
+  const down = `pulsar://127.0.0.1:${await deadPort()}`;
+  await loadFlow(flow(s, between, { inWires: ["j1"], serviceUrl: down }));
+  try {
+    // the joined msg fails in pulsar-out (send timeout 3 s) and is retried; the parts stay unsettled
+    await new Promise((r) => setTimeout(r, 10_000));
+    assert.equal(await committed(s.groupId, s.kafkaTopic), -1, "no part committed while Pulsar is down");
+  } finally {
+    await unloadFlow();
+  }
+  assert.equal(await committed(s.groupId, s.kafkaTopic), -1, "no part committed by the redeploy's close");
+  await loadFlow(flow(s, between, { inWires: ["j1"] }));
+  try {
+    const got = await drain(s.consumer, 1, 60_000);
+    assert.equal(got.length, 1);
+    assert.deepEqual(JSON.parse(got[0]?.payload.toString() ?? ""), ["v0", "v1", "v2", "v3", "v4"]);
+    await waitFor("offset 5 committed", async () => (await committed(s.groupId, s.kafkaTopic)) === 5, 30_000);
+  } finally {
+    await unloadFlow();
+    await s.consumer.close();
+  }
+});
+
+test("a join holding parts when it is redeployed: the parts are emitted again to the new join, none is lost", async () => {
+  const s = await setup("join-redeploy", 12);
+  const between = [
+    { id: "j1", type: "join", mode: "custom", build: "array", count: "5", timeout: "", wires: [["out"]] },
+  ];
+  await loadFlow(flow(s, between, { inWires: ["j1"] }));
+  try {
+    // 12 records: two groups of 5 go out, 2 parts stay held by the join
+    const first = await drain(s.consumer, 2, 60_000);
+    assert.equal(first.length, 2);
+    await waitFor(
+      "offset 10 committed",
+      async () => (await committed(s.groupId, s.kafkaTopic)) === 10,
+      30_000,
+    );
+    assert.equal(await committed(s.groupId, s.kafkaTopic), 10, "the 2 held parts are not committed");
+  } finally {
+    await unloadFlow();
+  }
+  assert.equal(
+    await committed(s.groupId, s.kafkaTopic),
+    10,
+    "closing the join did not settle its held parts",
+  );
+  await produce(
+    s.kafkaTopic,
+    [0, 1, 2].map((i) => ({ key: `n${i}`, value: `w${i}` })),
+  );
+  await loadFlow(flow(s, between, { inWires: ["j1"] }));
+  try {
+    const got = await drain(s.consumer, 1, 60_000);
+    assert.deepEqual(JSON.parse(got[0]?.payload.toString() ?? ""), ["v10", "v11", "w0", "w1", "w2"]);
+    await waitFor(
+      "offset 15 committed",
+      async () => (await committed(s.groupId, s.kafkaTopic)) === 15,
+      30_000,
+    );
+  } finally {
+    await unloadFlow();
+    await s.consumer.close();
+  }
+});
+
+test("split -> join: a record split in parts settles only when the joined msg is in Pulsar", async () => {
+  const s = await setup("split-join", 20, (i) => JSON.stringify([i, i + 1, i + 2]));
+  const between = [
+    {
+      id: "sp1",
+      type: "split",
+      splt: "\\n",
+      spltType: "str",
+      arraySplt: 1,
+      arraySpltType: "len",
+      wires: [["dbl"]],
+    },
+    {
+      id: "dbl",
+      type: "function",
+      func: "msg.payload = msg.payload * 2; return msg;",
+      outputs: 1,
+      wires: [["j1"]],
+    },
+    { id: "j1", type: "join", mode: "auto", wires: [["out"]] },
+  ];
+  const down = `pulsar://127.0.0.1:${await deadPort()}`;
+  await loadFlow(flow(s, between, { inWires: ["sp1"], serviceUrl: down, kafkaIn: { valueFormat: "json" } }));
+  try {
+    await new Promise((r) => setTimeout(r, 8_000));
+    assert.equal(await committed(s.groupId, s.kafkaTopic), -1, "no record committed while Pulsar is down");
+  } finally {
+    await unloadFlow();
+  }
+  await loadFlow(flow(s, between, { inWires: ["sp1"], kafkaIn: { valueFormat: "json" } }));
+  try {
+    const got = await drain(s.consumer, 20, 60_000);
+    assert.deepEqual(
+      got.map((m) => JSON.parse(m.payload.toString()) as number[]).sort((a, b) => (a[0] ?? 0) - (b[0] ?? 0)),
+      Array.from({ length: 20 }, (_, i) => [2 * i, 2 * i + 2, 2 * i + 4]),
+    );
+    await waitFor(
+      "offset 20 committed",
+      async () => (await committed(s.groupId, s.kafkaTopic)) === 20,
+      30_000,
+    );
+  } finally {
+    await unloadFlow();
+    await s.consumer.close();
+  }
+});
+
+test("core batch of 3: nothing commits while Pulsar is down; afterwards every record arrives once and commits", async () => {
+  const s = await setup("batch-node", 9);
+  const between = [
+    { id: "bt1", type: "batch", mode: "count", count: 3, overlap: 0, honourParts: false, wires: [["out"]] },
+  ];
+  const down = `pulsar://127.0.0.1:${await deadPort()}`;
+  await loadFlow(flow(s, between, { inWires: ["bt1"], serviceUrl: down }));
+  try {
+    await new Promise((r) => setTimeout(r, 6_000));
+    assert.equal(await committed(s.groupId, s.kafkaTopic), -1);
+  } finally {
+    await unloadFlow();
+  }
+  await loadFlow(flow(s, between, { inWires: ["bt1"] }));
+  try {
+    const got = await drain(s.consumer, 9, 60_000);
+    assert.deepEqual(
+      got.map((m) => m.payload.toString()).sort(),
+      Array.from({ length: 9 }, (_, i) => `v${i}`).sort(),
+    );
+    await waitFor("offset 9 committed", async () => (await committed(s.groupId, s.kafkaTopic)) === 9, 30_000);
+    assert.equal((await extra(s.consumer, 1500)).length, 0, "nothing twice after the restart");
+  } finally {
+    await unloadFlow();
+    await s.consumer.close();
+  }
+});
+
+test("a function that throws for one record: retried to the bound, then its partition stops there (red status), nothing past it commits", async () => {
+  const s = await setup("throws", 10);
+  const between = [
+    {
+      id: "fn",
+      type: "function",
+      // each try of offset 5 is reported on output 2, then it throws
+      func: 'if (msg.kafka.offset === "5") { node.send([null, { payload: "try" }]); throw new Error("cannot digest this"); } return [msg, null];',
+      outputs: 2,
+      wires: [["out"], ["tries"]],
+    },
+    { id: "tries", type: "helper" },
+    ...statusWatch("in"),
+  ];
+  await loadFlow(flow(s, between, { inWires: ["fn"], kafkaIn: { maxAttempts: 3, retryBackoffMs: 100 } }));
+  const statuses = collectStatuses();
+  let tries = 0;
+  helper.getNode("tries")?.on("input", () => tries++);
+  try {
+    const got = await drain(s.consumer, 9, 30_000);
+    assert.equal(got.length, 9);
+    await waitFor(
+      "a red status naming the partition and offset",
+      () => statuses.some((st) => st.fill === "red" && st.text.includes(`${s.kafkaTopic}/0 stopped at 5`)),
+      20_000,
+      100,
+    );
+    await new Promise((r) => setTimeout(r, 3000));
+    assert.equal(await committed(s.groupId, s.kafkaTopic), 5, "committed up to the blocking record only");
+    assert.equal(tries, 3, "tried maxAttempts times, not in a loop");
+  } finally {
+    await unloadFlow();
+    await s.consumer.close();
+  }
+});
+
+test("a function that throws, with the dead-letter policy: the record is dead-lettered after its tries and the partition commits to the end", async () => {
+  const s = await setup("throws-dlq", 10);
+  const dlq = uniqueName("throws-dlq");
+  await createTopic(dlq, 1);
+  const between = [
+    {
+      id: "fn",
+      type: "function",
+      func: 'if (msg.kafka.offset === "5") throw new Error("cannot digest this"); return msg;',
+      outputs: 1,
+      wires: [["out"]],
+    },
+  ];
+  await loadFlow(
+    flow(s, between, {
+      inWires: ["fn"],
+      kafkaIn: { failurePolicy: "dead-letter", deadLetterTopic: dlq, maxAttempts: 2, retryBackoffMs: 100 },
+    }),
+  );
+  try {
+    await waitFor(
+      "offset 10 committed",
+      async () => (await committed(s.groupId, s.kafkaTopic)) === 10,
+      30_000,
+    );
+    const dead = await runToolOk("kafka-tool", [
+      "console-consumer",
+      "--bootstrap-server",
+      kafkaBrokers[0] ?? "",
+      "--topic",
+      dlq,
+      "--from-beginning",
+      "--max-messages",
+      "1",
+      "--property",
+      "print.headers=true",
+    ]);
+    assert.match(dead.stdout, /v5/);
+    assert.match(dead.stdout, /dlq\.error:(Error: )?cannot digest this/);
+    assert.match(dead.stdout, /dlq\.attempts:2/);
+  } finally {
+    await unloadFlow();
+    await s.consumer.close();
+  }
+});
+
+test("a record a node holds past the settle deadline fails, and the dead letter names the node that held it", async () => {
+  const s = await setup("deadline", 3);
+  const dlq = uniqueName("deadline-dlq");
+  await createTopic(dlq, 1);
+  const between = [
+    {
+      id: "slow",
+      type: "delay",
+      name: "very slow",
+      pauseType: "delay",
+      timeout: "60",
+      timeoutUnits: "seconds",
+      wires: [["out"]],
+    },
+  ];
+  await loadFlow(
+    flow(s, between, {
+      inWires: ["slow"],
+      kafkaIn: {
+        failurePolicy: "dead-letter",
+        deadLetterTopic: dlq,
+        maxAttempts: 1,
+        settleTimeoutMs: 1500,
+      },
+    }),
+  );
+  try {
+    await waitFor("offset 3 committed", async () => (await committed(s.groupId, s.kafkaTopic)) === 3, 30_000);
+    const dead = await runToolOk("kafka-tool", [
+      "console-consumer",
+      "--bootstrap-server",
+      kafkaBrokers[0] ?? "",
+      "--topic",
+      dlq,
+      "--from-beginning",
+      "--max-messages",
+      "3",
+      "--property",
+      "print.headers=true",
+    ]);
+    assert.match(dead.stdout, /dlq\.error:not settled within 2 s: held by "very slow" \(delay slow\)/);
+  } finally {
+    await unloadFlow();
+    await s.consumer.close();
+  }
+});

@@ -1,0 +1,356 @@
+// The settlement tracker against the shapes of Node-RED flows: chains, fan-out, drops, disabled nodes,
+// join and batch (N->1), split (1->N) then join, errors, deploys that stop nodes, deadlines, revokes.
+// Hook calls are made in the order Node-RED's runtime makes them (preDeliver on send, onComplete on done).
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { SettlementTracker } from "../../src/bridge/settlement";
+import { FailurePolicy } from "../../src/bridge/failure-policy";
+
+function tracker(now = () => 0) {
+  const settled: string[] = [];
+  const failed: { r: string; cause: string; error: unknown }[] = [];
+  let deferred: (() => void)[] = [];
+  const t = new SettlementTracker<string>(
+    {
+      settled: (r) => settled.push(r),
+      failed: (r, error, cause) => failed.push({ r, cause, error }),
+    },
+    { defer: (fn) => deferred.push(fn), now },
+  );
+  /** The end of the turn (Node-RED's synchronous run): what the microtask would do. */
+  const endTurn = () => {
+    const d = deferred;
+    deferred = [];
+    for (const fn of d) fn();
+  };
+  return { t, settled, failed, endTurn };
+}
+
+test("settlement: a chain settles when the last node finishes; drops settle; fan-out waits for every branch", () => {
+  const { t, settled, endTurn } = tracker();
+  // in -> fn -> out
+  t.track("m1", "r1");
+  t.delivered("m1", "in", "fn");
+  endTurn();
+  t.delivered("m1", "fn", "out");
+  t.completed("m1", "fn");
+  endTurn();
+  assert.deepEqual(settled, []);
+  t.completed("m1", "out");
+  endTurn();
+  assert.deepEqual(settled, ["r1"]);
+
+  // a filter drops: it finishes without sending
+  t.track("m2", "r2");
+  t.delivered("m2", "in", "filter");
+  endTurn();
+  t.completed("m2", "filter");
+  assert.deepEqual(settled, ["r1"], "decided at the end of the turn, not before");
+  endTurn();
+  assert.deepEqual(settled, ["r1", "r2"]);
+
+  // two branches
+  t.track("m3", "r3");
+  t.delivered("m3", "in", "a");
+  t.delivered("m3", "in", "b");
+  endTurn();
+  t.completed("m3", "a");
+  endTurn();
+  assert.equal(settled.length, 2);
+  t.completed("m3", "b");
+  endTurn();
+  assert.deepEqual(settled.slice(2), ["r3"]);
+  assert.equal(t.size, 0);
+  assert.equal(t.records, 0);
+});
+
+test("settlement: one msg held by several nodes at once, and by one node several times", () => {
+  const { t, settled, failed, endTurn } = tracker();
+  t.track("m", "r");
+  t.delivered("m", "in", "a");
+  t.delivered("m", "a", "a"); // a loop back to a: a holds it twice
+  t.completed("m", "a");
+  endTurn();
+  assert.deepEqual(settled, [], "a still holds one delivery");
+  t.delivered("m", "a", "b"); // a sends it on to b and c before it is done
+  t.delivered("m", "a", "c");
+  t.completed("m", "c");
+  t.completed("m", "c"); // a second done() from c closes nothing
+  t.completed("m", "a");
+  endTurn();
+  assert.deepEqual(settled, [], "b is still working");
+  t.delivered("m", "b", "a");
+  t.completed("m", "b");
+  endTurn();
+  assert.deepEqual(settled, [], "a got it again");
+  t.completed("m", "a");
+  endTurn();
+  assert.deepEqual(settled, ["r"]);
+  t.completed("m", "a");
+  endTurn();
+  assert.deepEqual(settled, ["r"], "nothing after settling");
+  assert.deepEqual(failed, []);
+  assert.equal(t.size, 0);
+});
+
+test("settlement: a wire to a disabled or missing node opens nothing (no preDeliver), so it cannot stall", () => {
+  const { t, settled, endTurn } = tracker();
+  // fn is wired to out and to a disabled debug node: Node-RED raises preDeliver for out only
+  t.track("m", "r");
+  t.delivered("m", "in", "fn");
+  endTurn();
+  t.delivered("m", "fn", "out");
+  t.completed("m", "fn");
+  endTurn();
+  t.completed("m", "out");
+  endTurn();
+  assert.deepEqual(settled, ["r"]);
+  // a kafka-in wired only to a disabled node: no delivery at all, settled at the end of the turn
+  t.track("m2", "r2");
+  endTurn();
+  assert.deepEqual(settled, ["r", "r2"]);
+});
+
+test("settlement: core join keeps every part open until the merged msg settles downstream", () => {
+  const { t, settled, failed, endTurn } = tracker();
+  for (let i = 1; i <= 5; i++) {
+    t.track(`m${i}`, `r${i}`);
+    t.delivered(`m${i}`, "in", "join");
+    endTurn();
+  }
+  // the 5th part completes the group: join sends the merged msg (it carries the last part's id),
+  // then calls every part's done(), in one synchronous run
+  t.delivered("m5", "join", "out");
+  for (let i = 1; i <= 5; i++) t.completed(`m${i}`, "join");
+  endTurn();
+  assert.deepEqual(settled, [], "nothing settles before pulsar-out finished the merged msg");
+  t.completed("m5", "out", new Error("pulsar is down"));
+  endTurn();
+  assert.deepEqual(failed.map((f) => f.r).sort(), ["r1", "r2", "r3", "r4", "r5"], "every part fails with it");
+  assert.equal(t.records, 0);
+
+  // and on success, every part settles
+  const second = tracker();
+  for (let i = 1; i <= 3; i++) {
+    second.t.track(`m${i}`, `r${i}`);
+    second.t.delivered(`m${i}`, "in", "join");
+    second.endTurn();
+  }
+  second.t.delivered("m3", "join", "out");
+  for (let i = 1; i <= 3; i++) second.t.completed(`m${i}`, "join");
+  second.endTurn();
+  second.t.completed("m3", "out");
+  second.endTurn();
+  assert.deepEqual(second.settled.sort(), ["r1", "r2", "r3"]);
+});
+
+test("settlement: a merging node that builds a fresh msg (new id) hands over every record it holds", () => {
+  const { t, settled, endTurn } = tracker();
+  t.track("a", "ra");
+  t.delivered("a", "in", "agg");
+  endTurn();
+  t.track("b", "rb");
+  t.delivered("b", "in", "agg");
+  endTurn();
+  // agg sends a new msg "x" while it still holds a and b, then finishes both
+  t.delivered("x", "agg", "out");
+  t.completed("a", "agg");
+  t.completed("b", "agg");
+  endTurn();
+  assert.deepEqual(settled, []);
+  t.completed("x", "out");
+  endTurn();
+  assert.deepEqual(settled.sort(), ["ra", "rb"]);
+});
+
+test("settlement: split then join: parts are children of the record, the join's output settles it", () => {
+  const { t, settled, endTurn } = tracker();
+  t.track("m", "r");
+  t.delivered("m", "in", "split");
+  endTurn();
+  // split sends three new msgs (it deletes _msgid), then finishes the input
+  t.delivered("p1", "split", "join");
+  t.delivered("p2", "split", "join");
+  t.delivered("p3", "split", "join");
+  t.completed("m", "split");
+  endTurn();
+  assert.deepEqual(settled, []);
+  // join holds p1, p2; with p3 it sends the merged msg (id p3) and finishes the parts
+  t.delivered("p3", "join", "out");
+  t.completed("p1", "join");
+  t.completed("p2", "join");
+  t.completed("p3", "join");
+  endTurn();
+  assert.deepEqual(settled, []);
+  t.completed("p3", "out");
+  endTurn();
+  assert.deepEqual(settled, ["r"]);
+  assert.equal(t.size, 0);
+});
+
+test("settlement: a node that deletes or changes the _msgid of its input before done() (core split) is matched by the msg object", () => {
+  const { t, settled, endTurn } = tracker();
+  const m = { _msgid: "m" as string | undefined };
+  t.track("m", "r");
+  t.delivered("m", "in", "split", m);
+  endTurn();
+  delete m._msgid;
+  t.delivered("p1", "split", "out", {});
+  t.completed(undefined, "split", undefined, m);
+  endTurn();
+  t.completed("p1", "out");
+  endTurn();
+  assert.deepEqual(settled, ["r"]);
+  // a node that re-identifies the msg it forwards: its done() still closes its own unit
+  const n = { _msgid: "n" };
+  t.track("n", "r2");
+  t.delivered("n", "in", "a", n);
+  endTurn();
+  n._msgid = "n2";
+  t.delivered("n2", "a", "out", n);
+  t.completed("n2", "a", undefined, n);
+  endTurn();
+  assert.deepEqual(settled, ["r"], "held by out through the re-identified msg");
+  t.completed("n2", "out", undefined, n);
+  endTurn();
+  assert.deepEqual(settled, ["r", "r2"]);
+  assert.equal(t.size, 0);
+});
+
+test("settlement: batch output (one msg, many records) and core batch (sends each, then done) settle per record", () => {
+  const { t, settled, endTurn } = tracker();
+  t.track("b", ["r1", "r2", "r3"]);
+  t.delivered("b", "in", "out");
+  endTurn();
+  t.completed("b", "out");
+  endTurn();
+  assert.deepEqual(settled, ["r1", "r2", "r3"]);
+
+  const core = tracker();
+  for (let i = 1; i <= 3; i++) {
+    core.t.track(`m${i}`, `r${i}`);
+    core.t.delivered(`m${i}`, "in", "batch");
+    core.endTurn();
+  }
+  for (let i = 1; i <= 3; i++) core.t.delivered(`m${i}`, "batch", "out");
+  for (let i = 1; i <= 3; i++) core.t.completed(`m${i}`, "batch");
+  core.endTurn();
+  core.t.completed("m1", "out");
+  core.t.completed("m2", "out", new Error("refused"));
+  core.endTurn();
+  assert.deepEqual(core.settled, ["r1"]);
+  assert.deepEqual(
+    core.failed.map((f) => f.r),
+    ["r2"],
+    "a record that fails does not fail its neighbours",
+  );
+});
+
+test("settlement: a node stopped by a deploy that finishes what it held interrupts it; pulsar-out's done still delivers", () => {
+  const { t, settled, failed, endTurn } = tracker();
+  for (let i = 1; i <= 3; i++) {
+    t.track(`m${i}`, `r${i}`);
+    t.delivered(`m${i}`, "in", "join");
+    endTurn();
+  }
+  t.track("m4", "r4");
+  t.delivered("m4", "in", "out");
+  endTurn();
+  t.setStopping((id) => id === "join");
+  // join's close calls the held done()s
+  for (let i = 1; i <= 3; i++) t.completed(`m${i}`, "join");
+  t.completed("m4", "out");
+  endTurn();
+  assert.deepEqual(
+    failed.map((f) => [f.r, f.cause]),
+    [
+      ["r1", "interrupted"],
+      ["r2", "interrupted"],
+      ["r3", "interrupted"],
+    ],
+  );
+  assert.deepEqual(settled, ["r4"]);
+  t.setStopping(undefined);
+});
+
+test("settlement: an error fails at once; completions from nodes holding nothing are ignored", () => {
+  const { t, settled, failed, endTurn } = tracker();
+  t.track("m", "r");
+  t.delivered("m", "in", "a");
+  t.delivered("m", "in", "b");
+  endTurn();
+  t.completed("m", "catch");
+  t.completed("m", "a", new Error("boom"));
+  assert.deepEqual(
+    failed.map((f) => f.r),
+    ["r"],
+  );
+  t.completed("m", "b");
+  endTurn();
+  assert.deepEqual(settled, [], "a failed record does not settle later");
+});
+
+test("settlement: expire fails the oldest records first and names the nodes holding them; forget drops revoked ones", () => {
+  let clock = 0;
+  const { t, failed, settled, endTurn } = tracker(() => clock);
+  t.track("m1", "p0:1");
+  t.delivered("m1", "in", "slow");
+  endTurn();
+  clock = 100;
+  t.track("m2", "p0:2");
+  t.delivered("m2", "in", "out");
+  endTurn();
+  clock = 150;
+  t.track("m3", "p1:3");
+  t.delivered("m3", "in", "held");
+  endTurn();
+  const n = t.expire(50, (holders) => new Error(`held by ${holders.join(",")}`));
+  assert.equal(n, 1);
+  assert.deepEqual(
+    failed.map((f) => [f.r, f.cause, (f.error as Error).message]),
+    [["p0:1", "expired", "held by slow"]],
+  );
+  t.completed("m1", "slow");
+  endTurn();
+  assert.deepEqual(settled, [], "an expired record does not settle when its old copy finishes");
+  t.forget((r) => r.startsWith("p1:"));
+  t.completed("m3", "held");
+  endTurn();
+  assert.deepEqual(settled, [], "a forgotten record neither settles nor fails");
+  assert.equal(t.records, 1);
+  t.completed("m2", "out");
+  endTurn();
+  assert.deepEqual(settled, ["p0:2"]);
+});
+
+test("failure policy: interrupted is retried uncounted, permanent errors dead-letter or block at once, retriable ones are bounded", () => {
+  const dl = new FailurePolicy({ maxAttempts: 3, retryBackoffMs: 100, deadLetter: true });
+  assert.equal(dl.decide(1, { retriable: false, interrupted: false }).kind, "dead-letter");
+  assert.deepEqual(dl.decide(1, { retriable: true, interrupted: false }), {
+    kind: "retry",
+    delayMs: 100,
+    counted: true,
+  });
+  assert.deepEqual(dl.decide(2, { retriable: true, interrupted: false }), {
+    kind: "retry",
+    delayMs: 200,
+    counted: true,
+  });
+  assert.equal(dl.decide(3, { retriable: true, interrupted: false }).kind, "dead-letter");
+  assert.equal(dl.decide(9, { retriable: true, interrupted: true }).kind, "retry");
+  const block = new FailurePolicy({ maxAttempts: 2, retryBackoffMs: 100, deadLetter: false });
+  assert.deepEqual(block.decide(1, { retriable: false, interrupted: false }), {
+    kind: "block",
+    retryInMs: undefined,
+  });
+  assert.deepEqual(block.decide(2, { retriable: true, interrupted: false }), {
+    kind: "block",
+    retryInMs: 60_000,
+  });
+  const forever = new FailurePolicy({ maxAttempts: 0, retryBackoffMs: 1000, deadLetter: false });
+  assert.deepEqual(forever.decide(1000, { retriable: true, interrupted: false }), {
+    kind: "retry",
+    delayMs: 60_000,
+    counted: true,
+  });
+});
