@@ -1,11 +1,12 @@
 // The fault suite's machinery (issue 6): a Kafka and a Pulsar of its own behind TCP proxies it controls,
-// real `node-red` processes running the bridge kafka-in -> pulsar-out, one fault injected mid-stream per
-// scenario, and an independent read-back of the Pulsar topic with the official `pulsar-client consume`.
-// Each run reports records lost, duplicated and reordered per key.
+// real `node-red` processes running the bridge kafka-in -> pulsar-out (or a flow a scenario wires between
+// them), one fault injected mid-stream per scenario, and an independent read-back of the Pulsar topic with
+// the official `pulsar-client consume`. Each run reports records lost, duplicated and reordered per key.
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { ROOT, requestJson, uniqueName } from "../support/brokers";
+import { produceWithJava, type JavaRecord } from "../support/java-kafka";
 import { createTopic, groupMembers, groupOffsets, produce, testKafka } from "../support/kafka";
 import { makeUserDir, startNodeRed, type NodeRedProcess } from "../support/node-red-process";
 import { ownBrokers, type OwnBrokers } from "../support/own-brokers";
@@ -77,6 +78,9 @@ export interface Run {
   log(line: string): void;
 }
 
+/** A node of the flow a run deploys. */
+export type FlowNode = Record<string, unknown> & { id: string };
+
 export interface Scenario {
   name: string;
   /** node-red processes in the consumer group. */
@@ -85,10 +89,53 @@ export interface Scenario {
   poison?: number;
   /** Where in the stream the fault starts, as a share of the records stored in Pulsar. */
   at?: number;
+  /** kafka-in settings that differ from the suite's. */
+  kafkaIn?: Record<string, unknown>;
+  /**
+   * The nodes between kafka-in and pulsar-out (the first one gets kafka-in's msgs; they wire to "out"
+   * themselves); by default the poison check alone.
+   */
+  between?: FlowNode[];
+  /**
+   * Records per Pulsar message: the flow joins this many into one JSON array. The read-back then expects
+   * every message to be such an array, and counts the records in them.
+   */
+  joined?: number;
+  /**
+   * The records' values are JSON text, read with kafka-in's value format "json": a poison record is then
+   * either text that is not JSON (a decode failure, dead-lettered at once) or a JSON string the poison check
+   * refuses (dead-lettered after its tries), in turns.
+   */
+  json?: boolean;
+  /**
+   * Records written by Kafka's Java client instead of kafkajs, in 4 runs spread over the stream: in turns,
+   * with a header whose value is null, with no timestamp (-1), and with both and the header name repeated.
+   * Each run also holds one poison record with a null header value and no timestamp.
+   */
+  odd?: number;
   inject(run: Run): Promise<void>;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The flow with the nodes `ids` renamed, so that a "flows" or "nodes" deploy restarts them. */
+function renamed(flow: unknown[], ids: string[], suffix: string): unknown[] {
+  return flow.map((n) => {
+    const node = n as FlowNode;
+    return ids.includes(node.id) ? { ...node, name: `${node.id} ${suffix}` } : node;
+  });
+}
+
+/** The suite's poison check (the flow throws for a poison record, every time), wired to `wires`. */
+function check(wires: string[]): FlowNode {
+  return {
+    id: "check",
+    type: "function",
+    func: 'if (msg.payload.startsWith("poison")) throw new Error("indigestible record"); return msg;',
+    outputs: 1,
+    wires: [wires],
+  };
+}
 
 export const SCENARIOS: Scenario[] = [
   {
@@ -155,6 +202,69 @@ export const SCENARIOS: Scenario[] = [
       /* the poison records are in the stream from the start */
     },
   },
+  {
+    // Issue 12, case 1: Node-RED raises onSend for a disabled node, which never calls done(). A small
+    // window (max in flight 50, as in the issue) shows a stall at once; then Pulsar is restarted and the
+    // function is redeployed while the disabled node stays wired.
+    name: "disabled node downstream",
+    kafkaIn: { maxInFlight: 50 },
+    between: [check(["out", "dbg"]), { id: "dbg", type: "debug", d: true, active: true, wires: [] }],
+    async inject(run) {
+      await run.lab.brokers.restart("pulsar");
+      await run.nodeReds[0]?.deploy(renamed(run.flow, ["check"], "#1"), "nodes");
+    },
+  },
+  {
+    // Issue 12, case 2: a core join holds its parts' records until the joined msg is in Pulsar. Pulsar is
+    // cut off while the join holds parts and pulsar-out holds joined msgs; the join alone is redeployed (it
+    // calls its parts' done() on close: they are interrupted and emitted again), then the whole flow (Kafka
+    // delivers again what is not committed); then Pulsar comes back. The join's 2 s timeout sends the last,
+    // short group of the stream.
+    name: "join of 5 across a redeploy",
+    joined: 5,
+    between: [
+      check(["j1"]),
+      {
+        // not "join": Node-RED takes a property naming a node id (here its type) for a dependency
+        id: "j1",
+        type: "join",
+        mode: "custom",
+        build: "array",
+        property: "payload",
+        propertyType: "msg",
+        count: "5",
+        timeout: "2",
+        wires: [["out"]],
+      },
+    ],
+    async inject(run) {
+      run.lab.pulsarProxy.cut();
+      try {
+        await sleep(4000);
+        await run.nodeReds[0]?.deploy(renamed(run.flow, ["j1"], "#1"), "nodes");
+        run.log("join redeployed with Pulsar cut off");
+        await sleep(4000);
+        await run.nodeReds[0]?.deploy(renamed(run.flow, ["j1"], "#2"), "full");
+        run.log("whole flow redeployed with Pulsar cut off");
+        await sleep(4000);
+      } finally {
+        run.lab.pulsarProxy.heal();
+      }
+    },
+  },
+  {
+    // Issue 12, case 3: valid records only Kafka's Java client writes (a null header value, timestamp -1)
+    // among the normal ones must be delivered, and poison records (not JSON; or JSON the flow refuses) must
+    // all reach the dead-letter topic, including ones that have a null header and no timestamp themselves.
+    name: "null-header and −1 records",
+    json: true,
+    odd: 200,
+    poison: 4,
+    at: 0,
+    async inject() {
+      /* the odd and the poison records are in the stream from the start */
+    },
+  },
 ];
 
 export interface Result {
@@ -171,8 +281,20 @@ export interface Result {
   reordered: number;
   /** Poison records found in the dead-letter topic (of those produced). */
   deadLettered?: string;
+  /** Poison records produced. */
+  poison?: number;
+  /**
+   * Records in the dead-letter topic that are not poison: read back with the poison ones, else counted by
+   * the topic's stats.
+   */
+  goodDeadLettered: number;
+  /** Joined scenarios: messages read back that are not a JSON array of 1 to `joined` records. */
+  notJoined?: number;
   seconds: number;
-  /** The scenario's goal: 0 lost (settled); 0 lost and 0 duplicated (effectively-once); all poison dead-lettered. */
+  /**
+   * The scenario's goal: 0 lost (settled); 0 lost and 0 duplicated (effectively-once); all poison and
+   * nothing else dead-lettered (scenarios with poison); every message a join (joined scenarios).
+   */
   ok: boolean;
   problem?: string;
 }
@@ -181,7 +303,10 @@ function kafkaValue(key: number, seq: number): string {
   return `k${key}:${seq}`;
 }
 
-/** The bridge flow of a run: kafka-in -> (poison check) -> pulsar-out, through the lab's proxies. */
+/**
+ * The bridge flow of a run: kafka-in -> (poison check, or the scenario's nodes) -> pulsar-out, through the
+ * lab's proxies.
+ */
 function bridgeFlow(o: {
   lab: Lab;
   kafkaTopic: string;
@@ -189,7 +314,9 @@ function bridgeFlow(o: {
   pulsarTopic: string;
   deadLetterTopic: string;
   mode: Mode;
+  scenario: Scenario;
 }): unknown[] {
+  const between = o.scenario.between ?? [check(["out"])];
   return [
     { id: "tab", type: "tab", label: "fault" },
     { id: "kc", type: "kafka-cluster", brokers: o.lab.kafkaBootstrap, clientId: "fault" },
@@ -202,7 +329,7 @@ function bridgeFlow(o: {
       topics: o.kafkaTopic,
       groupId: o.groupId,
       startFrom: "earliest",
-      valueFormat: "string",
+      valueFormat: o.scenario.json ? "json" : "string",
       maxInFlight: 1000,
       failurePolicy: "dead-letter",
       maxAttempts: 3,
@@ -210,16 +337,10 @@ function bridgeFlow(o: {
       deadLetterTarget: "pulsar",
       deadLetterPulsarCluster: "pc",
       deadLetterTopic: o.deadLetterTopic,
-      wires: [["check"]],
+      ...o.scenario.kafkaIn,
+      wires: [[between[0]?.id]],
     },
-    {
-      id: "check",
-      type: "function",
-      z: "tab",
-      func: 'if (msg.payload.startsWith("poison")) throw new Error("indigestible record"); return msg;',
-      outputs: 1,
-      wires: [["out"]],
-    },
+    ...between.map((n) => ({ ...n, z: "tab" })),
     {
       id: "out",
       type: "pulsar-out",
@@ -322,6 +443,22 @@ export function tally(
   return { lost, duplicated, reordered };
 }
 
+/** The record values of a joined message (a JSON array of 1 to `n` strings), else undefined. */
+export function joinedParts(content: string, n: number): string[] | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(content);
+  } catch {
+    return undefined;
+  }
+  return Array.isArray(parsed) &&
+    parsed.length >= 1 &&
+    parsed.length <= n &&
+    parsed.every((v) => typeof v === "string")
+    ? parsed
+    : undefined;
+}
+
 export async function runScenario(
   lab: Lab,
   scenario: Scenario,
@@ -346,27 +483,95 @@ export async function runScenario(
     if (r.status !== 204) throw new Error(`enabling deduplication: ${r.status}`);
   }
 
-  // The records: KEYS keys, a per-key sequence in each value, keys hashed to partitions by Kafka.
+  // The records: KEYS keys, a per-key sequence in each value, keys hashed to partitions by Kafka (kafkajs's
+  // default partitioner and the Java client's hash keys alike). Written in order, in runs: by kafkajs, and
+  // (scenario.odd) by Kafka's Java producer.
   await createTopic(kafkaTopic, PARTITIONS, [lab.kafkaBootstrap]);
   const produced = new Map<number, number>();
-  const batch: { key: string; value: string }[] = [];
+  const encode = (text: string) => (scenario.json ? JSON.stringify(text) : text);
+  const runs: { java: boolean; records: JavaRecord[] }[] = [];
+  const write = (java: boolean, record: JavaRecord) => {
+    const last = runs[runs.length - 1];
+    if (last?.java === java) last.records.push(record);
+    else runs.push({ java, records: [record] });
+  };
+  // What each poison record's dead-letter copy holds: its value as written.
+  const poisonValues: string[] = [];
   const poisonAt = new Set<number>();
   for (let p = 0; p < (scenario.poison ?? 0); p++)
     poisonAt.add(Math.floor(((p + 1) * records) / ((scenario.poison ?? 0) + 1)));
+  const odd = Math.min(scenario.odd ?? 0, Math.floor(records / 2));
+  const oddRuns =
+    odd > 0
+      ? [0, 1, 2, 3].map((c) => ({
+          start: Math.floor(((c + 1) * records) / 5),
+          length: c < 3 ? Math.floor(odd / 4) : odd - 3 * Math.floor(odd / 4),
+        }))
+      : [];
   for (let i = 0; i < records; i++) {
     const key = i % KEYS;
     const seq = produced.get(key) ?? 0;
     produced.set(key, seq + 1);
-    batch.push({ key: `k${key}`, value: kafkaValue(key, seq) });
-    if (poisonAt.has(i)) batch.push({ key: `k${key}`, value: `poison-${i}` });
+    const value = encode(kafkaValue(key, seq));
+    const oddRun = oddRuns.find((r) => i >= r.start && i < r.start + r.length);
+    if (oddRun) {
+      const kind = (i - oddRun.start) % 3;
+      write(true, {
+        key: `k${key}`,
+        value,
+        timestamp: kind === 0 ? undefined : "none",
+        headers:
+          kind === 0
+            ? [["odd", null]]
+            : kind === 1
+              ? [["odd", "no timestamp"]]
+              : [
+                  ["odd", null],
+                  ["via", "java"],
+                  ["odd", "again"],
+                ],
+      });
+      if (i - oddRun.start === Math.floor(oddRun.length / 2)) {
+        const poison = `poison-${i}-java`;
+        poisonValues.push(poison);
+        write(true, { key: `k${key}`, value: poison, timestamp: "none", headers: [["odd", null]] });
+      }
+    } else write(false, { key: `k${key}`, value });
+    if (poisonAt.has(i)) {
+      // JSON values: in turns, text that is not JSON, and a JSON string the poison check throws for
+      const poison =
+        scenario.json && poisonValues.length % 2 === 1 ? JSON.stringify(`poison-${i}`) : `poison-${i}`;
+      poisonValues.push(poison);
+      write(false, { key: `k${key}`, value: poison });
+    }
   }
-  const flow = bridgeFlow({ lab, kafkaTopic, groupId, pulsarTopic, deadLetterTopic, mode });
+  const writeAll = async () => {
+    for (const run of runs) {
+      if (!run.java) {
+        await produce(
+          kafkaTopic,
+          run.records.map((r) => ({ key: r.key as string, value: r.value })),
+          5000,
+          [lab.kafkaBootstrap],
+        );
+        continue;
+      }
+      const written = await produceWithJava(kafkaTopic, run.records, lab.kafkaBootstrap);
+      // the oddity must be real: Kafka stored "no timestamp" for the records written without one
+      const wrong = run.records.filter((r, i) => r.timestamp === "none" && written[i]?.timestamp !== -1);
+      if (wrong.length > 0) throw new Error(`${wrong.length} records written without a timestamp got one`);
+    }
+  };
+  const total = runs.reduce((n, r) => n + r.records.length, 0);
+  const flow = bridgeFlow({ lab, kafkaTopic, groupId, pulsarTopic, deadLetterTopic, mode, scenario });
   const userDirs: string[] = [];
   const nodeReds: NodeRedProcess[] = [];
-  const stored = async () => {
-    const s = await admin("GET", `/admin/v2/persistent/public/${ns}/bridged/stats`);
+  // Messages a topic took in since Pulsar last started (admin stats).
+  const msgsIn = async (name: string) => {
+    const s = await admin("GET", `/admin/v2/persistent/public/${ns}/${name}/stats`);
     return s.status === 200 ? ((s.json as { msgInCounter?: number }).msgInCounter ?? 0) : 0;
   };
+  const stored = () => msgsIn("bridged");
   const kafkaAdmin = testKafka("fault-check", [lab.kafkaBootstrap]).admin();
   let problem: string | undefined;
   let committedAtFault = -1;
@@ -389,8 +594,8 @@ export async function runScenario(
       60_000,
       250,
     );
-    await produce(kafkaTopic, batch, 5000, [lab.kafkaBootstrap]);
-    log(`${scenario.name} / ${mode}: ${batch.length} records in Kafka`);
+    await writeAll();
+    log(`${scenario.name} / ${mode}: ${total} records in Kafka (${odd} by the Java client)`);
     const run: Run = {
       lab,
       mode,
@@ -409,7 +614,7 @@ export async function runScenario(
     const at = scenario.at ?? 0.1;
     await waitFor(
       `${Math.round(at * 100)} % of the stream in Pulsar`,
-      async () => (await stored()) >= at * records,
+      async () => (await stored()) >= (at * records) / (scenario.joined ?? 1),
       120_000,
       50,
     );
@@ -433,28 +638,52 @@ export async function runScenario(
     for (const dir of userDirs) fs.rmSync(dir, { recursive: true, force: true });
   }
 
-  const values = await readBack(lab, pulsarTopic, records);
+  const joined = scenario.joined;
+  const messages = await readBack(lab, pulsarTopic, joined ? Math.ceil(records / joined) : records);
+  let values = messages;
+  let notJoined: number | undefined;
+  if (joined) {
+    // every message a join of 1 to `joined` records (a short one at the join's timeout); the records counted
+    values = [];
+    notJoined = 0;
+    for (const m of messages) {
+      const parts = joinedParts(m, joined);
+      if (parts) values.push(...parts);
+      else {
+        notJoined++;
+        values.push(m);
+      }
+    }
+  }
   const { lost, duplicated, reordered } = tally(values, produced);
   let deadLettered: string | undefined;
+  let goodDeadLettered: number;
   let deadOk = true;
-  if (scenario.poison) {
-    const dead = await readBack(lab, deadLetterTopic, scenario.poison);
-    const found = [...poisonAt].filter((i) => dead.includes(`poison-${i}`)).length;
-    deadLettered = `${found}/${scenario.poison}`;
-    deadOk = found === scenario.poison && values.every((v) => !v.startsWith("poison"));
-  }
-  const ok = !problem && lost === 0 && deadOk && (mode === "settled" || duplicated === 0);
+  if (poisonValues.length > 0) {
+    const dead = await readBack(lab, deadLetterTopic, poisonValues.length);
+    const poison = new Set(poisonValues);
+    const found = poisonValues.filter((v) => dead.includes(v)).length;
+    deadLettered = `${found}/${poisonValues.length}`;
+    goodDeadLettered = dead.filter((v) => !poison.has(v)).length;
+    deadOk =
+      found === poisonValues.length && goodDeadLettered === 0 && values.every((v) => !v.startsWith("poison"));
+  } else goodDeadLettered = await msgsIn("dead");
+  const ok =
+    !problem && lost === 0 && deadOk && (notJoined ?? 0) === 0 && (mode === "settled" || duplicated === 0);
   const result: Result = {
     scenario: scenario.name,
     mode,
     records,
     committedAtFault,
     committedAfterFault,
-    read: values.length,
+    read: messages.length,
     lost,
     duplicated,
     reordered,
     deadLettered,
+    poison: poisonValues.length || undefined,
+    goodDeadLettered,
+    notJoined,
     seconds: Math.round((Date.now() - t0) / 1000),
     ok,
     problem,
@@ -466,10 +695,14 @@ export async function runScenario(
 
 /** The results as a Markdown table. */
 export function resultsTable(results: Result[]): string {
-  const rows = results.map(
-    (r) =>
-      `| ${r.scenario} | ${r.mode} | ${r.records} | ${r.committedAtFault} → ${r.committedAfterFault} | ${r.read} | ${r.lost} | ${r.duplicated} | ${r.reordered} | ${r.deadLettered ?? "–"} | ${r.seconds} | ${r.ok ? "met" : `**missed**${r.problem ? `: ${r.problem}` : ""}`} |`,
-  );
+  const rows = results.map((r) => {
+    const good = r.goodDeadLettered ? `${r.goodDeadLettered} good` : "";
+    const dead = [r.deadLettered, good].filter(Boolean).join(" + ") || "–";
+    const why = [r.problem, r.notJoined ? `${r.notJoined} messages not joined` : ""]
+      .filter(Boolean)
+      .join("; ");
+    return `| ${r.scenario} | ${r.mode} | ${r.records} | ${r.committedAtFault} → ${r.committedAfterFault} | ${r.read} | ${r.lost} | ${r.duplicated} | ${r.reordered} | ${dead} | ${r.seconds} | ${r.ok ? "met" : `**missed**${why ? `: ${why}` : ""}`} |`;
+  });
   return [
     "| scenario | mode | records | committed during the fault | read back | lost | duplicated | reordered per key | dead-lettered | s | goal |",
     "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | --- | ---: | --- |",

@@ -23,7 +23,11 @@ for (const scenario of SCENARIOS) {
       assert.equal(r.problem, undefined, "every offset committed");
       assert.equal(r.lost, 0, "records lost");
       if (mode === "effectively-once") assert.equal(r.duplicated, 0, "records duplicated");
-      if (scenario.poison) assert.equal(r.deadLettered, `${scenario.poison}/${scenario.poison}`);
+      if (r.poison !== undefined) {
+        assert.equal(r.deadLettered, `${r.poison}/${r.poison}`, "poison records in the dead-letter topic");
+        assert.equal(r.goodDeadLettered, 0, "good records in the dead-letter topic");
+      }
+      if (scenario.joined) assert.equal(r.notJoined, 0, "Pulsar messages that are not a join");
       assert.ok(r.ok);
     });
   }
