@@ -3,7 +3,7 @@
 // offset ledger; failed ones go through the failure policy (retry with back-off, dead-letter, or block
 // the partition); records the flow holds past the settle deadline fail, naming the nodes holding them.
 import type { KafkaMessage } from "kafkajs";
-import { BridgeError, describeError, isPermanent } from "../common/errors";
+import { BridgeError, describeError, failureScope } from "../common/errors";
 import type { OffsetLedger } from "./offsets";
 import { FailurePolicy, type FailurePolicyOptions } from "./failure-policy";
 import { SettlementTracker } from "./settlement";
@@ -165,6 +165,10 @@ export class Delivery {
     this.tracker.delivered(msgId, sourceId, destinationId, msg);
   }
 
+  routed(msgId: string, destinationId: string): void {
+    this.tracker.routed(msgId, destinationId);
+  }
+
   completed(msgId: string | undefined, nodeId: string, error?: unknown, msg?: object): void {
     this.tracker.completed(msgId, nodeId, error, msg);
   }
@@ -266,7 +270,7 @@ export class Delivery {
       return;
     }
     const tries = interrupted ? r.tries : r.tries + 1;
-    const decision = this.policy.decide(tries, { retriable: !isPermanent(error), interrupted });
+    const decision = this.policy.decide(tries, { scope: failureScope(error), interrupted });
     const next: DeliveryRecord = { ...r, tries };
     switch (decision.kind) {
       case "retry": {

@@ -1,13 +1,15 @@
-// What happens to a record the flow failed (DESIGN §4): typed by whether a retry can help, and bounded.
+// What happens to a record the flow failed (DESIGN §4): typed by what the failure is about, and bounded.
 //
-// - interrupted (a node was stopped while it held the record): tried again, and not counted as a try;
-// - an error no retry can fix (retriable false: a decode failure, an invalid topic, a message too big,
-//   a template error, a refused schema): to the dead-letter target at once, or, without one, block;
-// - any other error: tried again with back-off until `maxAttempts` tries failed (0: without end), then
-//   to the dead-letter target, or, without one, block.
+// - interrupted (a node was stopped while it held the record): tried again, not counted as a try;
+// - about the record (it does not decode, is too big, renders an invalid topic): to the dead-letter target
+//   at once, or, without one, block;
+// - about the destination (authorization, a missing namespace, deduplication off): block, never
+//   dead-letter (every record would go there), tried again with back-off until the user fixes it;
+// - transient (anything else): tried again with back-off until `maxAttempts` tries failed (0: without
+//   end), then to the dead-letter target, or, without one, block.
 // Blocking stops the record's partition: nothing past it is committed and nothing new is fetched from it,
-// so memory stays bounded; a block for a retriable cause is tried again slowly, one for a permanent
-// cause when the flows are deployed again (the user changed something).
+// so memory stays bounded. A blocked record is tried again slowly (and at once after a redeploy).
+import type { FailureScope } from "../common/errors";
 
 export interface FailurePolicyOptions {
   /** Tries of a record for retriable failures; 0 = try without end. */
@@ -43,13 +45,18 @@ export class FailurePolicy {
    * The decision for a record that failed; `tries` counts the failed tries including this one
    * (interrupted ones excluded).
    */
-  decide(tries: number, f: { retriable: boolean; interrupted: boolean }): Decision {
+  decide(tries: number, f: { scope: FailureScope; interrupted: boolean }): Decision {
     if (f.interrupted)
       return { kind: "retry", delayMs: Math.min(this.o.retryBackoffMs, 1000), counted: false };
-    if (!f.retriable)
-      return this.o.deadLetter ? { kind: "dead-letter" } : { kind: "block", retryInMs: undefined };
-    if (this.o.maxAttempts <= 0 || tries < this.o.maxAttempts)
-      return { kind: "retry", delayMs: this.backoff(tries), counted: true };
-    return this.o.deadLetter ? { kind: "dead-letter" } : { kind: "block", retryInMs: this.maxBackoffMs };
+    switch (f.scope) {
+      case "record":
+        return this.o.deadLetter ? { kind: "dead-letter" } : { kind: "block", retryInMs: this.maxBackoffMs };
+      case "destination":
+        return { kind: "block", retryInMs: Math.max(1000, this.backoff(tries)) };
+      default:
+        if (this.o.maxAttempts <= 0 || tries < this.o.maxAttempts)
+          return { kind: "retry", delayMs: this.backoff(tries), counted: true };
+        return this.o.deadLetter ? { kind: "dead-letter" } : { kind: "block", retryInMs: this.maxBackoffMs };
+    }
   }
 }

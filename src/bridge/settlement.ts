@@ -52,7 +52,7 @@ interface Entry<R> {
   readonly id: string;
   /** The roots this entry holds: one (the common case) or several. */
   root: Root<R> | undefined;
-  roots: Root<R>[] | undefined;
+  roots: Set<Root<R>> | undefined;
   node: string | undefined;
   count: number;
   nodes: Map<string, number> | undefined;
@@ -103,7 +103,7 @@ export class SettlementTracker<R> {
     if (Array.isArray(records)) {
       const list = records as readonly R[];
       if (list.length === 1) entry.root = this.newRoot(list[0], at);
-      else entry.roots = list.map((r) => this.newRoot(r, at));
+      else entry.roots = new Set(list.map((r) => this.newRoot(r, at)));
     } else entry.root = this.newRoot(records as R, at);
     this.pendingDecision(entry, "");
   }
@@ -231,17 +231,27 @@ export class SettlementTracker<R> {
   private inherit(child: Entry<R>, parent: Entry<R>): void {
     const add = (root: Root<R>) => {
       if (root.done) return;
-      if (child.root === root || child.roots?.includes(root)) return;
+      if (child.root === root || child.roots?.has(root)) return;
       root.holds++;
       if (!child.root && !child.roots) child.root = root;
       else {
-        child.roots ??= [child.root as Root<R>];
+        child.roots ??= new Set([child.root as Root<R>]);
         child.root = undefined;
-        child.roots.push(root);
+        child.roots.add(root);
       }
     };
     if (parent.root) add(parent.root);
     else if (parent.roots) for (const r of parent.roots) add(r);
+  }
+
+  /**
+   * Node-RED routes a msg to `destinationId` (preRoute, raised for every wire before the node is looked
+   * up). While a deploy stops that node, the msg cannot reach it: the records fail as interrupted.
+   */
+  routed(msgId: string, destinationId: string): void {
+    if (!this.stopping?.(destinationId)) return;
+    const entry = this.entries.get(msgId);
+    if (entry) this.failRoots(entry, new InterruptedError(destinationId), "interrupted");
   }
 
   /** `nodeId` called done(error?) for the msg `msg` with this id (onComplete). */
@@ -393,7 +403,7 @@ export class SettlementTracker<R> {
   /** Entries whose roots are all done are of no more use. */
   private prune(): void {
     for (const [id, entry] of this.entries) {
-      const dead = entry.root ? entry.root.done : (entry.roots ?? []).every((r) => r.done);
+      const dead = entry.root ? entry.root.done : [...(entry.roots ?? [])].every((r) => r.done);
       if (dead) {
         this.entries.delete(id);
         for (const n of entry.nodes ? entry.nodes.keys() : entry.node ? [entry.node] : [])

@@ -40,13 +40,42 @@ export function describeError(err: unknown): DescribedError {
 }
 
 /**
- * Whether no retry can fix `err`: only errors that say so by their type (ours, our Pulsar client's, and
- * kafkajs's with retriable false). An untyped error (a function node's throw) may be transient, so it is
- * not permanent: it is retried within the failure policy's bound.
+ * What a failure is about, for the failure policy:
+ * - "record": this record can never be delivered as it is (it does not decode, it is too big, its msg
+ *   renders an invalid topic or has no provenance): a dead-letter copy is the way out;
+ * - "destination": the deployment refuses every record (authorization, a missing tenant, namespace or
+ *   topic, deduplication off, a configuration error): dead-lettering would bury good records, so the
+ *   partition waits and tries again until the user fixes it;
+ * - "transient": anything else, including untyped errors (a function node's throw may be transient): tried
+ *   again within the policy's bound.
  */
-export function isPermanent(err: unknown): boolean {
-  if (err instanceof BridgeError || err instanceof PulsarError) return !err.retriable;
+export type FailureScope = "record" | "destination" | "transient";
+
+const RECORD_KEYS = new Set([
+  "kafka-in.errors.json",
+  "pulsar-out.errors.payload",
+  "pulsar-out.errors.invalid-topic",
+  "pulsar-out.errors.template",
+  "pulsar-out.errors.no-provenance",
+  "pulsar-out.errors.split-record",
+  "pulsar-out.errors.behind",
+]);
+const RECORD_CODES = new Set(["MessageTooBig", "InvalidTopicName"]);
+/** Non-retriable by their flag, but they say the producer is going away (a redeploy), not that it refused. */
+const TRANSIENT_CODES = new Set(["AlreadyClosed", "ChecksumError"]);
+
+export function failureScope(err: unknown): FailureScope {
+  if (err instanceof ConfigurationError) return "destination";
+  if (err instanceof BridgeError) {
+    if (err.retriable) return "transient";
+    return RECORD_KEYS.has(err.key) ? "record" : "destination";
+  }
+  if (err instanceof PulsarError) {
+    if (RECORD_CODES.has(err.code)) return "record";
+    if (err.retriable || TRANSIENT_CODES.has(err.code)) return "transient";
+    return "destination";
+  }
   if (err instanceof Error && err.name.startsWith("KafkaJS"))
-    return (err as { retriable?: unknown }).retriable === false;
-  return false;
+    return (err as { retriable?: unknown }).retriable === false ? "destination" : "transient";
+  return "transient";
 }

@@ -8,6 +8,7 @@ import {
   onClose,
   registerType,
   type HookCompleteEvent,
+  type HookReceiveEvent,
   type HookSendEvent,
   type Node,
   type NodeConfig,
@@ -217,7 +218,7 @@ export function registerKafkaIn(RED: RED): void {
           node.warn(
             t("kafka-in.errors.failed-auto", { offset: where(r), message: describeError(err).message }),
           ),
-        changed: () => render(),
+        changed: () => renderSoon(),
       },
     );
 
@@ -259,6 +260,16 @@ export function registerKafkaIn(RED: RED): void {
         return;
       }
       showState(consumerState);
+    };
+    // many records change state at once (an outage blocks a whole window): one redraw per turn
+    let renderQueued = false;
+    const renderSoon = () => {
+      if (renderQueued) return;
+      renderQueued = true;
+      setImmediate(() => {
+        renderQueued = false;
+        render();
+      });
     };
     const showState = (s: ConsumerState) => {
       switch (s.kind) {
@@ -332,6 +343,16 @@ export function registerKafkaIn(RED: RED): void {
         // the msg is passed too: a node may have deleted or changed its _msgid (core split does)
         if (e.msg) delivery.completed(e.msg._msgid, e.node.id, e.error, e.msg);
       }) as (event: never) => unknown);
+      RED.hooks.add(`preRoute.${hookLabel}`, ((e: HookSendEvent) => {
+        const id = e.msg?._msgid;
+        if (id) delivery.routed(id, e.destination.id);
+      }) as (event: never) => unknown);
+      // A node whose input handler takes no done callback (core switch and filter, many older contrib
+      // nodes) never completes a msg: it is done with it when its handler returns.
+      RED.hooks.add(`postReceive.${hookLabel}`, ((e: HookReceiveEvent) => {
+        if (e.msg && e.destination.node?._expectedDoneCount === 0)
+          delivery.completed(e.msg._msgid, e.destination.id, undefined, e.msg);
+      }) as (event: never) => unknown);
     }
     consumer.start();
 
@@ -342,8 +363,8 @@ export function registerKafkaIn(RED: RED): void {
       // take long against a broker that went away.
       await consumer.stop(() => {
         if (settled) {
-          RED.hooks.remove(`preDeliver.${hookLabel}`);
-          RED.hooks.remove(`onComplete.${hookLabel}`);
+          for (const hook of ["preDeliver", "onComplete", "preRoute", "postReceive"])
+            RED.hooks.remove(`${hook}.${hookLabel}`);
         }
         stopWatch();
         delivery.close();

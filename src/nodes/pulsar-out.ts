@@ -2,7 +2,7 @@
 // Catch nodes get the original msg and kafka-in does not count the record as settled.
 import { PULSAR_OUT_DEFAULTS } from "./properties";
 import { coerceConfig } from "../common/coerce";
-import { describeError, BridgeError } from "../common/errors";
+import { describeError, BridgeError, ConfigurationError } from "../common/errors";
 import { onClose, registerType, type Node, type NodeConfig, type NodeMessage, type RED } from "./red";
 import type { LinkState, PulsarClusterNode } from "./pulsar-cluster";
 import { TopicResolver, type TopicSource } from "../bridge/topic";
@@ -41,7 +41,11 @@ export function registerPulsarOut(RED: RED): void {
         throw new BridgeError("pulsar-out.errors.no-cluster", "no pulsar-cluster is configured", false);
       resolver = new TopicResolver(cfg.topic, cfg.topicType as TopicSource);
     } catch (err) {
-      setupError = err instanceof Error ? err : new Error(String(err));
+      // a configuration error (an invalid fixed topic too): every msg fails the same way, none is at fault
+      setupError = new ConfigurationError(
+        err instanceof BridgeError ? err.key : "pulsar-out.errors.no-cluster",
+        describeError(err).message,
+      );
       report(err);
       node.error(describeError(err).message);
     }

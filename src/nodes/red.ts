@@ -11,6 +11,12 @@ export interface HookSendEvent {
   destination: { id: string };
 }
 
+export interface HookReceiveEvent {
+  msg: NodeMessage & { _msgid?: string };
+  /** `_expectedDoneCount`: input handlers that take done(); 0 when Node-RED never completes its msgs. */
+  destination: { id: string; node?: { _expectedDoneCount?: number } };
+}
+
 export interface HookCompleteEvent {
   msg: NodeMessage & { _msgid?: string };
   error?: unknown;

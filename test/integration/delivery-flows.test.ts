@@ -412,3 +412,151 @@ test("a record a node holds past the settle deadline fails, and the dead letter 
     await s.consumer.close();
   }
 });
+
+test("core switch and filter (rbe) never call done(): records they pass on settle at pulsar-out, those they drop settle at once", async () => {
+  const s = await setup("switch", 40, (i) => (i % 2 === 0 ? `even-${i}` : `odd-${Math.floor(i / 4)}`));
+  const between = [
+    {
+      id: "sw",
+      type: "switch",
+      property: "payload",
+      propertyType: "msg",
+      rules: [{ t: "regex", v: "^even", vt: "str" }, { t: "else" }],
+      checkall: "true",
+      outputs: 2,
+      wires: [["out"], ["rb"]],
+    },
+    // odd values repeat twice in a row: the filter passes only the first of each pair
+    {
+      id: "rb",
+      type: "rbe",
+      func: "rbe",
+      gap: "",
+      start: "",
+      inout: "out",
+      property: "payload",
+      wires: [["out"]],
+    },
+  ];
+  await loadFlow(flow(s, between, { inWires: ["sw"], kafkaIn: { maxInFlight: 10 } }));
+  try {
+    const got = await drain(s.consumer, 30, 30_000);
+    assert.equal(got.length, 30, "20 even values and 10 distinct odd ones");
+    await waitFor(
+      "offset 40 committed",
+      async () => (await committed(s.groupId, s.kafkaTopic)) === 40,
+      30_000,
+    );
+    assert.equal((await extra(s.consumer, 1500)).length, 0, "nothing published twice");
+  } finally {
+    await unloadFlow();
+    await s.consumer.close();
+  }
+});
+
+test("a deploy of only pulsar-out while records stream through an async function: none is committed without reaching Pulsar", async () => {
+  const N = 3000;
+  const s = await setup("partial", N);
+  const topicB = `persistent://public/default/${uniqueName("partial-b")}`;
+  const consumerB = await pulsar.subscribe({
+    topic: topicB,
+    subscription: "check",
+    initialPosition: "earliest",
+  });
+  const between = [
+    {
+      id: "fn",
+      type: "function",
+      func: "setTimeout(() => { node.send(msg); node.done(); }, 5); return null;",
+      outputs: 1,
+      wires: [["out"]],
+    },
+  ];
+  const f = flow(s, between, { inWires: ["fn"], kafkaIn: { maxInFlight: 10 } });
+  await loadFlow(f);
+  try {
+    const first = await drain(s.consumer, 500, 30_000);
+    // a "nodes" deploy that changes pulsar-out's topic: kafka-in and the function keep running
+    await (helper as unknown as { setFlows(f: unknown[], type: string): Promise<void> }).setFlows(
+      f.map((n) => ((n as { id?: string }).id === "out" ? { ...n, topic: topicB } : n)),
+      "nodes",
+    );
+    await waitFor(
+      "offset 3000 committed",
+      async () => (await committed(s.groupId, s.kafkaTopic)) === N,
+      60_000,
+    );
+    const seen = new Set(
+      [...first, ...(await extra(s.consumer, 3000)), ...(await drain(consumerB, N, 10_000))].map((m) =>
+        m.payload.toString(),
+      ),
+    );
+    const missing = Array.from({ length: N }, (_, i) => `v${i}`).filter((v) => !seen.has(v));
+    assert.deepEqual(missing, [], "every committed record is in one of the two topics");
+  } finally {
+    await unloadFlow();
+    await s.consumer.close();
+    await consumerB.close();
+  }
+});
+
+test("a rebalance while a delay node holds records of the revoked partition: nothing lost, both members go on, everything commits", async () => {
+  const kafkaTopic = uniqueName("revoke");
+  const pulsarTopic = `persistent://public/default/${uniqueName("revoke")}`;
+  const groupId = uniqueName("group");
+  await createTopic(kafkaTopic, 2);
+  const consumer = await pulsar.subscribe({
+    topic: pulsarTopic,
+    subscription: "check",
+    initialPosition: "earliest",
+  });
+  await produce(
+    kafkaTopic,
+    Array.from({ length: 200 }, (_, i) => ({ partition: i % 2, key: `k${i}`, value: `v${i}` })),
+  );
+  const s = { kafkaTopic, pulsarTopic, groupId, consumer };
+  const between = [
+    {
+      id: "hold",
+      type: "delay",
+      pauseType: "delay",
+      timeout: "4",
+      timeoutUnits: "seconds",
+      wires: [["out"]],
+    },
+  ];
+  const f = flow(s, between, { inWires: ["hold"] });
+  await loadFlow(f);
+  try {
+    // the delay holds all 200; a second member joins the group and takes one partition
+    await new Promise((r) => setTimeout(r, 1500));
+    const second = {
+      id: "in2",
+      type: "kafka-in",
+      cluster: "kc",
+      topics: kafkaTopic,
+      groupId,
+      startFrom: "earliest",
+      wires: [["out"]],
+    };
+    await (helper as unknown as { setFlows(f: unknown[], type: string): Promise<void> }).setFlows(
+      [...f, second],
+      "nodes",
+    );
+    await waitFor(
+      "both partitions committed to their end",
+      async () => {
+        const o = await committedOffsets(groupId, kafkaTopic);
+        return o.size === 2 && [...o.values()].every((p) => p.committed === p.logEnd);
+      },
+      90_000,
+    );
+    const got = await drain(consumer, 400, 8_000);
+    const seen = new Set(got.map((m) => m.payload.toString()));
+    const missing = Array.from({ length: 200 }, (_, i) => `v${i}`).filter((v) => !seen.has(v));
+    assert.deepEqual(missing, []);
+  } finally {
+    await unloadFlow();
+    await consumer.close();
+  }
+});

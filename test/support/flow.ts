@@ -48,6 +48,8 @@ const CORE_NODES: Record<string, string> = {
   switch: "function/10-switch.js",
   change: "function/15-change.js",
   delay: "function/89-delay.js",
+  trigger: "function/89-trigger.js",
+  rbe: "function/rbe.js",
   split: "sequence/17-split.js",
   join: "sequence/17-split.js",
   batch: "sequence/19-batch.js",

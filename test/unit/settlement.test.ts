@@ -5,6 +5,15 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { SettlementTracker } from "../../src/bridge/settlement";
 import { FailurePolicy } from "../../src/bridge/failure-policy";
+import { stoppingPredicate } from "../../src/nodes/deploy-watch";
+import { BridgeError, ConfigurationError, failureScope } from "../../src/common/errors";
+import {
+  AlreadyClosedError,
+  AuthorizationError,
+  MessageTooBigError,
+  TimeoutError,
+  TopicNotFoundError,
+} from "../../src/pulsar/errors";
 
 function tracker(now = () => 0) {
   const settled: string[] = [];
@@ -323,34 +332,103 @@ test("settlement: expire fails the oldest records first and names the nodes hold
   assert.deepEqual(settled, ["p0:2"]);
 });
 
-test("failure policy: interrupted is retried uncounted, permanent errors dead-letter or block at once, retriable ones are bounded", () => {
+test("failure policy: interrupted is retried uncounted; record errors dead-letter at once; destination errors block, never dead-letter; transient ones are bounded", () => {
   const dl = new FailurePolicy({ maxAttempts: 3, retryBackoffMs: 100, deadLetter: true });
-  assert.equal(dl.decide(1, { retriable: false, interrupted: false }).kind, "dead-letter");
-  assert.deepEqual(dl.decide(1, { retriable: true, interrupted: false }), {
+  const no = { interrupted: false };
+  assert.equal(dl.decide(1, { scope: "record", ...no }).kind, "dead-letter");
+  assert.deepEqual(dl.decide(1, { scope: "destination", ...no }), { kind: "block", retryInMs: 1000 });
+  assert.deepEqual(dl.decide(9, { scope: "destination", ...no }), { kind: "block", retryInMs: 25_600 });
+  assert.deepEqual(dl.decide(1, { scope: "transient", ...no }), {
     kind: "retry",
     delayMs: 100,
     counted: true,
   });
-  assert.deepEqual(dl.decide(2, { retriable: true, interrupted: false }), {
+  assert.deepEqual(dl.decide(2, { scope: "transient", ...no }), {
     kind: "retry",
     delayMs: 200,
     counted: true,
   });
-  assert.equal(dl.decide(3, { retriable: true, interrupted: false }).kind, "dead-letter");
-  assert.equal(dl.decide(9, { retriable: true, interrupted: true }).kind, "retry");
+  assert.equal(dl.decide(3, { scope: "transient", ...no }).kind, "dead-letter");
+  assert.equal(dl.decide(9, { scope: "transient", interrupted: true }).kind, "retry");
   const block = new FailurePolicy({ maxAttempts: 2, retryBackoffMs: 100, deadLetter: false });
-  assert.deepEqual(block.decide(1, { retriable: false, interrupted: false }), {
-    kind: "block",
-    retryInMs: undefined,
-  });
-  assert.deepEqual(block.decide(2, { retriable: true, interrupted: false }), {
-    kind: "block",
-    retryInMs: 60_000,
-  });
+  assert.deepEqual(block.decide(1, { scope: "record", ...no }), { kind: "block", retryInMs: 60_000 });
+  assert.deepEqual(block.decide(2, { scope: "transient", ...no }), { kind: "block", retryInMs: 60_000 });
   const forever = new FailurePolicy({ maxAttempts: 0, retryBackoffMs: 1000, deadLetter: false });
-  assert.deepEqual(forever.decide(1000, { retriable: true, interrupted: false }), {
+  assert.deepEqual(forever.decide(1000, { scope: "transient", ...no }), {
     kind: "retry",
     delayMs: 60_000,
     counted: true,
   });
+});
+
+test("failure scope: what the error is about decides dead-letter or wait", () => {
+  assert.equal(failureScope(new BridgeError("kafka-in.errors.json", "bad json", false)), "record");
+  assert.equal(failureScope(new BridgeError("pulsar-out.errors.payload", "x", false)), "record");
+  assert.equal(failureScope(new MessageTooBigError("too big")), "record");
+  assert.equal(failureScope(new BridgeError("pulsar-out.errors.dedup-off", "off", false)), "destination");
+  assert.equal(
+    failureScope(new ConfigurationError("pulsar-out.errors.invalid-topic", "bad fixed topic")),
+    "destination",
+  );
+  assert.equal(failureScope(new AuthorizationError("not allowed")), "destination");
+  assert.equal(failureScope(new TopicNotFoundError("Namespace not found")), "destination");
+  assert.equal(failureScope(new AlreadyClosedError("closed by a redeploy")), "transient");
+  assert.equal(failureScope(new TimeoutError("slow")), "transient");
+  assert.equal(failureScope(new Error("a function threw")), "transient");
+  assert.equal(failureScope("a string"), "transient");
+});
+
+test("settlement: a msg routed to a node a deploy is stopping interrupts its records (it would settle as 'no branch')", () => {
+  const { t, settled, failed, endTurn } = tracker();
+  t.track("m", "r");
+  t.delivered("m", "in", "fn");
+  endTurn();
+  t.setStopping((id) => id === "out");
+  // fn (still running) sends on to out, which is being replaced: Node-RED finds no node, no preDeliver
+  t.routed("m", "out");
+  t.completed("m", "fn");
+  endTurn();
+  assert.deepEqual(settled, []);
+  assert.deepEqual(
+    failed.map((f) => [f.r, f.cause]),
+    [["r", "interrupted"]],
+  );
+  t.setStopping(undefined);
+  t.track("n", "r2");
+  t.routed("n", "out");
+  t.delivered("n", "in", "out");
+  endTurn();
+  t.completed("n", "out");
+  endTurn();
+  assert.deepEqual(settled, ["r2"], "once the deploy is over, routing is nothing special");
+});
+
+test("deploys: the stopping set is decided when flows:stopping is raised, with subflow instances and pulsar-out spared", () => {
+  const allNodes = {
+    in: { id: "in", type: "kafka-in", z: "f1" },
+    j: { id: "j", type: "join", z: "f1" },
+    out: { id: "out", type: "pulsar-out", z: "f1" },
+    sf: { id: "sf", type: "subflow:abc", z: "f2" },
+    other: { id: "other", type: "delay", z: "f3" },
+  };
+  const full = stoppingPredicate({ type: "full", config: { allNodes } });
+  assert.equal(full("j"), true);
+  assert.equal(full("out"), false, "pulsar-out's done means delivered");
+  const nodes = stoppingPredicate({
+    type: "nodes",
+    diff: { changed: ["j", "sf", "out"], removed: [], flowChanged: [] },
+    config: { allNodes },
+  });
+  assert.equal(nodes("j"), true);
+  assert.equal(nodes("in"), false);
+  assert.equal(nodes("other"), false);
+  assert.equal(nodes("out"), false);
+  assert.equal(nodes("sf-inner1"), true, "a node inside a changed subflow instance stops with it");
+  const flows = stoppingPredicate({
+    type: "flows",
+    diff: { changed: [], removed: [], flowChanged: ["f3"] },
+    config: { allNodes },
+  });
+  assert.equal(flows("other"), true, "every node of a changed flow");
+  assert.equal(flows("j"), false);
 });
