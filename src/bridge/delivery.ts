@@ -17,6 +17,8 @@ export interface DeliveryRecord {
   readonly attempt: number;
   /** Failed tries so far that count against maxAttempts. */
   readonly tries: number;
+  /** Interruptions (a deploy stopped a node holding it) in a row; free up to MAX_FREE_INTERRUPTIONS. */
+  readonly interruptions: number;
 }
 
 /** What the partition consumer must do for the delivery logic. */
@@ -86,6 +88,8 @@ interface BlockEntry {
   inFlight: boolean;
 }
 
+const MAX_FREE_INTERRUPTIONS = 10;
+
 const partKey = (topic: string, partition: number) => `${partition}\u0000${topic}`;
 
 export class Delivery {
@@ -126,7 +130,7 @@ export class Delivery {
 
   /** A record fetched from Kafka, in offset order per partition. */
   onRecord(topic: string, partition: number, message: KafkaMessage): void {
-    const r: DeliveryRecord = { topic, partition, message, attempt: 1, tries: 0 };
+    const r: DeliveryRecord = { topic, partition, message, attempt: 1, tries: 0, interruptions: 0 };
     if (this.o.batchOutput) {
       this.pendingBatch.push(r);
       if (this.pendingBatch.length >= Math.max(1, this.o.batchSize)) this.onBatchEnd();
@@ -165,6 +169,11 @@ export class Delivery {
     this.tracker.delivered(msgId, sourceId, destinationId, msg);
   }
 
+  /** A node without done callback returned from its input handler for this msg. */
+  received(msgId: string | undefined, nodeId: string, msg?: object): void {
+    this.tracker.received(msgId, nodeId, msg);
+  }
+
   routed(msgId: string, destinationId: string): void {
     this.tracker.routed(msgId, destinationId);
   }
@@ -175,12 +184,16 @@ export class Delivery {
 
   /** Node-RED is stopping the nodes `isStopping` names (a deploy); undefined once flows started again. */
   setStopping(isStopping: ((nodeId: string) => boolean) | undefined): void {
+    this.deploying = isStopping !== undefined;
     this.tracker.setStopping(isStopping);
   }
 
+  /** Whether a deploy is under way (between flows:stopping and flows:started). */
+  deploying = false;
+
   /** The flows were deployed again: blocked records get a fresh set of tries. */
   flowsStarted(): void {
-    this.tracker.setStopping(undefined);
+    this.setStopping(undefined);
     for (const records of this.blocks.values())
       for (const entry of records.values()) {
         if (entry.inFlight) continue;
@@ -269,9 +282,12 @@ export class Delivery {
       this.events.lost(r, error);
       return;
     }
-    const tries = interrupted ? r.tries : r.tries + 1;
-    const decision = this.policy.decide(tries, { scope: failureScope(error), interrupted });
-    const next: DeliveryRecord = { ...r, tries };
+    // interruptions are not the record's fault, unless they never end (a deploy that fails to start)
+    const interruptions = interrupted ? r.interruptions + 1 : 0;
+    const counted = !interrupted || interruptions > MAX_FREE_INTERRUPTIONS;
+    const tries = counted ? r.tries + 1 : r.tries;
+    const decision = this.policy.decide(tries, { scope: failureScope(error), interrupted: !counted });
+    const next: DeliveryRecord = { ...r, tries, interruptions };
     switch (decision.kind) {
       case "retry": {
         const timer = setTimeout(() => {

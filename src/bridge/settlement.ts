@@ -59,6 +59,15 @@ interface Entry<R> {
   total: number;
 }
 
+interface LegacyQueue<R> {
+  queue: Entry<R>[];
+  last: number;
+  timer: NodeJS.Timeout | undefined;
+}
+
+/** How long a node without a done callback must be idle before the msgs it queued count as dropped. */
+export const LEGACY_IDLE_MS = 1000;
+
 /** Per node: the entries it holds a unit of, and what it sent in the current turn. */
 interface NodeState<R> {
   holding: Set<Entry<R>>;
@@ -74,6 +83,8 @@ export class SettlementTracker<R> {
    */
   private readonly byObject = new WeakMap<object, Entry<R> | Entry<R>[]>();
   private readonly nodes = new Map<string, NodeState<R>>();
+  /** Msgs queued by nodes without a done callback, per node. */
+  private readonly legacy = new Map<string, LegacyQueue<R>>();
   /** Live roots in the order they were tracked (for the settle deadline). */
   private readonly live = new Set<Root<R>>();
   /** Entries a node finished without sending anything so far in this turn: decided at the turn's end. */
@@ -224,6 +235,13 @@ export class SettlementTracker<R> {
       source.sent = [];
     }
     if (source.sent[source.sent.length - 1] !== entry) source.sent.push(entry);
+    // a node without done callback sending a msg it queued: that one and those queued before are done
+    const q = this.legacy.get(sourceId);
+    if (q) {
+      const at = q.queue.indexOf(entry);
+      if (at >= 0) this.releaseLegacy(sourceId, q, at + 1);
+      else this.touchLegacy(sourceId, q);
+    }
     this.schedule();
   }
 
@@ -245,11 +263,11 @@ export class SettlementTracker<R> {
   }
 
   /**
-   * Node-RED routes a msg to `destinationId` (preRoute, raised for every wire before the node is looked
-   * up). While a deploy stops that node, the msg cannot reach it: the records fail as interrupted.
+   * Node-RED routes a msg to `destinationId`, a node a deploy has stopped and not yet started again
+   * (preRoute is raised for every wire before the node is looked up; the caller knows it is gone): the
+   * msg reaches nobody, so the records fail as interrupted.
    */
   routed(msgId: string, destinationId: string): void {
-    if (!this.stopping?.(destinationId)) return;
     const entry = this.entries.get(msgId);
     if (entry) this.failRoots(entry, new InterruptedError(destinationId), "interrupted");
   }
@@ -261,7 +279,12 @@ export class SettlementTracker<R> {
       entry = this.byDelivery(msg, nodeId);
       if (!entry) return;
     }
-    msgId = entry.id;
+    this.afterClose(entry, nodeId, error);
+  }
+
+  /** A unit of `entry` at `nodeId` was closed by its done(error?). */
+  private afterClose(entry: Entry<R>, nodeId: string, error?: unknown): void {
+    const msgId = entry.id;
     if (error !== undefined && error !== null) {
       this.failRoots(entry, error, "error");
       if (entry.total === 0) this.entries.delete(msgId);
@@ -276,6 +299,68 @@ export class SettlementTracker<R> {
     const s = this.nodes.get(nodeId);
     if (s && s.turn === this.turn && s.sent.length > 0) this.handOver(entry, s.sent);
     else this.pendingDecision(entry, nodeId);
+  }
+
+  /**
+   * A node without a done callback (`_expectedDoneCount` 0: core switch and filter, older contrib nodes)
+   * returned from its input handler for this msg (postReceive). It may have handled the msg already (and
+   * sent it on in this turn), or only queued it (core switch queues msgs that arrive while it is busy):
+   * then the msg waits in the node's queue until the node sends a later msg (it handles them in order, so
+   * this one was dropped) or has been idle for LEGACY_IDLE_MS.
+   */
+  received(msgId: string | undefined, nodeId: string, msg?: object): void {
+    const entry = this.holding(msgId, nodeId, msg);
+    if (!entry) return;
+    const s = this.nodes.get(nodeId);
+    if (s && s.turn === this.turn && s.sent.includes(entry)) {
+      if (this.close(entry, nodeId)) this.afterClose(entry, nodeId);
+      return;
+    }
+    let q = this.legacy.get(nodeId);
+    if (!q) this.legacy.set(nodeId, (q = { queue: [], last: 0, timer: undefined }));
+    q.queue.push(entry);
+    this.touchLegacy(nodeId, q);
+  }
+
+  /** The entry of this msg that `nodeId` holds a unit of (by id, else by the delivered object). */
+  private holding(msgId: string | undefined, nodeId: string, msg?: object): Entry<R> | undefined {
+    const held = (e: Entry<R> | undefined) =>
+      e !== undefined &&
+      this.entries.get(e.id) === e &&
+      (e.nodes ? (e.nodes.get(nodeId) ?? 0) > 0 : e.node === nodeId && e.count > 0);
+    const byId = msgId === undefined ? undefined : this.entries.get(msgId);
+    if (held(byId)) return byId;
+    const known = msg ? this.byObject.get(msg) : undefined;
+    for (const e of Array.isArray(known) ? known : known ? [known] : []) if (held(e)) return e;
+    return undefined;
+  }
+
+  private touchLegacy(nodeId: string, q: LegacyQueue<R>): void {
+    q.last = this.now();
+    if (q.timer) return;
+    const check = () => {
+      q.timer = undefined;
+      const idle = this.now() - q.last;
+      if (idle < LEGACY_IDLE_MS) {
+        q.timer = setTimeout(check, LEGACY_IDLE_MS - idle);
+        q.timer.unref?.();
+        return;
+      }
+      this.releaseLegacy(nodeId, q, q.queue.length);
+    };
+    q.timer = setTimeout(check, LEGACY_IDLE_MS);
+    q.timer.unref?.();
+  }
+
+  /** Closes the first `n` queued msgs of a node without done callback. */
+  private releaseLegacy(nodeId: string, q: LegacyQueue<R>, n: number): void {
+    const done = q.queue.splice(0, n);
+    if (q.queue.length === 0) {
+      if (q.timer) clearTimeout(q.timer);
+      this.legacy.delete(nodeId);
+    }
+    for (const e of done)
+      if (this.entries.get(e.id) === e && this.close(e, nodeId)) this.afterClose(e, nodeId);
   }
 
   /** The live entry `msg` was delivered to `nodeId` with, its unit there closed. */
@@ -414,6 +499,8 @@ export class SettlementTracker<R> {
 
   /** Forgets everything (the node is closing; unsettled records are redelivered by Kafka). */
   clear(): void {
+    for (const q of this.legacy.values()) if (q.timer) clearTimeout(q.timer);
+    this.legacy.clear();
     this.entries.clear();
     this.nodes.clear();
     this.live.clear();

@@ -23,7 +23,8 @@ interface NodeConfigLike {
 interface DeployEvent {
   type?: string;
   diff?: DeployDiff;
-  config?: { allNodes?: Record<string, NodeConfigLike> };
+  /** Node-RED's active config: `flows` is the array of every tab, subflow and node config. */
+  config?: { flows?: NodeConfigLike[]; allNodes?: Record<string, NodeConfigLike> };
 }
 
 /** Node types whose done() without error means the msg reached its destination, even while stopping. */
@@ -37,59 +38,72 @@ export interface DeployListener {
 }
 
 /**
- * The nodes a deploy stops, decided when flows:stopping is raised (the nodes' types and flows are read
- * then: a stopped node soon leaves the runtime): everything for a full deploy (or a changed global
- * config); otherwise the changed, removed, linked and rewired nodes and every node of a changed flow
- * (a conservative superset of flows/index.js's choice, which costs at most a retry). A node inside a
- * subflow instance (id `<instance>-<node>`) stops with its instance. pulsar-out never counts: its done()
- * means Pulsar has the msg.
+ * The nodes a deploy stops, decided when flows:stopping is raised (types and flows are read from the
+ * deployed config then: a stopped node soon leaves the runtime), as flows/index.js chooses them:
+ * everything for a full deploy (or a changed global config); otherwise every node of a tab that changed
+ * its own settings, was added or removed, and the nodes of the stop list (changed and removed; for "flows"
+ * also linked and rewired). A node inside a subflow instance (id `<instance>-<node>`) stops with its
+ * instance. pulsar-out never counts: its done() means Pulsar has the msg.
  */
 export function stoppingPredicate(e: DeployEvent | undefined): (nodeId: string) => boolean {
   const diff = e?.diff;
-  const all = e?.config?.allNodes ?? {};
-  const delivering = new Set(
-    Object.values(all)
-      .filter((n) => DELIVERING_TYPES.has(n.type ?? ""))
-      .map((n) => n.id),
-  );
-  const instanceOf = (id: string) => {
-    const dash = id.indexOf("-");
-    return dash > 0 ? id.slice(0, dash) : id;
-  };
+  const configs = e?.config?.flows ?? Object.values(e?.config?.allNodes ?? {});
+  const delivering = new Set(configs.filter((n) => DELIVERING_TYPES.has(n.type ?? "")).map((n) => n.id));
   const type = !diff || diff.globalConfigChanged ? "full" : (e?.type ?? "full");
   if (type === "full") return (id) => !delivering.has(id);
-  const ids = new Set([
-    ...(diff?.changed ?? []),
-    ...(diff?.removed ?? []),
-    ...(diff?.linked ?? []),
-    ...(diff?.rewired ?? []),
-  ]);
-  const flows = new Set(diff?.flowChanged ?? []);
+  const ids = new Set([...(diff?.changed ?? []), ...(diff?.removed ?? [])]);
+  if (type === "flows") for (const id of [...(diff?.linked ?? []), ...(diff?.rewired ?? [])]) ids.add(id);
+  const tabs = new Set([...(diff?.flowChanged ?? []), ...(diff?.added ?? []), ...(diff?.removed ?? [])]);
   const zOf = new Map<string, string | undefined>();
-  for (const n of Object.values(all)) zOf.set(n.id, n.z);
+  for (const n of configs) zOf.set(n.id, n.z);
   const stops = (id: string): boolean => {
     if (ids.has(id)) return true;
     const z = zOf.get(id);
-    return z !== undefined && (flows.has(z) || ids.has(z));
+    return z !== undefined && tabs.has(z);
   };
   return (id) => {
     if (delivering.has(id)) return false;
     if (stops(id)) return true;
-    const instance = instanceOf(id);
-    return instance !== id && stops(instance);
+    const dash = id.indexOf("-");
+    return dash > 0 && stops(id.slice(0, dash));
   };
 }
+
+/**
+ * How long after flows:stopped the stopping set is kept without flows:started: a start that fails (a
+ * missing node type, a module that does not install) never raises it.
+ */
+const START_GRACE_MS = 30_000;
 
 /** Tells `listener` about deploys until the returned function is called. */
 export function watchDeploys(RED: RED, listener: DeployListener): () => void {
   const events = (RED as unknown as { events?: NodeJS.EventEmitter }).events;
   if (!events) return () => undefined;
-  const stopping = (e: DeployEvent) => listener.setStopping(stoppingPredicate(e));
-  const started = () => listener.flowsStarted();
+  let grace: NodeJS.Timeout | undefined;
+  const clearGrace = () => {
+    if (grace) clearTimeout(grace);
+    grace = undefined;
+  };
+  const stopping = (e: DeployEvent) => {
+    clearGrace();
+    listener.setStopping(stoppingPredicate(e));
+  };
+  const stopped = () => {
+    clearGrace();
+    grace = setTimeout(() => listener.setStopping(undefined), START_GRACE_MS);
+    grace.unref?.();
+  };
+  const started = () => {
+    clearGrace();
+    listener.flowsStarted();
+  };
   events.on("flows:stopping", stopping);
+  events.on("flows:stopped", stopped);
   events.on("flows:started", started);
   return () => {
+    clearGrace();
     events.off("flows:stopping", stopping);
+    events.off("flows:stopped", stopped);
     events.off("flows:started", started);
   };
 }

@@ -343,15 +343,18 @@ export function registerKafkaIn(RED: RED): void {
         // the msg is passed too: a node may have deleted or changed its _msgid (core split does)
         if (e.msg) delivery.completed(e.msg._msgid, e.node.id, e.error, e.msg);
       }) as (event: never) => unknown);
+      // During a deploy, a msg routed to a node that is stopped (gone from the runtime, not yet started
+      // again) reaches nobody: its records are tried again. A stopping node still running receives it.
       RED.hooks.add(`preRoute.${hookLabel}`, ((e: HookSendEvent) => {
         const id = e.msg?._msgid;
-        if (id) delivery.routed(id, e.destination.id);
+        if (id && delivery.deploying && !RED.nodes.getNode(e.destination.id))
+          delivery.routed(id, e.destination.id);
       }) as (event: never) => unknown);
       // A node whose input handler takes no done callback (core switch and filter, many older contrib
-      // nodes) never completes a msg: it is done with it when its handler returns.
+      // nodes) never completes a msg: the tracker infers it from what the node sends next.
       RED.hooks.add(`postReceive.${hookLabel}`, ((e: HookReceiveEvent) => {
         if (e.msg && e.destination.node?._expectedDoneCount === 0)
-          delivery.completed(e.msg._msgid, e.destination.id, undefined, e.msg);
+          delivery.received(e.msg._msgid, e.destination.id, e.msg);
       }) as (event: never) => unknown);
     }
     consumer.start();

@@ -560,3 +560,44 @@ test("a rebalance while a delay node holds records of the revoked partition: not
     await consumer.close();
   }
 });
+
+test("a burst through core switch (it queues msgs while busy) into a rate-limiting delay: nothing commits before it is in Pulsar", async () => {
+  const s = await setup("switch-burst", 20);
+  const between = [
+    {
+      id: "sw",
+      type: "switch",
+      property: "payload",
+      propertyType: "msg",
+      rules: [{ t: "nnull" }],
+      checkall: "true",
+      repair: false,
+      outputs: 1,
+      wires: [["dl"]],
+    },
+    {
+      id: "dl",
+      type: "delay",
+      pauseType: "rate",
+      timeout: "5",
+      timeoutUnits: "seconds",
+      rate: "1",
+      nbRateUnits: "3",
+      rateUnits: "second",
+      drop: false,
+      allowrate: false,
+      outputs: 1,
+      wires: [["out"]],
+    },
+  ];
+  await loadFlow(flow(s, between, { inWires: ["sw"] }));
+  try {
+    await new Promise((r) => setTimeout(r, 7000));
+    const c = await committed(s.groupId, s.kafkaTopic);
+    const inPulsar = await drain(s.consumer, 20, 1000);
+    assert.ok(c <= inPulsar.length, `committed ${c} while ${inPulsar.length} reached Pulsar`);
+  } finally {
+    await unloadFlow();
+    await s.consumer.close();
+  }
+});

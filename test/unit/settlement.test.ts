@@ -3,7 +3,7 @@
 // Hook calls are made in the order Node-RED's runtime makes them (preDeliver on send, onComplete on done).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { SettlementTracker } from "../../src/bridge/settlement";
+import { LEGACY_IDLE_MS, SettlementTracker } from "../../src/bridge/settlement";
 import { FailurePolicy } from "../../src/bridge/failure-policy";
 import { stoppingPredicate } from "../../src/nodes/deploy-watch";
 import { BridgeError, ConfigurationError, failureScope } from "../../src/common/errors";
@@ -383,8 +383,7 @@ test("settlement: a msg routed to a node a deploy is stopping interrupts its rec
   t.track("m", "r");
   t.delivered("m", "in", "fn");
   endTurn();
-  t.setStopping((id) => id === "out");
-  // fn (still running) sends on to out, which is being replaced: Node-RED finds no node, no preDeliver
+  // fn (still running) sends on to out, which a deploy is replacing: Node-RED finds no node, no preDeliver
   t.routed("m", "out");
   t.completed("m", "fn");
   endTurn();
@@ -393,42 +392,81 @@ test("settlement: a msg routed to a node a deploy is stopping interrupts its rec
     failed.map((f) => [f.r, f.cause]),
     [["r", "interrupted"]],
   );
-  t.setStopping(undefined);
-  t.track("n", "r2");
-  t.routed("n", "out");
-  t.delivered("n", "in", "out");
-  endTurn();
-  t.completed("n", "out");
-  endTurn();
-  assert.deepEqual(settled, ["r2"], "once the deploy is over, routing is nothing special");
 });
 
-test("deploys: the stopping set is decided when flows:stopping is raised, with subflow instances and pulsar-out spared", () => {
-  const allNodes = {
-    in: { id: "in", type: "kafka-in", z: "f1" },
-    j: { id: "j", type: "join", z: "f1" },
-    out: { id: "out", type: "pulsar-out", z: "f1" },
-    sf: { id: "sf", type: "subflow:abc", z: "f2" },
-    other: { id: "other", type: "delay", z: "f3" },
-  };
-  const full = stoppingPredicate({ type: "full", config: { allNodes } });
+test("deploys: the stopping set is decided when flows:stopping is raised (Node-RED's event shape), with subflow instances and pulsar-out spared", () => {
+  // as flows/index.js raises it: config is { flows: [every tab and node], rev }; a changed node's tab is
+  // listed in diff.changed too
+  const flows = [
+    { id: "f1", type: "tab" },
+    { id: "f3", type: "tab" },
+    { id: "in", type: "kafka-in", z: "f1" },
+    { id: "j", type: "join", z: "f1" },
+    { id: "fn", type: "function", z: "f1" },
+    { id: "out", type: "pulsar-out", z: "f1" },
+    { id: "sf", type: "subflow:abc", z: "f1" },
+    { id: "other", type: "delay", z: "f3" },
+  ];
+  const config = { flows, rev: "x" };
+  const full = stoppingPredicate({ type: "full", config });
   assert.equal(full("j"), true);
   assert.equal(full("out"), false, "pulsar-out's done means delivered");
   const nodes = stoppingPredicate({
     type: "nodes",
-    diff: { changed: ["j", "sf", "out"], removed: [], flowChanged: [] },
-    config: { allNodes },
+    diff: { changed: ["j", "sf", "out", "f1"], removed: [], added: [], linked: ["fn"], flowChanged: [] },
+    config,
   });
   assert.equal(nodes("j"), true);
-  assert.equal(nodes("in"), false);
+  assert.equal(nodes("in"), false, "the tab id in diff.changed does not stop the whole tab");
+  assert.equal(nodes("fn"), false, "linked nodes keep running in a nodes deploy");
   assert.equal(nodes("other"), false);
   assert.equal(nodes("out"), false);
   assert.equal(nodes("sf-inner1"), true, "a node inside a changed subflow instance stops with it");
-  const flows = stoppingPredicate({
+  const tabEnv = stoppingPredicate({
     type: "flows",
-    diff: { changed: [], removed: [], flowChanged: ["f3"] },
-    config: { allNodes },
+    diff: { changed: [], removed: [], added: [], linked: [], rewired: [], flowChanged: ["f1"] },
+    config,
   });
-  assert.equal(flows("other"), true, "every node of a changed flow");
-  assert.equal(flows("j"), false);
+  assert.equal(tabEnv("j"), true, "every node of a tab whose settings changed (its env, say)");
+  assert.equal(tabEnv("sf-inner1"), true);
+  assert.equal(tabEnv("other"), false);
+  assert.equal(tabEnv("out"), false);
+  const linked = stoppingPredicate({
+    type: "flows",
+    diff: { changed: ["j"], removed: [], added: [], linked: ["fn"], rewired: [], flowChanged: [] },
+    config,
+  });
+  assert.equal(linked("fn"), true, "a flows deploy also stops the linked nodes");
+});
+
+test("settlement: a node without done callback (core switch) that queues msgs while busy: a queued msg is done when a later one is sent, or when the node is idle", async () => {
+  const { t, settled, endTurn } = tracker(Date.now);
+  // handled in its own turn: sent on before the handler returns
+  t.track("a", "ra");
+  t.delivered("a", "in", "sw");
+  endTurn();
+  t.delivered("a", "sw", "out");
+  t.received("a", "sw");
+  endTurn();
+  // b and c arrive while the switch is busy: queued, nothing sent yet
+  for (const id of ["b", "c", "d"]) {
+    t.track(id, `r${id}`);
+    t.delivered(id, "in", "sw");
+    endTurn();
+    t.received(id, "sw");
+    endTurn();
+  }
+  assert.deepEqual(settled, [], "queued msgs do not settle when the handler returns");
+  // later the switch drops b and sends c on
+  t.delivered("c", "sw", "out");
+  endTurn();
+  assert.deepEqual(settled, [], "b, queued before the sent c, was dropped: it goes with c (the same turn)");
+  t.completed("c", "out");
+  t.completed("a", "out");
+  endTurn();
+  assert.deepEqual(settled.sort(), ["ra", "rb", "rc"]);
+  // d is never sent: it counts as dropped once the switch has been idle
+  await new Promise((r) => setTimeout(r, LEGACY_IDLE_MS + 300));
+  endTurn();
+  assert.deepEqual(settled.sort(), ["ra", "rb", "rc", "rd"]);
 });
