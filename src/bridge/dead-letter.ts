@@ -3,6 +3,7 @@
 // producer (Kafka's shared one, or a Pulsar producer opened on first use and kept until close).
 import type { IHeaders } from "kafkajs";
 import type { Producer as PulsarProducer } from "../pulsar/types";
+import { SharedResource } from "../common/shared";
 import { kafkaHeadersFromList, msgToPulsar } from "./msg-to-pulsar";
 import { decodeHeaders, recordToMsg } from "./record-to-msg";
 import type { DeliveryRecord } from "./delivery";
@@ -51,15 +52,18 @@ export async function writeKafkaDeadLetter(
 /**
  * A Pulsar dead-letter writer: the copy is mapped exactly as pulsar-out maps a kafka-in msg with headers
  * and provenance (so binary headers, repeated keys and tombstones read back the same way), with the
- * dlq.* fields as properties. The producer is opened on first use and reopened after a failure to open.
+ * dlq.* fields as properties. The producer is opened on first use and reopened after a failure to open
+ * (a SharedResource with one user).
  */
 export class PulsarDeadLetterWriter {
-  private producer: Promise<PulsarProducer> | undefined;
+  private readonly producer: SharedResource<PulsarProducer>;
 
   constructor(
-    private readonly open: () => Promise<PulsarProducer>,
+    open: () => Promise<PulsarProducer>,
     private readonly groupId: string,
-  ) {}
+  ) {
+    this.producer = new SharedResource(open, (p) => p.close());
+  }
 
   async write(r: DeliveryRecord, fields: DeadLetterFields): Promise<void> {
     const msg = recordToMsg(
@@ -71,26 +75,10 @@ export class PulsarDeadLetterWriter {
       { ...msg, properties: { ...fields } },
       { mapHeaders: true, provenanceProperties: true },
     );
-    let opening = this.producer;
-    if (!opening) {
-      opening = this.open();
-      this.producer = opening;
-      opening.catch(() => {
-        if (this.producer === opening) this.producer = undefined;
-      });
-    }
-    const producer = await opening;
-    await producer.send(out);
+    await (await this.producer.acquire("dead-letter")).send(out);
   }
 
-  async close(): Promise<void> {
-    const p = this.producer;
-    this.producer = undefined;
-    if (!p) return;
-    try {
-      await (await p).close();
-    } catch {
-      // it never opened, or the connection is gone: nothing left to close
-    }
+  close(): Promise<void> {
+    return this.producer.shutdown();
   }
 }

@@ -274,12 +274,8 @@ export class SettlementTracker<R> {
 
   /** `nodeId` called done(error?) for the msg `msg` with this id (onComplete). */
   completed(msgId: string | undefined, nodeId: string, error?: unknown, msg?: object): void {
-    let entry = msgId === undefined ? undefined : this.entries.get(msgId);
-    if (!entry || !this.close(entry, nodeId)) {
-      entry = this.byDelivery(msg, nodeId);
-      if (!entry) return;
-    }
-    this.afterClose(entry, nodeId, error);
+    const entry = this.holding(msgId, nodeId, msg);
+    if (entry && this.close(entry, nodeId)) this.afterClose(entry, nodeId, error);
   }
 
   /** A unit of `entry` at `nodeId` was closed by its done(error?). */
@@ -361,15 +357,6 @@ export class SettlementTracker<R> {
     }
     for (const e of done)
       if (this.entries.get(e.id) === e && this.close(e, nodeId)) this.afterClose(e, nodeId);
-  }
-
-  /** The live entry `msg` was delivered to `nodeId` with, its unit there closed. */
-  private byDelivery(msg: object | undefined, nodeId: string): Entry<R> | undefined {
-    const known = msg ? this.byObject.get(msg) : undefined;
-    if (!known) return undefined;
-    for (const e of Array.isArray(known) ? known : [known])
-      if (this.entries.get(e.id) === e && this.close(e, nodeId)) return e;
-    return undefined;
   }
 
   private pendingDecision(entry: Entry<R>, nodeId: string): void {

@@ -3,8 +3,8 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { loadFlow, unloadFlow, stopHelper } from "../support/flow";
-import { createTopic, committedOffsets, produce, type TestRecord } from "../support/kafka";
-import { kafkaBrokers, pulsarUrl, runToolOk, uniqueName } from "../support/brokers";
+import { consoleConsume, createTopic, committedOffsets, produce, type TestRecord } from "../support/kafka";
+import { kafkaBrokers, pulsarUrl, uniqueName } from "../support/brokers";
 import { createClient } from "../../src/pulsar/client";
 import type { Consumer, PulsarClient, ReceivedMessage } from "../../src/pulsar/types";
 import { waitFor } from "../support/wait";
@@ -225,22 +225,11 @@ test("a poison record is retried, then dead-lettered to Kafka with its error; th
         .filter((_, i) => i !== 20)
         .sort(),
     );
-    const dead = await runToolOk("kafka-tool", [
-      "console-consumer",
-      "--bootstrap-server",
-      kafkaBrokers[0] ?? "",
-      "--topic",
-      dlq,
-      "--from-beginning",
-      "--max-messages",
-      "1",
-      "--property",
-      "print.headers=true",
-    ]);
-    assert.match(dead.stdout, /poison/);
-    assert.match(dead.stdout, /dlq\.error:.*cannot digest this/);
-    assert.match(dead.stdout, /dlq\.offset:20/);
-    assert.match(dead.stdout, /dlq\.attempts:3/);
+    const dead = await consoleConsume(dlq, 1);
+    assert.match(dead, /poison/);
+    assert.match(dead, /dlq\.error:.*cannot digest this/);
+    assert.match(dead, /dlq\.offset:20/);
+    assert.match(dead, /dlq\.attempts:3/);
     await waitFor(
       "all offsets committed",
       async () => (await committedOffsets(groupId, kafkaTopic)).get(0)?.committed === 50,

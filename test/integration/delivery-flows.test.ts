@@ -6,8 +6,8 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import { after, before, test } from "node:test";
 import { helper, loadFlow, unloadFlow, stopHelper } from "../support/flow";
-import { createTopic, committedOffsets, produce } from "../support/kafka";
-import { kafkaBrokers, pulsarUrl, runToolOk, uniqueName } from "../support/brokers";
+import { consoleConsume, createTopic, committedOffsets, produce } from "../support/kafka";
+import { kafkaBrokers, pulsarUrl, uniqueName } from "../support/brokers";
 import { createClient } from "../../src/pulsar/client";
 import type { Consumer, PulsarClient, ReceivedMessage } from "../../src/pulsar/types";
 import { waitFor } from "../support/wait";
@@ -345,21 +345,10 @@ test("a function that throws, with the dead-letter policy: the record is dead-le
       async () => (await committed(s.groupId, s.kafkaTopic)) === 10,
       30_000,
     );
-    const dead = await runToolOk("kafka-tool", [
-      "console-consumer",
-      "--bootstrap-server",
-      kafkaBrokers[0] ?? "",
-      "--topic",
-      dlq,
-      "--from-beginning",
-      "--max-messages",
-      "1",
-      "--property",
-      "print.headers=true",
-    ]);
-    assert.match(dead.stdout, /v5/);
-    assert.match(dead.stdout, /dlq\.error:(Error: )?cannot digest this/);
-    assert.match(dead.stdout, /dlq\.attempts:2/);
+    const dead = await consoleConsume(dlq, 1);
+    assert.match(dead, /v5/);
+    assert.match(dead, /dlq\.error:(Error: )?cannot digest this/);
+    assert.match(dead, /dlq\.attempts:2/);
   } finally {
     await unloadFlow();
     await s.consumer.close();
@@ -394,19 +383,8 @@ test("a record a node holds past the settle deadline fails, and the dead letter 
   );
   try {
     await waitFor("offset 3 committed", async () => (await committed(s.groupId, s.kafkaTopic)) === 3, 30_000);
-    const dead = await runToolOk("kafka-tool", [
-      "console-consumer",
-      "--bootstrap-server",
-      kafkaBrokers[0] ?? "",
-      "--topic",
-      dlq,
-      "--from-beginning",
-      "--max-messages",
-      "3",
-      "--property",
-      "print.headers=true",
-    ]);
-    assert.match(dead.stdout, /dlq\.error:not settled within 2 s: held by "very slow" \(delay slow\)/);
+    const dead = await consoleConsume(dlq, 3);
+    assert.match(dead, /dlq\.error:not settled within 2 s: held by "very slow" \(delay slow\)/);
   } finally {
     await unloadFlow();
     await s.consumer.close();

@@ -103,3 +103,24 @@ export async function groupMembers(
     ).length,
   };
 }
+
+/** The first `maxMessages` records of `topic` as Kafka's console consumer prints them, headers included. */
+export async function consoleConsume(
+  topic: string,
+  maxMessages: number,
+  bootstrap = kafkaBrokers[0] ?? "",
+): Promise<string> {
+  const r = await runToolOk("kafka-tool", [
+    "console-consumer",
+    "--bootstrap-server",
+    bootstrap,
+    "--topic",
+    topic,
+    "--from-beginning",
+    "--max-messages",
+    String(maxMessages),
+    "--property",
+    "print.headers=true",
+  ]);
+  return r.stdout;
+}
