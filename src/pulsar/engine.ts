@@ -194,6 +194,7 @@ class NativeAdapter implements PulsarClient {
           topic: native.getTopic(),
           producerName: native.getProducerName(),
           duplicate: false,
+          duplicateProven: false,
         };
       },
       async flush() {

@@ -1,6 +1,7 @@
 // Producers: one PartitionProducer per (partition) topic with batching, compression, a bounded pending
 // queue, receipts matched in order, reconnect with in-order resend; a PartitionedProducer routes over N.
 import { Queue } from "./queue";
+import { SequenceRanges } from "./sequence-ranges";
 import type { BuiltinClient } from "./client";
 import { DEFAULT_MAX_MESSAGE_SIZE, type Connection, type ProducerListener } from "./connection";
 import { Backoff, retryWithin } from "./backoff";
@@ -67,6 +68,9 @@ interface PendingOp {
   waiters: Waiter[];
   createdAt: number;
   batched: boolean;
+  /** The op's lowest sequence id had been written before it: on the connection it was last written on, on any. */
+  sentBefore: boolean;
+  writtenBefore: boolean;
 }
 
 /** One writer for every producer's batch payloads: a batch is encoded and copied out synchronously. */
@@ -99,14 +103,21 @@ export class PartitionProducer {
   private failed: Error | undefined;
   private epoch = 0;
   private nextSequenceId = 0;
+  /**
+   * What proves that a duplicate receipt stands for a stored message: the broker's last sequence id when
+   * this producer first connected (stored before it existed) and at its latest connect; what it stored with
+   * a receipt; and, per connection, what it wrote on it (the broker takes a connection's frames in order).
+   */
+  private firstLastSequenceId: number | undefined;
+  private readonly stored = new SequenceRanges();
+  private written = new SequenceRanges();
+  private readonly writtenEver = new SequenceRanges();
   private readonly pending: PendingOp[] = [];
   private pendingMessages = 0;
   /** The open batch: its waiters, and their messages at the same index until the batch is encoded. */
   private batch: Waiter[] = [];
   private batchMessages: OutgoingMessage[] = [];
   private batchBytes = 0;
-  /** Whether the open batch holds potential duplicates (see send). */
-  private batchOfDuplicates = false;
   private batchTimer: NodeJS.Timeout | undefined;
   /** Sends waiting for room, in call order: they are admitted before any later send. */
   private readonly blocked = new Queue<Blocked>();
@@ -193,13 +204,15 @@ export class PartitionProducer {
     }
     this.producerName = res.producerName;
     this.lastSequenceId = res.lastSequenceId;
+    this.firstLastSequenceId ??= res.lastSequenceId;
+    this.written = new SequenceRanges();
     this.conn = conn;
     this.ready = true;
     this.backoff.reset();
     if (this.started) this.client.log("info", `producer on ${this.topic} reconnected`);
     this.setState({ state: "connected" });
     // Resend, in order and byte-identical, everything not yet acknowledged.
-    for (const op of this.pending) conn.write(op.frame);
+    for (const op of this.pending) this.write(conn, op);
   }
 
   private onDisconnect(reason: Error): void {
@@ -269,6 +282,7 @@ export class PartitionProducer {
     this.pending.shift();
     this.pendingMessages -= op.waiters.length;
     const duplicate = cmd.messageId.ledgerId === -1 && cmd.messageId.entryId === -1;
+    if (!duplicate) for (const w of op.waiters) this.stored.add(w.sequenceId);
     op.waiters.forEach((w, i) => {
       const messageId: MessageId = {
         ledgerId: cmd.messageId.ledgerId,
@@ -282,6 +296,7 @@ export class PartitionProducer {
         topic: this.topic,
         producerName: this.producerName,
         duplicate,
+        duplicateProven: duplicate && this.provenStored(w.sequenceId, op),
       });
     });
     this.wakeSpace();
@@ -392,25 +407,20 @@ export class PartitionProducer {
       );
     }
     const sequenceId = message.sequenceId ?? this.nextSequenceId;
-    // An explicit sequence id at or below one already pushed (or stored, per the broker) may be a duplicate.
-    // The broker judges a whole batch by its lowest sequence id, so such messages never share a batch with
-    // newer ones: those would be dropped with them.
+    // An explicit sequence id below the next one may be a duplicate. The broker judges a whole batch by its
+    // lowest sequence id, so such a message is sent alone (as the Java client does): in a batch, newer
+    // messages, or other potential duplicates that were never stored, would be dropped with it.
     const potentialDuplicate = sequenceId < this.nextSequenceId;
     this.nextSequenceId = Math.max(this.nextSequenceId, sequenceId + 1);
     const waiter: Waiter = { resolve, reject, sequenceId };
     const delayed = message.deliverAt !== undefined || message.deliverAfterMs !== undefined;
-    if (!this.s.batching || delayed) {
+    if (!this.s.batching || delayed || potentialDuplicate) {
       this.flushBatch();
       this.enqueueSingle(message, waiter);
       return;
     }
     const size = message.payload.length + 64;
-    if (
-      this.batch.length > 0 &&
-      (this.batchBytes + size > this.s.batchMaxBytes || potentialDuplicate !== this.batchOfDuplicates)
-    )
-      this.flushBatch();
-    this.batchOfDuplicates = potentialDuplicate;
+    if (this.batch.length > 0 && this.batchBytes + size > this.s.batchMaxBytes) this.flushBatch();
     this.batch.push(waiter);
     this.batchMessages.push(message);
     this.batchBytes += size;
@@ -529,10 +539,38 @@ export class PartitionProducer {
       waiters,
       createdAt: Date.now(),
       batched: md.numMessagesInBatch !== undefined,
+      sentBefore: false,
+      writtenBefore: false,
     };
     this.pending.push(op);
     this.pendingMessages += waiters.length;
-    if (this.ready && this.conn) this.conn.write(op.frame);
+    if (this.ready && this.conn) this.write(this.conn, op);
+  }
+
+  private write(conn: Connection, op: PendingOp): void {
+    op.sentBefore = this.written.has(op.firstSeq);
+    op.writtenBefore = this.writtenEver.has(op.firstSeq);
+    for (const w of op.waiters) {
+      this.written.add(w.sequenceId);
+      this.writtenEver.add(w.sequenceId);
+    }
+    conn.write(op.frame);
+  }
+
+  /**
+   * Whether a duplicate receipt for `sequenceId` stands for a message the broker stored: it had it when this
+   * producer first connected (stored before it existed); it stored it with a receipt since; this very
+   * connection carried it before (an earlier try that timed out while the broker took it); or an earlier
+   * connection did and the broker had it when this one was made. Anything else is a sequence id the broker
+   * passed without storing it: a later one was stored first.
+   */
+  private provenStored(sequenceId: number, op: PendingOp): boolean {
+    return (
+      sequenceId <= (this.firstLastSequenceId ?? -1) ||
+      this.stored.has(sequenceId) ||
+      op.sentBefore ||
+      (op.writtenBefore && sequenceId <= this.lastSequenceId)
+    );
   }
 
   /** Sends the current batch and resolves once every message sent before has its receipt (or failed). */
@@ -707,6 +745,11 @@ class RoutedProducer implements Producer {
       const key = Buffer.isBuffer(m.key) ? m.key.toString("base64") : m.key;
       const h = this.o.hashingScheme === "murmur3" ? murmur3Hash32(key) : javaStringHash(key);
       return h % n;
+    }
+    if (this.o.routingMode === "key-or-sequence") {
+      if (m.sequenceId === undefined)
+        throw new ConfigError('routing mode "key-or-sequence" needs a sequence id on a message without key');
+      return m.sequenceId % n;
     }
     if (this.o.routingMode === "single-partition") return this.single;
     // Round-robin that keeps a batch together: move on after a batch's worth of messages.

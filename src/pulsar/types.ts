@@ -45,7 +45,12 @@ export interface ClientOptions {
 
 export type CompressionType = "none" | "lz4" | "zlib" | "zstd" | "snappy";
 export type HashingScheme = "java-string" | "murmur3";
-export type RoutingMode = "round-robin" | "single-partition" | "custom";
+/**
+ * Partitioned topics: keyed messages go to hash(key) % partitions in every mode but "custom"; keyless ones
+ * round-robin, to one partition, by the custom router, or with "key-or-sequence" to sequenceId % partitions
+ * (effectively-once: a message keeps its partition on every try).
+ */
+export type RoutingMode = "round-robin" | "single-partition" | "custom" | "key-or-sequence";
 
 /**
  * A created producer's link to its broker: "reconnecting" (with the last attempt's error) while the connection
@@ -128,6 +133,13 @@ export interface SendReceipt {
   producerName: string;
   /** True when the broker reported the message as a duplicate (deduplication), so it was not stored again. */
   duplicate: boolean;
+  /**
+   * For a duplicate: whether the producer can prove the broker stored that sequence id (it had it when the
+   * producer connected, stored it with a receipt since, or got it before on the same connection). False: the
+   * broker dropped it because a later sequence id was stored first, so it is not stored. False when not a
+   * duplicate.
+   */
+  duplicateProven: boolean;
 }
 
 export interface Producer {

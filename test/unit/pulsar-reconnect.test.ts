@@ -6,9 +6,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { createProducer } from "../../src/pulsar/producer";
-import type { BuiltinClient } from "../../src/pulsar/client";
-import type { Connection, ProducerListener } from "../../src/pulsar/connection";
-import { CommandType, type Inbound } from "../../src/pulsar/protocol/commands";
+import { StandIn } from "../support/pulsar-standin";
 import {
   AlreadyClosedError,
   AuthenticationError,
@@ -22,84 +20,6 @@ import {
 } from "../../src/pulsar/errors";
 import type { ProducerState } from "../../src/pulsar/types";
 import { UserLinks, clientFor, linkOf, type LinkState } from "../../src/nodes/pulsar-cluster";
-
-/** What the stand-in broker does with one creation attempt. */
-type Step = "ok" | Error;
-
-class StandIn {
-  /** One entry per attempt: where it fails (lookup, or the PRODUCER request), or "ok". */
-  readonly script: { at: "lookup" | "producer"; step: Step }[] = [];
-  lookups = 0;
-  listener: ProducerListener | undefined;
-  producerId = 0;
-  written: Buffer[] = [];
-  logs: string[] = [];
-
-  client(): BuiltinClient {
-    let nextId = 1;
-    const conn = {
-      maxMessageSize: 5 * 1024 * 1024,
-      closed: false,
-      addProducer: (id: number, l: ProducerListener) => {
-        this.producerId = id;
-        this.listener = l;
-      },
-      removeProducer: () => (this.listener = undefined),
-      write: (frame: Buffer) => {
-        this.written.push(frame);
-        return true;
-      },
-      request: (): Promise<Inbound> => {
-        const next = this.script[0];
-        if (next?.at === "producer") {
-          this.script.shift();
-          if (next.step !== "ok") return Promise.reject(next.step);
-        }
-        return Promise.resolve({
-          type: CommandType.PRODUCER_SUCCESS,
-          requestId: 1,
-          producerName: "standin-1",
-          lastSequenceId: -1,
-          producerReady: true,
-        });
-      },
-    } as unknown as Connection;
-    return {
-      options: {
-        serviceUrl: "pulsar://standin:6650",
-        operationTimeoutMs: 2000,
-        connectionTimeoutMs: 1000,
-        keepAliveIntervalMs: 30_000,
-        initialBackoffMs: 5,
-        maxBackoffMs: 20,
-      },
-      newId: () => nextId++,
-      log: (level: string, message: string) => this.logs.push(`${level}: ${message}`),
-      partitionCountWithRetry: () => Promise.resolve(0),
-      lookup: () => {
-        this.lookups++;
-        const next = this.script[0];
-        if (next?.at === "lookup") {
-          this.script.shift();
-          if (next.step !== "ok") return Promise.reject(next.step);
-        }
-        return Promise.resolve({ logical: "standin:6650", physical: { host: "standin", port: 6650 } });
-      },
-      getConnection: () => Promise.resolve(conn),
-      untrack: () => undefined,
-    } as unknown as BuiltinClient;
-  }
-
-  /** The broker acknowledges sequence ids first..last of the oldest pending entry. */
-  receipt(sequenceId: number): void {
-    this.listener?.onReceipt({
-      type: CommandType.SEND_RECEIPT,
-      producerId: this.producerId,
-      sequenceId,
-      messageId: { ledgerId: 7, entryId: sequenceId },
-    } as Extract<Inbound, { type: typeof CommandType.SEND_RECEIPT }>);
-  }
-}
 
 const describe = (s: ProducerState) =>
   s.state === "reconnecting" || s.state === "failed" ? `${s.state}: ${s.reason.message}` : s.state;
