@@ -5,9 +5,10 @@
 import type { KafkaMessage } from "kafkajs";
 import { BridgeError, describeError, failureScope } from "../common/errors";
 import type { OffsetLedger } from "./offsets";
-import { FailurePolicy, type FailurePolicyOptions } from "./failure-policy";
+import { FailurePolicy, type Decision, type FailurePolicyOptions } from "./failure-policy";
 import { SettlementTracker } from "./settlement";
 import type { RecordMsg } from "./record-to-msg";
+import type { OrderedSource } from "./effectively-once";
 
 export interface DeliveryRecord {
   readonly topic: string;
@@ -79,6 +80,10 @@ export interface DeliveryOptions extends Omit<FailurePolicyOptions, "deadLetter"
   /** A node id -> how the status and log name it. */
   describeNode(id: string): string;
   ledger: OffsetLedger;
+  /** Replay a partition in order after a failure from the start (see requireOrdered). */
+  ordered?: boolean;
+  /** msg.kafka.source in ordered mode: the id an effectively-once pulsar-out finds this node by. */
+  sourceId?: string;
 }
 
 interface BlockEntry {
@@ -88,11 +93,34 @@ interface BlockEntry {
   inFlight: boolean;
 }
 
+/**
+ * A partition waiting to be replayed in order: every record of it the flow had not settled, emitted again
+ * from the lowest offset once the failed record's next try is due (or a redeploy, when blocked).
+ */
+interface Replay {
+  topic: string;
+  partition: number;
+  /** In offset order; `failed` is among them unless it went to the dead-letter target. */
+  records: DeliveryRecord[];
+  failed: DeliveryRecord;
+  reason: string;
+  blocked: boolean;
+  retryAt: number | undefined;
+  timer: NodeJS.Timeout | undefined;
+}
+
 const MAX_FREE_INTERRUPTIONS = 10;
+
+/** Offsets as Kafka gives them (canonical decimal strings), compared without parsing. */
+const byOffset = (a: DeliveryRecord, b: DeliveryRecord) => {
+  const x = a.message.offset;
+  const y = b.message.offset;
+  return x.length !== y.length ? x.length - y.length : x < y ? -1 : x > y ? 1 : 0;
+};
 
 const partKey = (topic: string, partition: number) => `${partition}\u0000${topic}`;
 
-export class Delivery {
+export class Delivery implements OrderedSource {
   private readonly policy: FailurePolicy;
   private readonly tracker: SettlementTracker<DeliveryRecord>;
   private readonly retries = new Map<DeliveryRecord, { timer: NodeJS.Timeout; reason: string }>();
@@ -102,6 +130,12 @@ export class Delivery {
    */
   private readonly blocks = new Map<string, Map<string, BlockEntry>>();
   private pendingBatch: DeliveryRecord[] = [];
+  /** Ordered mode: partitions waiting for their replay, and each partition's epoch (by topic). */
+  private ordered: boolean;
+  private readonly replays = new Map<string, Replay>();
+  private readonly epochs = new Map<string, Map<number, number>>();
+  private lastEpoch = 0;
+  private readonly revokeListeners = new Set<(revoked: { topic: string; partition: number }[]) => void>();
   private deadlineTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private stoppedRetrying = false;
@@ -112,6 +146,7 @@ export class Delivery {
     private readonly events: DeliveryEvents,
   ) {
     this.policy = new FailurePolicy({ ...o, deadLetter: o.writeDeadLetter !== undefined });
+    this.ordered = o.ordered === true;
     this.tracker = new SettlementTracker<DeliveryRecord>({
       settled: (r) => this.settle(r),
       failed: (r, error, cause) => {
@@ -158,6 +193,26 @@ export class Delivery {
         for (const { timer } of records.values()) if (timer) clearTimeout(timer);
         this.blocks.delete(k);
       }
+    for (const [k, replay] of this.replays)
+      if (!keep.has(k)) {
+        if (replay.timer) clearTimeout(replay.timer);
+        this.replays.delete(k);
+      }
+    const gone: { topic: string; partition: number }[] = [];
+    for (const [topic, partitions] of this.epochs)
+      for (const partition of partitions.keys())
+        if (!keep.has(partKey(topic, partition))) {
+          partitions.delete(partition);
+          gone.push({ topic, partition });
+        }
+    if (gone.length > 0)
+      for (const listener of this.revokeListeners) {
+        try {
+          listener(gone);
+        } catch {
+          // a listener's failure is its own: the others are still told
+        }
+      }
     this.pendingBatch = this.pendingBatch.filter((r) => !revoked(r));
     this.tracker.forget(revoked);
     this.events.changed();
@@ -202,7 +257,125 @@ export class Delivery {
         entry.inFlight = true;
         this.emitAgain({ ...entry.r, tries: 0 });
       }
+    for (const replay of [...this.replays.values()]) {
+      replay.failed = { ...replay.failed, tries: 0 };
+      replay.records = replay.records.map((r) => (r.message === replay.failed.message ? replay.failed : r));
+      this.runReplay(replay);
+    }
     this.events.changed();
+  }
+
+  // ---- ordered mode (effectively-once) ----
+
+  requireOrdered(): void {
+    this.ordered = true;
+  }
+
+  epochOf(topic: string, partition: number): number | undefined {
+    return this.epochs.get(topic)?.get(partition);
+  }
+
+  onRevoked(listener: (revoked: readonly { topic: string; partition: number }[]) => void): () => void {
+    this.revokeListeners.add(listener);
+    return () => this.revokeListeners.delete(listener);
+  }
+
+  /** The partition's epoch; a partition seen for the first time (or again after a revoke) gets a new one. */
+  private epochFor(topic: string, partition: number): number {
+    let partitions = this.epochs.get(topic);
+    if (!partitions) this.epochs.set(topic, (partitions = new Map<number, number>()));
+    let epoch = partitions.get(partition);
+    if (epoch === undefined) partitions.set(partition, (epoch = this.nextEpoch()));
+    return epoch;
+  }
+
+  private newEpoch(topic: string, partition: number): void {
+    let partitions = this.epochs.get(topic);
+    if (!partitions) this.epochs.set(topic, (partitions = new Map<number, number>()));
+    partitions.set(partition, this.nextEpoch());
+  }
+
+  /** Increasing within the process, so a later kafka-in (a redeploy) starts above an earlier one. */
+  private nextEpoch(): number {
+    this.lastEpoch = Math.max(performance.timeOrigin + performance.now(), this.lastEpoch + 0.001);
+    return this.lastEpoch;
+  }
+
+  /**
+   * A record of an ordered partition failed (for a reason other than the record itself): everything the
+   * flow still holds of the partition is discarded (a new epoch makes it stale), fetching stops, and the
+   * unsettled records are emitted again in offset order when the failed one's next try is due. Pulsar's
+   * deduplication drops what an earlier pass stored; nothing later is stored before an earlier record.
+   */
+  private replay(r: DeliveryRecord, error: unknown, decision: Decision, next: DeliveryRecord): void {
+    const k = partKey(r.topic, r.partition);
+    const same = (x: DeliveryRecord) => x.topic === r.topic && x.partition === r.partition;
+    this.newEpoch(r.topic, r.partition);
+    const held = new Map<string, DeliveryRecord>();
+    const previous = this.replays.get(k);
+    if (previous) {
+      if (previous.timer) clearTimeout(previous.timer);
+      this.replays.delete(k);
+      for (const x of previous.records) held.set(x.message.offset, x);
+    }
+    for (const [x, { timer }] of this.retries)
+      if (same(x)) {
+        clearTimeout(timer);
+        this.retries.delete(x);
+        held.set(x.message.offset, x);
+      }
+    for (const x of this.tracker.forget(same)) held.set(x.message.offset, x);
+    held.delete(r.message.offset);
+    const reason = describeError(error).message;
+    const rest = [...held.values()];
+    const replay: Replay = {
+      topic: r.topic,
+      partition: r.partition,
+      records: [],
+      failed: next,
+      reason,
+      blocked: decision.kind === "block",
+      retryAt: undefined,
+      timer: undefined,
+    };
+    if (decision.kind === "dead-letter") void this.deadLetter(next, reason);
+    else rest.push(next);
+    replay.records = rest.sort(byOffset);
+    if (replay.records.length === 0) return;
+    const delayMs =
+      decision.kind === "retry" ? decision.delayMs : decision.kind === "block" ? decision.retryInMs : 0;
+    this.replays.set(k, replay);
+    this.control?.block(r.topic, r.partition);
+    if (delayMs === undefined) {
+      // blocked until a redeploy
+      if (!previous?.blocked || previous.reason !== reason) this.events.blocked(this.blockedOf(replay));
+    } else {
+      replay.retryAt = Date.now() + delayMs;
+      replay.timer = setTimeout(() => this.runReplay(replay), delayMs);
+      if (replay.blocked && (!previous?.blocked || previous.reason !== reason))
+        this.events.blocked(this.blockedOf(replay));
+    }
+    this.events.changed();
+  }
+
+  private runReplay(replay: Replay): void {
+    const k = partKey(replay.topic, replay.partition);
+    if (this.replays.get(k) !== replay) return;
+    if (replay.timer) clearTimeout(replay.timer);
+    this.replays.delete(k);
+    for (const r of replay.records) this.emitAgain(r);
+    if (!this.blocks.has(k) && !this.replays.has(k)) this.control?.unblock(replay.topic, replay.partition);
+    this.events.changed();
+  }
+
+  private blockedOf(replay: Replay): Blocked {
+    return {
+      topic: replay.topic,
+      partition: replay.partition,
+      offset: replay.failed.message.offset,
+      reason: replay.reason,
+      retryAt: replay.retryAt,
+    };
   }
 
   // ---- emitting ----
@@ -212,6 +385,10 @@ export class Delivery {
       const fields = this.o.decode(r);
       fields.kafka.attempt = r.attempt;
       fields.kafka.cluster = this.o.cluster;
+      if (this.ordered) {
+        fields.kafka.epoch = this.epochFor(r.topic, r.partition);
+        fields.kafka.source = this.o.sourceId;
+      }
       return fields;
     } catch (err) {
       this.events.decodeFailed(r, err);
@@ -286,8 +463,15 @@ export class Delivery {
     const interruptions = interrupted ? r.interruptions + 1 : 0;
     const counted = !interrupted || interruptions > MAX_FREE_INTERRUPTIONS;
     const tries = counted ? r.tries + 1 : r.tries;
-    const decision = this.policy.decide(tries, { scope: failureScope(error), interrupted: !counted });
+    const scope = failureScope(error);
+    const decision = this.policy.decide(tries, { scope, interrupted: !counted });
     const next: DeliveryRecord = { ...r, tries, interruptions };
+    // a record that cannot be delivered as it is does not hold up its partition's order (nothing of it was
+    // stored); any other failure in ordered mode replays the partition from its lowest unsettled record
+    if (this.ordered && scope !== "record") {
+      this.replay(r, error, decision, next);
+      return;
+    }
     switch (decision.kind) {
       case "retry": {
         const timer = setTimeout(() => {
@@ -366,7 +550,7 @@ export class Delivery {
     // still blocked while any record of it waits for a try, a redeploy or the outcome of its try
     if (records.size > 0) return;
     this.blocks.delete(k);
-    this.control?.unblock(topic, partition);
+    if (!this.replays.has(k)) this.control?.unblock(topic, partition);
     this.events.changed();
   }
 
@@ -385,19 +569,30 @@ export class Delivery {
   // ---- for the status ----
 
   get retrying(): Retrying[] {
-    return [...this.retries].map(([r, { reason }]) => ({
+    const out = [...this.retries].map(([r, { reason }]) => ({
       topic: r.topic,
       partition: r.partition,
       offset: r.message.offset,
       attempt: r.attempt + 1,
       reason,
     }));
+    for (const { failed, reason, blocked } of this.replays.values())
+      if (!blocked)
+        out.push({
+          topic: failed.topic,
+          partition: failed.partition,
+          offset: failed.message.offset,
+          attempt: failed.attempt + 1,
+          reason,
+        });
+    return out;
   }
 
   get blocked(): Blocked[] {
     const out: Blocked[] = [];
     for (const records of this.blocks.values())
       for (const { b, inFlight } of records.values()) if (!inFlight) out.push(b);
+    for (const replay of this.replays.values()) if (replay.blocked) out.push(this.blockedOf(replay));
     return out;
   }
 
@@ -416,6 +611,8 @@ export class Delivery {
         if (entry.timer) clearTimeout(entry.timer);
         entry.timer = undefined;
       }
+    for (const replay of this.replays.values()) if (replay.timer) clearTimeout(replay.timer);
+    this.replays.clear();
   }
 
   close(): void {

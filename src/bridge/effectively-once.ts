@@ -2,7 +2,7 @@
 // with a stable name, and the Kafka offset as the sequence id, so Pulsar's deduplication drops what it
 // already stored when a record is redelivered.
 import { createHash } from "node:crypto";
-import { BridgeError } from "../common/errors";
+import { BridgeError, failureScope } from "../common/errors";
 
 /** A producer name that is readable, stable across restarts and redeploys, and unique per source partition. */
 export function producerNameFor(
@@ -18,44 +18,241 @@ export function producerNameFor(
 }
 
 /**
- * What effectively-once cannot store, refused with a clear error instead of being dropped by the broker
- * as a duplicate (its sequence id is the Kafka offset, and the broker drops any id at or below the highest
- * it stored for the producer):
- * - a record the flow split into several msgs (two msgs of one offset and attempt in a row). A retry (a
- *   higher attempt) is not a split, nor is Kafka delivering the partition again from an earlier offset;
- * - a retried record (attempt > 1) that arrives after a higher offset of its partition was acknowledged:
- *   the broker would drop it although it may never have been stored. It goes to kafka-in's failure policy.
+ * What kafka-in offers an effectively-once pulsar-out, found through msg.kafka.source (the kafka-in node's
+ * id): an ordered pipeline per source partition. After a failure kafka-in discards what the flow still
+ * holds of the partition and replays it from the lowest unsettled record, in offset order, under a new
+ * epoch; a msg of an older epoch still travelling through the flow is stale and must not be published.
  */
-export class EffectivelyOnceGuard {
-  private readonly seen = new Map<string, { offset: bigint; attempt: number }>();
-  private readonly highestAcknowledged = new Map<string, bigint>();
+export interface OrderedSource {
+  /** From now on a failure replays its partition in order (instead of retrying the record alone). */
+  requireOrdered(): void;
+  /** The partition's current epoch; undefined when it is not this node's (revoked, or never emitted). */
+  epochOf(topic: string, partition: number): number | undefined;
+  /**
+   * Tells `listener` the partitions a rebalance took away, so that their named producers are closed and
+   * the new owner (another instance) can open its own under the same names. Returns the way to stop.
+   */
+  onRevoked(listener: (revoked: readonly { topic: string; partition: number }[]) => void): () => void;
+}
 
-  check(producerName: string, offset: string, attempt: number): void {
+/** Why a msg is not published: `stale` ones are discarded quietly (a replay brings their record again). */
+export type Admission = "send" | "stale";
+
+interface Stream {
+  epoch: number;
+  /** The offset admitted last in this epoch, and its try. */
+  last: bigint | undefined;
+  lastAttempt: number;
+  /** The lowest offset whose send failed in this epoch: nothing after it is sent until the replay. */
+  failedAt: bigint | undefined;
+}
+
+/**
+ * The publishing side of the ordered pipeline, one stream per producer name (source partition × Pulsar
+ * topic). Pulsar drops a sequence id at or below the highest it stored for the producer, so a record may be
+ * sent only after every earlier record of its partition was sent (or dropped by the flow on purpose):
+ * - a second msg of one offset and try is a split record, refused (Pulsar would drop it as a duplicate);
+ *   a lower offset than one admitted before (the flow reordered them, or a record came back after a node
+ *   behind pulsar-out failed) is sent: the producer tells whether a duplicate receipt proves it stored;
+ * - once a send failed, later msgs of the epoch are refused (transient): kafka-in replays the partition
+ *   from the failed record under a new epoch, which starts the stream afresh;
+ * - a msg of an older epoch than the stream's, or than its kafka-in says is current, is stale.
+ * A msg without epoch (its source does not replay: msg.kafka written by hand or by another process) is
+ * never stale; its source's retry of the failed offset itself (or of an earlier one) reopens the stream.
+ */
+export class OrderedGate {
+  private readonly streams = new Map<string, Stream>();
+
+  admit(
+    producerName: string,
+    offset: string,
+    attempt: number,
+    epoch: number | undefined,
+    currentEpoch: number | undefined,
+  ): Admission {
+    let s = this.streams.get(producerName);
+    if (epoch !== undefined) {
+      if ((currentEpoch !== undefined && epoch < currentEpoch) || (s && epoch < s.epoch)) return "stale";
+      if (s && epoch > s.epoch) s = undefined;
+    }
+    if (!s) {
+      s = { epoch: epoch ?? 0, last: undefined, lastAttempt: 0, failedAt: undefined };
+      this.streams.set(producerName, s);
+    }
     const o = BigInt(offset);
-    const prev = this.seen.get(producerName);
-    if (prev && prev.offset === o && prev.attempt === attempt) {
+    if (s.failedAt !== undefined) {
+      if (o > s.failedAt || attempt <= 1)
+        throw new BridgeError(
+          "pulsar-out.errors.replaying",
+          `Kafka offset ${offset} waits for the replay of its partition from offset ${s.failedAt}, whose send failed`,
+          true,
+        );
+      // a source without replay tries the failed record again: the stream goes on from it
+      s.failedAt = undefined;
+      s.last = undefined;
+    }
+    if (s.last === o && attempt === s.lastAttempt)
       throw new BridgeError(
         "pulsar-out.errors.split-record",
         `a second msg from Kafka offset ${offset} reached pulsar-out in effectively-once mode: one record must give at most one Pulsar message`,
         false,
       );
-    }
-    const highest = this.highestAcknowledged.get(producerName);
-    if (attempt > 1 && highest !== undefined && o < highest) {
-      throw new BridgeError(
-        "pulsar-out.errors.behind",
-        `Kafka offset ${offset} (try ${attempt}) reached pulsar-out after offset ${highest} of its partition was stored: ` +
-          "in effectively-once mode Pulsar would drop it as a duplicate, so it is refused (kafka-in's failure policy decides)",
-        false,
-      );
-    }
-    this.seen.set(producerName, { offset: o, attempt });
+    s.last = o;
+    s.lastAttempt = attempt;
+    return "send";
   }
 
-  /** Pulsar acknowledged the record at `offset` for this producer. */
-  acknowledged(producerName: string, offset: string): void {
+  /** The send of an admitted msg failed for a reason other than the record itself. */
+  failed(producerName: string, offset: string, epoch: number | undefined): void {
+    const s = this.streams.get(producerName);
+    if (!s || (epoch !== undefined && s.epoch !== epoch)) return;
     const o = BigInt(offset);
-    const highest = this.highestAcknowledged.get(producerName);
-    if (highest === undefined || o > highest) this.highestAcknowledged.set(producerName, o);
+    if (s.failedAt === undefined || o < s.failedAt) s.failedAt = o;
+  }
+
+  /** The producer of this stream was closed: what it knew is gone with it. */
+  drop(producerName: string): void {
+    this.streams.delete(producerName);
+  }
+}
+
+/** What an effectively-once producer is tagged with: its source partition and name. */
+export interface StreamOwner {
+  /** The kafka-in that emits the partition (undefined: msg.kafka came from elsewhere). */
+  source: OrderedSource | undefined;
+  topic: string;
+  partition: number;
+  producerName: string;
+}
+
+/** How one msg is published effectively-once. */
+export interface Publication {
+  owner: StreamOwner;
+  /** The producer's key in pulsar-out's pool: one per Pulsar topic and producer name. */
+  producerKey: string;
+  /** The Kafka offset. */
+  sequenceId: number;
+  offset: string;
+  epoch: number | undefined;
+}
+
+interface KafkaFields {
+  topic?: unknown;
+  partition?: unknown;
+  offset?: unknown;
+  attempt?: unknown;
+  cluster?: unknown;
+  epoch?: unknown;
+  source?: unknown;
+}
+
+/**
+ * pulsar-out's effectively-once logic, free of Node-RED: from a msg's provenance, the producer name and
+ * sequence id; the ordered gate; the kafka-in that emits it (to drop msgs of a discarded pass, and to be
+ * told when a rebalance takes a partition away, so that its producers are closed); what a failure and a
+ * receipt mean for the stream.
+ */
+export class EffectivelyOncePublisher {
+  private readonly gate = new OrderedGate();
+  private readonly names = new Map<string, string>();
+  private readonly watches = new Map<OrderedSource, () => void>();
+
+  constructor(
+    private readonly o: {
+      /** The kafka-in node of msg.kafka.source, if it is in this runtime. */
+      findSource(id: string): OrderedSource | undefined;
+      /** Closes the producers `select` picks; returns their owners. */
+      closeProducers(select: (owner: StreamOwner) => boolean): StreamOwner[];
+    },
+  ) {}
+
+  /** The publication of msg `m` to `topic`, or "stale" (drop it quietly). Throws what refuses the msg. */
+  prepare(m: Record<string, unknown>, topic: string): Publication | "stale" {
+    const k = m.kafka as KafkaFields | undefined;
+    if (!k || typeof k.offset !== "string" || typeof k.topic !== "string" || typeof k.partition !== "number")
+      throw new BridgeError(
+        "pulsar-out.errors.no-provenance",
+        "effectively-once needs msg.kafka (topic, partition, offset) from kafka-in on each msg",
+        false,
+      );
+    const cluster = typeof k.cluster === "string" ? k.cluster : "";
+    const producerName = this.nameFor(cluster, k.topic, k.partition, topic);
+    // a msg without epoch (emitted before its kafka-in knew it must replay) is never taken for stale
+    const epoch = typeof k.epoch === "number" ? k.epoch : undefined;
+    const source = typeof k.source === "string" ? this.o.findSource(k.source) : undefined;
+    let current: number | undefined;
+    if (source) {
+      source.requireOrdered();
+      current = source.epochOf(k.topic, k.partition);
+      // revoked by a rebalance: the partition's new owner publishes it
+      if (current === undefined && epoch !== undefined) return "stale";
+      this.watch(source);
+    }
+    const attempt = typeof k.attempt === "number" ? k.attempt : 1;
+    if (this.gate.admit(producerName, k.offset, attempt, epoch, current) === "stale") return "stale";
+    return {
+      owner: { source, topic: k.topic, partition: k.partition, producerName },
+      producerKey: `${topic}|${producerName}`,
+      sequenceId: Number(k.offset),
+      offset: k.offset,
+      epoch,
+    };
+  }
+
+  /**
+   * The publication failed after it was admitted: nothing later of its partition may be stored before it,
+   * so the stream waits for kafka-in's replay. An error about the record itself stored nothing and holds
+   * nothing up.
+   */
+  failed(p: Publication, error: unknown): void {
+    if (failureScope(error) !== "record") this.gate.failed(p.owner.producerName, p.offset, p.epoch);
+  }
+
+  /** Pulsar's receipt: a duplicate counts as stored only when the producer can prove it. */
+  received(p: Publication, receipt: { duplicate: boolean; duplicateProven: boolean }): void {
+    if (receipt.duplicate && !receipt.duplicateProven)
+      throw new BridgeError(
+        "pulsar-out.errors.unproven-duplicate",
+        `Pulsar dropped Kafka offset ${p.offset} as a duplicate, but this producer never stored it: a later ` +
+          "offset of its partition was stored first (a node reordered the partition's records, or one failed " +
+          "before pulsar-out while later ones went on), so it cannot be stored under this producer name",
+        false,
+      );
+  }
+
+  /** The producer of this stream was closed (idle): what the gate knew of it goes with it. */
+  closed(owner: StreamOwner): void {
+    this.gate.drop(owner.producerName);
+  }
+
+  close(): void {
+    for (const stop of this.watches.values()) stop();
+    this.watches.clear();
+  }
+
+  private watch(source: OrderedSource): void {
+    if (this.watches.has(source)) return;
+    this.watches.set(
+      source,
+      source.onRevoked((revoked) => {
+        const gone = this.o.closeProducers(
+          (o) =>
+            o.source === source && revoked.some((r) => r.topic === o.topic && r.partition === o.partition),
+        );
+        for (const o of gone) this.gate.drop(o.producerName);
+      }),
+    );
+  }
+
+  /** Producer names are hashed once per source partition and topic, not per msg. */
+  private nameFor(cluster: string, topic: string, partition: number, pulsarTopic: string): string {
+    const key = `${cluster}\u0000${topic}\u0000${partition}\u0000${pulsarTopic}`;
+    let name = this.names.get(key);
+    if (name === undefined) {
+      if (this.names.size >= 10_000) this.names.clear();
+      name = producerNameFor({ cluster, topic, partition }, pulsarTopic);
+      this.names.set(key, name);
+    }
+    return name;
   }
 }

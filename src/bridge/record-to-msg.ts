@@ -52,6 +52,12 @@ export interface KafkaProvenance {
   /** Added by kafka-in: which try of the record this is, and the identity of its Kafka cluster. */
   attempt?: number;
   cluster?: string;
+  /**
+   * Only when an effectively-once pulsar-out is deployed: the pass of the partition this msg belongs to
+   * (a replay after a failure starts a new one) and the id of the kafka-in node that emitted it.
+   */
+  epoch?: number;
+  source?: string;
 }
 
 export interface RecordMsg {

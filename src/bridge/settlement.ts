@@ -461,15 +461,18 @@ export class SettlementTracker<R> {
     return expired.length;
   }
 
-  /** Forgets the records `drop` selects (their partition was revoked): they neither settle nor fail. */
-  forget(drop: (record: R) => boolean): void {
+  /** Forgets the records `drop` selects (revoked, or to be replayed): they neither settle nor fail; returned. */
+  forget(drop: (record: R) => boolean): R[] {
+    const dropped: R[] = [];
     for (const root of this.live) {
       if (drop(root.value)) {
         root.done = true;
         this.live.delete(root);
+        dropped.push(root.value);
       }
     }
     this.prune();
+    return dropped;
   }
 
   /** Entries whose roots are all done are of no more use. */

@@ -58,7 +58,7 @@ const RECORD_KEYS = new Set([
   "pulsar-out.errors.template",
   "pulsar-out.errors.no-provenance",
   "pulsar-out.errors.split-record",
-  "pulsar-out.errors.behind",
+  "pulsar-out.errors.unproven-duplicate",
 ]);
 const RECORD_CODES = new Set(["MessageTooBig", "InvalidTopicName"]);
 /** Non-retriable by their flag, but they say the producer is going away (a redeploy), not that it refused. */

@@ -22,6 +22,7 @@ import { OffsetLedger } from "../bridge/offsets";
 import { Delivery, type DeliveryRecord } from "../bridge/delivery";
 import { PulsarDeadLetterWriter, deadLetterFields, writeKafkaDeadLetter } from "../bridge/dead-letter";
 import { msgIdSource, recordToMsg, type KeyFormat, type ValueFormat } from "../bridge/record-to-msg";
+import type { OrderedSource } from "../bridge/effectively-once";
 
 const NS = "node-red-contrib-kafka-pulsar/kafka:";
 
@@ -169,6 +170,10 @@ export function registerKafkaIn(RED: RED): void {
         writeDeadLetter: deadLetters?.write,
         describeNode,
         ledger,
+        // An effectively-once pulsar-out anywhere in the deployment: failures replay their partition in
+        // order from the start (one reached through a link or another process asks for it on its first msg).
+        ordered: effectivelyOnceDeployed(RED),
+        sourceId: node.id,
       },
       {
         send: (msg) => node.send(msg),
@@ -329,6 +334,7 @@ export function registerKafkaIn(RED: RED): void {
       onError: (err) => node.debug(describeError(err).message),
     });
     delivery.control = consumer;
+    (node as Node & { orderedSource?: OrderedSource }).orderedSource = delivery;
 
     // Node-RED's message hooks, under a label of this instance only: a redeployed kafka-in with the same
     // id registers its own before this one's close has finished, and must keep them.
@@ -377,4 +383,13 @@ export function registerKafkaIn(RED: RED): void {
   }
 
   registerType(RED, "kafka-in", KafkaInNode);
+}
+
+/** Whether a pulsar-out of the deployed flows publishes effectively-once. */
+function effectivelyOnceDeployed(RED: RED): boolean {
+  let found = false;
+  RED.nodes.eachNode((n: { type?: string; effectivelyOnce?: unknown }) => {
+    if (n.type === "pulsar-out" && (n.effectivelyOnce === true || n.effectivelyOnce === "true")) found = true;
+  });
+  return found;
 }

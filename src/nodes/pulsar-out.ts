@@ -7,16 +7,18 @@ import { onClose, registerType, type Node, type NodeConfig, type NodeMessage, ty
 import type { LinkState, PulsarClusterNode } from "./pulsar-cluster";
 import { TopicResolver, type TopicSource } from "../bridge/topic";
 import { msgToPulsar } from "../bridge/msg-to-pulsar";
-import { EffectivelyOnceGuard, producerNameFor } from "../bridge/effectively-once";
-import type { CompressionType, HashingScheme, Producer, PulsarClient, RoutingMode } from "../pulsar/types";
+import {
+  EffectivelyOncePublisher,
+  type OrderedSource,
+  type Publication,
+  type StreamOwner,
+} from "../bridge/effectively-once";
+import { ProducerPool } from "../bridge/producer-pool";
 
-interface KafkaFields {
-  topic?: unknown;
-  partition?: unknown;
-  offset?: unknown;
-  attempt?: unknown;
-  cluster?: unknown;
-}
+/** A producer no msg used this long is closed (checked every IDLE_SWEEP_MS). */
+const IDLE_PRODUCER_MS = 10 * 60_000;
+const IDLE_SWEEP_MS = 60_000;
+import type { CompressionType, HashingScheme, Producer, PulsarClient, RoutingMode } from "../pulsar/types";
 
 export function registerPulsarOut(RED: RED): void {
   function PulsarOutNode(this: Node, def: NodeConfig) {
@@ -40,6 +42,13 @@ export function registerPulsarOut(RED: RED): void {
       if (!cluster)
         throw new BridgeError("pulsar-out.errors.no-cluster", "no pulsar-cluster is configured", false);
       resolver = new TopicResolver(cfg.topic, cfg.topicType as TopicSource);
+      if (cfg.effectivelyOnce && cluster.settings.engine === "pulsar-client")
+        throw new BridgeError(
+          "pulsar-out.errors.native-effectively-once",
+          "effectively-once needs the builtin Pulsar engine: the pulsar-client engine cannot route by key " +
+            "with the offset as sequence id, nor tell a duplicate from a stored message",
+          false,
+        );
     } catch (err) {
       // a configuration error (an invalid fixed topic too): every msg fails the same way, none is at fault
       setupError = new ConfigurationError(
@@ -51,8 +60,17 @@ export function registerPulsarOut(RED: RED): void {
     }
 
     let client: Promise<PulsarClient> | undefined;
-    const producers = new Map<string, Promise<Producer>>();
-    const guard = new EffectivelyOnceGuard();
+    const producers = new ProducerPool<Producer, StreamOwner>({
+      idleMs: IDLE_PRODUCER_MS,
+      closeFailed: (_key, err) => node.warn(describeError(err).message),
+    });
+    const eo = cfg.effectivelyOnce
+      ? new EffectivelyOncePublisher({
+          findSource: (id) =>
+            (RED.nodes.getNode(id) as { orderedSource?: OrderedSource } | null)?.orderedSource,
+          closeProducers: (select) => producers.closeWhere(select),
+        })
+      : undefined;
     let inFlight = 0;
     let closing = false;
 
@@ -136,48 +154,50 @@ export function registerPulsarOut(RED: RED): void {
       return client;
     };
 
-    const getProducer = (key: string, topic: string, producerName: string | undefined): Promise<Producer> => {
-      let p = producers.get(key);
-      if (!p) {
-        p = getClient().then((c) =>
-          c.createProducer({
-            topic,
-            producerName,
-            batchingEnabled: cfg.batching,
-            batchingMaxMessages: cfg.batchMaxMessages,
-            batchingMaxBytes: cfg.batchMaxBytes,
-            batchingMaxPublishDelayMs: cfg.batchMaxDelayMs,
-            compression: cfg.compression as CompressionType,
-            routingMode: (cfg.effectivelyOnce ? "custom" : cfg.routingMode) as RoutingMode,
-            // Effectively-once needs the same partition for a record on every delivery: route by key hash,
-            // or, without a key, by the sequence id (the offset), never by a moving round-robin cursor.
-            messageRouter: cfg.effectivelyOnce ? (m, n) => (m.sequenceId ?? 0) % n : undefined,
-            hashingScheme: cfg.hashingScheme as HashingScheme,
-            maxPendingMessages: cfg.maxPending,
-            blockIfQueueFull: true,
-            sendTimeoutMs: cfg.sendTimeoutMs,
-            // Partitions added while running would move records to other partitions between deliveries,
-            // which deduplication cannot follow: in effectively-once mode a redeploy picks them up.
-            partitionsUpdateIntervalMs: cfg.effectivelyOnce ? 0 : 60_000,
-          }),
-        );
-        producers.set(key, p);
-        p.then(
-          () => showLink(),
-          (err: unknown) => {
-            producers.delete(key);
-            report(err);
-          },
-        );
-      }
+    const openProducer = (topic: string, producerName: string | undefined) => (): Promise<Producer> => {
+      const p = getClient().then((c) =>
+        c.createProducer({
+          topic,
+          producerName,
+          batchingEnabled: cfg.batching,
+          batchingMaxMessages: cfg.batchMaxMessages,
+          batchingMaxBytes: cfg.batchMaxBytes,
+          batchingMaxPublishDelayMs: cfg.batchMaxDelayMs,
+          compression: cfg.compression as CompressionType,
+          // Effectively-once needs the same partition for a record on every delivery: by the key's hash
+          // (as without effectively-once: one key, one partition), or without a key by the sequence id
+          // (the offset), never by a moving round-robin cursor.
+          routingMode: (cfg.effectivelyOnce ? "key-or-sequence" : cfg.routingMode) as RoutingMode,
+          hashingScheme: cfg.hashingScheme as HashingScheme,
+          maxPendingMessages: cfg.maxPending,
+          blockIfQueueFull: true,
+          sendTimeoutMs: cfg.sendTimeoutMs,
+          // Partitions added while running would move records to other partitions between deliveries,
+          // which deduplication cannot follow: in effectively-once mode a redeploy picks them up.
+          partitionsUpdateIntervalMs: cfg.effectivelyOnce ? 0 : 60_000,
+        }),
+      );
+      p.then(
+        () => showLink(),
+        (err: unknown) => report(err),
+      );
       return p;
     };
+
+    // Producers (and deduplication checks) of topics no msg went to for a while are closed: a template
+    // topic may name ever new ones.
+    const sweep = setInterval(() => {
+      for (const { tag } of producers.evictIdle()) if (tag) eo?.closed(tag);
+      for (const [topic, entry] of dedupChecks)
+        if (entry.settled && Date.now() - entry.at > IDLE_PRODUCER_MS) dedupChecks.delete(topic);
+    }, IDLE_SWEEP_MS);
+    sweep.unref();
 
     // A fixed topic is connected at deploy, so the status tells at once whether Pulsar is reachable.
     const fixed = resolver?.fixedTopic;
     if (fixed && !cfg.effectivelyOnce) {
       node.status({ fill: "yellow", shape: "ring", text: "node-red:common.status.connecting" });
-      getProducer(fixed, fixed, undefined).catch(() => undefined);
+      producers.open(fixed, openProducer(fixed, undefined), { pinned: true }).catch(() => undefined);
     }
 
     node.on("input", (msg: NodeMessage, send: (m: NodeMessage) => void, done: (err?: Error) => void) => {
@@ -189,42 +209,33 @@ export function registerPulsarOut(RED: RED): void {
           mapHeaders: cfg.mapHeaders,
           provenanceProperties: cfg.provenanceProperties,
         });
-        let producerKey = topic;
-        let producerName: string | undefined;
-        if (cfg.effectivelyOnce) {
-          const k = m.kafka as KafkaFields | undefined;
-          if (
-            !k ||
-            typeof k.offset !== "string" ||
-            typeof k.topic !== "string" ||
-            typeof k.partition !== "number"
-          ) {
-            throw new BridgeError(
-              "pulsar-out.errors.no-provenance",
-              "effectively-once needs msg.kafka (topic, partition, offset) from kafka-in on each msg",
-              false,
-            );
-          }
-          producerName = producerNameFor(
-            {
-              cluster: typeof k.cluster === "string" ? k.cluster : "",
-              topic: k.topic,
-              partition: k.partition,
-            },
-            topic,
-          );
-          producerKey = `${topic}|${producerName}`;
-          guard.check(producerName, k.offset, typeof k.attempt === "number" ? k.attempt : 1);
-          out.sequenceId = Number(k.offset);
+        let publication: Publication | undefined;
+        if (eo) {
+          const p = eo.prepare(m, topic);
+          if (p === "stale") return; // a pass kafka-in discarded: its replay brings the record again
+          publication = p;
+          out.sequenceId = p.sequenceId;
         }
         inFlight++;
         if (inFlight === 1) showLink();
         try {
-          const producer = await getProducer(producerKey, topic, producerName);
-          // after the producer: the topic exists then, so its applied policy can be read
-          if (cfg.effectivelyOnce) await ensureDeduplication(topic);
-          const receipt = await producer.send(out);
-          if (producerName) guard.acknowledged(producerName, String(out.sequenceId));
+          let receipt;
+          try {
+            receipt = await producers.use(
+              publication?.producerKey ?? topic,
+              openProducer(topic, publication?.owner.producerName),
+              async (producer) => {
+                // after the producer: the topic exists then, so its applied policy can be read
+                if (eo) await ensureDeduplication(topic);
+                return producer.send(out);
+              },
+              { tag: publication?.owner },
+            );
+          } catch (err) {
+            if (publication) eo?.failed(publication, err);
+            throw err;
+          }
+          if (publication) eo?.received(publication, receipt);
           if (cfg.outputs > 0) {
             m.pulsar = {
               topic: receipt.topic,
@@ -252,9 +263,9 @@ export function registerPulsarOut(RED: RED): void {
     onClose(node, async () => {
       closing = true;
       cluster?.deregister(node.id);
-      const all = [...producers.values()];
-      producers.clear();
-      await Promise.allSettled(all.map(async (p) => (await p).close()));
+      clearInterval(sweep);
+      eo?.close();
+      await producers.closeAll();
       if (client) await cluster?.releaseClient(node.id);
       client = undefined;
       node.status({});

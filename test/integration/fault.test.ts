@@ -17,12 +17,17 @@ after(async () => {
 
 for (const scenario of SCENARIOS) {
   for (const mode of MODES) {
-    const goal = mode === "settled" ? "nothing lost" : "nothing lost, nothing duplicated";
+    const goal =
+      mode === "settled"
+        ? "nothing lost"
+        : `nothing lost, nothing duplicated${scenario.ordered ? ", each key in order" : ""}`;
     test(`${scenario.name}, ${mode}: ${goal}`, async (t) => {
       const r = await runScenario(lab, scenario, mode, RECORDS, (line) => t.diagnostic(line));
       assert.equal(r.problem, undefined, "every offset committed");
       assert.equal(r.lost, 0, "records lost");
       if (mode === "effectively-once") assert.equal(r.duplicated, 0, "records duplicated");
+      if (mode === "effectively-once" && scenario.ordered)
+        assert.equal(r.reordered, 0, "records out of key order");
       if (r.poison !== undefined) {
         assert.equal(r.deadLettered, `${r.poison}/${r.poison}`, "poison records in the dead-letter topic");
         assert.equal(r.goodDeadLettered, 0, "good records in the dead-letter topic");

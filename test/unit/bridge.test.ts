@@ -4,9 +4,9 @@ import { test } from "node:test";
 import { OffsetLedger } from "../../src/bridge/offsets";
 import { msgIdSource } from "../../src/bridge/record-to-msg";
 import { TopicResolver } from "../../src/bridge/topic";
-import { EffectivelyOnceGuard, producerNameFor } from "../../src/bridge/effectively-once";
+import { OrderedGate, producerNameFor } from "../../src/bridge/effectively-once";
 import { parseTopics } from "../../src/nodes/kafka-in";
-import { BridgeError } from "../../src/common/errors";
+import { BridgeError, failureScope } from "../../src/common/errors";
 
 test("offsets: the commit point never passes an unsettled record, whatever the settle order", () => {
   for (let round = 0; round < 200; round++) {
@@ -149,7 +149,7 @@ test("topics: fixed, template without HTML escaping, msg.topic, and invalid resu
   assert.throws(() => fromMsg.resolve({ topic: "bad topic" }), /not a valid Pulsar topic/);
 });
 
-test("effectively-once: stable, distinct producer names; a split record and a retry behind the stored offsets are refused", () => {
+test("effectively-once: stable, distinct producer names; the ordered gate refuses split records, fences a failed pass until its replay, drops stale msgs", () => {
   const a = producerNameFor(
     { cluster: "k:9092", topic: "orders", partition: 0 },
     "persistent://public/default/o",
@@ -173,28 +173,46 @@ test("effectively-once: stable, distinct producer names; a split record and a re
     producerNameFor({ cluster: "k:9092", topic: "orders", partition: 0 }, "persistent://public/default/p"),
   );
   assert.equal(names.size, 102);
-  const guard = new EffectivelyOnceGuard();
-  guard.check(a, "5", 1);
-  guard.check(a, "6", 1);
+  // The ordered gate: one stream per producer name; a split record is refused.
+  const gate = new OrderedGate();
+  assert.equal(gate.admit(a, "5", 1, 1, 1), "send");
+  assert.equal(gate.admit(a, "6", 1, 1, 1), "send");
   assert.throws(
-    () => guard.check(a, "6", 1),
+    () => gate.admit(a, "6", 1, 1, 1),
     (e: unknown) => e instanceof BridgeError && e.key === "pulsar-out.errors.split-record",
   );
-  guard.check(a, "6", 2);
-  // Kafka delivering the partition again from an earlier offset (a rewind) is not a split.
-  const again = new EffectivelyOnceGuard();
-  for (const o of ["10", "11", "12", "10", "11", "12"]) again.check(a, o, 1);
-  // A retry that comes after a higher offset was stored would be dropped by the broker: refused instead.
-  const behind = new EffectivelyOnceGuard();
-  behind.check(a, "20", 1);
-  behind.check(a, "21", 1);
-  behind.acknowledged(a, "21");
-  assert.throws(
-    () => behind.check(a, "20", 2),
-    (e: unknown) => e instanceof BridgeError && e.key === "pulsar-out.errors.behind",
-  );
-  behind.check(a, "22", 2); // a retry beyond the highest stored is fine
-  behind.check("another-partition", "5", 2); // other partitions are independent
+  // a record that comes back (a node behind pulsar-out failed) is sent again: Pulsar's receipt decides
+  assert.equal(gate.admit(a, "6", 2, 1, 1), "send");
+  assert.equal(gate.admit(a, "5", 2, 1, 1), "send");
+  // A failed send fences the epoch: nothing later of it is sent until kafka-in's replay (a new epoch).
+  gate.failed(a, "7", 1);
+  gate.failed(a, "9", 1); // the lowest failure is the fence
+  for (const o of ["8", "10", "7"])
+    assert.throws(
+      () => gate.admit(a, o, 1, 1, 1),
+      (e: unknown) => e instanceof BridgeError && e.key === "pulsar-out.errors.replaying" && e.retriable,
+    );
+  assert.equal(failureScope(new BridgeError("pulsar-out.errors.replaying", "x", true)), "transient");
+  // the replay starts the stream afresh, from a lower offset too
+  assert.equal(gate.admit(a, "5", 3, 2, 2), "send");
+  assert.equal(gate.admit(a, "7", 3, 2, 2), "send");
+  // a msg of the discarded pass still in the flow is stale, whether the gate or kafka-in says so
+  assert.equal(gate.admit(a, "8", 1, 1, 2), "stale");
+  assert.equal(gate.admit("b", "8", 1, 1, 2), "stale");
+  assert.equal(gate.admit(a, "9", 3, 2, undefined), "send");
+  // a failure reported for an older epoch changes nothing
+  gate.failed(a, "9", 1);
+  assert.equal(gate.admit(a, "10", 3, 2, 2), "send");
+  // A source without replay (no epoch) reopens the stream with its retry of the failed record; such a msg
+  // is never stale (it may have been emitted before kafka-in learnt it must replay).
+  const plain = new OrderedGate();
+  plain.admit(a, "20", 1, undefined, undefined);
+  plain.admit(a, "21", 1, undefined, 7);
+  plain.failed(a, "21", undefined);
+  assert.throws(() => plain.admit(a, "22", 1, undefined, undefined), /waits for the replay/);
+  assert.equal(plain.admit(a, "21", 2, undefined, undefined), "send");
+  assert.equal(plain.admit(a, "22", 1, undefined, 9), "send");
+  assert.equal(plain.admit("another-partition", "5", 1, undefined, undefined), "send"); // streams are independent
 });
 
 test("kafka-in topics: a list or one /regex/, bad names refused", () => {

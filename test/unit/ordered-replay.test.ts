@@ -1,0 +1,245 @@
+// kafka-in's ordered mode (effectively-once downstream), driven through the hooks Node-RED calls: a failure
+// replays the partition from its lowest unsettled record, in offset order, under a new epoch; the
+// partition is blocked meanwhile (nothing newer is emitted ahead of the replay); completions of the
+// discarded pass are ignored; other partitions go on; a record error does not replay. With pulsar-out's
+// side (EffectivelyOncePublisher): stale msgs, the fence after a failed send, producers closed on revoke.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { KafkaMessage } from "kafkajs";
+import { Delivery, type DeliveryRecord } from "../../src/bridge/delivery";
+import { OffsetLedger } from "../../src/bridge/offsets";
+import { BridgeError } from "../../src/common/errors";
+import { TimeoutError } from "../../src/pulsar/errors";
+import { EffectivelyOncePublisher, type StreamOwner } from "../../src/bridge/effectively-once";
+
+type Sent = { _msgid: string; kafka: { offset: string; partition: number; attempt: number; epoch?: number } };
+
+function harness(o: { ordered: boolean; deadLetter?: boolean; maxAttempts?: number }) {
+  const ledger = new OffsetLedger();
+  const sent: Sent[] = [];
+  const control: string[] = [];
+  const deadLettered: string[] = [];
+  let id = 0;
+  const d = new Delivery(
+    {
+      settled: true,
+      batchOutput: false,
+      batchSize: 1,
+      settleTimeoutMs: 0,
+      maxAttempts: o.maxAttempts ?? 5,
+      retryBackoffMs: 20,
+      groupId: "g",
+      cluster: "c",
+      decode: (r: DeliveryRecord) =>
+        ({
+          payload: r.message.value,
+          topic: r.topic,
+          key: null,
+          kafka: { topic: r.topic, partition: r.partition, offset: r.message.offset },
+        }) as never,
+      nextMsgId: () => `m${++id}`,
+      writeDeadLetter: o.deadLetter
+        ? (r) => {
+            deadLettered.push(`${r.partition}@${r.message.offset}`);
+            return Promise.resolve();
+          }
+        : undefined,
+      describeNode: (n) => n,
+      ledger,
+      ordered: o.ordered,
+      sourceId: "kin",
+    },
+    {
+      send: (msg) => {
+        sent.push(msg as unknown as Sent);
+        // the msg reaches the next node (preDeliver)
+        d.delivered(msg._msgid, "kin", "out");
+      },
+      decodeFailed: () => undefined,
+      deadLettered: () => undefined,
+      deadLetterFailed: () => undefined,
+      blocked: () => undefined,
+      expired: () => undefined,
+      lost: () => undefined,
+      changed: () => undefined,
+    },
+  );
+  d.control = {
+    settled: () => undefined,
+    block: (t, p) => control.push(`block ${p}`),
+    unblock: (t, p) => control.push(`unblock ${p}`),
+  };
+  const record = (partition: number, offset: number) => {
+    ledger.add("t", partition, String(offset));
+    d.onRecord("t", partition, { offset: String(offset), value: Buffer.from("v") } as KafkaMessage);
+  };
+  const find = (partition: number, offset: number, pass = 0) =>
+    sent.filter((m) => m.kafka.partition === partition && m.kafka.offset === String(offset))[pass];
+  const done = (m: Sent, err?: unknown) => d.completed(m._msgid, "out", err);
+  return { d, ledger, sent, control, deadLettered, record, find, done };
+}
+
+const tick = () => new Promise((r) => setTimeout(r, 0));
+const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+test("ordered: a failure replays the partition's unsettled records in offset order, under a new epoch", async () => {
+  const h = harness({ ordered: true });
+  for (let o = 0; o < 6; o++) h.record(0, o);
+  h.record(1, 0);
+  await tick();
+  const first = h.find(0, 0);
+  assert.equal(first.kafka.epoch !== undefined, true);
+  assert.equal((first as unknown as { kafka: { source: string } }).kafka.source, "kin");
+  // 0 and 2 are stored; 1 times out (and with it 3, its neighbour on the same Pulsar partition)
+  h.done(h.find(0, 0));
+  h.done(h.find(0, 2));
+  await tick();
+  const epoch1 = h.d.epochOf("t", 0);
+  h.done(h.find(0, 1), new TimeoutError("no receipt"));
+  await tick();
+  assert.deepEqual(
+    h.control,
+    ["block 0"],
+    "the partition stops at once: nothing newer goes ahead of the replay",
+  );
+  assert.ok(
+    (h.d.epochOf("t", 0) as number) > (epoch1 as number),
+    "a new epoch: what the flow holds is stale",
+  );
+  assert.equal(h.d.epochOf("t", 1), h.find(1, 0).kafka.epoch, "other partitions keep theirs");
+  assert.equal(h.d.retrying.length, 1);
+  // completions of the discarded pass change nothing (they are neither settled nor failed)
+  h.done(h.find(0, 3), new TimeoutError("no receipt"));
+  h.done(h.find(0, 4));
+  await tick();
+  assert.equal(h.ledger.isUnsettled("t", 0, "4"), true);
+  const before = h.sent.length;
+  await wait(60);
+  const replayed = h.sent.slice(before);
+  assert.deepEqual(
+    replayed.map((m) => `${m.kafka.partition}@${m.kafka.offset}#${m.kafka.attempt}`),
+    ["0@1#2", "0@3#2", "0@4#2", "0@5#2"],
+    "every unsettled record, lowest first; settled ones (0, 2) are not sent again",
+  );
+  assert.ok(replayed.every((m) => m.kafka.epoch === h.d.epochOf("t", 0)));
+  assert.deepEqual(h.control, ["block 0", "unblock 0"]);
+  for (const m of replayed) h.done(m);
+  h.done(h.find(1, 0));
+  await tick();
+  assert.equal(h.ledger.inFlight, 0);
+  assert.equal(h.ledger.takeCommittable("t", 0), "6");
+  assert.equal(h.d.retrying.length, 0);
+  h.d.close();
+});
+
+test("ordered: a failure of a record the flow still holds an earlier one of replays from the earlier one; tries are bounded", async () => {
+  const h = harness({ ordered: true, deadLetter: true, maxAttempts: 2 });
+  for (let o = 10; o < 13; o++) h.record(0, o);
+  await tick();
+  // 12 fails first (a throwing function on another branch), 10 and 11 are still held
+  h.done(h.find(0, 12), new Error("boom"));
+  await wait(40);
+  assert.deepEqual(
+    h.sent.slice(3).map((m) => m.kafka.offset),
+    ["10", "11", "12"],
+  );
+  // its second try fails too: maxAttempts 2 -> dead letter; the rest is replayed at once, without it
+  h.done(h.find(0, 10, 1));
+  await tick();
+  h.done(h.find(0, 12, 1), new Error("boom"));
+  await wait(10);
+  assert.deepEqual(h.deadLettered, ["0@12"]);
+  assert.deepEqual(
+    h.sent.slice(6).map((m) => `${m.kafka.offset}#${m.kafka.attempt}`),
+    ["11#3"],
+  );
+  h.done(h.find(0, 11, 2));
+  await tick();
+  assert.equal(h.ledger.takeCommittable("t", 0), "13");
+  h.d.close();
+});
+
+test("ordered: a record error goes to the dead letter alone (it stored nothing); not ordered: a retry is per record", async () => {
+  const h = harness({ ordered: true, deadLetter: true });
+  for (let o = 0; o < 3; o++) h.record(0, o);
+  await tick();
+  h.done(h.find(0, 1), new BridgeError("pulsar-out.errors.payload", "not a payload", false));
+  await tick();
+  assert.deepEqual(h.deadLettered, ["0@1"]);
+  assert.deepEqual(h.control, []);
+  h.done(h.find(0, 0));
+  h.done(h.find(0, 2));
+  await tick();
+  assert.equal(h.ledger.takeCommittable("t", 0), "3");
+  assert.equal(h.sent.length, 3);
+  h.d.close();
+
+  const p = harness({ ordered: false });
+  for (let o = 0; o < 3; o++) p.record(0, o);
+  await tick();
+  assert.equal(p.find(0, 0).kafka.epoch, undefined, "no epoch without an effectively-once pulsar-out");
+  p.done(p.find(0, 1), new Error("boom"));
+  await wait(40);
+  assert.deepEqual(
+    p.sent.slice(3).map((m) => m.kafka.offset),
+    ["1"],
+  );
+  // asked at run time (a pulsar-out reached through a link): ordered from then on
+  p.d.requireOrdered();
+  p.record(0, 3);
+  assert.equal(typeof p.find(0, 3).kafka.epoch, "number");
+  p.d.close();
+});
+
+test("pulsar-out's side: msgs of a discarded pass are stale, a failed send fences its stream, a revoke closes the partition's producers", async () => {
+  const h = harness({ ordered: true });
+  const closed: number[] = [];
+  const owners: StreamOwner[] = [];
+  const eo = new EffectivelyOncePublisher({
+    findSource: (id) => (id === "kin" ? h.d : undefined),
+    closeProducers: (select) => {
+      const picked = owners.filter(select);
+      closed.push(...picked.map((o) => o.partition));
+      return picked;
+    },
+  });
+  const topic = "persistent://public/default/t";
+  const prepare = (m: Sent) => eo.prepare(m, topic);
+  for (let o = 0; o < 4; o++) h.record(0, o);
+  h.record(1, 0);
+  await tick();
+  const p0 = prepare(h.find(0, 0));
+  assert.notEqual(p0, "stale");
+  if (p0 === "stale") return;
+  assert.equal(p0.sequenceId, 0);
+  owners.push(p0.owner);
+  const p1 = prepare(h.find(0, 1));
+  if (p1 === "stale") return assert.fail("record 1 is of the current pass");
+  // record 1's send times out: record 2 of the same pass is refused until the replay
+  const timeout = new TimeoutError("no receipt");
+  eo.failed(p1, timeout);
+  assert.throws(() => prepare(h.find(0, 2)), /waits for the replay/);
+  h.done(h.find(0, 1), timeout);
+  await tick();
+  // record 3 of the discarded pass reaches pulsar-out after kafka-in started the replay: stale
+  assert.equal(prepare(h.find(0, 3)), "stale");
+  await wait(60);
+  const replayed = h.find(0, 1, 1);
+  assert.equal(replayed.kafka.attempt, 2);
+  const again = prepare(replayed);
+  assert.notEqual(again, "stale");
+  // a duplicate receipt stands for a stored record only when the producer can prove it
+  if (again !== "stale") {
+    eo.received(again, { duplicate: true, duplicateProven: true });
+    assert.throws(() => eo.received(again, { duplicate: true, duplicateProven: false }), /never stored it/);
+  }
+  // partition 1 goes to another instance: its producers close, its msgs still in the flow are stale
+  const q = prepare(h.find(1, 0));
+  if (q === "stale") return assert.fail("partition 1 is ours");
+  owners.push(q.owner);
+  h.d.onAssignment([{ topic: "t", partition: 0 }]);
+  assert.deepEqual(closed, [1]);
+  assert.equal(prepare(h.find(1, 0)), "stale");
+  eo.close();
+  h.d.close();
+});
