@@ -84,6 +84,8 @@ export interface DeliveryOptions extends Omit<FailurePolicyOptions, "deadLetter"
   ordered?: boolean;
   /** msg.kafka.source in ordered mode: the id an effectively-once pulsar-out finds this node by. */
   sourceId?: string;
+  /** The cluster's and a topic's ids (see OrderedSource.identityOf). */
+  identity?: (topic: string) => Promise<string>;
 }
 
 interface BlockEntry {
@@ -136,6 +138,8 @@ export class Delivery implements OrderedSource {
   private readonly epochs = new Map<string, Map<number, number>>();
   private lastEpoch = 0;
   private readonly revokeListeners = new Set<(revoked: { topic: string; partition: number }[]) => void>();
+  /** Per topic, its identity as last asked; asked again after each rebalance (a topic may be recreated). */
+  private readonly identities = new Map<string, Promise<string>>();
   private deadlineTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private stoppedRetrying = false;
@@ -198,6 +202,7 @@ export class Delivery implements OrderedSource {
         if (replay.timer) clearTimeout(replay.timer);
         this.replays.delete(k);
       }
+    this.identities.clear();
     const gone: { topic: string; partition: number }[] = [];
     for (const [topic, partitions] of this.epochs)
       for (const partition of partitions.keys())
@@ -273,6 +278,19 @@ export class Delivery implements OrderedSource {
 
   epochOf(topic: string, partition: number): number | undefined {
     return this.epochs.get(topic)?.get(partition);
+  }
+
+  identityOf(topic: string): Promise<string> | undefined {
+    if (!this.o.identity) return undefined;
+    let id = this.identities.get(topic);
+    if (!id) {
+      const asked = this.o.identity(topic);
+      this.identities.set(topic, (id = asked));
+      asked.catch(() => {
+        if (this.identities.get(topic) === asked) this.identities.delete(topic);
+      });
+    }
+    return id;
   }
 
   onRevoked(listener: (revoked: readonly { topic: string; partition: number }[]) => void): () => void {

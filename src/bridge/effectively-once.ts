@@ -33,6 +33,11 @@ export interface OrderedSource {
    * the new owner (another instance) can open its own under the same names. Returns the way to stop.
    */
   onRevoked(listener: (revoked: readonly { topic: string; partition: number }[]) => void): () => void;
+  /**
+   * What names the topic in producer names: its cluster's and its own id, so that a topic deleted and
+   * recreated (offsets from 0 again) or a changed broker list give the right names. Undefined: unknown.
+   */
+  identityOf(topic: string): Promise<string> | undefined;
 }
 
 /** Why a msg is not published: `stale` ones are discarded quietly (a replay brings their record again). */
@@ -166,8 +171,8 @@ export class EffectivelyOncePublisher {
     },
   ) {}
 
-  /** The publication of msg `m` to `topic`, or "stale" (drop it quietly). Throws what refuses the msg. */
-  prepare(m: Record<string, unknown>, topic: string): Publication | "stale" {
+  /** The publication of msg `m` to `topic`, or "stale" (drop it quietly). Rejects what refuses the msg. */
+  async prepare(m: Record<string, unknown>, topic: string): Promise<Publication | "stale"> {
     const k = m.kafka as KafkaFields | undefined;
     if (!k || typeof k.offset !== "string" || typeof k.topic !== "string" || typeof k.partition !== "number")
       throw new BridgeError(
@@ -175,11 +180,14 @@ export class EffectivelyOncePublisher {
         "effectively-once needs msg.kafka (topic, partition, offset) from kafka-in on each msg",
         false,
       );
-    const cluster = typeof k.cluster === "string" ? k.cluster : "";
+    const source = typeof k.source === "string" ? this.o.findSource(k.source) : undefined;
+    // the kafka-in knows the cluster's and the topic's ids; msg.kafka.cluster (the broker list) otherwise.
+    // Awaited by every msg alike, so the msgs go on in the order they came.
+    const identity = source?.identityOf(k.topic);
+    const cluster = identity ? await identity : typeof k.cluster === "string" ? k.cluster : "";
     const producerName = this.nameFor(cluster, k.topic, k.partition, topic);
     // a msg without epoch (emitted before its kafka-in knew it must replay) is never taken for stale
     const epoch = typeof k.epoch === "number" ? k.epoch : undefined;
-    const source = typeof k.source === "string" ? this.o.findSource(k.source) : undefined;
     let current: number | undefined;
     if (source) {
       source.requireOrdered();

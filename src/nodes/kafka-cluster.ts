@@ -7,6 +7,8 @@ import { SharedResource } from "../common/shared";
 import { onClose, registerType, tlsConfigNode, type Node, type NodeConfig, type RED } from "./red";
 import { createKafka, parseBrokerList, type SaslMechanism } from "../kafka/client";
 import { oauth2ClientCredentials } from "../pulsar/auth";
+import { kafkaIdentity } from "../kafka/identity";
+import { BridgeError, describeError } from "../common/errors";
 
 export interface KafkaClusterCredentials {
   username?: string;
@@ -23,8 +25,13 @@ export interface KafkaClusterNode extends Node<KafkaClusterCredentials> {
   settings: Coerced<typeof KAFKA_CLUSTER_DEFAULTS>;
   /** The kafkajs client; throws a ConfigurationError when the settings are invalid. */
   getKafka(): Kafka;
-  /** A stable identity of the cluster (its broker list), used in effectively-once producer names. */
+  /** The broker list, sorted: what names the cluster when its id cannot be known. */
   identity(): string;
+  /**
+   * The cluster's id and the topic's id (Kafka 4 topic ids: a recreated topic gets a new one), as
+   * "<cluster id>/<topic id>", for effectively-once producer names; asked of the cluster on each call.
+   */
+  topicIdentity(topic: string): Promise<string>;
   producer: SharedResource<Producer>;
 }
 
@@ -43,6 +50,18 @@ export function registerKafkaCluster(RED: RED): void {
         .map((b) => b.trim())
         .sort()
         .join(",");
+    node.topicIdentity = async (topic) => {
+      try {
+        const id = await kafkaIdentity(node.getKafka(), [topic]);
+        return `${id.clusterId}/${id.topicIds.get(topic) ?? ""}`;
+      } catch (err) {
+        throw new BridgeError(
+          "kafka-in.errors.identity",
+          `cannot read the ids of Kafka cluster and topic ${topic}: ${describeError(err).message}`,
+          true,
+        );
+      }
+    };
     node.getKafka = () => {
       if (kafka) return kafka;
       let tls: Record<string, unknown> | undefined;

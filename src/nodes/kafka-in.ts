@@ -174,6 +174,7 @@ export function registerKafkaIn(RED: RED): void {
         // order from the start (one reached through a link or another process asks for it on its first msg).
         ordered: effectivelyOnceDeployed(RED),
         sourceId: node.id,
+        identity: (topic) => kafkaCluster.topicIdentity(topic),
       },
       {
         send: (msg) => node.send(msg),

@@ -211,7 +211,7 @@ export function registerPulsarOut(RED: RED): void {
         });
         let publication: Publication | undefined;
         if (eo) {
-          const p = eo.prepare(m, topic);
+          const p = await eo.prepare(m, topic);
           if (p === "stale") return; // a pass kafka-in discarded: its replay brings the record again
           publication = p;
           out.sequenceId = p.sequenceId;

@@ -311,6 +311,49 @@ test("rebalance: a second instance joins mid-stream and takes partitions over; t
   }
 });
 
+test("a Kafka topic deleted and recreated (offsets from 0 again): its new records are stored, not taken for duplicates", async () => {
+  const ns = await dedupNamespace();
+  const pulsarTopic = `persistent://public/${ns}/recreated`;
+  const kafkaTopic = uniqueName("eo-recreated");
+  const groupId = uniqueName("eo-recreated-group");
+  await createTopic(kafkaTopic, 1);
+  await produce(
+    kafkaTopic,
+    Array.from({ length: 50 }, (_, i) => ({ key: "k", value: `old-${i}` })),
+  );
+  const flow = bridge({ kafkaTopic, groupId, pulsarTopic });
+  await loadFlow(flow);
+  try {
+    await waitFor("the first topic's records committed", () => allCommitted(groupId, kafkaTopic, 1), 60_000);
+  } finally {
+    await unloadFlow();
+  }
+  const admin = testKafka("eo-recreated-admin").admin();
+  await admin.connect();
+  try {
+    await admin.deleteTopics({ topics: [kafkaTopic] });
+    await waitFor("the topic gone", async () => !(await admin.listTopics()).includes(kafkaTopic), 60_000);
+  } finally {
+    await admin.disconnect();
+  }
+  await createTopic(kafkaTopic, 1);
+  await produce(
+    kafkaTopic,
+    Array.from({ length: 30 }, (_, i) => ({ key: "k", value: `new-${i}` })),
+  );
+  await loadFlow(flow);
+  try {
+    await waitFor("the new topic's records committed", () => allCommitted(groupId, kafkaTopic, 1), 60_000);
+  } finally {
+    await unloadFlow();
+  }
+  const got = values(await readWithJavaPulsar(pulsarTopic, 90, 20));
+  assert.deepEqual(got, [
+    ...Array.from({ length: 50 }, (_, i) => `old-${i}`),
+    ...Array.from({ length: 30 }, (_, i) => `new-${i}`),
+  ]);
+});
+
 test("the native engine is refused for effectively-once at deploy, with the reason", async () => {
   const flow = [
     { id: "pc", type: "pulsar-cluster", serviceUrl: pulsarUrl, engine: "pulsar-client" },

@@ -66,8 +66,8 @@ function harness(o: { ordered: boolean; deadLetter?: boolean; maxAttempts?: numb
   );
   d.control = {
     settled: () => undefined,
-    block: (t, p) => control.push(`block ${p}`),
-    unblock: (t, p) => control.push(`unblock ${p}`),
+    block: (_t, p) => control.push(`block ${p}`),
+    unblock: (_t, p) => control.push(`unblock ${p}`),
   };
   const record = (partition: number, offset: number) => {
     ledger.add("t", partition, String(offset));
@@ -208,25 +208,25 @@ test("pulsar-out's side: msgs of a discarded pass are stale, a failed send fence
   for (let o = 0; o < 4; o++) h.record(0, o);
   h.record(1, 0);
   await tick();
-  const p0 = prepare(h.find(0, 0));
+  const p0 = await prepare(h.find(0, 0));
   assert.notEqual(p0, "stale");
   if (p0 === "stale") return;
   assert.equal(p0.sequenceId, 0);
   owners.push(p0.owner);
-  const p1 = prepare(h.find(0, 1));
+  const p1 = await prepare(h.find(0, 1));
   if (p1 === "stale") return assert.fail("record 1 is of the current pass");
   // record 1's send times out: record 2 of the same pass is refused until the replay
   const timeout = new TimeoutError("no receipt");
   eo.failed(p1, timeout);
-  assert.throws(() => prepare(h.find(0, 2)), /waits for the replay/);
+  await assert.rejects(prepare(h.find(0, 2)), /waits for the replay/);
   h.done(h.find(0, 1), timeout);
   await tick();
   // record 3 of the discarded pass reaches pulsar-out after kafka-in started the replay: stale
-  assert.equal(prepare(h.find(0, 3)), "stale");
+  assert.equal(await prepare(h.find(0, 3)), "stale");
   await wait(60);
   const replayed = h.find(0, 1, 1);
   assert.equal(replayed.kafka.attempt, 2);
-  const again = prepare(replayed);
+  const again = await prepare(replayed);
   assert.notEqual(again, "stale");
   // a duplicate receipt stands for a stored record only when the producer can prove it
   if (again !== "stale") {
@@ -234,12 +234,12 @@ test("pulsar-out's side: msgs of a discarded pass are stale, a failed send fence
     assert.throws(() => eo.received(again, { duplicate: true, duplicateProven: false }), /never stored it/);
   }
   // partition 1 goes to another instance: its producers close, its msgs still in the flow are stale
-  const q = prepare(h.find(1, 0));
+  const q = await prepare(h.find(1, 0));
   if (q === "stale") return assert.fail("partition 1 is ours");
   owners.push(q.owner);
   h.d.onAssignment([{ topic: "t", partition: 0 }]);
   assert.deepEqual(closed, [1]);
-  assert.equal(prepare(h.find(1, 0)), "stale");
+  assert.equal(await prepare(h.find(1, 0)), "stale");
   eo.close();
   h.d.close();
 });
