@@ -68,9 +68,8 @@ interface PendingOp {
   waiters: Waiter[];
   createdAt: number;
   batched: boolean;
-  /** The op's lowest sequence id had been written before it: on the connection it was last written on, on any. */
-  sentBefore: boolean;
-  writtenBefore: boolean;
+  /** When last written: every id of it had been written fresh before on the same connection (see write). */
+  freshBefore: boolean;
 }
 
 /** One writer for every producer's batch payloads: a batch is encoded and copied out synchronously. */
@@ -104,14 +103,15 @@ export class PartitionProducer {
   private epoch = 0;
   private nextSequenceId = 0;
   /**
-   * What proves that a duplicate receipt stands for a stored message: the broker's last sequence id when
-   * this producer first connected (stored before it existed) and at its latest connect; what it stored with
-   * a receipt; and, per connection, what it wrote on it (the broker takes a connection's frames in order).
+   * What proves that a duplicate receipt stands for a stored message (see provenStored): the broker's last
+   * sequence id when this producer first connected; the ids known stored since; and the ids written fresh on
+   * the current connection: above the broker's last sequence id at its connect and above everything written
+   * on it before, so the broker, which takes a connection's frames in order, stores them if they reach it.
    */
   private firstLastSequenceId: number | undefined;
   private readonly stored = new SequenceRanges();
-  private written = new SequenceRanges();
-  private readonly writtenEver = new SequenceRanges();
+  private fresh = new SequenceRanges();
+  private freshAbove = -1;
   private readonly pending: PendingOp[] = [];
   private pendingMessages = 0;
   /** The open batch: its waiters, and their messages at the same index until the batch is encoded. */
@@ -204,8 +204,12 @@ export class PartitionProducer {
     }
     this.producerName = res.producerName;
     this.lastSequenceId = res.lastSequenceId;
-    this.firstLastSequenceId ??= res.lastSequenceId;
-    this.written = new SequenceRanges();
+    // An id written fresh on the previous connection and at or below the broker's last id now reached it
+    // (what raised that id was written on that connection no earlier), so it is stored; the rest did not.
+    if (this.firstLastSequenceId === undefined) this.firstLastSequenceId = res.lastSequenceId;
+    else this.stored.addFrom(this.fresh, res.lastSequenceId);
+    this.fresh = new SequenceRanges();
+    this.freshAbove = res.lastSequenceId;
     this.conn = conn;
     this.ready = true;
     this.backoff.reset();
@@ -310,6 +314,8 @@ export class PartitionProducer {
       this.pendingMessages -= op.waiters.length;
       for (const w of op.waiters)
         w.reject(new PulsarError(`checksum error: ${cmd.message}`, "ChecksumError", false));
+      // a write the broker refused: what was written fresh on this connection no longer proves anything
+      this.fresh = new SequenceRanges();
       this.wakeSpace();
       return;
     }
@@ -539,8 +545,7 @@ export class PartitionProducer {
       waiters,
       createdAt: Date.now(),
       batched: md.numMessagesInBatch !== undefined,
-      sentBefore: false,
-      writtenBefore: false,
+      freshBefore: false,
     };
     this.pending.push(op);
     this.pendingMessages += waiters.length;
@@ -548,29 +553,24 @@ export class PartitionProducer {
   }
 
   private write(conn: Connection, op: PendingOp): void {
-    op.sentBefore = this.written.has(op.firstSeq);
-    op.writtenBefore = this.writtenEver.has(op.firstSeq);
-    for (const w of op.waiters) {
-      this.written.add(w.sequenceId);
-      this.writtenEver.add(w.sequenceId);
+    op.freshBefore = op.waiters.every((w) => this.fresh.has(w.sequenceId));
+    // The broker judges an entry by its lowest id: fresh when that is above all it can have of this producer.
+    if (op.firstSeq > this.freshAbove) {
+      for (const w of op.waiters) this.fresh.add(w.sequenceId);
+      this.freshAbove = op.lastSeq;
     }
     conn.write(op.frame);
   }
 
   /**
    * Whether a duplicate receipt for `sequenceId` stands for a message the broker stored: it had it when this
-   * producer first connected (stored before it existed); it stored it with a receipt since; this very
-   * connection carried it before (an earlier try that timed out while the broker took it); or an earlier
-   * connection did and the broker had it when this one was made. Anything else is a sequence id the broker
-   * passed without storing it: a later one was stored first.
+   * producer first connected (stored before it existed); it stored it since (a receipt, or it had it at a
+   * reconnect after a fresh write); or this connection carried a fresh write of it before (an earlier try
+   * that timed out while the broker took it). Not proven, for one: an id first written when a later one was
+   * stored already, as often as it is tried again, because the broker passes it without storing it.
    */
   private provenStored(sequenceId: number, op: PendingOp): boolean {
-    return (
-      sequenceId <= (this.firstLastSequenceId ?? -1) ||
-      this.stored.has(sequenceId) ||
-      op.sentBefore ||
-      (op.writtenBefore && sequenceId <= this.lastSequenceId)
-    );
+    return sequenceId <= (this.firstLastSequenceId ?? -1) || this.stored.has(sequenceId) || op.freshBefore;
   }
 
   /** Sends the current batch and resolves once every message sent before has its receipt (or failed). */
@@ -734,6 +734,12 @@ class RoutedProducer implements Producer {
   /** The partition a message goes to (exposed for effectively-once routing decisions). */
   route(m: OutgoingMessage): number {
     const n = this.parts.length;
+    if (this.o.routingMode === "key-or-sequence" && m.key === undefined) {
+      // refused on any partition count: whether a message is accepted does not depend on the topic's
+      if (m.sequenceId === undefined)
+        throw new ConfigError('routing mode "key-or-sequence" needs a sequence id on a message without key');
+      return m.sequenceId % n;
+    }
     if (n === 1) return 0;
     if (this.o.routingMode === "custom" && this.o.messageRouter) {
       const p = this.o.messageRouter(m, n);
@@ -745,11 +751,6 @@ class RoutedProducer implements Producer {
       const key = Buffer.isBuffer(m.key) ? m.key.toString("base64") : m.key;
       const h = this.o.hashingScheme === "murmur3" ? murmur3Hash32(key) : javaStringHash(key);
       return h % n;
-    }
-    if (this.o.routingMode === "key-or-sequence") {
-      if (m.sequenceId === undefined)
-        throw new ConfigError('routing mode "key-or-sequence" needs a sequence id on a message without key');
-      return m.sequenceId % n;
     }
     if (this.o.routingMode === "single-partition") return this.single;
     // Round-robin that keeps a batch together: move on after a batch's worth of messages.

@@ -46,9 +46,11 @@ export interface ClientOptions {
 export type CompressionType = "none" | "lz4" | "zlib" | "zstd" | "snappy";
 export type HashingScheme = "java-string" | "murmur3";
 /**
- * Partitioned topics: keyed messages go to hash(key) % partitions in every mode but "custom"; keyless ones
- * round-robin, to one partition, by the custom router, or with "key-or-sequence" to sequenceId % partitions
- * (effectively-once: a message keeps its partition on every try).
+ * Partitioned topics: keyed messages go to hash(key) % partitions (hashingScheme) in every mode but
+ * "custom", where the router decides for every message; keyless ones round-robin, to one partition, by the
+ * custom router, or with "key-or-sequence" to sequenceId % partitions. "key-or-sequence" is the mode for
+ * effectively-once: a message keeps its partition on every try, and a key keeps its partition (order per
+ * key) whatever the sequence ids; a keyless message without sequenceId is refused (ConfigError).
  */
 export type RoutingMode = "round-robin" | "single-partition" | "custom" | "key-or-sequence";
 
@@ -75,7 +77,10 @@ export interface ProducerOptions {
   batchingMaxPublishDelayMs?: number;
   /** Default "none". */
   compression?: CompressionType;
-  /** Partitioned topics: how messages without a key choose a partition. Default "round-robin". */
+  /**
+   * Partitioned topics: how messages without a key choose a partition (with "custom", every message).
+   * Default "round-robin"; "key-or-sequence" for explicit sequence ids (effectively-once), see RoutingMode.
+   */
   routingMode?: RoutingMode;
   /** routingMode "custom": returns the partition index for a message. */
   messageRouter?: (message: OutgoingMessage, numPartitions: number) => number;
@@ -134,10 +139,12 @@ export interface SendReceipt {
   /** True when the broker reported the message as a duplicate (deduplication), so it was not stored again. */
   duplicate: boolean;
   /**
-   * For a duplicate: whether the producer can prove the broker stored that sequence id (it had it when the
-   * producer connected, stored it with a receipt since, or got it before on the same connection). False: the
-   * broker dropped it because a later sequence id was stored first, so it is not stored. False when not a
-   * duplicate.
+   * For a duplicate: whether this producer can prove the broker stored that sequence id, per partition: it
+   * had it when the producer first connected (stored before it existed), or it was stored since: a receipt,
+   * or a write of it reached the broker while it had no higher id (known from the order in which the broker
+   * takes a connection's frames, and its last id at the next connect). False: it may never have been stored,
+   * e.g. a higher id was stored first, and the broker drops every lower one, however often it is tried.
+   * False when not a duplicate.
    */
   duplicateProven: boolean;
 }

@@ -1,7 +1,9 @@
 // The producer's side of deduplication, against the stand-in broker: keyed messages keep their key's
 // partition in "key-or-sequence" mode (keyless ones go by sequence id); a potential duplicate (a sequence id
-// below the next one) goes on the wire alone, never in a batch; a duplicate receipt is proven stored only
-// when the producer knows the broker had that id. And the ranges that remember sequence ids.
+// below the next one) goes on the wire alone, never in a batch, also in a rewind over a batch that timed
+// out; a duplicate receipt is proven stored only when the producer knows the broker had that id (at the
+// first connect, a receipt, a fresh write on the same connection, or one the next connect confirms), never
+// for a hole, however often it is tried. And the bounded ranges that remember sequence ids.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { createProducer } from "../../src/pulsar/producer";
@@ -9,8 +11,11 @@ import { SequenceRanges } from "../../src/pulsar/sequence-ranges";
 import { javaStringHash } from "../../src/pulsar/hash";
 import { FrameDecoder } from "../../src/pulsar/protocol/frame";
 import { decodeEntryMetadata } from "../../src/pulsar/protocol/metadata";
-import { ConnectionError } from "../../src/pulsar/errors";
-import type { OutgoingMessage, SendReceipt } from "../../src/pulsar/types";
+import { ConfigError, ConnectionError, TimeoutError } from "../../src/pulsar/errors";
+import { ProtoMessage } from "../../src/pulsar/protocol/protobuf";
+import { CommandType, type Inbound } from "../../src/pulsar/protocol/commands";
+import type { Connection, ProducerListener } from "../../src/pulsar/connection";
+import type { SendReceipt } from "../../src/pulsar/types";
 import { StandIn } from "../support/pulsar-standin";
 
 const until = async (ok: () => boolean, ms = 3000) => {
@@ -54,25 +59,145 @@ test("sequence ranges: consecutive ids merge, gaps split, late ids fill in, and 
   assert.equal(r.ranges, 3);
   assert.equal(r.has(0), true);
   assert.equal(r.has(15), false);
-  r.add(15); // between ranges, no neighbour
+  r.add(15); // between ranges, no neighbour: a fourth range again, 15 is now the floor
   assert.equal(r.has(15), true);
+  assert.equal(r.ranges, 3);
+  assert.deepEqual(
+    [16, 19, 20, 21, 29, 30, 40].map((id) => r.has(id)),
+    [false, false, true, false, false, true, true],
+  );
 });
 
-test("key-or-sequence: a key always to the partition its Java hash names; keyless by sequence id", async () => {
+test("sequence ranges: a range added over several merges them; a copy up to a bound keeps the floor", () => {
+  const r = new SequenceRanges();
+  for (const id of [10, 20, 30, 40]) r.add(id);
+  r.addRange(19, 31); // touches 20 and 30, reaches 19 and 31
+  assert.equal(r.ranges, 3);
+  assert.deepEqual(
+    [10, 18, 19, 25, 31, 32, 40].map((id) => r.has(id)),
+    [true, false, true, true, true, false, true],
+  );
+  r.addRange(11, 18); // fills the gap: 10..31 is one range
+  assert.equal(r.ranges, 2);
+  r.addRange(0, 5); // before everything
+  assert.equal(r.ranges, 3);
+  assert.equal(r.has(6), false);
+
+  const source = new SequenceRanges(2);
+  for (const id of [1, 3, 5, 6, 7, 9]) source.add(id); // 1 and 3 are dropped: the floor is 3
+  assert.equal(source.has(2), true);
+  const target = new SequenceRanges();
+  target.add(100);
+  target.addFrom(source, 6);
+  assert.deepEqual(
+    [0, 3, 4, 5, 6, 7, 8, 9, 100].map((id) => target.has(id)),
+    [true, true, false, true, true, false, false, false, true],
+  );
+  target.addFrom(source, 2); // a floor below the source's: only up to 2 (already in)
+  assert.equal(target.has(4), false);
+});
+
+test("sequence ranges: bounded on a long run of filtered gaps; what is in stays in", () => {
+  const r = new SequenceRanges();
+  for (let id = 0; id < 100_000; id += 3) r.add(id); // every third id: a range each
+  assert.equal(r.ranges, 4096);
+  const lowest = 100_000 - 3 * 4096; // the oldest range kept is 4096 ranges back from the newest
+  assert.equal(r.has(lowest + 1), false, "a gap among the kept ranges");
+  assert.equal(r.has(lowest - 2), true, "below the floor, a gap counts as in");
+  for (let id = 0; id < 100_000; id += 3) assert.ok(r.has(id));
+  for (let id = 0; id < 100_000; id++) r.add(id); // the gaps filled: one range
+  assert.equal(r.ranges, 1);
+});
+
+/** A stand-in client that keeps each partition producer's listener, to answer a SEND on its producer. */
+function partitionedClient(b: StandIn) {
+  const client = b.client();
+  const listeners = new Map<number, ProducerListener>();
+  const getConnection = client.getConnection.bind(client);
+  const wrapped = new WeakSet<Connection>();
+  client.getConnection = async (target) => {
+    const conn = await getConnection(target);
+    if (!wrapped.has(conn)) {
+      wrapped.add(conn);
+      const add = conn.addProducer.bind(conn);
+      conn.addProducer = (id, l) => {
+        listeners.set(id, l);
+        add(id, l);
+      };
+    }
+    return conn;
+  };
+  /** Answers every SEND written so far with a receipt on its own producer. */
+  const answerAll = () => {
+    const d = new FrameDecoder();
+    for (const frame of b.written.splice(0))
+      d.push(frame, (f) => {
+        const send = new ProtoMessage(f.command).message(CommandType.SEND);
+        if (!send) return;
+        const producerId = send.num(1);
+        listeners.get(producerId)?.onReceipt({
+          type: CommandType.SEND_RECEIPT,
+          producerId,
+          sequenceId: send.num(2),
+          messageId: { ledgerId: 7, entryId: send.num(2) },
+        } as Extract<Inbound, { type: typeof CommandType.SEND_RECEIPT }>);
+      });
+  };
+  return { client, answerAll };
+}
+
+const partitionOf = (r: SendReceipt) => Number(/-partition-(\d+)$/.exec(r.topic)?.[1]);
+
+test("key-or-sequence over 4 partitions: a key always to the partition its Java hash names; keyless by sequence id", async () => {
   const b = new StandIn();
   b.partitions = 4;
-  const producer = await createProducer(b.client(), { topic: "t", routingMode: "key-or-sequence" });
-  const route = (m: OutgoingMessage) =>
-    (producer as unknown as { route(m: OutgoingMessage): number }).route(m);
+  const { client, answerAll } = partitionedClient(b);
+  const producer = await createProducer(client, {
+    topic: "t",
+    producerName: "p",
+    routingMode: "key-or-sequence",
+    batchingEnabled: false,
+  });
   try {
-    for (const key of ["same-key", "device-7", "device-12"])
-      for (let seq = 0; seq < 12; seq++)
-        assert.equal(route({ payload: Buffer.alloc(0), key, sequenceId: seq }), javaStringHash(key) % 4, key);
-    assert.deepEqual(
-      [0, 1, 2, 3, 4, 9].map((seq) => route({ payload: Buffer.alloc(0), sequenceId: seq })),
-      [0, 1, 2, 3, 0, 1],
+    const keys = ["key-1", "key-2", "key-3", "key-4", "same-key"];
+    assert.equal(new Set(keys.map((k) => javaStringHash(k) % 4)).size, 4, "keys of every partition");
+    const keyed: { key: string; seq: number; receipt: Promise<SendReceipt> }[] = [];
+    const keyless: { seq: number; receipt: Promise<SendReceipt> }[] = [];
+    for (let seq = 0; seq < 40; seq++) {
+      if (seq % 3 === 0)
+        keyless.push({ seq, receipt: producer.send({ payload: Buffer.from("x"), sequenceId: seq }) });
+      else {
+        const key = keys[seq % keys.length];
+        keyed.push({ key, seq, receipt: producer.send({ payload: Buffer.from("x"), key, sequenceId: seq }) });
+      }
+    }
+    assert.ok(
+      keyed.some(({ key, seq }) => javaStringHash(key) % 4 !== seq % 4),
+      "for some keyed messages, the sequence id names another partition",
     );
-    assert.throws(() => route({ payload: Buffer.alloc(0) }), /needs a sequence id/);
+    await until(() => b.written.length === 40);
+    answerAll();
+    for (const { key, receipt } of keyed)
+      assert.equal(partitionOf(await receipt), javaStringHash(key) % 4, key);
+    for (const { seq, receipt } of keyless) assert.equal(partitionOf(await receipt), seq % 4, `seq ${seq}`);
+    // a Buffer key is hashed as its base64 text, as in the other modes
+    const bufferKey = Buffer.from([1, 2, 3]);
+    const r = producer.send({ payload: Buffer.from("x"), key: bufferKey, sequenceId: 100 });
+    await until(() => b.written.length === 1);
+    answerAll();
+    assert.equal(partitionOf(await r), javaStringHash(bufferKey.toString("base64")) % 4);
+    await assert.rejects(producer.send({ payload: Buffer.from("x") }), ConfigError);
+  } finally {
+    await producer.close();
+  }
+});
+
+test("key-or-sequence on a topic without partitions refuses a keyless message without sequence id too", async () => {
+  const b = new StandIn();
+  const producer = await createProducer(b.client(), { topic: "t", routingMode: "key-or-sequence" });
+  try {
+    await assert.rejects(producer.send({ payload: Buffer.from("x") }), /needs a sequence id/);
+    assert.equal(b.written.length, 0);
   } finally {
     await producer.close();
   }
@@ -109,47 +234,187 @@ test("potential duplicates go on the wire one by one, newer messages batched aft
   }
 });
 
-test("a duplicate receipt is proven only for an id the broker had at connect, stored since, or got on this connection before", async () => {
+test("a rewind over a batch that timed out: every id below the next one alone, only newer ones batched", async () => {
+  // 111..120 went out in a batch and timed out (the next id is 121); the replay starts again at 90
   const b = new StandIn();
-  b.lastSequenceId = 10;
+  b.lastSequenceId = 110;
+  const alive = setInterval(() => undefined, 1000);
+  const producer = await createProducer(b.client(), {
+    topic: "t",
+    producerName: "p",
+    batchingMaxPublishDelayMs: 5,
+    sendTimeoutMs: 200,
+  });
+  const send = (seq: number) => producer.send({ payload: Buffer.from(`m${seq}`), sequenceId: seq });
+  try {
+    const timedOut = Array.from({ length: 10 }, (_, i) => send(111 + i));
+    for (const r of timedOut) await assert.rejects(r, TimeoutError);
+    assert.deepEqual(sends(b.written), [{ seq: 111, count: 10 }]);
+    b.written = [];
+    const replay = Array.from({ length: 36 }, (_, i) => send(90 + i));
+    await until(() => sends(b.written).reduce((n, s) => n + s.count, 0) === 36);
+    assert.deepEqual(sends(b.written), [
+      ...Array.from({ length: 31 }, (_, i) => ({ seq: 90 + i, count: 1 })),
+      { seq: 121, count: 5 },
+    ]);
+    // the broker had the batch after all: 90..120 are duplicates, all proven; 121..125 are stored
+    for (let seq = 90; seq <= 120; seq++) b.receipt(seq, true);
+    b.receipt(121);
+    const got = await Promise.all(replay);
+    assert.deepEqual(
+      got.map((r) => [r.duplicate, r.duplicateProven]),
+      [...Array.from({ length: 31 }, () => [true, true]), ...Array.from({ length: 5 }, () => [false, false])],
+    );
+  } finally {
+    clearInterval(alive);
+    await producer.close();
+  }
+});
+
+/** A producer on the stand-in broker, batching off, and a way to send one id and answer it. */
+async function dedupProducer(b: StandIn, sendTimeoutMs = 30_000) {
   const producer = await createProducer(b.client(), {
     topic: "t",
     producerName: "p",
     batchingEnabled: false,
+    sendTimeoutMs,
   });
-  const send = async (seq: number, duplicate: boolean) => {
+  // the producer's send timer does not keep the process alive: this does, while a send waits for it
+  const alive = setInterval(() => undefined, 1000);
+  const close = async () => {
+    clearInterval(alive);
+    await producer.close();
+  };
+  /** Sends `seq`; once written, the broker answers it: stored, a duplicate, or nothing (it never got it). */
+  const send = async (seq: number, answer: "stored" | "duplicate" | "none") => {
     const before = b.written.length;
     const r = producer.send({ payload: Buffer.from(`m${seq}`), sequenceId: seq });
+    r.catch(() => undefined);
     await until(() => b.written.length > before);
-    b.receipt(seq, duplicate);
+    if (answer !== "none") b.receipt(seq, answer === "duplicate");
     return r;
   };
-  try {
-    assert.equal((await send(5, true)).duplicateProven, true, "at or below the last id at connect");
-    assert.equal((await send(11, false)).duplicateProven, false, "stored, not a duplicate");
-    assert.equal((await send(11, true)).duplicateProven, true, "stored with a receipt before");
-    // 13 was never sent, yet the broker calls it a duplicate: a later id was stored first
-    assert.equal((await send(20, false)).duplicate, false);
-    assert.equal((await send(13, true)).duplicateProven, false, "a hole: never sent, never stored");
-    // 30 is sent and its receipt lost (it timed out); sent again on the same connection, a duplicate is proven
-    const first = producer.send({ payload: Buffer.from("m30"), sequenceId: 30 });
-    first.catch(() => undefined);
-    await until(() => sends(b.written).some((s) => s.seq === 30));
-    b.receipt(30, true); // the broker's answer to the first try: it had nothing of 30 before
-    assert.equal((await first).duplicateProven, false, "the first try itself proves nothing");
-    assert.equal((await send(30, true)).duplicateProven, true, "written before on this connection");
-    // a new connection: the broker reports 40 as its last id
-    const writtenBefore = b.written.length;
-    b.lastSequenceId = 40;
+  /** The connection breaks; the producer makes a new one, where the broker reports `lastSequenceId`. */
+  const reconnect = async (lastSequenceId: number) => {
+    const lookups = b.lookups;
+    b.lastSequenceId = lastSequenceId;
     b.listener?.onDisconnect(new ConnectionError("closed"));
-    await until(() => b.listener !== undefined && b.lookups >= 2);
-    await new Promise((r) => setTimeout(r, 50));
-    assert.equal(b.written.length, writtenBefore, "nothing was pending");
-    assert.equal((await send(35, true)).duplicateProven, false, "never written: the broker passed it");
-    assert.equal(
-      (await send(30, true)).duplicateProven,
-      true,
-      "written on an earlier connection, and the broker had it at connect",
+    await until(() => b.lookups > lookups && b.listener !== undefined);
+    await new Promise((r) => setTimeout(r, 20));
+  };
+  return { close, send, reconnect };
+}
+
+const proven = async (r: Promise<SendReceipt>) => {
+  const receipt = await r;
+  assert.equal(receipt.duplicate, true);
+  return receipt.duplicateProven;
+};
+
+test("a duplicate is proven for an id the broker had at the first connect or stored since, not for one never sent", async () => {
+  const b = new StandIn();
+  b.lastSequenceId = 10;
+  const { close, send } = await dedupProducer(b);
+  try {
+    assert.equal(await proven(send(5, "duplicate")), true, "at or below the last id at the first connect");
+    const stored = await send(11, "stored");
+    assert.deepEqual([stored.duplicate, stored.duplicateProven], [false, false], "not a duplicate");
+    assert.equal(await proven(send(11, "duplicate")), true, "stored with a receipt before");
+    assert.equal((await send(20, "stored")).duplicate, false);
+    // 13 was never sent, yet the broker calls it a duplicate: a later id was stored first
+    assert.equal(await proven(send(13, "duplicate")), false, "a hole: never sent, never stored");
+  } finally {
+    await close();
+  }
+});
+
+test("a hole stays unproven however often it is tried again, on the same connection too", async () => {
+  // What a replay after a refused duplicate does: it sends the id again, and the broker drops it again.
+  const b = new StandIn();
+  b.lastSequenceId = 10;
+  const { close, send } = await dedupProducer(b);
+  try {
+    await send(20, "stored");
+    for (let i = 0; i < 3; i++) assert.equal(await proven(send(13, "duplicate")), false, `try ${i + 1}`);
+  } finally {
+    await close();
+  }
+});
+
+test("a try that timed out proves its id stored when tried again on the same connection", async () => {
+  const b = new StandIn();
+  b.lastSequenceId = 10;
+  const { close, send } = await dedupProducer(b, 200);
+  try {
+    // 30 is written fresh (above all the broker can have), its receipt is late: the send times out
+    await assert.rejects(send(30, "none"), TimeoutError);
+    // the broker took it meanwhile: the next try on this connection is a duplicate, proven
+    assert.equal(await proven(send(30, "duplicate")), true, "written fresh before on this connection");
+  } finally {
+    await close();
+  }
+});
+
+test("a write on an earlier connection proves its id only if the broker had it at the very next connect", async () => {
+  const b = new StandIn();
+  b.lastSequenceId = 20;
+  const { close, send, reconnect } = await dedupProducer(b, 200);
+  try {
+    // 30 reaches the broker, the receipt does not, the connection breaks: the broker reports 30 at the next one
+    await assert.rejects(send(30, "none"), TimeoutError);
+    await reconnect(30);
+    assert.equal(await proven(send(30, "duplicate")), true, "had by the broker at the next connect");
+
+    // 40 never reaches the broker (it reports 30 still); then 50 is stored on that next connection
+    await assert.rejects(send(40, "none"), TimeoutError);
+    await reconnect(30);
+    assert.equal((await send(50, "stored")).duplicate, false);
+    // another connection, where the broker reports 50: 40 was written before and is below, yet not stored
+    await reconnect(50);
+    assert.equal(await proven(send(40, "duplicate")), false, "lost in the broken connection");
+    assert.equal(await proven(send(35, "duplicate")), false, "never written");
+    assert.equal(await proven(send(30, "duplicate")), true, "still proven");
+    assert.equal(await proven(send(50, "duplicate")), true, "stored with a receipt");
+  } finally {
+    await close();
+  }
+});
+
+test("pending entries resent after a reconnect: proven if the broker had them, stored anew if not", async () => {
+  const b = new StandIn();
+  b.lastSequenceId = -1;
+  const producer = await createProducer(b.client(), {
+    topic: "t",
+    producerName: "p",
+    batchingMaxPublishDelayMs: 5,
+  });
+  try {
+    const first = Array.from({ length: 5 }, (_, i) =>
+      producer.send({ payload: Buffer.from("a"), sequenceId: i }),
+    );
+    await until(() => sends(b.written).length === 1);
+    const second = Array.from({ length: 5 }, (_, i) =>
+      producer.send({ payload: Buffer.from("b"), sequenceId: 5 + i }),
+    );
+    await until(() => sends(b.written).length === 2);
+    assert.deepEqual(sends(b.written), [
+      { seq: 0, count: 5 },
+      { seq: 5, count: 5 },
+    ]);
+    // the broker got the first batch only (it reports 4), no receipt came; both are resent as they were
+    b.lastSequenceId = 4;
+    b.listener?.onDisconnect(new ConnectionError("closed"));
+    await until(() => sends(b.written).length === 4);
+    assert.deepEqual(sends(b.written).slice(2), [
+      { seq: 0, count: 5 },
+      { seq: 5, count: 5 },
+    ]);
+    b.receipt(0, true);
+    b.receipt(5);
+    const got = [...(await Promise.all(first)), ...(await Promise.all(second))];
+    assert.deepEqual(
+      got.map((r) => [r.duplicate, r.duplicateProven]),
+      [...Array.from({ length: 5 }, () => [true, true]), ...Array.from({ length: 5 }, () => [false, false])],
     );
   } finally {
     await producer.close();

@@ -1,0 +1,101 @@
+// Deduplication on the real broker: a new producer session (the broker has 0..110 of its name) writes
+// 111..120 in a batch that the network loses, they time out, and the replay sends 90..125 again. The
+// potential duplicates (below the next id, 121) go on the wire one by one: 90..110 come back as duplicates,
+// proven stored, and 111..125 are stored. Batched together, 90..120 would be judged by 90 and dropped whole,
+// 111..120 with them. Read back with our consumer and the official pulsar-client tool. The producer reaches the shared
+// broker through a TCP proxy the test cuts (the lookup's answer is pointed at the proxy).
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { BuiltinClient } from "../../src/pulsar/client";
+import { TimeoutError } from "../../src/pulsar/errors";
+import type { SendReceipt } from "../../src/pulsar/types";
+import { pulsarAdmin, pulsarUrl, runToolOk, uniqueName } from "../support/brokers";
+import { freePort } from "../support/node-red-process";
+import { storedPayloads } from "../support/pulsar";
+import { tcpProxy } from "../support/tcp-proxy";
+
+test("a replay with potential duplicates after a new producer session stores the new ids, once each", async (t) => {
+  const ns = uniqueName("dedup");
+  assert.equal((await pulsarAdmin("PUT", `/admin/v2/namespaces/public/${ns}`, {})).status, 204);
+  t.after(() => pulsarAdmin("DELETE", `/admin/v2/namespaces/public/${ns}?force=true`).catch(() => undefined));
+  assert.equal(
+    (await pulsarAdmin("POST", `/admin/v2/namespaces/public/${ns}/deduplication`, true)).status,
+    204,
+  );
+  const topic = `persistent://public/${ns}/replayed`;
+  const producerName = uniqueName("dedup-producer");
+  const send = (p: { send(m: { payload: Buffer; sequenceId: number }): Promise<SendReceipt> }, seq: number) =>
+    p.send({ payload: Buffer.from(`m${seq}`), sequenceId: seq });
+  const ids = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+  // the producer's first session: 0..110 stored
+  const direct = new BuiltinClient({ serviceUrl: pulsarUrl });
+  try {
+    const first = await direct.createProducer({ topic, producerName, batchingMaxPublishDelayMs: 5 });
+    const receipts = await Promise.all(ids(0, 110).map((seq) => send(first, seq)));
+    assert.ok(receipts.every((r) => !r.duplicate));
+    await first.close();
+  } finally {
+    await direct.close();
+  }
+
+  const broker = new URL(pulsarUrl.replace(/^pulsar:/, "http:"));
+  const proxy = await tcpProxy(
+    { host: "127.0.0.1", port: await freePort() },
+    { host: broker.hostname, port: Number(broker.port) },
+  );
+  t.after(() => proxy.close());
+  const client = new BuiltinClient({ serviceUrl: pulsarUrl, initialBackoffMs: 100, maxBackoffMs: 500 });
+  t.after(() => client.close());
+  const lookup = client.lookup.bind(client);
+  client.lookup = async (name) => ({
+    ...(await lookup(name)),
+    physical: { host: proxy.host, port: proxy.port },
+  });
+
+  const producer = await client.createProducer({
+    topic,
+    producerName,
+    batchingMaxPublishDelayMs: 5,
+    sendTimeoutMs: 2000,
+  });
+  assert.equal(producer.lastSequenceId, 110);
+  // 111..120 go into a connection that passes nothing on, then breaks: the broker never gets them
+  proxy.cut();
+  const lost = ids(111, 120).map((seq) => send(producer, seq));
+  await new Promise((r) => setTimeout(r, 200));
+  proxy.cut({ reset: true });
+  for (const r of lost) await assert.rejects(r, TimeoutError);
+  proxy.heal();
+
+  // the replay from 90: the next id is 121, so 90..120 are potential duplicates
+  const replay = await Promise.all(ids(90, 125).map((seq) => send(producer, seq)));
+  await producer.close();
+  assert.deepEqual(
+    replay.map((r) => `${r.sequenceId}:${r.duplicate}:${r.duplicateProven}`),
+    [...ids(90, 110).map((seq) => `${seq}:true:true`), ...ids(111, 125).map((seq) => `${seq}:false:false`)],
+  );
+
+  // everything stored, each once: all of the topic through our consumer (it stops when nothing more comes)
+  assert.deepEqual(
+    await storedPayloads(client, topic),
+    ids(0, 125).map((seq) => `m${seq}`),
+  );
+  // and the official tool reads the same
+  const subscription = uniqueName("check");
+  await runToolOk("pulsar-admin", [
+    "topics",
+    "create-subscription",
+    "-s",
+    subscription,
+    "-m",
+    "earliest",
+    topic,
+  ]);
+  const consumed = await runToolOk("pulsar-client", ["consume", "-s", subscription, "-n", "126", topic]);
+  const contents = [...consumed.stdout.matchAll(/content:(m\d+)/g)].map((m) => m[1]);
+  assert.deepEqual(
+    contents,
+    ids(0, 125).map((seq) => `m${seq}`),
+  );
+});
