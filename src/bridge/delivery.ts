@@ -137,7 +137,9 @@ export class Delivery implements OrderedSource {
   private readonly replays = new Map<string, Replay>();
   private readonly epochs = new Map<string, Map<number, number>>();
   private lastEpoch = 0;
-  private readonly revokeListeners = new Set<(revoked: { topic: string; partition: number }[]) => void>();
+  private readonly revokeListeners = new Set<
+    (revoked: { topic: string; partition: number }[], closing: boolean) => void
+  >();
   /** Per topic, its identity as last asked; asked again after each rebalance (a topic may be recreated). */
   private readonly identities = new Map<string, Promise<string>>();
   private deadlineTimer: NodeJS.Timeout | undefined;
@@ -210,14 +212,7 @@ export class Delivery implements OrderedSource {
           partitions.delete(partition);
           gone.push({ topic, partition });
         }
-    if (gone.length > 0)
-      for (const listener of this.revokeListeners) {
-        try {
-          listener(gone);
-        } catch {
-          // a listener's failure is its own: the others are still told
-        }
-      }
+    if (gone.length > 0) this.tellRevoked(gone, false);
     this.pendingBatch = this.pendingBatch.filter((r) => !revoked(r));
     this.tracker.forget(revoked);
     this.events.changed();
@@ -293,7 +288,13 @@ export class Delivery implements OrderedSource {
     return id;
   }
 
-  onRevoked(listener: (revoked: readonly { topic: string; partition: number }[]) => void): () => void {
+  get replaysFailures(): boolean {
+    return this.o.settled;
+  }
+
+  onRevoked(
+    listener: (revoked: readonly { topic: string; partition: number }[], closing: boolean) => void,
+  ): () => void {
     this.revokeListeners.add(listener);
     return () => this.revokeListeners.delete(listener);
   }
@@ -484,9 +485,10 @@ export class Delivery implements OrderedSource {
     const scope = failureScope(error);
     const decision = this.policy.decide(tries, { scope, interrupted: !counted });
     const next: DeliveryRecord = { ...r, tries, interruptions };
-    // a record that cannot be delivered as it is does not hold up its partition's order (nothing of it was
-    // stored); any other failure in ordered mode replays the partition from its lowest unsettled record
-    if (this.ordered && scope !== "record") {
+    // A record that cannot be delivered as it is and goes to the dead-letter target does not hold up its
+    // partition's order (nothing of it was stored). Any other failure in ordered mode replays the partition
+    // from its lowest unsettled record: a blocked record too, or later ones would be stored before it.
+    if (this.ordered && (scope !== "record" || decision.kind !== "dead-letter")) {
       this.replay(r, error, decision, next);
       return;
     }
@@ -633,7 +635,25 @@ export class Delivery implements OrderedSource {
     this.replays.clear();
   }
 
+  private tellRevoked(gone: { topic: string; partition: number }[], closing: boolean): void {
+    for (const listener of [...this.revokeListeners]) {
+      try {
+        listener(gone, closing);
+      } catch {
+        // a listener's failure is its own: the others are still told
+      }
+    }
+  }
+
   close(): void {
+    // every partition goes with this node: the producers named after them are closed, so that the next
+    // owner (this node redeployed, or another instance) can open them
+    const all: { topic: string; partition: number }[] = [];
+    for (const [topic, partitions] of this.epochs)
+      for (const partition of partitions.keys()) all.push({ topic, partition });
+    this.epochs.clear();
+    this.tellRevoked(all, true);
+    this.revokeListeners.clear();
     this.stopRetrying();
     this.closed = true;
     if (this.deadlineTimer) clearInterval(this.deadlineTimer);

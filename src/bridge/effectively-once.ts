@@ -2,7 +2,7 @@
 // with a stable name, and the Kafka offset as the sequence id, so Pulsar's deduplication drops what it
 // already stored when a record is redelivered.
 import { createHash } from "node:crypto";
-import { BridgeError, failureScope } from "../common/errors";
+import { BridgeError, ConfigurationError, failureScope } from "../common/errors";
 
 /** A producer name that is readable, stable across restarts and redeploys, and unique per source partition. */
 export function producerNameFor(
@@ -32,7 +32,11 @@ export interface OrderedSource {
    * Tells `listener` the partitions a rebalance took away, so that their named producers are closed and
    * the new owner (another instance) can open its own under the same names. Returns the way to stop.
    */
-  onRevoked(listener: (revoked: readonly { topic: string; partition: number }[]) => void): () => void;
+  onRevoked(
+    listener: (revoked: readonly { topic: string; partition: number }[], closing: boolean) => void,
+  ): () => void;
+  /** Whether failures are replayed at all (kafka-in commits settled offsets; not in auto-commit mode). */
+  readonly replaysFailures: boolean;
   /**
    * What names the topic in producer names: its cluster's and its own id, so that a topic deleted and
    * recreated (offsets from 0 again) or a changed broker list give the right names. Undefined: unknown.
@@ -115,6 +119,18 @@ export class OrderedGate {
     if (s.failedAt === undefined || o < s.failedAt) s.failedAt = o;
   }
 
+  /** Throws when the stream failed at or before `offset` since it was admitted (see admit). */
+  recheck(producerName: string, offset: string, epoch: number | undefined): void {
+    const s = this.streams.get(producerName);
+    if (!s || (epoch !== undefined && s.epoch !== epoch)) return;
+    if (s.failedAt !== undefined && BigInt(offset) > s.failedAt)
+      throw new BridgeError(
+        "pulsar-out.errors.replaying",
+        `Kafka offset ${offset} waits for the replay of its partition from offset ${s.failedAt}, whose send failed`,
+        true,
+      );
+  }
+
   /** The producer of this stream was closed: what it knew is gone with it. */
   drop(producerName: string): void {
     this.streams.delete(producerName);
@@ -181,6 +197,18 @@ export class EffectivelyOncePublisher {
         false,
       );
     const source = typeof k.source === "string" ? this.o.findSource(k.source) : undefined;
+    if (typeof k.source === "string" && !source)
+      // its kafka-in is being redeployed: what it did not commit is delivered again by the next one
+      throw new BridgeError(
+        "pulsar-out.errors.source-gone",
+        "the kafka-in that emitted this msg is gone (a redeploy): its record is delivered again",
+        true,
+      );
+    if (source && !source.replaysFailures)
+      throw new ConfigurationError(
+        "pulsar-out.errors.auto-commit",
+        "effectively-once needs kafka-in to commit settled offsets: in auto-commit mode a failed send is never replayed",
+      );
     // the kafka-in knows the cluster's and the topic's ids; msg.kafka.cluster (the broker list) otherwise.
     // Awaited by every msg alike, so the msgs go on in the order they came.
     const identity = source?.identityOf(k.topic);
@@ -216,6 +244,21 @@ export class EffectivelyOncePublisher {
     if (failureScope(error) !== "record") this.gate.failed(p.owner.producerName, p.offset, p.epoch);
   }
 
+  /**
+   * Just before the send (after any wait since prepare): a failure of the stream meanwhile, or a replay
+   * kafka-in started, refuses the msg, so that nothing is stored after a record that failed before it.
+   */
+  recheck(p: Publication): void {
+    const current = p.owner.source?.epochOf(p.owner.topic, p.owner.partition);
+    if (p.epoch !== undefined && p.owner.source && current !== p.epoch)
+      throw new BridgeError(
+        "pulsar-out.errors.replaying",
+        `Kafka offset ${p.offset} belongs to a discarded pass`,
+        true,
+      );
+    this.gate.recheck(p.owner.producerName, p.offset, p.epoch);
+  }
+
   /** Pulsar's receipt: a duplicate counts as stored only when the producer can prove it. */
   received(p: Publication, receipt: { duplicate: boolean; duplicateProven: boolean }): void {
     if (receipt.duplicate && !receipt.duplicateProven)
@@ -242,12 +285,13 @@ export class EffectivelyOncePublisher {
     if (this.watches.has(source)) return;
     this.watches.set(
       source,
-      source.onRevoked((revoked) => {
+      source.onRevoked((revoked, closing) => {
         const gone = this.o.closeProducers(
           (o) =>
             o.source === source && revoked.some((r) => r.topic === o.topic && r.partition === o.partition),
         );
         for (const o of gone) this.gate.drop(o.producerName);
+        if (closing) this.watches.delete(source);
       }),
     );
   }

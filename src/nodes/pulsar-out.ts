@@ -227,6 +227,7 @@ export function registerPulsarOut(RED: RED): void {
               async (producer) => {
                 // after the producer: the topic exists then, so its applied policy can be read
                 if (eo) await ensureDeduplication(topic);
+                if (publication) eo?.recheck(publication);
                 return producer.send(out);
               },
               { tag: publication?.owner },

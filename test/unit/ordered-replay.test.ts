@@ -14,7 +14,7 @@ import { EffectivelyOncePublisher, type StreamOwner } from "../../src/bridge/eff
 
 type Sent = { _msgid: string; kafka: { offset: string; partition: number; attempt: number; epoch?: number } };
 
-function harness(o: { ordered: boolean; deadLetter?: boolean; maxAttempts?: number }) {
+function harness(o: { ordered: boolean; deadLetter?: boolean; maxAttempts?: number; settled?: boolean }) {
   const ledger = new OffsetLedger();
   const sent: Sent[] = [];
   const control: string[] = [];
@@ -22,7 +22,7 @@ function harness(o: { ordered: boolean; deadLetter?: boolean; maxAttempts?: numb
   let id = 0;
   const d = new Delivery(
     {
-      settled: true,
+      settled: o.settled ?? true,
       batchOutput: false,
       batchSize: 1,
       settleTimeoutMs: 0,
@@ -242,4 +242,73 @@ test("pulsar-out's side: msgs of a discarded pass are stale, a failed send fence
   assert.equal(await prepare(h.find(1, 0)), "stale");
   eo.close();
   h.d.close();
+});
+
+test("review fixes: a blocked record error replays; a send after a failure since admission is refused; auto commit and a gone kafka-in are refused; closing revokes every partition", async () => {
+  // a record error without dead-letter target blocks: later records of the partition are replayed with it
+  const h = harness({ ordered: true });
+  for (let o = 0; o < 3; o++) h.record(0, o);
+  await tick();
+  h.done(h.find(0, 0), new BridgeError("pulsar-out.errors.payload", "too big", false));
+  await tick();
+  assert.deepEqual(h.control, ["block 0"]);
+  assert.equal(h.d.blocked.length, 1);
+  assert.equal(h.d.epochOf("t", 0) !== h.find(0, 1).kafka.epoch, true, "what the flow holds is stale");
+
+  const closed: number[] = [];
+  const owners: StreamOwner[] = [];
+  const eo = new EffectivelyOncePublisher({
+    findSource: (id) => (id === "kin" ? h.d : undefined),
+    closeProducers: (select) => {
+      const picked = owners.filter(select);
+      closed.push(...picked.map((o) => o.partition));
+      return picked;
+    },
+  });
+  const topic = "persistent://public/default/t";
+  // a msg admitted before its pass was discarded is refused just before the send
+  const h2 = harness({ ordered: true });
+  const eo2 = new EffectivelyOncePublisher({ findSource: () => h2.d, closeProducers: () => [] });
+  for (let o = 0; o < 3; o++) h2.record(0, o);
+  await tick();
+  const a = await eo2.prepare(h2.find(0, 1), topic);
+  const b = await eo2.prepare(h2.find(0, 2), topic);
+  if (a === "stale" || b === "stale") return assert.fail("current pass");
+  eo2.failed(a, new Error("timeout"));
+  assert.throws(() => eo2.recheck(b), /waits for the replay/);
+  h2.done(h2.find(0, 0), new Error("boom"));
+  await tick();
+  assert.throws(() => eo2.recheck(a), /discarded pass/);
+  // msgs whose kafka-in is gone fail (not settled), and auto commit is refused
+  await assert.rejects(
+    eo.prepare({ kafka: { topic: "t", partition: 0, offset: "1", source: "other", epoch: 1 } }, topic),
+    /is gone/,
+  );
+  const auto = harness({ ordered: true, settled: false });
+  const eo3 = new EffectivelyOncePublisher({ findSource: () => auto.d, closeProducers: () => [] });
+  await assert.rejects(
+    eo3.prepare({ kafka: { topic: "t", partition: 0, offset: "1", source: "kin", epoch: 1 } }, topic),
+    /settled offsets/,
+  );
+  // closing kafka-in revokes every partition: their producers are closed for the next owner
+  const h3 = harness({ ordered: true });
+  const eo4 = new EffectivelyOncePublisher({
+    findSource: () => h3.d,
+    closeProducers: (select) => {
+      const picked = owners.filter(select);
+      closed.push(...picked.map((o) => o.partition));
+      return picked;
+    },
+  });
+  h3.record(0, 0);
+  h3.record(2, 0);
+  await tick();
+  for (const p of [0, 2]) {
+    const x = await eo4.prepare(h3.find(p, 0), topic);
+    if (x !== "stale") owners.push(x.owner);
+  }
+  h3.d.close();
+  assert.deepEqual(closed.sort(), [0, 2]);
+  for (const x of [h, h2, auto]) x.d.close();
+  for (const x of [eo, eo2, eo3, eo4]) x.close();
 });
