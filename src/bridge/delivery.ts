@@ -4,7 +4,7 @@
 // the partition); records the flow holds past the settle deadline fail, naming the nodes holding them.
 import type { KafkaMessage } from "kafkajs";
 import { BridgeError, describeError, failureScope } from "../common/errors";
-import type { OffsetLedger } from "./offsets";
+import { compareOffsets, type OffsetLedger } from "./offsets";
 import { FailurePolicy, type Decision, type FailurePolicyOptions } from "./failure-policy";
 import { SettlementTracker } from "./settlement";
 import type { RecordMsg } from "./record-to-msg";
@@ -113,12 +113,7 @@ interface Replay {
 
 const MAX_FREE_INTERRUPTIONS = 10;
 
-/** Offsets as Kafka gives them (canonical decimal strings), compared without parsing. */
-const byOffset = (a: DeliveryRecord, b: DeliveryRecord) => {
-  const x = a.message.offset;
-  const y = b.message.offset;
-  return x.length !== y.length ? x.length - y.length : x < y ? -1 : x > y ? 1 : 0;
-};
+const byOffset = (a: DeliveryRecord, b: DeliveryRecord) => compareOffsets(a.message.offset, b.message.offset);
 
 const partKey = (topic: string, partition: number) => `${partition}\u0000${topic}`;
 

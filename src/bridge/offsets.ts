@@ -25,7 +25,7 @@ const key = (topic: string, partition: number) => `${partition}:${topic}`;
  * Order of two offsets as Kafka gives them (canonical decimal strings: no sign, no leading zero), without
  * parsing: the per-record path compares and keys offsets as strings, exact beyond 2^53 too.
  */
-function compareOffsets(a: string, b: string): number {
+export function compareOffsets(a: string, b: string): number {
   if (a.length !== b.length) return a.length - b.length;
   return a < b ? -1 : a > b ? 1 : 0;
 }

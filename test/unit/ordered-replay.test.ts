@@ -79,6 +79,18 @@ function harness(o: { ordered: boolean; deadLetter?: boolean; maxAttempts?: numb
   return { d, ledger, sent, control, deadLettered, record, find, done };
 }
 
+/** pulsar-out's side over `source` (kafka-in "kin"): closing producers picks from `owners`, noting their partitions. */
+function publisher(source: Delivery, owners: StreamOwner[], closed: number[]) {
+  return new EffectivelyOncePublisher({
+    findSource: (id) => (id === "kin" ? source : undefined),
+    closeProducers: (select) => {
+      const picked = owners.filter(select);
+      closed.push(...picked.map((o) => o.partition));
+      return picked;
+    },
+  });
+}
+
 const tick = () => new Promise((r) => setTimeout(r, 0));
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -195,14 +207,7 @@ test("pulsar-out's side: msgs of a discarded pass are stale, a failed send fence
   const h = harness({ ordered: true });
   const closed: number[] = [];
   const owners: StreamOwner[] = [];
-  const eo = new EffectivelyOncePublisher({
-    findSource: (id) => (id === "kin" ? h.d : undefined),
-    closeProducers: (select) => {
-      const picked = owners.filter(select);
-      closed.push(...picked.map((o) => o.partition));
-      return picked;
-    },
-  });
+  const eo = publisher(h.d, owners, closed);
   const topic = "persistent://public/default/t";
   const prepare = (m: Sent) => eo.prepare(m, topic);
   for (let o = 0; o < 4; o++) h.record(0, o);
@@ -257,14 +262,7 @@ test("review fixes: a blocked record error replays; a send after a failure since
 
   const closed: number[] = [];
   const owners: StreamOwner[] = [];
-  const eo = new EffectivelyOncePublisher({
-    findSource: (id) => (id === "kin" ? h.d : undefined),
-    closeProducers: (select) => {
-      const picked = owners.filter(select);
-      closed.push(...picked.map((o) => o.partition));
-      return picked;
-    },
-  });
+  const eo = publisher(h.d, owners, closed);
   const topic = "persistent://public/default/t";
   // a msg admitted before its pass was discarded is refused just before the send
   const h2 = harness({ ordered: true });
@@ -292,14 +290,7 @@ test("review fixes: a blocked record error replays; a send after a failure since
   );
   // closing kafka-in revokes every partition: their producers are closed for the next owner
   const h3 = harness({ ordered: true });
-  const eo4 = new EffectivelyOncePublisher({
-    findSource: () => h3.d,
-    closeProducers: (select) => {
-      const picked = owners.filter(select);
-      closed.push(...picked.map((o) => o.partition));
-      return picked;
-    },
-  });
+  const eo4 = publisher(h3.d, owners, closed);
   h3.record(0, 0);
   h3.record(2, 0);
   await tick();
