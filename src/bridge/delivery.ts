@@ -8,7 +8,7 @@ import { compareOffsets, type OffsetLedger } from "./offsets";
 import { FailurePolicy, type Decision, type FailurePolicyOptions } from "./failure-policy";
 import { SettlementTracker } from "./settlement";
 import type { RecordMsg } from "./record-to-msg";
-import type { OrderedSource } from "./effectively-once";
+import type { CarriedRecord, OrderedSource } from "./effectively-once";
 
 export interface DeliveryRecord {
   readonly topic: string;
@@ -283,6 +283,18 @@ export class Delivery implements OrderedSource {
     return id;
   }
 
+  carried(msgId: string): { records: CarriedRecord[]; tainted: boolean } | undefined {
+    const c = this.tracker.carried(msgId);
+    if (!c) return undefined;
+    const records = c.alone.map((r) => ({
+      topic: r.topic,
+      partition: r.partition,
+      offset: r.message.offset,
+      attempt: r.attempt,
+    }));
+    return { records, tainted: c.tainted };
+  }
+
   get replaysFailures(): boolean {
     return this.o.settled;
   }
@@ -440,7 +452,12 @@ export class Delivery implements OrderedSource {
       _msgid: this.o.nextMsgId(),
       topic: ready[0]?.record.topic,
       payload: ready.map((x) => x.fields),
-      kafka: { records: ready.map((x) => x.fields.kafka), groupId: this.o.groupId },
+      kafka: {
+        records: ready.map((x) => x.fields.kafka),
+        groupId: this.o.groupId,
+        // ordered mode: an effectively-once pulsar-out finds this node and asks it what the msg carries
+        ...(this.ordered ? { source: this.o.sourceId } : {}),
+      },
     };
     if (this.o.settled)
       this.tracker.track(

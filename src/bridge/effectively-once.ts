@@ -42,6 +42,19 @@ export interface OrderedSource {
    * recreated (offsets from 0 again) or a changed broker list give the right names. Undefined: unknown.
    */
   identityOf(topic: string): Promise<string> | undefined;
+  /**
+   * What the flow's msg `msgId` carries (see SettlementTracker.carried): the records that settle with it
+   * alone, and whether part of it is of a discarded pass. Undefined when kafka-in does not track the msg.
+   */
+  carried(msgId: string): { records: CarriedRecord[]; tainted: boolean } | undefined;
+}
+
+/** A record a msg carries. */
+export interface CarriedRecord {
+  topic: string;
+  partition: number;
+  offset: string;
+  attempt: number;
 }
 
 /** Why a msg is not published: `stale` ones are discarded quietly (a replay brings their record again). */
@@ -157,6 +170,18 @@ export interface Publication {
   epoch: number | undefined;
 }
 
+/** The record msg.kafka names, if it names one. */
+function provenanceOf(k: KafkaFields | undefined): CarriedRecord | undefined {
+  if (!k || typeof k.offset !== "string" || typeof k.topic !== "string" || typeof k.partition !== "number")
+    return undefined;
+  return {
+    topic: k.topic,
+    partition: k.partition,
+    offset: k.offset,
+    attempt: typeof k.attempt === "number" ? k.attempt : 1,
+  };
+}
+
 interface KafkaFields {
   topic?: unknown;
   partition?: unknown;
@@ -190,14 +215,8 @@ export class EffectivelyOncePublisher {
   /** The publication of msg `m` to `topic`, or "stale" (drop it quietly). Rejects what refuses the msg. */
   async prepare(m: Record<string, unknown>, topic: string): Promise<Publication | "stale"> {
     const k = m.kafka as KafkaFields | undefined;
-    if (!k || typeof k.offset !== "string" || typeof k.topic !== "string" || typeof k.partition !== "number")
-      throw new BridgeError(
-        "pulsar-out.errors.no-provenance",
-        "effectively-once needs msg.kafka (topic, partition, offset) from kafka-in on each msg",
-        false,
-      );
-    const source = typeof k.source === "string" ? this.o.findSource(k.source) : undefined;
-    if (typeof k.source === "string" && !source)
+    const source = typeof k?.source === "string" ? this.o.findSource(k.source) : undefined;
+    if (typeof k?.source === "string" && !source)
       // its kafka-in is being redeployed: what it did not commit is delivered again by the next one
       throw new BridgeError(
         "pulsar-out.errors.source-gone",
@@ -209,30 +228,80 @@ export class EffectivelyOncePublisher {
         "pulsar-out.errors.auto-commit",
         "effectively-once needs kafka-in to commit settled offsets: in auto-commit mode a failed send is never replayed",
       );
-    // the kafka-in knows the cluster's and the topic's ids; msg.kafka.cluster (the broker list) otherwise.
-    // Awaited by every msg alike, so the msgs go on in the order they came.
-    const identity = source?.identityOf(k.topic);
-    const cluster = identity ? await identity : typeof k.cluster === "string" ? k.cluster : "";
-    const producerName = this.nameFor(cluster, k.topic, k.partition, topic);
+    const at = source ? this.carriedBy(m, k, source) : provenanceOf(k);
+    if (at === "stale") return "stale";
+    if (!at)
+      throw new BridgeError(
+        "pulsar-out.errors.no-provenance",
+        "effectively-once needs msg.kafka (topic, partition, offset) from kafka-in on each msg",
+        false,
+      );
     // a msg without epoch (emitted before its kafka-in knew it must replay) is never taken for stale
-    const epoch = typeof k.epoch === "number" ? k.epoch : undefined;
+    let epoch = typeof k?.epoch === "number" ? k.epoch : undefined;
     let current: number | undefined;
     if (source) {
       source.requireOrdered();
-      current = source.epochOf(k.topic, k.partition);
+      current = source.epochOf(at.topic, at.partition);
       // revoked by a rebalance: the partition's new owner publishes it
       if (current === undefined && epoch !== undefined) return "stale";
+      // a batch msg: the records it carries are live, so of the partition's current pass
+      epoch ??= current;
       this.watch(source);
     }
-    const attempt = typeof k.attempt === "number" ? k.attempt : 1;
-    if (this.gate.admit(producerName, k.offset, attempt, epoch, current) === "stale") return "stale";
+    // the kafka-in knows the cluster's and the topic's ids; msg.kafka.cluster (the broker list) otherwise.
+    // Awaited by every msg alike, so the msgs go on in the order they came.
+    const identity = source?.identityOf(at.topic);
+    const cluster = identity ? await identity : typeof k?.cluster === "string" ? k.cluster : "";
+    const producerName = this.nameFor(cluster, at.topic, at.partition, topic);
+    if (source) current = source.epochOf(at.topic, at.partition);
+    if (this.gate.admit(producerName, at.offset, at.attempt, epoch, current) === "stale") return "stale";
     return {
-      owner: { source, topic: k.topic, partition: k.partition, producerName },
+      owner: { source, topic: at.topic, partition: at.partition, producerName },
       producerKey: `${topic}|${producerName}`,
-      sequenceId: Number(k.offset),
-      offset: k.offset,
+      sequenceId: Number(at.offset),
+      offset: at.offset,
       epoch,
     };
+  }
+
+  /**
+   * The record a msg from an ordered kafka-in is published as. Usually msg.kafka's; but a msg merging
+   * several (core join, batch, or a batch msg) settles every record kafka-in hands over to it, so:
+   * - a part of a discarded pass merged into it makes it stale (nothing else in it) or refused (transient:
+   *   the replay brings its live records again), or Pulsar would store that part a second time;
+   * - the records it alone settles must be of one partition (one producer name, one sequence): Pulsar
+   *   cannot deduplicate one message for two; refused, as a configuration error (the flow must merge
+   *   per partition);
+   * - it is published under the highest offset it settles, so that no record is stored behind a later one.
+   */
+  private carriedBy(
+    m: Record<string, unknown>,
+    k: KafkaFields | undefined,
+    source: OrderedSource,
+  ): CarriedRecord | "stale" | undefined {
+    let at = provenanceOf(k);
+    const c = typeof m._msgid === "string" ? source.carried(m._msgid) : undefined;
+    if (!c) return at;
+    if (c.tainted) {
+      if (c.records.length === 0) return "stale";
+      throw new BridgeError(
+        "pulsar-out.errors.discarded-part",
+        "this msg merges records of a pass kafka-in discarded (a replay) with current ones: the replay brings them again",
+        true,
+      );
+    }
+    for (const r of c.records) {
+      if (!at) at = r;
+      else if (r.topic !== at.topic || r.partition !== at.partition)
+        throw new ConfigurationError(
+          "pulsar-out.errors.mixed-partitions",
+          `this msg merges records of ${at.topic} partition ${at.partition} and ${r.topic} partition ` +
+            `${r.partition}: in effectively-once mode each Pulsar message may hold records of one Kafka ` +
+            "partition (merge per partition, for instance with a switch on msg.kafka.partition before the join)",
+        );
+      else if (BigInt(r.offset) > BigInt(at.offset)) at = r;
+    }
+    return at;
   }
 
   /**

@@ -42,6 +42,8 @@ interface Root<R> {
   /** Entries holding this root. */
   holds: number;
   done: boolean;
+  /** Forgotten for a replay (see forget): the flow's msgs that still hold it belong to a discarded pass. */
+  discarded: boolean;
 }
 
 /**
@@ -57,6 +59,11 @@ interface Entry<R> {
   count: number;
   nodes: Map<string, number> | undefined;
   total: number;
+  /**
+   * A node finished an entry holding a discarded root in the turn it sent this one (a join merging a part
+   * of a discarded pass into it): what this msg carries is partly of a pass kafka-in discarded.
+   */
+  tainted: boolean;
 }
 
 interface LegacyQueue<R> {
@@ -120,7 +127,7 @@ export class SettlementTracker<R> {
   }
 
   private newRoot(value: R, at: number): Root<R> {
-    const root: Root<R> = { value, at, holds: 1, done: false };
+    const root: Root<R> = { value, at, holds: 1, done: false, discarded: false };
     this.live.add(root);
     return root;
   }
@@ -134,6 +141,7 @@ export class SettlementTracker<R> {
       count: 0,
       nodes: undefined,
       total: 0,
+      tainted: false,
     };
     this.entries.set(id, entry);
     return entry;
@@ -245,9 +253,15 @@ export class SettlementTracker<R> {
     this.schedule();
   }
 
-  /** Makes `child` hold every live root of `parent` too. */
-  private inherit(child: Entry<R>, parent: Entry<R>): void {
+  /**
+   * Makes `child` hold every live root of `parent` too. A handed-over parent holding a discarded root (or
+   * tainted) taints the child; a child made from what its sender holds (split, a fresh msg) is not tainted
+   * by the sender's other, unrelated msgs.
+   */
+  private inherit(child: Entry<R>, parent: Entry<R>, handedOver = false): void {
+    if (handedOver && parent.tainted) child.tainted = true;
     const add = (root: Root<R>) => {
+      if (root.discarded && handedOver) child.tainted = true;
       if (root.done) return;
       if (child.root === root || child.roots?.has(root)) return;
       root.holds++;
@@ -368,7 +382,7 @@ export class SettlementTracker<R> {
   private handOver(entry: Entry<R>, sent: readonly Entry<R>[]): void {
     this.entries.delete(entry.id);
     for (const child of sent)
-      if (child !== entry && this.entries.get(child.id) === child) this.inherit(child, entry);
+      if (child !== entry && this.entries.get(child.id) === child) this.inherit(child, entry, true);
     this.release(entry);
   }
 
@@ -457,7 +471,7 @@ export class SettlementTracker<R> {
       this.live.delete(root);
       this.events.failed(root.value, error([...(holders.get(root) ?? [])]), "expired");
     }
-    this.prune();
+    this.prune(before);
     return expired.length;
   }
 
@@ -467,6 +481,7 @@ export class SettlementTracker<R> {
     for (const root of this.live) {
       if (drop(root.value)) {
         root.done = true;
+        root.discarded = true;
         this.live.delete(root);
         dropped.push(root.value);
       }
@@ -475,16 +490,44 @@ export class SettlementTracker<R> {
     return dropped;
   }
 
-  /** Entries whose roots are all done are of no more use. */
-  private prune(): void {
+  /**
+   * Entries whose roots are all done are of no more use, except one a node still holds with a discarded
+   * root: what that node sends with it is tainted (see inherit). Those go too once tracked before `before`
+   * (the settle deadline), so that a node that never finishes them does not keep them for ever.
+   */
+  private prune(before?: number): void {
     for (const [id, entry] of this.entries) {
-      const dead = entry.root ? entry.root.done : [...(entry.roots ?? [])].every((r) => r.done);
-      if (dead) {
+      const roots = entry.root ? [entry.root] : [...(entry.roots ?? [])];
+      if (!roots.every((r) => r.done)) continue;
+      const held =
+        entry.total > 0 &&
+        roots.some((r) => r.discarded) &&
+        (before === undefined || roots.some((r) => r.at >= before));
+      if (!held) {
         this.entries.delete(id);
         for (const n of entry.nodes ? entry.nodes.keys() : entry.node ? [entry.node] : [])
           this.nodes.get(n)?.holding.delete(entry);
       }
     }
+  }
+
+  /**
+   * What the msg `msgId` carries, for a publisher that must know which records its send stores: the live
+   * records no other msg holds (they settle with this msg alone), and whether it is tainted (part of it
+   * belongs to a discarded pass). Undefined when the msg is not tracked.
+   */
+  carried(msgId: string): { alone: R[]; tainted: boolean } | undefined {
+    const entry = this.entries.get(msgId);
+    if (!entry) return undefined;
+    let tainted = entry.tainted;
+    const alone: R[] = [];
+    const one = (root: Root<R>) => {
+      if (root.discarded) tainted = true;
+      else if (!root.done && root.holds === 1) alone.push(root.value);
+    };
+    if (entry.root) one(entry.root);
+    else if (entry.roots) for (const r of entry.roots) one(r);
+    return { alone, tainted };
   }
 
   /** Forgets everything (the node is closing; unsettled records are redelivered by Kafka). */

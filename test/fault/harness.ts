@@ -102,9 +102,9 @@ export interface Scenario {
   ordered?: boolean;
   /**
    * The nodes between kafka-in and pulsar-out (the first one gets kafka-in's msgs; they wire to "out"
-   * themselves); by default the poison check alone.
+   * themselves); by default the poison check alone. A function of the mode when they differ.
    */
-  between?: FlowNode[];
+  between?: FlowNode[] | ((mode: Mode) => FlowNode[]);
   /**
    * Records per Pulsar message: the flow joins this many into one JSON array. The read-back then expects
    * every message to be such an array, and counts the records in them.
@@ -124,6 +124,9 @@ export interface Scenario {
   odd?: number;
   inject(run: Run): Promise<void>;
 }
+
+/** The per-partition joins of the join scenario in effectively-once mode. */
+const JOINS = Array.from({ length: PARTITIONS }, (_, p) => `j-p${p}`);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -242,24 +245,43 @@ export const SCENARIOS: Scenario[] = [
     // of its held parts again. The join's 2 s timeout sends the last, short group of the stream.
     name: "join of 5 across a redeploy",
     joined: 5,
-    between: [
-      check(["j1"]),
-      {
-        // not "join": Node-RED takes a property naming a node id (here its type) for a dependency
-        id: "j1",
-        type: "join",
-        mode: "custom",
-        build: "array",
-        property: "payload",
-        propertyType: "msg",
-        count: "5",
-        timeout: "2",
-        wires: [["out"]],
-      },
-    ],
+    // Effectively-once: one Pulsar message holds records of one Kafka partition (the producer that
+    // deduplicates it is the partition's), so the records are joined per partition there, as the help says.
+    between: (mode) => {
+      const joins = mode === "effectively-once" ? JOINS : ["j1"];
+      return [
+        check([mode === "effectively-once" ? "by-partition" : "j1"]),
+        ...(mode === "effectively-once"
+          ? [
+              {
+                id: "by-partition",
+                type: "switch",
+                property: "kafka.partition",
+                propertyType: "msg",
+                rules: joins.map((_, p) => ({ t: "eq", v: String(p), vt: "num" })),
+                checkall: "false",
+                outputs: joins.length,
+                wires: joins.map((j) => [j]),
+              },
+            ]
+          : []),
+        ...joins.map((id) => ({
+          // not "join": Node-RED takes a property naming a node id (here its type) for a dependency
+          id,
+          type: "join",
+          mode: "custom",
+          build: "array",
+          property: "payload",
+          propertyType: "msg",
+          count: "5",
+          timeout: "2",
+          wires: [["out"]],
+        })),
+      ];
+    },
     async inject(run) {
       const deployJoin = (i: number, type: "nodes" | "full") =>
-        run.nodeReds[0]?.deploy(renamed(run.flow, ["j1"], `#${i}`), type);
+        run.nodeReds[0]?.deploy(renamed(run.flow, ["j1", ...JOINS], `#${i}`), type);
       await run.lab.brokers.brokers("stop", "pulsar");
       try {
         await sleep(3000);
@@ -351,6 +373,8 @@ export interface Result {
    * the topic's stats.
    */
   goodDeadLettered: number;
+  /** Why the first good record was dead-lettered (its dead-letter copy's dlq.error), when one was. */
+  deadLetterReason?: string;
   /** Joined scenarios: messages read back that are not a JSON array of 1 to `joined` records. */
   notJoined?: number;
   seconds: number;
@@ -379,7 +403,8 @@ function bridgeFlow(o: {
   mode: Mode;
   scenario: Scenario;
 }): unknown[] {
-  const between = o.scenario.between ?? [check(["out"])];
+  const wanted = o.scenario.between ?? [check(["out"])];
+  const between = typeof wanted === "function" ? wanted(o.mode) : wanted;
   return [
     { id: "tab", type: "tab", label: "fault" },
     { id: "kc", type: "kafka-cluster", brokers: o.lab.kafkaBootstrap, clientId: "fault" },
@@ -757,6 +782,15 @@ export async function runScenario(
     deadOk =
       found === poisonValues.length && goodDeadLettered === 0 && values.every((v) => !v.startsWith("poison"));
   } else goodDeadLettered = await msgsIn("dead");
+  // the reason a good record was dead-lettered: the property of the first copy, as Pulsar's admin shows it
+  let deadLetterReason: string | undefined;
+  if (goodDeadLettered > 0 && poisonValues.length === 0) {
+    const res = await fetch(
+      `${lab.brokers.httpUrl}/admin/v2/persistent/public/${ns}/dead/examinemessage?initialPosition=earliest&messagePosition=1`,
+    ).catch(() => undefined);
+    const header = res?.headers.get("x-pulsar-property-dlq.error") ?? undefined;
+    deadLetterReason = header ?? (res ? `unknown (admin answered ${res.status})` : "unknown");
+  }
   const ok =
     !problem &&
     lost === 0 &&
@@ -776,6 +810,7 @@ export async function runScenario(
     deadLettered,
     poison: poisonValues.length || undefined,
     goodDeadLettered,
+    deadLetterReason,
     notJoined,
     seconds: Math.round((Date.now() - t0) / 1000),
     ok,

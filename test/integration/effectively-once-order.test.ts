@@ -354,6 +354,87 @@ test("a Kafka topic deleted and recreated (offsets from 0 again): its new record
   ]);
 });
 
+test("core join: a join over two partitions is refused with the reason and stores nothing; joined per partition (a switch on msg.kafka.partition), each partition's records are one message", async () => {
+  const ns = await dedupNamespace();
+  const pulsarTopic = `persistent://public/${ns}/joined`;
+  const kafkaTopic = uniqueName("eo-join");
+  const groupId = uniqueName("eo-join-group");
+  await createTopic(kafkaTopic, 2);
+  await produce(
+    kafkaTopic,
+    Array.from({ length: 6 }, (_, i) => ({ partition: i % 2, key: `k${i % 2}`, value: `p${i % 2}-${i}` })),
+  );
+  const joinNode = (id: string, count: number) => ({
+    id,
+    type: "join",
+    mode: "custom",
+    build: "array",
+    property: "payload",
+    propertyType: "msg",
+    count: String(count),
+    timeout: "",
+    wires: [["out"]],
+  });
+  const caught = { id: "c", type: "catch", scope: ["out"], uncaught: false, wires: [["h"]] };
+  // one join of all six records: three of each partition in one Pulsar message
+  await loadFlow([
+    ...bridge({ kafkaTopic, groupId, pulsarTopic, between: [joinNode("j", 6)], inWires: ["j"] }),
+    caught,
+    { id: "h", type: "helper" },
+  ]);
+  try {
+    const error = await new Promise<{ message: string }>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("no error reached Catch in 30 s")), 30_000);
+      (helper.getNode("h") as unknown as { on(e: string, cb: (m: never) => void): void }).on(
+        "input",
+        (m: { error: { message: string } }) => {
+          clearTimeout(timer);
+          resolve(m.error);
+        },
+      );
+    });
+    assert.match(error.message, /merges records of .* partition \d and .* partition \d/);
+    assert.match(error.message, /switch on msg.kafka.partition/);
+    await new Promise((r) => setTimeout(r, 1000));
+    const offsets = await committedOffsets(groupId, kafkaTopic);
+    assert.equal(
+      [...offsets.values()].some((o) => o.committed > 0),
+      false,
+      `nothing committed: ${JSON.stringify([...offsets])}`,
+    );
+  } finally {
+    await unloadFlow();
+  }
+  assert.deepEqual(values(await readWithJavaPulsar(pulsarTopic, 1, 5)), [], "nothing stored");
+
+  // the same records joined per partition
+  const between = [
+    {
+      id: "sw",
+      type: "switch",
+      property: "kafka.partition",
+      propertyType: "msg",
+      rules: [
+        { t: "eq", v: "0", vt: "num" },
+        { t: "eq", v: "1", vt: "num" },
+      ],
+      checkall: "false",
+      outputs: 2,
+      wires: [["j0"], ["j1"]],
+    },
+    joinNode("j0", 3),
+    joinNode("j1", 3),
+  ];
+  await loadFlow(bridge({ kafkaTopic, groupId, pulsarTopic, between, inWires: ["sw"] }));
+  try {
+    await waitFor("every record committed", () => allCommitted(groupId, kafkaTopic, 2), 60_000);
+  } finally {
+    await unloadFlow();
+  }
+  const got = values(await readWithJavaPulsar(pulsarTopic, 3, 10)).sort();
+  assert.deepEqual(got, ['["p0-0","p0-2","p0-4"]', '["p1-1","p1-3","p1-5"]']);
+});
+
 test("the native engine is refused for effectively-once at deploy, with the reason", async () => {
   const flow = [
     { id: "pc", type: "pulsar-cluster", serviceUrl: pulsarUrl, engine: "pulsar-client" },

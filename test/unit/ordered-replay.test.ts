@@ -8,13 +8,20 @@ import { test } from "node:test";
 import type { KafkaMessage } from "kafkajs";
 import { Delivery, type DeliveryRecord } from "../../src/bridge/delivery";
 import { OffsetLedger } from "../../src/bridge/offsets";
-import { BridgeError } from "../../src/common/errors";
+import { BridgeError, ConfigurationError } from "../../src/common/errors";
 import { TimeoutError } from "../../src/pulsar/errors";
 import { EffectivelyOncePublisher, type StreamOwner } from "../../src/bridge/effectively-once";
 
 type Sent = { _msgid: string; kafka: { offset: string; partition: number; attempt: number; epoch?: number } };
 
-function harness(o: { ordered: boolean; deadLetter?: boolean; maxAttempts?: number; settled?: boolean }) {
+function harness(o: {
+  ordered: boolean;
+  deadLetter?: boolean;
+  maxAttempts?: number;
+  settled?: boolean;
+  /** The node kafka-in is wired to (default "out", pulsar-out). */
+  to?: string;
+}) {
   const ledger = new OffsetLedger();
   const sent: Sent[] = [];
   const control: string[] = [];
@@ -53,7 +60,7 @@ function harness(o: { ordered: boolean; deadLetter?: boolean; maxAttempts?: numb
       send: (msg) => {
         sent.push(msg as unknown as Sent);
         // the msg reaches the next node (preDeliver)
-        d.delivered(msg._msgid, "kin", "out");
+        d.delivered(msg._msgid, "kin", o.to ?? "out");
       },
       decodeFailed: () => undefined,
       deadLettered: () => undefined,
@@ -302,4 +309,122 @@ test("review fixes: a blocked record error replays; a send after a failure since
   assert.deepEqual(closed.sort(), [0, 2]);
   for (const x of [h, h2, auto]) x.d.close();
   for (const x of [eo, eo2, eo3, eo4]) x.close();
+});
+
+/**
+ * Core join "j" between kafka-in and pulsar-out, as Node-RED runs it: the joined msg is the last part's
+ * (its _msgid and msg.kafka), sent on, then the parts' done() in the same turn.
+ */
+function join(h: ReturnType<typeof harness>, parts: Sent[]): Sent {
+  const last = parts[parts.length - 1];
+  h.d.delivered(last._msgid, "j", "out");
+  for (const p of parts) h.d.completed(p._msgid, "j");
+  return last;
+}
+
+test("merged msgs (core join): published under the highest offset they settle; two partitions are refused; a part of a discarded pass taints the msg", async () => {
+  const h = harness({ ordered: true, to: "j" });
+  const owners: StreamOwner[] = [];
+  const eo = publisher(h.d, owners, []);
+  const topic = "persistent://public/default/out";
+  for (let o = 0; o < 3; o++) h.record(0, o);
+  h.record(1, 0);
+  await tick();
+  // a join whose last part is not its highest offset (a node before it reordered them)
+  const m = join(h, [h.find(0, 0), h.find(0, 2), h.find(0, 1)]);
+  await tick();
+  const p = await eo.prepare(m, topic);
+  assert.ok(p !== "stale");
+  assert.equal(p.sequenceId, 2, "the highest offset it settles, not its msg.kafka's 1");
+  h.done(m);
+  await tick();
+  assert.equal(h.ledger.takeCommittable("t", 0), "3", "the three parts settle with the joined msg");
+
+  // a join over partitions: one Pulsar message cannot be deduplicated for two producers
+  for (let o = 3; o < 5; o++) h.record(0, o);
+  await tick();
+  const mixed = join(h, [h.find(0, 3), h.find(1, 0)]);
+  await tick();
+  await assert.rejects(eo.prepare(mixed, topic), (err: Error) => {
+    assert.equal(err instanceof ConfigurationError, true);
+    assert.match(err.message, /t partition 1 and t partition 0/);
+    return true;
+  });
+
+  // a join still holding parts when their partition is replayed: they are of a discarded pass
+  const h2 = harness({ ordered: true, to: "j" });
+  const eo2 = publisher(h2.d, [], []);
+  for (let o = 0; o < 4; o++) h2.record(0, o);
+  await tick();
+  const before = h2.d.epochOf("t", 0);
+  h2.d.completed(h2.find(0, 3)._msgid, "j", new TimeoutError("no receipt")); // a node in the join's place failed
+  await wait(60);
+  assert.ok((h2.d.epochOf("t", 0) as number) > (before as number));
+  const replayed0 = h2.find(0, 0, 1);
+  assert.ok(replayed0, "0 is emitted again in the replay");
+  // only parts of the discarded pass: stale, dropped quietly
+  const old = join(h2, [h2.find(0, 0), h2.find(0, 1)]);
+  await tick();
+  assert.equal(await eo2.prepare(old, topic), "stale");
+  // the join merges the old 2 (still held) with the replayed 0: refused, the replay brings 0 again
+  const tainted = join(h2, [h2.find(0, 2), replayed0]);
+  await tick();
+  await assert.rejects(eo2.prepare(tainted, topic), (err: Error) => {
+    assert.equal((err as BridgeError).key, "pulsar-out.errors.discarded-part");
+    assert.equal((err as BridgeError).retriable, true);
+    return true;
+  });
+});
+
+test("batch output in ordered mode: a batch msg is published under its highest offset", async () => {
+  const ledger = new OffsetLedger();
+  const sent: Record<string, unknown>[] = [];
+  const d = new Delivery(
+    {
+      settled: true,
+      batchOutput: true,
+      batchSize: 3,
+      settleTimeoutMs: 0,
+      maxAttempts: 5,
+      retryBackoffMs: 20,
+      groupId: "g",
+      cluster: "c",
+      decode: (r: DeliveryRecord) =>
+        ({
+          payload: r.message.value,
+          topic: r.topic,
+          key: null,
+          kafka: { topic: r.topic, partition: r.partition, offset: r.message.offset },
+        }) as never,
+      nextMsgId: () => `b${sent.length}`,
+      describeNode: (n) => n,
+      ledger,
+      ordered: true,
+      sourceId: "kin",
+    },
+    {
+      send: (msg) => {
+        sent.push(msg);
+        d.delivered(msg._msgid, "kin", "out");
+      },
+      decodeFailed: () => undefined,
+      deadLettered: () => undefined,
+      deadLetterFailed: () => undefined,
+      blocked: () => undefined,
+      expired: () => undefined,
+      lost: () => undefined,
+      changed: () => undefined,
+    },
+  );
+  for (let o = 0; o < 3; o++) {
+    ledger.add("t", 0, String(o));
+    d.onRecord("t", 0, { offset: String(o), value: Buffer.from("v") } as KafkaMessage);
+  }
+  await tick();
+  assert.equal(sent.length, 1);
+  const eo = publisher(d, [], []);
+  const p = await eo.prepare(sent[0], "persistent://public/default/out");
+  assert.ok(p !== "stale");
+  assert.equal(p.sequenceId, 2);
+  assert.equal(p.owner.partition, 0);
 });
