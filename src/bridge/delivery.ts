@@ -210,6 +210,7 @@ export class Delivery implements OrderedSource {
     if (gone.length > 0) this.tellRevoked(gone, false);
     this.pendingBatch = this.pendingBatch.filter((r) => !revoked(r));
     this.tracker.forget(revoked);
+    if (this.ordered) this.restartRetained(keep);
     this.events.changed();
   }
 
@@ -382,6 +383,29 @@ export class Delivery implements OrderedSource {
         this.events.blocked(this.blockedOf(replay));
     }
     this.events.changed();
+  }
+
+  /**
+   * After a rebalance the consumer fetches every partition it keeps again from its committed offset, so
+   * what the flow still holds of them comes once more: in ordered mode their pass is discarded (a new
+   * epoch, their records forgotten, a pending replay or retry dropped) so that the copies do not race
+   * each other to Pulsar.
+   */
+  private restartRetained(keep: Set<string>): void {
+    const kept = (r: DeliveryRecord) => keep.has(partKey(r.topic, r.partition));
+    for (const [topic, partitions] of this.epochs)
+      for (const partition of partitions.keys()) this.newEpoch(topic, partition);
+    for (const [r, { timer }] of this.retries)
+      if (kept(r)) {
+        clearTimeout(timer);
+        this.retries.delete(r);
+      }
+    for (const [k, replay] of this.replays) {
+      if (replay.timer) clearTimeout(replay.timer);
+      this.replays.delete(k);
+      if (!this.blocks.has(k)) this.control?.unblock(replay.topic, replay.partition);
+    }
+    this.tracker.forget(kept);
   }
 
   private runReplay(replay: Replay): void {

@@ -428,3 +428,31 @@ test("batch output in ordered mode: a batch msg is published under its highest o
   assert.equal(p.sequenceId, 2);
   assert.equal(p.owner.partition, 0);
 });
+
+test("ordered: after a rebalance the partitions kept start a new pass (the consumer fetches them again from the commit); a pending replay of one is dropped", async () => {
+  const h = harness({ ordered: true });
+  const eo = publisher(h.d, [], []);
+  const topic = "persistent://public/default/out";
+  for (let o = 0; o < 3; o++) h.record(0, o);
+  h.record(1, 0);
+  await tick();
+  h.done(h.find(1, 0), new TimeoutError("no receipt")); // partition 1 waits for its replay
+  await tick();
+  assert.deepEqual(h.control, ["block 1"]);
+  const before = h.d.epochOf("t", 0) as number;
+  h.d.onAssignment([
+    { topic: "t", partition: 0 },
+    { topic: "t", partition: 1 },
+  ]);
+  assert.ok((h.d.epochOf("t", 0) as number) > before, "a new pass for the partition kept");
+  assert.equal(await eo.prepare(h.find(0, 1), topic), "stale", "the copy still in the flow is stale");
+  assert.deepEqual(h.control, ["block 1", "unblock 1"], "the refetch replaces the replay");
+  await wait(60);
+  assert.equal(h.find(1, 0, 1), undefined, "no replay of its own on top of the refetch");
+  // the refetched copy is published
+  h.ledger.add("t", 0, "1");
+  h.d.onRecord("t", 0, { offset: "1", value: Buffer.from("v") } as KafkaMessage);
+  await tick();
+  const again = await eo.prepare(h.find(0, 1, 1), topic);
+  assert.ok(again !== "stale" && again.sequenceId === 1);
+});
