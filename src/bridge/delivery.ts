@@ -3,7 +3,7 @@
 // offset ledger; failed ones go through the failure policy (retry with back-off, dead-letter, or block
 // the partition); records the flow holds past the settle deadline fail, naming the nodes holding them.
 import type { KafkaMessage } from "kafkajs";
-import { BridgeError, describeError, failureScope } from "../common/errors";
+import { BridgeError, describeError, failureScope, isConsequential } from "../common/errors";
 import { compareOffsets, type OffsetLedger } from "./offsets";
 import { FailurePolicy, type Decision, type FailurePolicyOptions } from "./failure-policy";
 import { SettlementTracker } from "./settlement";
@@ -84,6 +84,8 @@ export interface DeliveryOptions extends Omit<FailurePolicyOptions, "deadLetter"
   ordered?: boolean;
   /** msg.kafka.source in ordered mode: the id an effectively-once pulsar-out finds this node by. */
   sourceId?: string;
+  /** How long a replay waits at most for the flow to let go of the pass it discarded (REPLAY_DRAIN_MS). */
+  replayDrainMs?: number;
   /** The cluster's and a topic's ids (see OrderedSource.identityOf). */
   identity?: (topic: string) => Promise<string>;
 }
@@ -109,7 +111,13 @@ interface Replay {
   blocked: boolean;
   retryAt: number | undefined;
   timer: NodeJS.Timeout | undefined;
+  /** Until when the re-emission waits for the flow to let go of the discarded pass (see runReplay). */
+  drainUntil: number;
 }
+
+/** How long a replay waits at most for the flow to let go of the pass it discarded, and how often it looks. */
+export const REPLAY_DRAIN_MS = 10_000;
+const DRAIN_POLL_MS = 50;
 
 const MAX_FREE_INTERRUPTIONS = 10;
 
@@ -152,7 +160,7 @@ export class Delivery implements OrderedSource {
       settled: (r) => this.settle(r),
       failed: (r, error, cause) => {
         if (cause === "expired") this.events.expired(r, error);
-        this.fail(r, error, cause === "interrupted");
+        this.fail(r, error, cause === "interrupted" || isConsequential(error));
       },
     });
     if (o.settled && o.settleTimeoutMs > 0) {
@@ -216,8 +224,25 @@ export class Delivery implements OrderedSource {
 
   // ---- from Node-RED's message hooks ----
 
-  delivered(msgId: string, sourceId: string, destinationId: string, msg?: object): void {
+  /**
+   * Node-RED is about to hand a msg to a node. False: drop it (preDeliver halts it). In ordered mode a msg
+   * that holds nothing but records of a discarded pass is dropped on its way, so that it does not reach a
+   * node that would merge it with the replay's msgs (a join): its records are in the replay.
+   */
+  delivered(msgId: string, sourceId: string, destinationId: string, msg?: object): boolean {
+    if (this.ordered && this.tracker.discarded(msgId)) return false;
     this.tracker.delivered(msgId, sourceId, destinationId, msg);
+    return true;
+  }
+
+  /**
+   * A node is about to receive a msg (onReceive; Node-RED queues msgs between preDeliver and this). False:
+   * drop it, for the reason delivered() gives: a replay may have discarded it since it was queued.
+   */
+  receiving(msgId: string | undefined, nodeId: string, msg?: object): boolean {
+    if (!this.ordered || msgId === undefined || !this.tracker.discarded(msgId)) return true;
+    this.tracker.completed(msgId, nodeId, undefined, msg);
+    return false;
   }
 
   /** A node without done callback returned from its input handler for this msg. */
@@ -263,9 +288,13 @@ export class Delivery implements OrderedSource {
 
   // ---- ordered mode (effectively-once) ----
 
-  requireOrdered(): void {
+  requireOrdered(sinkId?: string): void {
     this.ordered = true;
+    if (sinkId !== undefined) this.sinks.add(sinkId);
   }
+
+  /** The nodes that publish in ordered mode (they drop a discarded pass themselves). */
+  private readonly sinks = new Set<string>();
 
   epochOf(topic: string, partition: number): number | undefined {
     return this.epochs.get(topic)?.get(partition);
@@ -364,6 +393,7 @@ export class Delivery implements OrderedSource {
       blocked: decision.kind === "block",
       retryAt: undefined,
       timer: undefined,
+      drainUntil: 0,
     };
     if (decision.kind === "dead-letter") void this.deadLetter(next, reason);
     else rest.push(next);
@@ -372,6 +402,7 @@ export class Delivery implements OrderedSource {
     const delayMs =
       decision.kind === "retry" ? decision.delayMs : decision.kind === "block" ? decision.retryInMs : 0;
     this.replays.set(k, replay);
+    replay.drainUntil = Date.now() + (delayMs ?? 0) + (this.o.replayDrainMs ?? REPLAY_DRAIN_MS);
     this.control?.block(r.topic, r.partition);
     if (delayMs === undefined) {
       // blocked until a redeploy
@@ -412,6 +443,15 @@ export class Delivery implements OrderedSource {
     const k = partKey(replay.topic, replay.partition);
     if (this.replays.get(k) !== replay) return;
     if (replay.timer) clearTimeout(replay.timer);
+    replay.timer = undefined;
+    // A node still holding msgs of the discarded pass (a join's parts until its timeout, a delay node)
+    // would merge them with the replay's: the replay waits for them to go (bounded), as msgs on their way
+    // are dropped (delivered, receiving).
+    const same = (x: DeliveryRecord) => x.topic === replay.topic && x.partition === replay.partition;
+    if (Date.now() < replay.drainUntil && this.tracker.holdsDiscarded(same, this.sinks)) {
+      replay.timer = setTimeout(() => this.runReplay(replay), DRAIN_POLL_MS);
+      return;
+    }
     this.replays.delete(k);
     for (const r of replay.records) this.emitAgain(r);
     if (!this.blocks.has(k) && !this.replays.has(k)) this.control?.unblock(replay.topic, replay.partition);

@@ -24,8 +24,11 @@ export function producerNameFor(
  * epoch; a msg of an older epoch still travelling through the flow is stale and must not be published.
  */
 export interface OrderedSource {
-  /** From now on a failure replays its partition in order (instead of retrying the record alone). */
-  requireOrdered(): void;
+  /**
+   * From now on a failure replays its partition in order (instead of retrying the record alone); `sinkId`
+   * is the node that publishes (a replay need not wait for it to let go of a discarded pass: it drops it).
+   */
+  requireOrdered(sinkId?: string): void;
   /** The partition's current epoch; undefined when it is not this node's (revoked, or never emitted). */
   epochOf(topic: string, partition: number): number | undefined;
   /**
@@ -168,6 +171,8 @@ export interface Publication {
   sequenceId: number;
   offset: string;
   epoch: number | undefined;
+  /** It also holds parts of a discarded pass (see carriedBy): they may be stored twice. */
+  tainted: boolean;
 }
 
 /** The record msg.kafka names, if it names one. */
@@ -205,6 +210,8 @@ export class EffectivelyOncePublisher {
 
   constructor(
     private readonly o: {
+      /** pulsar-out's node id. */
+      nodeId?: string;
       /** The kafka-in node of msg.kafka.source, if it is in this runtime. */
       findSource(id: string): OrderedSource | undefined;
       /** Closes the producers `select` picks; returns their owners. */
@@ -228,7 +235,9 @@ export class EffectivelyOncePublisher {
         "pulsar-out.errors.auto-commit",
         "effectively-once needs kafka-in to commit settled offsets: in auto-commit mode a failed send is never replayed",
       );
-    const at = source ? this.carriedBy(m, k, source) : provenanceOf(k);
+    const at: (CarriedRecord & { tainted?: boolean }) | "stale" | undefined = source
+      ? this.carriedBy(m, k, source)
+      : provenanceOf(k);
     if (at === "stale") return "stale";
     if (!at)
       throw new BridgeError(
@@ -240,7 +249,7 @@ export class EffectivelyOncePublisher {
     let epoch = typeof k?.epoch === "number" ? k.epoch : undefined;
     let current: number | undefined;
     if (source) {
-      source.requireOrdered();
+      source.requireOrdered(this.o.nodeId);
       current = source.epochOf(at.topic, at.partition);
       // revoked by a rebalance: the partition's new owner publishes it
       if (current === undefined && epoch !== undefined) return "stale";
@@ -261,14 +270,17 @@ export class EffectivelyOncePublisher {
       sequenceId: Number(at.offset),
       offset: at.offset,
       epoch,
+      tainted: at.tainted === true,
     };
   }
 
   /**
    * The record a msg from an ordered kafka-in is published as. Usually msg.kafka's; but a msg merging
    * several (core join, batch, or a batch msg) settles every record kafka-in hands over to it, so:
-   * - a part of a discarded pass merged into it makes it stale (nothing else in it) or refused (transient:
-   *   the replay brings its live records again), or Pulsar would store that part a second time;
+   * - a part of a discarded pass merged into it (a node held it across the replay, which waits a while for
+   *   the flow to let go of such parts) makes it stale when nothing else is in it; otherwise it is
+   *   published (refusing it would replay its partition again, while the node holds parts once more) and
+   *   marked: that part is stored again with the replay;
    * - the records it alone settles must be of one partition (one producer name, one sequence): Pulsar
    *   cannot deduplicate one message for two; refused, as a configuration error (the flow must merge
    *   per partition);
@@ -278,18 +290,11 @@ export class EffectivelyOncePublisher {
     m: Record<string, unknown>,
     k: KafkaFields | undefined,
     source: OrderedSource,
-  ): CarriedRecord | "stale" | undefined {
-    let at = provenanceOf(k);
+  ): (CarriedRecord & { tainted?: boolean }) | "stale" | undefined {
+    let at: (CarriedRecord & { tainted?: boolean }) | undefined = provenanceOf(k);
     const c = typeof m._msgid === "string" ? source.carried(m._msgid) : undefined;
     if (!c) return at;
-    if (c.tainted) {
-      if (c.records.length === 0) return "stale";
-      throw new BridgeError(
-        "pulsar-out.errors.discarded-part",
-        "this msg merges records of a pass kafka-in discarded (a replay) with current ones: the replay brings them again",
-        true,
-      );
-    }
+    if (c.tainted && c.records.length === 0) return "stale";
     for (const r of c.records) {
       if (!at) at = r;
       else if (r.topic !== at.topic || r.partition !== at.partition)
@@ -301,7 +306,7 @@ export class EffectivelyOncePublisher {
         );
       else if (BigInt(r.offset) > BigInt(at.offset)) at = r;
     }
-    return at;
+    return at && c.tainted ? { ...at, tainted: true } : at;
   }
 
   /**

@@ -530,6 +530,29 @@ export class SettlementTracker<R> {
     return { alone, tainted };
   }
 
+  /** Whether a msg that a node other than `except` holds still carries a discarded record `select` picks. */
+  holdsDiscarded(select: (record: R) => boolean, except: ReadonlySet<string>): boolean {
+    for (const entry of this.entries.values()) {
+      if (entry.total === 0) continue;
+      if (entry.nodes ? [...entry.nodes.keys()].every((n) => except.has(n)) : except.has(entry.node ?? ""))
+        continue;
+      if (entry.root) {
+        if (entry.root.discarded && select(entry.root.value)) return true;
+      } else if (entry.roots) for (const r of entry.roots) if (r.discarded && select(r.value)) return true;
+    }
+    return false;
+  }
+
+  /** Whether the msg `msgId` holds records and all of them were discarded (see forget). */
+  discarded(msgId: string): boolean {
+    const entry = this.entries.get(msgId);
+    if (!entry) return false;
+    if (entry.root) return entry.root.discarded;
+    if (!entry.roots || entry.roots.size === 0) return false;
+    for (const r of entry.roots) if (!r.discarded) return false;
+    return true;
+  }
+
   /** Forgets everything (the node is closing; unsettled records are redelivered by Kafka). */
   clear(): void {
     for (const q of this.legacy.values()) if (q.timer) clearTimeout(q.timer);

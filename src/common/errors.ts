@@ -64,6 +64,17 @@ const RECORD_CODES = new Set(["MessageTooBig", "InvalidTopicName"]);
 /** Non-retriable by their flag, but they say the producer is going away (a redeploy), not that it refused. */
 const TRANSIENT_CODES = new Set(["AlreadyClosed", "ChecksumError"]);
 
+/**
+ * Errors a record gets because of what happened to others, not to it: a msg refused because an earlier
+ * record of its partition failed and is being replayed. Not counted as the record's tries (as an
+ * interruption is not), or records behind a failing one would use theirs up.
+ */
+const CONSEQUENTIAL_KEYS = new Set(["pulsar-out.errors.replaying"]);
+
+export function isConsequential(err: unknown): boolean {
+  return err instanceof BridgeError && CONSEQUENTIAL_KEYS.has(err.key);
+}
+
 export function failureScope(err: unknown): FailureScope {
   if (err instanceof ConfigurationError) return "destination";
   if (err instanceof BridgeError) {

@@ -344,7 +344,8 @@ export function registerKafkaIn(RED: RED): void {
     if (settled) {
       RED.hooks.add(`preDeliver.${hookLabel}`, ((e: HookSendEvent) => {
         const id = e.msg?._msgid;
-        if (id) delivery.delivered(id, e.source.id, e.destination.id, e.msg);
+        // false halts the msg: it is of a pass kafka-in discarded, whose records come again
+        if (id && !delivery.delivered(id, e.source.id, e.destination.id, e.msg)) return false;
       }) as (event: never) => unknown);
       RED.hooks.add(`onComplete.${hookLabel}`, ((e: HookCompleteEvent) => {
         // the msg is passed too: a node may have deleted or changed its _msgid (core split does)
@@ -359,6 +360,9 @@ export function registerKafkaIn(RED: RED): void {
       }) as (event: never) => unknown);
       // A node whose input handler takes no done callback (core switch and filter, many older contrib
       // nodes) never completes a msg: the tracker infers it from what the node sends next.
+      RED.hooks.add(`onReceive.${hookLabel}`, ((e: HookReceiveEvent) => {
+        if (e.msg && !delivery.receiving(e.msg._msgid, e.destination.id, e.msg)) return false;
+      }) as (event: never) => unknown);
       RED.hooks.add(`postReceive.${hookLabel}`, ((e: HookReceiveEvent) => {
         if (e.msg && e.destination.node?._expectedDoneCount === 0)
           delivery.received(e.msg._msgid, e.destination.id, e.msg);
@@ -373,7 +377,7 @@ export function registerKafkaIn(RED: RED): void {
       // take long against a broker that went away.
       await consumer.stop(() => {
         if (settled) {
-          for (const hook of ["preDeliver", "onComplete", "preRoute", "postReceive"])
+          for (const hook of ["preDeliver", "onComplete", "preRoute", "onReceive", "postReceive"])
             RED.hooks.remove(`${hook}.${hookLabel}`);
         }
         stopWatch();

@@ -66,6 +66,7 @@ export function registerPulsarOut(RED: RED): void {
     });
     const eo = cfg.effectivelyOnce
       ? new EffectivelyOncePublisher({
+          nodeId: node.id,
           findSource: (id) =>
             (RED.nodes.getNode(id) as { orderedSource?: OrderedSource } | null)?.orderedSource,
           closeProducers: (select) => producers.closeWhere(select),
@@ -215,6 +216,7 @@ export function registerPulsarOut(RED: RED): void {
           if (p === "stale") return; // a pass kafka-in discarded: its replay brings the record again
           publication = p;
           out.sequenceId = p.sequenceId;
+          if (p.tainted) node.warn(t("pulsar-out.errors.discarded-part", { offset: p.offset }));
         }
         inFlight++;
         if (inFlight === 1) showLink();

@@ -788,8 +788,16 @@ export async function runScenario(
     const res = await fetch(
       `${lab.brokers.httpUrl}/admin/v2/persistent/public/${ns}/dead/examinemessage?initialPosition=earliest&messagePosition=1`,
     ).catch(() => undefined);
-    const header = res?.headers.get("x-pulsar-property-dlq.error") ?? undefined;
-    deadLetterReason = header ?? (res ? `unknown (admin answered ${res.status})` : "unknown");
+    // the properties come as one JSON object in X-Pulsar-PROPERTY
+    let reason: unknown;
+    try {
+      reason = (JSON.parse(res?.headers.get("x-pulsar-property") ?? "{}") as Record<string, unknown>)[
+        "dlq.error"
+      ];
+    } catch {
+      reason = undefined;
+    }
+    deadLetterReason = typeof reason === "string" ? reason : `unknown (admin answered ${res?.status})`;
   }
   const ok =
     !problem &&
