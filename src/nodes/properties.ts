@@ -89,6 +89,8 @@ export const PULSAR_CLUSTER_DEFAULTS = {
   adminUrl: "",
   operationTimeoutMs: 30000,
   connectionTimeoutMs: 10000,
+  /** Megabytes of messages sent and not acknowledged yet, over all producers (0: no limit). */
+  memoryLimitMb: 64,
 } as const;
 
 /** Credentials of pulsar-cluster. */

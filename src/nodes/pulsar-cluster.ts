@@ -254,6 +254,7 @@ export function registerPulsarCluster(RED: RED): void {
         tls: tlsOptions(cfg.serviceUrl),
         operationTimeoutMs: cfg.operationTimeoutMs,
         connectionTimeoutMs: cfg.connectionTimeoutMs,
+        memoryLimitBytes: Math.max(0, Number(cfg.memoryLimitMb ?? 64)) * 1024 * 1024,
         log: (level, message) => {
           if (level === "warn" || level === "error") node.warn(message);
           else node.debug(message);

@@ -1,5 +1,6 @@
 // The builtin Pulsar client: connection pool (one connection per broker address), topic lookup with
 // redirects and proxies, partitioned metadata, and the factory for producers and consumers.
+import { MemoryLimit } from "./memory-limit";
 import { Backoff, retryWithin } from "./backoff";
 import { Connection } from "./connection";
 import { CommandType, encodeLookup, encodePartitionedMetadata } from "./protocol/commands";
@@ -42,6 +43,9 @@ function hostPort(url: string): { host: string; port: number } {
   return first;
 }
 
+/** The Java client's default memory limit. */
+export const DEFAULT_MEMORY_LIMIT_BYTES = 64 * 1024 * 1024;
+
 export class BuiltinClient implements PulsarClient {
   readonly options: ResolvedClientOptions;
   private readonly service: ServiceUrl;
@@ -50,6 +54,8 @@ export class BuiltinClient implements PulsarClient {
   private nextServiceHost = 0;
   private nextId = 1;
   closed = false;
+  /** What the client's producers have sent and Pulsar has not acknowledged yet, in bytes. */
+  readonly memory: MemoryLimit;
 
   constructor(options: ClientOptions) {
     this.service = parseServiceUrl(options.serviceUrl);
@@ -61,6 +67,7 @@ export class BuiltinClient implements PulsarClient {
       initialBackoffMs: options.initialBackoffMs ?? 100,
       maxBackoffMs: options.maxBackoffMs ?? 30_000,
     };
+    this.memory = new MemoryLimit(options.memoryLimitBytes ?? DEFAULT_MEMORY_LIMIT_BYTES);
   }
 
   /** Client-wide ids for producers and consumers: kept across reconnects. */

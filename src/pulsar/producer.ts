@@ -350,17 +350,28 @@ export class PartitionProducer {
     return this.pendingMessages + this.batch.length < this.s.maxPending;
   }
 
-  /** Admits blocked sends, oldest first, while there is room. */
+  /** Admits blocked sends, oldest first, while there is room (in the queue and the client's memory). */
   private wakeSpace(): void {
     while (this.blocked.length > 0 && this.hasSpace()) {
-      const b = this.blocked.shift();
+      const b = this.blocked.peek();
       if (!b) break;
+      if (!this.client.memory.tryTake(b.message.payload.length)) {
+        this.waitForRoom();
+        return;
+      }
+      this.blocked.shift();
       try {
-        this.admit(b.message, b.resolve, b.reject);
+        this.admitHeld(b.message, b.resolve, b.reject);
       } catch (err) {
         b.reject(err as Error);
       }
     }
+    if (this.blocked.length === 0) this.noMoreWaiting();
+  }
+
+  private noMoreWaiting(): void {
+    this.stopWaitingForRoom?.();
+    this.stopWaitingForRoom = undefined;
   }
 
   private rejectBatch(err: Error): void {
@@ -373,6 +384,7 @@ export class PartitionProducer {
 
   private rejectBlocked(err: Error): void {
     while (this.blocked.length > 0) this.blocked.shift()?.reject(err);
+    this.noMoreWaiting();
   }
 
   private wakeIdle(): void {
@@ -388,14 +400,59 @@ export class PartitionProducer {
   send(message: OutgoingMessage): Promise<SendReceipt> {
     return new Promise<SendReceipt>((resolve, reject) => {
       this.checkUsable();
-      if (this.blocked.length === 0 && this.hasSpace()) this.admit(message, resolve, reject);
+      const space = this.blocked.length === 0 && this.hasSpace();
+      if (space && this.client.memory.tryTake(message.payload.length))
+        this.admitHeld(message, resolve, reject);
       else if (!this.s.block)
         throw new ProducerQueueFullError(
-          `the pending queue of ${this.topic} is full (${this.s.maxPending} messages)`,
+          space
+            ? `the Pulsar client's memory limit (${this.client.memory.limitBytes} bytes of messages waiting for Pulsar) is reached`
+            : `the pending queue of ${this.topic} is full (${this.s.maxPending} messages)`,
         );
-      else this.blocked.push({ message, resolve, reject });
+      else {
+        this.blocked.push({ message, resolve, reject });
+        if (space) this.waitForRoom();
+      }
     });
   }
+
+  /** admit() for a message whose bytes were taken from the client's memory limit: given back once it ends. */
+  private admitHeld(
+    message: OutgoingMessage,
+    resolve: (receipt: SendReceipt) => void,
+    reject: (err: Error) => void,
+  ): void {
+    const bytes = message.payload.length;
+    let held = true;
+    const free = () => {
+      if (!held) return;
+      held = false;
+      this.client.memory.give(bytes);
+    };
+    try {
+      this.admit(
+        message,
+        (r) => {
+          free();
+          resolve(r);
+        },
+        (e) => {
+          free();
+          reject(e);
+        },
+      );
+    } catch (err) {
+      free();
+      throw err;
+    }
+  }
+
+  /** Sends wait for other producers' receipts to free room in the client's memory limit. */
+  private waitForRoom(): void {
+    this.stopWaitingForRoom ??= this.client.memory.onRoom(() => this.wakeSpace());
+  }
+
+  private stopWaitingForRoom: (() => void) | undefined;
 
   /**
    * Gives a message its sequence id and adds it to the batch (or sends it alone). Throws, before taking

@@ -39,6 +39,12 @@ export interface ClientOptions {
   /** Reconnect back-off. Defaults 100 ms doubling to 30000 ms, jittered. */
   initialBackoffMs?: number;
   maxBackoffMs?: number;
+  /**
+   * Bytes of messages sent and not yet acknowledged, over all the client's producers (as the Java client's
+   * memoryLimitBytes): past it a send waits for room (or is refused without blockIfQueueFull). Default
+   * 64 MiB; 0: no limit.
+   */
+  memoryLimitBytes?: number;
   /** Diagnostics hook; never receives secrets. */
   log?: (level: "debug" | "info" | "warn" | "error", message: string) => void;
 }

@@ -2,7 +2,10 @@
 // producer's creation is scripted per attempt, frames written are kept, receipts are given by the test.
 import type { BuiltinClient } from "../../src/pulsar/client";
 import type { Connection, ProducerListener } from "../../src/pulsar/connection";
+import { MemoryLimit } from "../../src/pulsar/memory-limit";
 import { CommandType, type Inbound } from "../../src/pulsar/protocol/commands";
+import { FrameDecoder } from "../../src/pulsar/protocol/frame";
+import { ProtoMessage } from "../../src/pulsar/protocol/protobuf";
 
 /** What the stand-in broker does with one creation attempt. */
 export type Step = "ok" | Error;
@@ -19,6 +22,8 @@ export class StandIn {
   lastSequenceId = -1;
   /** The topic's partitions (0: not partitioned). */
   partitions = 0;
+  /** The client's memory limit (0: none). */
+  memoryLimitBytes = 0;
 
   client(): BuiltinClient {
     let nextId = 1;
@@ -59,6 +64,7 @@ export class StandIn {
         maxBackoffMs: 20,
       },
       newId: () => nextId++,
+      memory: new MemoryLimit(this.memoryLimitBytes),
       log: (level: string, message: string) => this.logs.push(`${level}: ${message}`),
       partitionCountWithRetry: () => Promise.resolve(this.partitions),
       lookup: () => {
@@ -84,4 +90,41 @@ export class StandIn {
       messageId: duplicate ? { ledgerId: -1, entryId: -1 } : { ledgerId: 7, entryId: sequenceId },
     } as Extract<Inbound, { type: typeof CommandType.SEND_RECEIPT }>);
   }
+}
+
+/** A stand-in client that keeps each partition producer's listener, to answer a SEND on its producer. */
+export function partitionedClient(b: StandIn) {
+  const client = b.client();
+  const listeners = new Map<number, ProducerListener>();
+  const getConnection = client.getConnection.bind(client);
+  const wrapped = new WeakSet<Connection>();
+  client.getConnection = async (target) => {
+    const conn = await getConnection(target);
+    if (!wrapped.has(conn)) {
+      wrapped.add(conn);
+      const add = conn.addProducer.bind(conn);
+      conn.addProducer = (id, l) => {
+        listeners.set(id, l);
+        add(id, l);
+      };
+    }
+    return conn;
+  };
+  /** Answers every SEND written so far with a receipt on its own producer. */
+  const answerAll = () => {
+    const d = new FrameDecoder();
+    for (const frame of b.written.splice(0))
+      d.push(frame, (f) => {
+        const send = new ProtoMessage(f.command).message(CommandType.SEND);
+        if (!send) return;
+        const producerId = send.num(1);
+        listeners.get(producerId)?.onReceipt({
+          type: CommandType.SEND_RECEIPT,
+          producerId,
+          sequenceId: send.num(2),
+          messageId: { ledgerId: 7, entryId: send.num(2) },
+        } as Extract<Inbound, { type: typeof CommandType.SEND_RECEIPT }>);
+      });
+  };
+  return { client, answerAll };
 }

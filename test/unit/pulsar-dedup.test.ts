@@ -12,11 +12,8 @@ import { javaStringHash } from "../../src/pulsar/hash";
 import { FrameDecoder } from "../../src/pulsar/protocol/frame";
 import { decodeEntryMetadata } from "../../src/pulsar/protocol/metadata";
 import { ConfigError, ConnectionError, TimeoutError } from "../../src/pulsar/errors";
-import { ProtoMessage } from "../../src/pulsar/protocol/protobuf";
-import { CommandType, type Inbound } from "../../src/pulsar/protocol/commands";
-import type { Connection, ProducerListener } from "../../src/pulsar/connection";
 import type { SendReceipt } from "../../src/pulsar/types";
-import { StandIn } from "../support/pulsar-standin";
+import { partitionedClient, StandIn } from "../support/pulsar-standin";
 
 const until = async (ok: () => boolean, ms = 3000) => {
   const deadline = Date.now() + ms;
@@ -108,43 +105,6 @@ test("sequence ranges: bounded on a long run of filtered gaps; what is in stays 
   for (let id = 0; id < 100_000; id++) r.add(id); // the gaps filled: one range
   assert.equal(r.ranges, 1);
 });
-
-/** A stand-in client that keeps each partition producer's listener, to answer a SEND on its producer. */
-function partitionedClient(b: StandIn) {
-  const client = b.client();
-  const listeners = new Map<number, ProducerListener>();
-  const getConnection = client.getConnection.bind(client);
-  const wrapped = new WeakSet<Connection>();
-  client.getConnection = async (target) => {
-    const conn = await getConnection(target);
-    if (!wrapped.has(conn)) {
-      wrapped.add(conn);
-      const add = conn.addProducer.bind(conn);
-      conn.addProducer = (id, l) => {
-        listeners.set(id, l);
-        add(id, l);
-      };
-    }
-    return conn;
-  };
-  /** Answers every SEND written so far with a receipt on its own producer. */
-  const answerAll = () => {
-    const d = new FrameDecoder();
-    for (const frame of b.written.splice(0))
-      d.push(frame, (f) => {
-        const send = new ProtoMessage(f.command).message(CommandType.SEND);
-        if (!send) return;
-        const producerId = send.num(1);
-        listeners.get(producerId)?.onReceipt({
-          type: CommandType.SEND_RECEIPT,
-          producerId,
-          sequenceId: send.num(2),
-          messageId: { ledgerId: 7, entryId: send.num(2) },
-        } as Extract<Inbound, { type: typeof CommandType.SEND_RECEIPT }>);
-      });
-  };
-  return { client, answerAll };
-}
 
 const partitionOf = (r: SendReceipt) => Number(/-partition-(\d+)$/.exec(r.topic)?.[1]);
 
