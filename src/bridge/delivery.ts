@@ -224,23 +224,20 @@ export class Delivery implements OrderedSource {
 
   // ---- from Node-RED's message hooks ----
 
-  /**
-   * Node-RED is about to hand a msg to a node. False: drop it (preDeliver halts it). In ordered mode a msg
-   * that holds nothing but records of a discarded pass is dropped on its way, so that it does not reach a
-   * node that would merge it with the replay's msgs (a join): its records are in the replay.
-   */
-  delivered(msgId: string, sourceId: string, destinationId: string, msg?: object): boolean {
-    if (this.ordered && this.tracker.discarded(msgId)) return false;
+  delivered(msgId: string, sourceId: string, destinationId: string, msg?: object): void {
     this.tracker.delivered(msgId, sourceId, destinationId, msg);
-    return true;
   }
 
   /**
-   * A node is about to receive a msg (onReceive; Node-RED queues msgs between preDeliver and this). False:
-   * drop it, for the reason delivered() gives: a replay may have discarded it since it was queued.
+   * A node is about to receive a msg (onReceive). False: drop it. In ordered mode a msg that holds nothing
+   * but records of a discarded pass (a replay or a rebalance discarded it; the records come again) is
+   * dropped before it reaches a node that would merge it with the new pass's msgs (a join). Not earlier
+   * (preDeliver): a node that merges hands its other parts over to the msg it sends just after that. Not a
+   * member of a msg.parts sequence either: a join in automatic mode would wait for it for ever.
    */
   receiving(msgId: string | undefined, nodeId: string, msg?: object): boolean {
     if (!this.ordered || msgId === undefined || !this.tracker.discarded(msgId)) return true;
+    if (msg && (msg as { parts?: unknown }).parts !== undefined) return true;
     this.tracker.completed(msgId, nodeId, undefined, msg);
     return false;
   }
@@ -313,7 +310,7 @@ export class Delivery implements OrderedSource {
     return id;
   }
 
-  carried(msgId: string): { records: CarriedRecord[]; tainted: boolean } | undefined {
+  carried(msgId: string): { records: CarriedRecord[]; live: boolean; tainted: boolean } | undefined {
     const c = this.tracker.carried(msgId);
     if (!c) return undefined;
     const records = c.alone.map((r) => ({
@@ -322,7 +319,7 @@ export class Delivery implements OrderedSource {
       offset: r.message.offset,
       attempt: r.attempt,
     }));
-    return { records, tainted: c.tainted };
+    return { records, live: c.live, tainted: c.tainted };
   }
 
   get replaysFailures(): boolean {
@@ -425,7 +422,10 @@ export class Delivery implements OrderedSource {
   private restartRetained(keep: Set<string>): void {
     const kept = (r: DeliveryRecord) => keep.has(partKey(r.topic, r.partition));
     for (const [topic, partitions] of this.epochs)
-      for (const partition of partitions.keys()) this.newEpoch(topic, partition);
+      for (const partition of partitions.keys()) {
+        this.newEpoch(topic, partition);
+        this.o.ledger.restart(topic, partition);
+      }
     for (const [r, { timer }] of this.retries)
       if (kept(r)) {
         clearTimeout(timer);
@@ -437,6 +437,8 @@ export class Delivery implements OrderedSource {
       if (!this.blocks.has(k)) this.control?.unblock(replay.topic, replay.partition);
     }
     this.tracker.forget(kept);
+    // room in the in-flight window again: a consumer paused for it resumes and fetches them
+    this.control?.settled();
   }
 
   private runReplay(replay: Replay): void {

@@ -49,7 +49,7 @@ export interface OrderedSource {
    * What the flow's msg `msgId` carries (see SettlementTracker.carried): the records that settle with it
    * alone, and whether part of it is of a discarded pass. Undefined when kafka-in does not track the msg.
    */
-  carried(msgId: string): { records: CarriedRecord[]; tainted: boolean } | undefined;
+  carried(msgId: string): { records: CarriedRecord[]; live: boolean; tainted: boolean } | undefined;
 }
 
 /** A record a msg carries. */
@@ -278,7 +278,7 @@ export class EffectivelyOncePublisher {
    * The record a msg from an ordered kafka-in is published as. Usually msg.kafka's; but a msg merging
    * several (core join, batch, or a batch msg) settles every record kafka-in hands over to it, so:
    * - a part of a discarded pass merged into it (a node held it across the replay, which waits a while for
-   *   the flow to let go of such parts) makes it stale when nothing else is in it; otherwise it is
+   *   the flow to let go of such parts) makes it stale when nothing live is in it; otherwise it is
    *   published (refusing it would replay its partition again, while the node holds parts once more) and
    *   marked: that part is stored again with the replay;
    * - the records it alone settles must be of one partition (one producer name, one sequence): Pulsar
@@ -294,7 +294,8 @@ export class EffectivelyOncePublisher {
     let at: (CarriedRecord & { tainted?: boolean }) | undefined = provenanceOf(k);
     const c = typeof m._msgid === "string" ? source.carried(m._msgid) : undefined;
     if (!c) return at;
-    if (c.tainted && c.records.length === 0) return "stale";
+    // nothing live in it (a record another msg shares, as split's parts do, is live too)
+    if (c.tainted && !c.live) return "stale";
     for (const r of c.records) {
       if (!at) at = r;
       else if (r.topic !== at.topic || r.partition !== at.partition)

@@ -135,6 +135,17 @@ export class OffsetLedger {
       }
   }
 
+  /**
+   * Forgets the partition's records in flight: the consumer fetches them again from the commit (after a
+   * rebalance), and they count against the in-flight window only once they come.
+   */
+  restart(topic: string, partition: number): void {
+    const p = this.find(topic, partition);
+    if (!p) return;
+    this.count -= p.open.size;
+    this.byTopic.get(topic)?.delete(partition);
+  }
+
   /** Whether `offset` of the partition is still tracked as unsettled. */
   isUnsettled(topic: string, partition: number, offset: string): boolean {
     return this.find(topic, partition)?.open.has(offset) ?? false;

@@ -98,6 +98,8 @@ export class SettlementTracker<R> {
   private pending: { entry: Entry<R>; node: string }[] = [];
   private turn = 0;
   private scheduled = false;
+  /** Whether prune() may have kept entries with discarded records (see prune). */
+  private keptDiscarded = false;
   private stopping: ((nodeId: string) => boolean) | undefined;
   private readonly defer: (fn: () => void) => void;
   private readonly now: () => number;
@@ -453,7 +455,11 @@ export class SettlementTracker<R> {
       if (root.at >= before) break;
       expired.push(root);
     }
-    if (expired.length === 0) return 0;
+    if (expired.length === 0) {
+      // entries a node keeps holding with discarded records only go by this deadline too
+      if (this.keptDiscarded) this.prune(before);
+      return 0;
+    }
     const holders = new Map<Root<R>, Set<string>>();
     for (const root of expired) holders.set(root, new Set());
     for (const entry of this.entries.values()) {
@@ -482,6 +488,7 @@ export class SettlementTracker<R> {
       if (drop(root.value)) {
         root.done = true;
         root.discarded = true;
+        this.keptDiscarded = true;
         this.live.delete(root);
         dropped.push(root.value);
       }
@@ -496,6 +503,7 @@ export class SettlementTracker<R> {
    * (the settle deadline), so that a node that never finishes them does not keep them for ever.
    */
   private prune(before?: number): void {
+    let kept = false;
     for (const [id, entry] of this.entries) {
       const roots = entry.root ? [entry.root] : [...(entry.roots ?? [])];
       if (!roots.every((r) => r.done)) continue;
@@ -503,12 +511,14 @@ export class SettlementTracker<R> {
         entry.total > 0 &&
         roots.some((r) => r.discarded) &&
         (before === undefined || roots.some((r) => r.at >= before));
-      if (!held) {
+      if (held) kept = true;
+      else {
         this.entries.delete(id);
         for (const n of entry.nodes ? entry.nodes.keys() : entry.node ? [entry.node] : [])
           this.nodes.get(n)?.holding.delete(entry);
       }
     }
+    this.keptDiscarded = kept;
   }
 
   /**
@@ -516,18 +526,22 @@ export class SettlementTracker<R> {
    * records no other msg holds (they settle with this msg alone), and whether it is tainted (part of it
    * belongs to a discarded pass). Undefined when the msg is not tracked.
    */
-  carried(msgId: string): { alone: R[]; tainted: boolean } | undefined {
+  carried(msgId: string): { alone: R[]; live: boolean; tainted: boolean } | undefined {
     const entry = this.entries.get(msgId);
     if (!entry) return undefined;
     let tainted = entry.tainted;
+    let live = false;
     const alone: R[] = [];
     const one = (root: Root<R>) => {
       if (root.discarded) tainted = true;
-      else if (!root.done && root.holds === 1) alone.push(root.value);
+      else if (!root.done) {
+        live = true;
+        if (root.holds === 1) alone.push(root.value);
+      }
     };
     if (entry.root) one(entry.root);
     else if (entry.roots) for (const r of entry.roots) one(r);
-    return { alone, tainted };
+    return { alone, live, tainted };
   }
 
   /** Whether a msg that a node other than `except` holds still carries a discarded record `select` picks. */

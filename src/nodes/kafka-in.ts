@@ -344,8 +344,7 @@ export function registerKafkaIn(RED: RED): void {
     if (settled) {
       RED.hooks.add(`preDeliver.${hookLabel}`, ((e: HookSendEvent) => {
         const id = e.msg?._msgid;
-        // false halts the msg: it is of a pass kafka-in discarded, whose records come again
-        if (id && !delivery.delivered(id, e.source.id, e.destination.id, e.msg)) return false;
+        if (id) delivery.delivered(id, e.source.id, e.destination.id, e.msg);
       }) as (event: never) => unknown);
       RED.hooks.add(`onComplete.${hookLabel}`, ((e: HookCompleteEvent) => {
         // the msg is passed too: a node may have deleted or changed its _msgid (core split does)
@@ -360,6 +359,7 @@ export function registerKafkaIn(RED: RED): void {
       }) as (event: never) => unknown);
       // A node whose input handler takes no done callback (core switch and filter, many older contrib
       // nodes) never completes a msg: the tracker infers it from what the node sends next.
+      // false halts the msg: it is of a pass kafka-in discarded, whose records come again
       RED.hooks.add(`onReceive.${hookLabel}`, ((e: HookReceiveEvent) => {
         if (e.msg && !delivery.receiving(e.msg._msgid, e.destination.id, e.msg)) return false;
       }) as (event: never) => unknown);

@@ -475,3 +475,66 @@ test("ordered: after a rebalance the partitions kept start a new pass (the consu
   const again = await eo.prepare(h.find(0, 1, 1), topic);
   assert.ok(again !== "stale" && again.sequenceId === 1);
 });
+
+test("review: a join's msg sent under a discarded part's id but holding a live part reaches pulsar-out (not dropped: the live part would settle unpublished); a split piece shared with another msg is not stale; a msg.parts member is never dropped; a rebalance frees the in-flight window of kept partitions", async () => {
+  const topic = "persistent://public/default/out";
+  // a join over partitions 0 and 1; partition 0 replays while the join holds 0@0
+  const h = harness({ ordered: true, to: "j" });
+  const eo = publisher(h.d, [], []);
+  h.record(1, 0);
+  h.record(0, 0);
+  h.record(0, 1);
+  await tick();
+  h.d.completed(h.find(0, 1)._msgid, "j", new TimeoutError("no receipt"));
+  await tick();
+  const merged = join(h, [h.find(1, 0), h.find(0, 0)]); // sent under 0@0's id, discarded
+  await tick();
+  assert.equal(h.d.receiving(merged._msgid, "out", merged), true, "it carries 1@0, live: not dropped");
+  await assert.rejects(eo.prepare(merged, topic), ConfigurationError);
+  assert.equal(h.ledger.takeCommittable("t", 1), undefined, "1@0 is not settled");
+
+  // split: a record in two pieces; after a replay a join merges an old part with one piece
+  const h2 = harness({ ordered: true, to: "s" });
+  const eo2 = publisher(h2.d, [], []);
+  h2.record(0, 0);
+  h2.record(0, 1);
+  await tick();
+  h2.d.completed(h2.find(0, 1)._msgid, "s", new TimeoutError("no receipt")); // 0@0 and 0@1 replay
+  await wait(200);
+  const again = h2.find(0, 0, 1);
+  // the split node sends two pieces of the replayed 0@0, then finishes it
+  const piece = (id: string) => ({ _msgid: id, kafka: again.kafka });
+  h2.d.delivered("c1", "s", "j");
+  h2.d.delivered("c2", "s", "out");
+  h2.d.completed(again._msgid, "s");
+  await tick();
+  // the join (the split node passed it the old 0@0 before the replay) merges it with piece c1
+  const old0 = h2.find(0, 0)._msgid;
+  h2.d.delivered(old0, "s", "j");
+  h2.d.completed(old0, "s");
+  h2.d.delivered("c1", "j", "out");
+  h2.d.completed(old0, "j");
+  h2.d.completed("c1", "j");
+  await tick();
+  const p = await eo2.prepare(piece("c1"), topic);
+  assert.ok(p !== "stale", "the piece's record is live (c2 holds it too): published, not dropped");
+  assert.equal(p.tainted, true);
+
+  // a member of a msg.parts sequence is never dropped (a join in automatic mode waits for every index)
+  const h3 = harness({ ordered: true, to: "b" });
+  h3.record(0, 0);
+  h3.record(0, 1);
+  await tick();
+  h3.d.completed(h3.find(0, 1)._msgid, "b", new TimeoutError("no receipt"));
+  const old = h3.find(0, 0);
+  assert.equal(h3.d.receiving(old._msgid, "j", { ...old, parts: { id: "x", index: 0, count: 2 } }), true);
+  assert.equal(h3.d.receiving(old._msgid, "j", old), false);
+
+  // a rebalance keeps partition 0: its records in flight no longer count against the window
+  const h4 = harness({ ordered: true });
+  for (let o = 0; o < 5; o++) h4.record(0, o);
+  await tick();
+  assert.equal(h4.ledger.inFlight, 5);
+  h4.d.onAssignment([{ topic: "t", partition: 0 }]);
+  assert.equal(h4.ledger.inFlight, 0, "the refetch brings them again");
+});
