@@ -173,6 +173,8 @@ export interface Publication {
   epoch: number | undefined;
   /** It also holds parts of a discarded pass (see carriedBy): they may be stored twice. */
   tainted: boolean;
+  /** The offsets of the other records it settles (OutgoingMessage.covers). */
+  covers: number[] | undefined;
 }
 
 /** The record msg.kafka names, if it names one. */
@@ -235,7 +237,7 @@ export class EffectivelyOncePublisher {
         "pulsar-out.errors.auto-commit",
         "effectively-once needs kafka-in to commit settled offsets: in auto-commit mode a failed send is never replayed",
       );
-    const at: (CarriedRecord & { tainted?: boolean }) | "stale" | undefined = source
+    const at: (CarriedRecord & { tainted?: boolean; covers?: number[] }) | "stale" | undefined = source
       ? this.carriedBy(m, k, source)
       : provenanceOf(k);
     if (at === "stale") return "stale";
@@ -271,6 +273,7 @@ export class EffectivelyOncePublisher {
       offset: at.offset,
       epoch,
       tainted: at.tainted === true,
+      covers: at.covers,
     };
   }
 
@@ -290,8 +293,8 @@ export class EffectivelyOncePublisher {
     m: Record<string, unknown>,
     k: KafkaFields | undefined,
     source: OrderedSource,
-  ): (CarriedRecord & { tainted?: boolean }) | "stale" | undefined {
-    let at: (CarriedRecord & { tainted?: boolean }) | undefined = provenanceOf(k);
+  ): (CarriedRecord & { tainted?: boolean; covers?: number[] }) | "stale" | undefined {
+    let at: (CarriedRecord & { tainted?: boolean; covers?: number[] }) | undefined = provenanceOf(k);
     const c = typeof m._msgid === "string" ? source.carried(m._msgid) : undefined;
     if (!c) return at;
     // nothing live in it (a record another msg shares, as split's parts do, is live too)
@@ -307,7 +310,14 @@ export class EffectivelyOncePublisher {
         );
       else if (BigInt(r.offset) > BigInt(at.offset)) at = r;
     }
-    return at && c.tainted ? { ...at, tainted: true } : at;
+    if (!at) return at;
+    // the other records it settles: stored with it, so that a replay grouping them otherwise (a batch
+    // output msg replayed record by record, a join's timeout) finds them proven stored
+    const top = at.offset;
+    const covers =
+      c.records.length > 1 ? c.records.filter((r) => r.offset !== top).map((r) => Number(r.offset)) : [];
+    if (!c.tainted && covers.length === 0) return at;
+    return { ...at, tainted: c.tainted, covers: covers.length > 0 ? covers : undefined };
   }
 
   /**

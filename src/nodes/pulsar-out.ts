@@ -216,6 +216,7 @@ export function registerPulsarOut(RED: RED): void {
           if (p === "stale") return; // a pass kafka-in discarded: its replay brings the record again
           publication = p;
           out.sequenceId = p.sequenceId;
+          out.covers = p.covers;
           if (p.tainted) node.warn(t("pulsar-out.errors.discarded-part", { offset: p.offset }));
         }
         inFlight++;

@@ -47,10 +47,15 @@ interface Settings {
 }
 
 /** One send() awaiting its receipt. */
+/** How many merging messages written fresh on one connection are remembered for a reconnect's proofs. */
+const MAX_FRESH_COVERING = 4096;
+
 interface Waiter {
   resolve: (receipt: SendReceipt) => void;
   reject: (err: Error) => void;
   sequenceId: number;
+  /** OutgoingMessage.covers. */
+  covers: readonly number[] | undefined;
 }
 
 /** A send() waiting for room in the pending queue (blockIfQueueFull). */
@@ -112,6 +117,13 @@ export class PartitionProducer {
   private readonly stored = new SequenceRanges();
   private fresh = new SequenceRanges();
   private freshAbove = -1;
+  /**
+   * What fresh writes of messages that merge several records (OutgoingMessage.covers) stand for on this
+   * connection: their covered ids, and which message covers which (a reconnect counts them stored when
+   * the broker's last id shows that message stored). Bounded: past it, proofs are lost, never invented.
+   */
+  private freshCovered = new SequenceRanges();
+  private freshCovering: { sequenceId: number; covers: readonly number[] }[] = [];
   private readonly pending: PendingOp[] = [];
   private pendingMessages = 0;
   /** The open batch: its waiters, and their messages at the same index until the batch is encoded. */
@@ -207,8 +219,12 @@ export class PartitionProducer {
     // An id written fresh on the previous connection and at or below the broker's last id now reached it
     // (what raised that id was written on that connection no earlier), so it is stored; the rest did not.
     if (this.firstLastSequenceId === undefined) this.firstLastSequenceId = res.lastSequenceId;
-    else this.stored.addFrom(this.fresh, res.lastSequenceId);
-    this.fresh = new SequenceRanges();
+    else {
+      this.stored.addFrom(this.fresh, res.lastSequenceId);
+      for (const c of this.freshCovering)
+        if (c.sequenceId <= res.lastSequenceId) for (const id of c.covers) this.stored.add(id);
+    }
+    this.resetFresh();
     this.freshAbove = res.lastSequenceId;
     this.conn = conn;
     this.ready = true;
@@ -286,7 +302,11 @@ export class PartitionProducer {
     this.pending.shift();
     this.pendingMessages -= op.waiters.length;
     const duplicate = cmd.messageId.ledgerId === -1 && cmd.messageId.entryId === -1;
-    if (!duplicate) for (const w of op.waiters) this.stored.add(w.sequenceId);
+    if (!duplicate)
+      for (const w of op.waiters) {
+        this.stored.add(w.sequenceId);
+        if (w.covers) for (const id of w.covers) this.stored.add(id);
+      }
     op.waiters.forEach((w, i) => {
       const messageId: MessageId = {
         ledgerId: cmd.messageId.ledgerId,
@@ -315,7 +335,7 @@ export class PartitionProducer {
       for (const w of op.waiters)
         w.reject(new PulsarError(`checksum error: ${cmd.message}`, "ChecksumError", false));
       // a write the broker refused: what was written fresh on this connection no longer proves anything
-      this.fresh = new SequenceRanges();
+      this.resetFresh();
       this.wakeSpace();
       return;
     }
@@ -475,7 +495,7 @@ export class PartitionProducer {
     // messages, or other potential duplicates that were never stored, would be dropped with it.
     const potentialDuplicate = sequenceId < this.nextSequenceId;
     this.nextSequenceId = Math.max(this.nextSequenceId, sequenceId + 1);
-    const waiter: Waiter = { resolve, reject, sequenceId };
+    const waiter: Waiter = { resolve, reject, sequenceId, covers: message.covers };
     const delayed = message.deliverAt !== undefined || message.deliverAfterMs !== undefined;
     if (!this.s.batching || delayed || potentialDuplicate) {
       this.flushBatch();
@@ -610,13 +630,29 @@ export class PartitionProducer {
   }
 
   private write(conn: Connection, op: PendingOp): void {
-    op.freshBefore = op.waiters.every((w) => this.fresh.has(w.sequenceId));
+    op.freshBefore = op.waiters.every(
+      (w) => this.fresh.has(w.sequenceId) || this.freshCovered.has(w.sequenceId),
+    );
     // The broker judges an entry by its lowest id: fresh when that is above all it can have of this producer.
     if (op.firstSeq > this.freshAbove) {
-      for (const w of op.waiters) this.fresh.add(w.sequenceId);
+      for (const w of op.waiters) {
+        this.fresh.add(w.sequenceId);
+        if (w.covers && w.covers.length > 0) {
+          for (const id of w.covers) this.freshCovered.add(id);
+          this.freshCovering.push({ sequenceId: w.sequenceId, covers: w.covers });
+          if (this.freshCovering.length > MAX_FRESH_COVERING) this.freshCovering.shift();
+        }
+      }
       this.freshAbove = op.lastSeq;
     }
     conn.write(op.frame);
+  }
+
+  /** A new connection (or a refused write): what was written fresh on the last one proves nothing more. */
+  private resetFresh(): void {
+    this.fresh = new SequenceRanges();
+    this.freshCovered = new SequenceRanges();
+    this.freshCovering = [];
   }
 
   /**

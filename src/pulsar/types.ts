@@ -123,6 +123,11 @@ export interface OutgoingMessage {
   /** Explicit sequence id (effectively-once). When set, every message of the producer must carry one. */
   sequenceId?: number;
   /**
+   * Lower sequence ids this message also stands for (one message merging several records, published under
+   * the highest): once it is stored, a duplicate receipt for any of them proves it stored too. Never sent.
+   */
+  covers?: readonly number[];
+  /**
    * A message with no value (a Kafka tombstone): sent with MessageMetadata.null_value set, so readers
    * (the Java client's hasValue/getValue) see no value rather than an empty one. The payload must be empty.
    */

@@ -446,6 +446,7 @@ test("batch output in ordered mode: a batch msg is published under its highest o
   assert.ok(p !== "stale");
   assert.equal(p.sequenceId, 2);
   assert.equal(p.owner.partition, 0);
+  assert.deepEqual(p.covers, [0, 1], "the records it stores besides 2: proven stored with it");
 });
 
 test("ordered: after a rebalance the partitions kept start a new pass (the consumer fetches them again from the commit); a pending replay of one is dropped", async () => {

@@ -246,9 +246,9 @@ async function dedupProducer(b: StandIn, sendTimeoutMs = 30_000) {
     await producer.close();
   };
   /** Sends `seq`; once written, the broker answers it: stored, a duplicate, or nothing (it never got it). */
-  const send = async (seq: number, answer: "stored" | "duplicate" | "none") => {
+  const send = async (seq: number, answer: "stored" | "duplicate" | "none", covers?: number[]) => {
     const before = b.written.length;
-    const r = producer.send({ payload: Buffer.from(`m${seq}`), sequenceId: seq });
+    const r = producer.send({ payload: Buffer.from(`m${seq}`), sequenceId: seq, covers });
     r.catch(() => undefined);
     await until(() => b.written.length > before);
     if (answer !== "none") b.receipt(seq, answer === "duplicate");
@@ -283,6 +283,26 @@ test("a duplicate is proven for an id the broker had at the first connect or sto
     assert.equal((await send(20, "stored")).duplicate, false);
     // 13 was never sent, yet the broker calls it a duplicate: a later id was stored first
     assert.equal(await proven(send(13, "duplicate")), false, "a hole: never sent, never stored");
+  } finally {
+    await close();
+  }
+});
+
+test("a message merging records (covers): the ids it covers are proven once it is stored, by its receipt or a reconnect's last id, not before", async () => {
+  const b = new StandIn();
+  b.lastSequenceId = 10;
+  const { close, send, reconnect } = await dedupProducer(b, 200);
+  const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+  try {
+    await send(20, "stored", range(15, 19));
+    assert.equal(await proven(send(17, "duplicate")), true, "covered by 20, which was stored");
+    assert.equal(await proven(send(13, "duplicate")), false, "not covered");
+    await assert.rejects(send(30, "none", range(25, 29)), TimeoutError); // written fresh, no receipt
+    await reconnect(30);
+    assert.equal(await proven(send(27, "duplicate")), true, "the broker had 30 at the reconnect");
+    await assert.rejects(send(40, "none", range(35, 39)), TimeoutError);
+    await reconnect(34);
+    assert.equal(await proven(send(37, "duplicate")), false, "40 never reached the broker");
   } finally {
     await close();
   }
