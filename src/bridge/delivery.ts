@@ -207,6 +207,11 @@ export class Delivery implements OrderedSource {
         if (replay.timer) clearTimeout(replay.timer);
         this.replays.delete(k);
       }
+    for (const [k, timer] of this.draining)
+      if (!keep.has(k)) {
+        clearTimeout(timer);
+        this.draining.delete(k);
+      }
     this.identities.clear();
     const gone: { topic: string; partition: number }[] = [];
     for (const [topic, partitions] of this.epochs)
@@ -437,8 +442,35 @@ export class Delivery implements OrderedSource {
       if (!this.blocks.has(k)) this.control?.unblock(replay.topic, replay.partition);
     }
     this.tracker.forget(kept);
+    // As a replay does, the refetch waits (bounded) while a node still holds msgs of the old pass, so
+    // that a join does not merge them with the new ones.
+    for (const [topic, partitions] of this.epochs)
+      for (const partition of partitions.keys()) this.drain(topic, partition);
     // room in the in-flight window again: a consumer paused for it resumes and fetches them
     this.control?.settled();
+  }
+
+  /** Partitions kept paused after a rebalance until the flow lets go of their discarded pass. */
+  private readonly draining = new Map<string, NodeJS.Timeout>();
+
+  private drain(topic: string, partition: number): void {
+    const k = partKey(topic, partition);
+    const same = (x: DeliveryRecord) => x.topic === topic && x.partition === partition;
+    const previous = this.draining.get(k);
+    if (previous) clearTimeout(previous);
+    this.draining.delete(k);
+    if (!this.tracker.holdsDiscarded(same, this.sinks)) return;
+    const until = Date.now() + (this.o.replayDrainMs ?? REPLAY_DRAIN_MS);
+    this.control?.block(topic, partition);
+    const check = () => {
+      if (Date.now() < until && this.tracker.holdsDiscarded(same, this.sinks)) {
+        this.draining.set(k, setTimeout(check, DRAIN_POLL_MS));
+        return;
+      }
+      this.draining.delete(k);
+      if (!this.blocks.has(k) && !this.replays.has(k)) this.control?.unblock(topic, partition);
+    };
+    this.draining.set(k, setTimeout(check, DRAIN_POLL_MS));
   }
 
   private runReplay(replay: Replay): void {
@@ -456,7 +488,8 @@ export class Delivery implements OrderedSource {
     }
     this.replays.delete(k);
     for (const r of replay.records) this.emitAgain(r);
-    if (!this.blocks.has(k) && !this.replays.has(k)) this.control?.unblock(replay.topic, replay.partition);
+    if (!this.blocks.has(k) && !this.replays.has(k) && !this.draining.has(k))
+      this.control?.unblock(replay.topic, replay.partition);
     this.events.changed();
   }
 
@@ -648,7 +681,7 @@ export class Delivery implements OrderedSource {
     // still blocked while any record of it waits for a try, a redeploy or the outcome of its try
     if (records.size > 0) return;
     this.blocks.delete(k);
-    if (!this.replays.has(k)) this.control?.unblock(topic, partition);
+    if (!this.replays.has(k) && !this.draining.has(k)) this.control?.unblock(topic, partition);
     this.events.changed();
   }
 
@@ -711,6 +744,8 @@ export class Delivery implements OrderedSource {
       }
     for (const replay of this.replays.values()) if (replay.timer) clearTimeout(replay.timer);
     this.replays.clear();
+    for (const timer of this.draining.values()) clearTimeout(timer);
+    this.draining.clear();
   }
 
   private tellRevoked(gone: { topic: string; partition: number }[], closing: boolean): void {

@@ -539,3 +539,19 @@ test("review: a join's msg sent under a discarded part's id but holding a live p
   h4.d.onAssignment([{ topic: "t", partition: 0 }]);
   assert.equal(h4.ledger.inFlight, 0, "the refetch brings them again");
 });
+
+test("ordered: after a rebalance a kept partition stays paused while a node (a join) holds msgs of its old pass, and resumes once it lets go", async () => {
+  const h = harness({ ordered: true, to: "j" });
+  h.record(0, 0);
+  h.record(0, 1);
+  await tick();
+  h.d.onAssignment([{ topic: "t", partition: 0 }]);
+  assert.deepEqual(h.control, ["block 0"], "the join holds 0 and 1 of the old pass");
+  await wait(60);
+  assert.deepEqual(h.control, ["block 0"]);
+  // the join's timeout: it sends them (stale) and lets go
+  const old = join(h, [h.find(0, 0), h.find(0, 1)]);
+  h.done(old);
+  await wait(80);
+  assert.deepEqual(h.control, ["block 0", "unblock 0"]);
+});
