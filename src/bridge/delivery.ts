@@ -459,7 +459,11 @@ export class Delivery implements OrderedSource {
     const previous = this.draining.get(k);
     if (previous) clearTimeout(previous);
     this.draining.delete(k);
-    if (!this.tracker.holdsDiscarded(same, this.sinks)) return;
+    if (!this.tracker.holdsDiscarded(same, this.sinks)) {
+      // an earlier rebalance's drain paused it: nothing is held any more, so it goes on
+      if (previous && !this.blocks.has(k) && !this.replays.has(k)) this.control?.unblock(topic, partition);
+      return;
+    }
     const until = Date.now() + (this.o.replayDrainMs ?? REPLAY_DRAIN_MS);
     this.control?.block(topic, partition);
     const check = () => {

@@ -555,3 +555,17 @@ test("ordered: after a rebalance a kept partition stays paused while a node (a j
   await wait(80);
   assert.deepEqual(h.control, ["block 0", "unblock 0"]);
 });
+
+test("ordered: a second rebalance while a kept partition drains, after the join let go, resumes it", async () => {
+  const h = harness({ ordered: true, to: "j" });
+  h.record(0, 0);
+  await tick();
+  h.d.onAssignment([{ topic: "t", partition: 0 }]);
+  assert.deepEqual(h.control, ["block 0"]);
+  const old = join(h, [h.find(0, 0)]);
+  h.done(old); // the join let go, before the drain's next look
+  h.d.onAssignment([{ topic: "t", partition: 0 }]); // a second rebalance keeps it again
+  assert.deepEqual(h.control, ["block 0", "unblock 0"]);
+  await wait(80);
+  assert.deepEqual(h.control, ["block 0", "unblock 0"]);
+});
