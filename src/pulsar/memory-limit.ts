@@ -5,7 +5,8 @@
 
 export class MemoryLimit {
   private used = 0;
-  private readonly waiting = new Set<() => void>();
+  /** In the order they began to wait; each says whether it still waits after its turn. */
+  private readonly waiting = new Set<() => boolean>();
   private scheduled = false;
 
   /** `limitBytes` <= 0: no limit. */
@@ -13,6 +14,11 @@ export class MemoryLimit {
 
   get usedBytes(): number {
     return this.used;
+  }
+
+  /** Someone waits for room: a newcomer queues behind them instead of taking what frees up first. */
+  get contended(): boolean {
+    return this.waiting.size > 0;
   }
 
   /** Takes `bytes` if they fit; false (nothing taken) otherwise. */
@@ -32,12 +38,16 @@ export class MemoryLimit {
     this.scheduled = true;
     queueMicrotask(() => {
       this.scheduled = false;
-      for (const wake of [...this.waiting]) wake();
+      // first come, first served: a large message is not starved by later small ones
+      for (const wake of [...this.waiting]) if (wake()) break;
     });
   }
 
-  /** `wake` is called after each give() until it is removed (the returned function). */
-  onRoom(wake: () => void): () => void {
+  /**
+   * `wake` is called after each give(), in the order the waiters came, until it is removed (the returned
+   * function); it returns true while it still waits (the waiters after it wait too).
+   */
+  onRoom(wake: () => boolean): () => void {
     this.waiting.add(wake);
     return () => {
       this.waiting.delete(wake);

@@ -370,14 +370,19 @@ export class PartitionProducer {
     return this.pendingMessages + this.batch.length < this.s.maxPending;
   }
 
-  /** Admits blocked sends, oldest first, while there is room (in the queue and the client's memory). */
-  private wakeSpace(): void {
+  /**
+   * Admits blocked sends, oldest first, while there is room (in the queue and the client's memory). True
+   * when it stopped for want of memory (it waits for other producers' receipts then).
+   */
+  private wakeSpace(servedByMemory = false): boolean {
     while (this.blocked.length > 0 && this.hasSpace()) {
       const b = this.blocked.peek();
       if (!b) break;
-      if (!this.client.memory.tryTake(b.message.payload.length)) {
+      // while others wait for memory, this producer takes its turn among them (the memory limit's order)
+      const queued = !servedByMemory && this.client.memory.contended;
+      if (queued || !this.client.memory.tryTake(b.message.payload.length)) {
         this.waitForRoom();
-        return;
+        return true;
       }
       this.blocked.shift();
       try {
@@ -386,7 +391,9 @@ export class PartitionProducer {
         b.reject(err as Error);
       }
     }
-    if (this.blocked.length === 0) this.noMoreWaiting();
+    // nothing blocked, or blocked on this producer's own queue (its receipts wake it): not on memory
+    this.noMoreWaiting();
+    return false;
   }
 
   private noMoreWaiting(): void {
@@ -421,7 +428,7 @@ export class PartitionProducer {
     return new Promise<SendReceipt>((resolve, reject) => {
       this.checkUsable();
       const space = this.blocked.length === 0 && this.hasSpace();
-      if (space && this.client.memory.tryTake(message.payload.length))
+      if (space && !this.client.memory.contended && this.client.memory.tryTake(message.payload.length))
         this.admitHeld(message, resolve, reject);
       else if (!this.s.block)
         throw new ProducerQueueFullError(
@@ -469,7 +476,7 @@ export class PartitionProducer {
 
   /** Sends wait for other producers' receipts to free room in the client's memory limit. */
   private waitForRoom(): void {
-    this.stopWaitingForRoom ??= this.client.memory.onRoom(() => this.wakeSpace());
+    this.stopWaitingForRoom ??= this.client.memory.onRoom(() => this.wakeSpace(true));
   }
 
   private stopWaitingForRoom: (() => void) | undefined;

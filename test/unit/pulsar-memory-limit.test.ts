@@ -75,3 +75,35 @@ test("memory limit 0: no limit", () => {
   assert.equal(m.tryTake(1e12), true);
   assert.equal(m.usedBytes, 0);
 });
+
+test("memory limit: first come, first served across producers: a small later send does not overtake one waiting for room", async () => {
+  const b = new StandIn();
+  b.partitions = 2;
+  b.memoryLimitBytes = 1000;
+  const { client, answerAll } = partitionedClient(b);
+  const producer = await createProducer(client, {
+    topic: "t",
+    producerName: "p",
+    routingMode: "key-or-sequence",
+    batchingEnabled: false,
+  });
+  const sizes: number[] = [];
+  const send = (bytes: number, sequenceId: number) => {
+    const r = producer.send({ payload: Buffer.alloc(bytes), sequenceId });
+    void r.then(() => sizes.push(bytes));
+    return r;
+  };
+  const a = send(600, 0); // partition 0
+  const big = send(600, 1); // partition 1: waits for room
+  const small = send(300, 2); // partition 0: would fit (900), but queues behind the waiting one
+  await tick();
+  assert.equal(b.written.length, 1, "only the first is written");
+  answerAll();
+  await a;
+  await tick();
+  assert.equal(b.written.length, 2, "the waiting one goes first (600), then the small one (900 in all)");
+  answerAll();
+  await Promise.all([big, small]);
+  assert.deepEqual(sizes, [600, 600, 300]);
+  await producer.close();
+});
