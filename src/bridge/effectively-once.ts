@@ -314,8 +314,8 @@ export class EffectivelyOncePublisher {
     // the other records it settles: stored with it, so that a replay grouping them otherwise (a batch
     // output msg replayed record by record, a join's timeout) finds them proven stored
     const top = at.offset;
-    const covers =
-      c.records.length > 1 ? c.records.filter((r) => r.offset !== top).map((r) => Number(r.offset)) : [];
+    const only = c.records.length === 0 || (c.records.length === 1 && c.records[0].offset === top);
+    const covers = only ? [] : c.records.filter((r) => r.offset !== top).map((r) => Number(r.offset));
     if (!c.tainted && covers.length === 0) return at;
     return { ...at, tainted: c.tainted, covers: covers.length > 0 ? covers : undefined };
   }
