@@ -439,7 +439,7 @@ export class Delivery implements OrderedSource {
     for (const [k, replay] of this.replays) {
       if (replay.timer) clearTimeout(replay.timer);
       this.replays.delete(k);
-      if (!this.blocks.has(k)) this.control?.unblock(replay.topic, replay.partition);
+      this.resumeIfFree(replay.topic, replay.partition);
     }
     this.tracker.forget(kept);
     // As a replay does, the refetch waits (bounded) while a node still holds msgs of the old pass, so
@@ -448,6 +448,13 @@ export class Delivery implements OrderedSource {
       for (const partition of partitions.keys()) this.drain(topic, partition);
     // room in the in-flight window again: a consumer paused for it resumes and fetches them
     this.control?.settled();
+  }
+
+  /** Lets the partition be fetched again when nothing holds it back: no block, replay or drain. */
+  private resumeIfFree(topic: string, partition: number): void {
+    const k = partKey(topic, partition);
+    if (!this.blocks.has(k) && !this.replays.has(k) && !this.draining.has(k))
+      this.control?.unblock(topic, partition);
   }
 
   /** Partitions kept paused after a rebalance until the flow lets go of their discarded pass. */
@@ -461,7 +468,7 @@ export class Delivery implements OrderedSource {
     this.draining.delete(k);
     if (!this.tracker.holdsDiscarded(same, this.sinks)) {
       // an earlier rebalance's drain paused it: nothing is held any more, so it goes on
-      if (previous && !this.blocks.has(k) && !this.replays.has(k)) this.control?.unblock(topic, partition);
+      if (previous) this.resumeIfFree(topic, partition);
       return;
     }
     const until = Date.now() + (this.o.replayDrainMs ?? REPLAY_DRAIN_MS);
@@ -472,7 +479,7 @@ export class Delivery implements OrderedSource {
         return;
       }
       this.draining.delete(k);
-      if (!this.blocks.has(k) && !this.replays.has(k)) this.control?.unblock(topic, partition);
+      this.resumeIfFree(topic, partition);
     };
     this.draining.set(k, setTimeout(check, DRAIN_POLL_MS));
   }
@@ -484,7 +491,7 @@ export class Delivery implements OrderedSource {
     replay.timer = undefined;
     // A node still holding msgs of the discarded pass (a join's parts until its timeout, a delay node)
     // would merge them with the replay's: the replay waits for them to go (bounded), as msgs on their way
-    // are dropped (delivered, receiving).
+    // are dropped (receiving).
     const same = (x: DeliveryRecord) => x.topic === replay.topic && x.partition === replay.partition;
     if (Date.now() < replay.drainUntil && this.tracker.holdsDiscarded(same, this.sinks)) {
       replay.timer = setTimeout(() => this.runReplay(replay), DRAIN_POLL_MS);
@@ -492,8 +499,7 @@ export class Delivery implements OrderedSource {
     }
     this.replays.delete(k);
     for (const r of replay.records) this.emitAgain(r);
-    if (!this.blocks.has(k) && !this.replays.has(k) && !this.draining.has(k))
-      this.control?.unblock(replay.topic, replay.partition);
+    this.resumeIfFree(replay.topic, replay.partition);
     this.events.changed();
   }
 
@@ -685,7 +691,7 @@ export class Delivery implements OrderedSource {
     // still blocked while any record of it waits for a try, a redeploy or the outcome of its try
     if (records.size > 0) return;
     this.blocks.delete(k);
-    if (!this.replays.has(k) && !this.draining.has(k)) this.control?.unblock(topic, partition);
+    this.resumeIfFree(topic, partition);
     this.events.changed();
   }
 

@@ -177,6 +177,9 @@ export interface Publication {
   covers: number[] | undefined;
 }
 
+/** The record a msg is published as, with what else it carries (see carriedBy). */
+type Carried = CarriedRecord & { tainted?: boolean; covers?: number[] };
+
 /** The record msg.kafka names, if it names one. */
 function provenanceOf(k: KafkaFields | undefined): CarriedRecord | undefined {
   if (!k || typeof k.offset !== "string" || typeof k.topic !== "string" || typeof k.partition !== "number")
@@ -237,9 +240,7 @@ export class EffectivelyOncePublisher {
         "pulsar-out.errors.auto-commit",
         "effectively-once needs kafka-in to commit settled offsets: in auto-commit mode a failed send is never replayed",
       );
-    const at: (CarriedRecord & { tainted?: boolean; covers?: number[] }) | "stale" | undefined = source
-      ? this.carriedBy(m, k, source)
-      : provenanceOf(k);
+    const at: Carried | "stale" | undefined = source ? this.carriedBy(m, k, source) : provenanceOf(k);
     if (at === "stale") return "stale";
     if (!at)
       throw new BridgeError(
@@ -293,8 +294,8 @@ export class EffectivelyOncePublisher {
     m: Record<string, unknown>,
     k: KafkaFields | undefined,
     source: OrderedSource,
-  ): (CarriedRecord & { tainted?: boolean; covers?: number[] }) | "stale" | undefined {
-    let at: (CarriedRecord & { tainted?: boolean; covers?: number[] }) | undefined = provenanceOf(k);
+  ): Carried | "stale" | undefined {
+    let at: Carried | undefined = provenanceOf(k);
     const c = typeof m._msgid === "string" ? source.carried(m._msgid) : undefined;
     if (!c) return at;
     // nothing live in it (a record another msg shares, as split's parts do, is live too)

@@ -2,6 +2,7 @@
 // real `node-red` processes running the bridge kafka-in -> pulsar-out (or a flow a scenario wires between
 // them), one fault injected mid-stream per scenario, and an independent read-back of the Pulsar topic with
 // the official `pulsar-client consume`. Each run reports records lost, duplicated and reordered per key.
+import { byPartition } from "../support/flow-nodes";
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
@@ -251,20 +252,7 @@ export const SCENARIOS: Scenario[] = [
       const joins = mode === "effectively-once" ? JOINS : ["j1"];
       return [
         check([mode === "effectively-once" ? "by-partition" : "j1"]),
-        ...(mode === "effectively-once"
-          ? [
-              {
-                id: "by-partition",
-                type: "switch",
-                property: "kafka.partition",
-                propertyType: "msg",
-                rules: joins.map((_, p) => ({ t: "eq", v: String(p), vt: "num" })),
-                checkall: "false",
-                outputs: joins.length,
-                wires: joins.map((j) => [j]),
-              },
-            ]
-          : []),
+        ...(mode === "effectively-once" ? [byPartition("by-partition", joins) as FlowNode] : []),
         ...joins.map((id) => ({
           // not "join": Node-RED takes a property naming a node id (here its type) for a dependency
           id,

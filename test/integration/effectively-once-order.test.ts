@@ -3,6 +3,7 @@
 // in offset order); a function that throws for some records (kafka-in replays the partition from there);
 // Pulsar out of reach for longer than the send timeout mid-stream (a Pulsar of the test's own behind a
 // TCP proxy); the native engine refused at deploy.
+import { byPartition } from "../support/flow-nodes";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import { after, test } from "node:test";
@@ -408,23 +409,7 @@ test("core join: a join over two partitions is refused with the reason and store
   assert.deepEqual(values(await readWithJavaPulsar(pulsarTopic, 1, 5)), [], "nothing stored");
 
   // the same records joined per partition
-  const between = [
-    {
-      id: "sw",
-      type: "switch",
-      property: "kafka.partition",
-      propertyType: "msg",
-      rules: [
-        { t: "eq", v: "0", vt: "num" },
-        { t: "eq", v: "1", vt: "num" },
-      ],
-      checkall: "false",
-      outputs: 2,
-      wires: [["j0"], ["j1"]],
-    },
-    joinNode("j0", 3),
-    joinNode("j1", 3),
-  ];
+  const between = [byPartition("sw", ["j0", "j1"]), joinNode("j0", 3), joinNode("j1", 3)];
   await loadFlow(bridge({ kafkaTopic, groupId, pulsarTopic, between, inWires: ["sw"] }));
   try {
     await waitFor("every record committed", () => allCommitted(groupId, kafkaTopic, 2), 60_000);

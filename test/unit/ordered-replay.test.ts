@@ -21,6 +21,8 @@ function harness(o: {
   settled?: boolean;
   /** The node kafka-in is wired to (default "out", pulsar-out). */
   to?: string;
+  /** Batch output: one msg per this many records. */
+  batchSize?: number;
 }) {
   const ledger = new OffsetLedger();
   const sent: Sent[] = [];
@@ -30,8 +32,8 @@ function harness(o: {
   const d = new Delivery(
     {
       settled: o.settled ?? true,
-      batchOutput: false,
-      batchSize: 1,
+      batchOutput: o.batchSize !== undefined,
+      batchSize: o.batchSize ?? 1,
       settleTimeoutMs: 0,
       maxAttempts: o.maxAttempts ?? 5,
       retryBackoffMs: 20,
@@ -396,53 +398,12 @@ test("merged msgs (core join): published under the highest offset they settle; t
 });
 
 test("batch output in ordered mode: a batch msg is published under its highest offset", async () => {
-  const ledger = new OffsetLedger();
-  const sent: Record<string, unknown>[] = [];
-  const d = new Delivery(
-    {
-      settled: true,
-      batchOutput: true,
-      batchSize: 3,
-      settleTimeoutMs: 0,
-      maxAttempts: 5,
-      retryBackoffMs: 20,
-      groupId: "g",
-      cluster: "c",
-      decode: (r: DeliveryRecord) =>
-        ({
-          payload: r.message.value,
-          topic: r.topic,
-          key: null,
-          kafka: { topic: r.topic, partition: r.partition, offset: r.message.offset },
-        }) as never,
-      nextMsgId: () => `b${sent.length}`,
-      describeNode: (n) => n,
-      ledger,
-      ordered: true,
-      sourceId: "kin",
-    },
-    {
-      send: (msg) => {
-        sent.push(msg);
-        d.delivered(msg._msgid, "kin", "out");
-      },
-      decodeFailed: () => undefined,
-      deadLettered: () => undefined,
-      deadLetterFailed: () => undefined,
-      blocked: () => undefined,
-      expired: () => undefined,
-      lost: () => undefined,
-      changed: () => undefined,
-    },
-  );
-  for (let o = 0; o < 3; o++) {
-    ledger.add("t", 0, String(o));
-    d.onRecord("t", 0, { offset: String(o), value: Buffer.from("v") } as KafkaMessage);
-  }
+  const h = harness({ ordered: true, batchSize: 3 });
+  for (let o = 0; o < 3; o++) h.record(0, o);
   await tick();
-  assert.equal(sent.length, 1);
-  const eo = publisher(d, [], []);
-  const p = await eo.prepare(sent[0], "persistent://public/default/out");
+  assert.equal(h.sent.length, 1);
+  const eo = publisher(h.d, [], []);
+  const p = await eo.prepare(h.sent[0], "persistent://public/default/out");
   assert.ok(p !== "stale");
   assert.equal(p.sequenceId, 2);
   assert.equal(p.owner.partition, 0);

@@ -11,10 +11,11 @@ import { partitionedClient, StandIn } from "../support/pulsar-standin";
 
 const tick = () => new Promise((r) => setTimeout(r, 0));
 
-test("memory limit: a send waits while the client's unacknowledged bytes (another producer's) fill it, and goes once a receipt frees room", async () => {
+/** A producer over two partitions (two partition producers on one client) with the client's memory limit. */
+async function twoPartitions(memoryLimitBytes: number) {
   const b = new StandIn();
-  b.partitions = 2; // two partition producers on one client
-  b.memoryLimitBytes = 1000;
+  b.partitions = 2;
+  b.memoryLimitBytes = memoryLimitBytes;
   const { client, answerAll } = partitionedClient(b);
   const producer = await createProducer(client, {
     topic: "t",
@@ -22,6 +23,11 @@ test("memory limit: a send waits while the client's unacknowledged bytes (anothe
     routingMode: "key-or-sequence",
     batchingEnabled: false,
   });
+  return { b, client, answerAll, producer };
+}
+
+test("memory limit: a send waits while the client's unacknowledged bytes (another producer's) fill it, and goes once a receipt frees room", async () => {
+  const { b, client, answerAll, producer } = await twoPartitions(1000);
   const payload = Buffer.alloc(600);
   const first = producer.send({ payload, sequenceId: 0 }); // partition 0
   const second = producer.send({ payload, sequenceId: 1 }); // partition 1: 1200 > 1000
@@ -77,16 +83,7 @@ test("memory limit 0: no limit", () => {
 });
 
 test("memory limit: first come, first served across producers: a small later send does not overtake one waiting for room", async () => {
-  const b = new StandIn();
-  b.partitions = 2;
-  b.memoryLimitBytes = 1000;
-  const { client, answerAll } = partitionedClient(b);
-  const producer = await createProducer(client, {
-    topic: "t",
-    producerName: "p",
-    routingMode: "key-or-sequence",
-    batchingEnabled: false,
-  });
+  const { b, answerAll, producer } = await twoPartitions(1000);
   const sizes: number[] = [];
   const send = (bytes: number, sequenceId: number) => {
     const r = producer.send({ payload: Buffer.alloc(bytes), sequenceId });
