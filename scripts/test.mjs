@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 // The one test command (README, .ci/run): build, lint, unit tests, then the integration tests against
 // real Kafka and Pulsar started by scripts/brokers.mjs when none are running, then some of them again on
-// Node 22 with Node-RED 5 (scripts/compat.mjs); stops what it started.
+// Node 22 with Node-RED 5 (scripts/compat.mjs); stops what it started. The fault suite (brokers of its own)
+// and then the Node 22 run go side by side with the other integration tests.
 //
 //   --unit-only             build, lint and unit tests only
 //   SKIP_INTEGRATION=1      a developer's explicit opt-out of the integration tests (refused when CI is set)
 //   TEST_FILTER=<substr>    only test files whose path contains <substr>
+//   TEST_LANES=1            the fault suite after the other integration tests, not beside them
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -15,6 +17,15 @@ import { COMPAT_TESTS, compatEnv, prepareCompat } from "./compat.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const EMPTY = () => ({ passed: 0, failed: 0, skipped: 0, todo: 0, failures: [] });
+const merge = (a, b) => ({
+  passed: a.passed + b.passed,
+  failed: a.failed + b.failed,
+  skipped: a.skipped + b.skipped,
+  todo: a.todo + b.todo,
+  failures: [...a.failures, ...b.failures],
+});
+// Integration files of the second lane: they bring brokers of their own (and wait on them most of the time).
+const FAULT_LANE = ["test/integration/fault.test.ts"];
 const args = new Set(process.argv.slice(2));
 const inCI = Boolean(process.env.CI);
 
@@ -36,7 +47,8 @@ function findTests(dir) {
   return out.filter((f) => !filter || f.includes(filter)).sort();
 }
 
-async function runTests(label, files, extraEnv = {}, nodeBin = process.execPath) {
+// `prefix`: the run's output lines are prefixed with it (a run beside another one, see LANES).
+async function runTests(label, files, extraEnv = {}, nodeBin = process.execPath, prefix = "") {
   const totals = { passed: 0, failed: 0, skipped: 0, todo: 0, failures: [] };
   if (files.length === 0) {
     console.log(`\n=== ${label}: no test files`);
@@ -57,8 +69,16 @@ async function runTests(label, files, extraEnv = {}, nodeBin = process.execPath)
       "--test-reporter-destination=stderr",
       ...files,
     ],
-    { cwd: ROOT, stdio: "inherit", env: { ...process.env, ...extraEnv, TEST_SUMMARY_FILE: summaryFile } },
+    {
+      cwd: ROOT,
+      stdio: prefix ? ["ignore", "pipe", "pipe"] : "inherit",
+      env: { ...process.env, ...extraEnv, TEST_SUMMARY_FILE: summaryFile },
+    },
   );
+  if (prefix) {
+    prefixLines(child.stdout, process.stdout, prefix);
+    prefixLines(child.stderr, process.stderr, prefix);
+  }
   const code = await new Promise((resolve) => {
     child.on("error", () => resolve(1));
     child.on("close", (c) => resolve(c ?? 1));
@@ -75,6 +95,17 @@ async function runTests(label, files, extraEnv = {}, nodeBin = process.execPath)
     totals.failures.push(`${label}: the test runner exited with ${code}`);
   }
   return totals;
+}
+
+function prefixLines(from, to, prefix) {
+  let rest = "";
+  from.setEncoding("utf8");
+  from.on("data", (d) => {
+    const lines = (rest + d).split("\n");
+    rest = lines.pop() ?? "";
+    for (const line of lines) to.write(`${prefix}${line}\n`);
+  });
+  from.on("end", () => rest && to.write(`${prefix}${rest}\n`));
 }
 
 function brokers(...argv) {
@@ -103,7 +134,7 @@ function ensureChromium() {
 }
 
 // The compatibility run: some integration tests again on Node 22 with Node-RED 5 (scripts/compat.mjs).
-async function runCompat(brokerEnv) {
+async function runCompat(brokerEnv, prefix = "") {
   const files = COMPAT_TESTS.filter((f) => !process.env.TEST_FILTER || f.includes(process.env.TEST_FILTER));
   if (files.length === 0) {
     console.log("\n=== compat: no compat test file matches TEST_FILTER");
@@ -113,7 +144,7 @@ async function runCompat(brokerEnv) {
     console.log("\n=== compat: Node 22 and Node-RED 5 (prepared once per machine)");
     const { env, versions } = compatEnv(prepareCompat(), { ...process.env, ...brokerEnv });
     console.log(`=== compat: the tests run on ${versions}`);
-    return await runTests("compat", files, env, env.COMPAT_NODE_BIN);
+    return await runTests("compat", files, env, env.COMPAT_NODE_BIN, prefix);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     return { ...EMPTY(), failed: 1, failures: [`compat: ${message.split("\n")[0]}`] };
@@ -182,8 +213,33 @@ async function main() {
         const brokerEnv = Object.fromEntries(
           envLines.map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
         );
-        integration = await runTests("integration", integrationFiles, brokerEnv);
-        compat = await runCompat(brokerEnv);
+        // Two lanes side by side (the fault suite waits on restarts and cuts of brokers of its own most
+        // of the time): the fault suite and then the compatibility run, beside the other integration tests.
+        // TEST_LANES=1 runs them one after the other.
+        const sideBySide = process.env.TEST_LANES !== "1";
+        const faultFiles = integrationFiles.filter((f) => FAULT_LANE.includes(f));
+        const otherFiles = integrationFiles.filter((f) => !FAULT_LANE.includes(f));
+        const faultLane = async () => {
+          const fault = await runTests(
+            "fault",
+            faultFiles,
+            brokerEnv,
+            undefined,
+            sideBySide ? "[fault] " : "",
+          );
+          return { fault, compat: await runCompat(brokerEnv, sideBySide ? "[compat] " : "") };
+        };
+        const otherLane = () => runTests("integration", otherFiles, brokerEnv);
+        let lanes;
+        if (sideBySide) {
+          const [other, side] = await Promise.all([otherLane(), faultLane()]);
+          lanes = { other, ...side };
+        } else {
+          const other = await otherLane();
+          lanes = { other, ...(await faultLane()) };
+        }
+        integration = merge(lanes.other, lanes.fault);
+        compat = lanes.compat;
       }
     } finally {
       if (started) {
