@@ -88,6 +88,8 @@ export interface DeliveryOptions extends Omit<FailurePolicyOptions, "deadLetter"
   replayDrainMs?: number;
   /** The cluster's and a topic's ids (see OrderedSource.identityOf). */
   identity?: (topic: string) => Promise<string>;
+  /** Nodes that settle what they hold themselves (SettlementOptions.independent). */
+  independent?: (nodeId: string) => boolean;
 }
 
 interface BlockEntry {
@@ -156,13 +158,16 @@ export class Delivery implements OrderedSource {
   ) {
     this.policy = new FailurePolicy({ ...o, deadLetter: o.writeDeadLetter !== undefined });
     this.ordered = o.ordered === true;
-    this.tracker = new SettlementTracker<DeliveryRecord>({
-      settled: (r) => this.settle(r),
-      failed: (r, error, cause) => {
-        if (cause === "expired") this.events.expired(r, error);
-        this.fail(r, error, cause === "interrupted" || isConsequential(error));
+    this.tracker = new SettlementTracker<DeliveryRecord>(
+      {
+        settled: (r) => this.settle(r),
+        failed: (r, error, cause) => {
+          if (cause === "expired") this.events.expired(r, error);
+          this.fail(r, error, cause === "interrupted" || isConsequential(error));
+        },
       },
-    });
+      { independent: o.independent },
+    );
     if (o.settled && o.settleTimeoutMs > 0) {
       const every = Math.min(1000, Math.max(50, Math.floor(o.settleTimeoutMs / 4)));
       this.deadlineTimer = setInterval(() => this.expire(), every);

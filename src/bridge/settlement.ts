@@ -34,6 +34,12 @@ export interface SettlementOptions {
   defer?: (fn: () => void) => void;
   /** Milliseconds clock (default Date.now). */
   now?: () => number;
+  /**
+   * Nodes that are sources of their own (the window node): the fresh msgs they send hold none of the
+   * records they hold, because they settle those records themselves (once their state is durable) and
+   * track what they send. Asked once per node.
+   */
+  independent?: (nodeId: string) => boolean;
 }
 
 interface Root<R> {
@@ -103,6 +109,8 @@ export class SettlementTracker<R> {
   private stopping: ((nodeId: string) => boolean) | undefined;
   private readonly defer: (fn: () => void) => void;
   private readonly now: () => number;
+  private readonly independent: ((nodeId: string) => boolean) | undefined;
+  private readonly independentNodes = new Map<string, boolean>();
 
   constructor(
     private readonly events: SettlementEvents<R>,
@@ -110,6 +118,14 @@ export class SettlementTracker<R> {
   ) {
     this.defer = o.defer ?? queueMicrotask;
     this.now = o.now ?? Date.now;
+    this.independent = o.independent;
+  }
+
+  private isIndependent(nodeId: string): boolean {
+    if (!this.independent) return false;
+    let known = this.independentNodes.get(nodeId);
+    if (known === undefined) this.independentNodes.set(nodeId, (known = this.independent(nodeId)));
+    return known;
   }
 
   /**
@@ -223,7 +239,7 @@ export class SettlementTracker<R> {
     let entry = this.entries.get(msgId);
     if (!entry) {
       const source = this.nodes.get(sourceId);
-      if (!source) return;
+      if (!source || this.isIndependent(sourceId)) return;
       const parents = [...source.holding];
       if (source.turn === this.turn)
         for (const p of this.pending) if (p.node === sourceId) parents.push(p.entry);

@@ -175,6 +175,8 @@ export function registerKafkaIn(RED: RED): void {
         ordered: effectivelyOnceDeployed(RED),
         sourceId: node.id,
         identity: (topic) => kafkaCluster.topicIdentity(topic),
+        independent: (id) =>
+          (RED.nodes.getNode(id) as { settlesItself?: boolean } | null)?.settlesItself === true,
       },
       {
         send: (msg) => node.send(msg),

@@ -76,6 +76,11 @@ export interface Run {
   stored(): Promise<number>;
   /** Kills (or stops) node-red number i and starts it again on its user directory. */
   restartNodeRed(i: number, signal?: NodeJS.Signals): Promise<void>;
+  /**
+   * Scenarios with `recreate`: waits until the records written so far are committed, deletes the Kafka
+   * topic, creates it again (offsets from 0) and writes the rest of the records to it.
+   */
+  recreateKafkaTopic(): Promise<void>;
   log(line: string): void;
 }
 
@@ -123,6 +128,11 @@ export interface Scenario {
    * Each run also holds one poison record with a null header value and no timestamp.
    */
   odd?: number;
+  /**
+   * Only the first half of the records is written before the fault; the scenario writes the rest to the
+   * topic deleted and created again (run.recreateKafkaTopic).
+   */
+  recreate?: boolean;
   inject(run: Run): Promise<void>;
 }
 
@@ -323,6 +333,19 @@ export const SCENARIOS: Scenario[] = [
         await run.nodeReds[1]?.deploy(renamed(run.flow, ["in", "out"], `#${i}`), "full");
         await sleep(5000);
       }
+    },
+  },
+  {
+    // Issue 13: the Kafka topic is deleted and created again under the same name while node-red runs on
+    // (no redeploy): its new records start at offset 0 again, below offsets that the effectively-once
+    // producers already stored, and must be stored as new records (a new topic id names new producers),
+    // neither taken for duplicates nor stored twice. Kafka itself drops the old topic's records, so the
+    // topic is deleted once all of them are committed.
+    name: "Kafka topic deleted and recreated",
+    recreate: true,
+    ordered: true,
+    async inject(run) {
+      await run.recreateKafkaTopic();
     },
   },
   {
@@ -578,11 +601,15 @@ export async function runScenario(
   await createTopic(kafkaTopic, PARTITIONS, [lab.kafkaBootstrap]);
   const produced = new Map<number, number>();
   const encode = (text: string) => (scenario.json ? JSON.stringify(text) : text);
-  const runs: { java: boolean; records: JavaRecord[] }[] = [];
+  type Runs = { java: boolean; records: JavaRecord[] }[];
+  // what is written before the fault, and (scenario.recreate) the rest, written to the recreated topic
+  const runs: Runs = [];
+  const laterRuns: Runs = [];
+  let writing = runs;
   const write = (java: boolean, record: JavaRecord) => {
-    const last = runs[runs.length - 1];
+    const last = writing[writing.length - 1];
     if (last?.java === java) last.records.push(record);
-    else runs.push({ java, records: [record] });
+    else writing.push({ java, records: [record] });
   };
   // What each poison record's dead-letter copy holds: its value as written.
   const poisonValues: string[] = [];
@@ -598,6 +625,7 @@ export async function runScenario(
         }))
       : [];
   for (let i = 0; i < records; i++) {
+    if (scenario.recreate && i === Math.floor(records / 2)) writing = laterRuns;
     const key = i % KEYS;
     const seq = produced.get(key) ?? 0;
     produced.set(key, seq + 1);
@@ -634,8 +662,8 @@ export async function runScenario(
       write(false, { key: `k${key}`, value: poison });
     }
   }
-  const writeAll = async () => {
-    for (const run of runs) {
+  const writeAll = async (all: Runs) => {
+    for (const run of all) {
       if (!run.java) {
         await produce(
           kafkaTopic,
@@ -651,7 +679,7 @@ export async function runScenario(
       if (wrong.length > 0) throw new Error(`${wrong.length} records written without a timestamp got one`);
     }
   };
-  const total = runs.reduce((n, r) => n + r.records.length, 0);
+  const total = [...runs, ...laterRuns].reduce((n, r) => n + r.records.length, 0);
   const flow = bridgeFlow({ lab, kafkaTopic, groupId, pulsarTopic, deadLetterTopic, mode, scenario });
   const userDirs: string[] = [];
   const nodeReds: NodeRedProcess[] = [];
@@ -687,7 +715,7 @@ export async function runScenario(
       60_000,
       250,
     );
-    await writeAll();
+    await writeAll(runs);
     log(`${scenario.name} / ${mode}: ${total} records in Kafka (${odd} by the Java client)`);
     const run: Run = {
       lab,
@@ -702,6 +730,24 @@ export async function runScenario(
         if (!old) throw new Error(`no node-red #${i}`);
         await old.stop(signal);
         nodeReds[i] = await startNodeRed({ userDir: old.userDir });
+      },
+      async recreateKafkaTopic() {
+        await waitFor(
+          "the first topic's records committed",
+          () => settled().catch(() => false),
+          300_000,
+          500,
+        );
+        await kafkaAdmin.deleteTopics({ topics: [kafkaTopic] });
+        await waitFor(
+          "the Kafka topic gone",
+          async () => !(await kafkaAdmin.listTopics()).includes(kafkaTopic),
+          60_000,
+        );
+        log(`${scenario.name} / ${mode}: Kafka topic deleted at ${await stored()} stored`);
+        await createTopic(kafkaTopic, PARTITIONS, [lab.kafkaBootstrap]);
+        await writeAll(laterRuns);
+        log(`${scenario.name} / ${mode}: topic created again, the other records written to it`);
       },
     };
     const at = scenario.at ?? 0.1;

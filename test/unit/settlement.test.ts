@@ -172,6 +172,39 @@ test("settlement: a merging node that builds a fresh msg (new id) hands over eve
   assert.deepEqual(settled.sort(), ["ra", "rb"]);
 });
 
+test("settlement: a source of its own (the window node) settles what it holds itself: its fresh msgs hold none of it", () => {
+  const settled: string[] = [];
+  let deferred: (() => void)[] = [];
+  const t = new SettlementTracker<string>(
+    { settled: (r) => settled.push(r), failed: () => undefined },
+    { defer: (fn) => deferred.push(fn), independent: (id) => id === "window" },
+  );
+  const endTurn = () => {
+    const d = deferred;
+    deferred = [];
+    for (const fn of d) fn();
+  };
+  t.track("a", "ra");
+  t.delivered("a", "in", "window");
+  t.track("b", "rb");
+  t.delivered("b", "in", "window");
+  endTurn();
+  // the window sends a result (a fresh msg) while it holds a and b, and finishes a in the same turn
+  t.delivered("result", "window", "out");
+  t.completed("a", "window");
+  endTurn();
+  assert.deepEqual(settled, ["ra"], "a settles when the window is done with it, not when the result is");
+  assert.equal(t.has("result"), false, "the result is not tracked as holding records");
+  // a msg it passes on as it is (a late record to its second output) is followed as usual
+  t.delivered("b", "window", "late-out");
+  t.completed("b", "window");
+  endTurn();
+  assert.deepEqual(settled, ["ra"]);
+  t.completed("b", "late-out");
+  endTurn();
+  assert.deepEqual(settled, ["ra", "rb"]);
+});
+
 test("settlement: split then join: parts are children of the record, the join's output settles it", () => {
   const { t, settled, endTurn } = tracker();
   t.track("m", "r");
