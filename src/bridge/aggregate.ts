@@ -49,7 +49,7 @@ function numberOf(v: unknown, kind: AggregationKind): number {
   const n = typeof v === "string" && v.trim() !== "" ? Number(v) : v;
   if (typeof n !== "number" || !Number.isFinite(n))
     throw new BridgeError(
-      "window.errors.not-a-number",
+      "kafka-window.errors.not-a-number",
       `${kind} needs a number, not ${JSON.stringify(v) ?? String(v)}`,
       false,
     );
@@ -77,11 +77,15 @@ export class Aggregator {
     private readonly custom?: CustomReduce,
   ) {
     if (specs.length === 0 && !custom)
-      throw new BridgeError("window.errors.no-aggregation", "a window needs at least one aggregation", false);
+      throw new BridgeError(
+        "kafka-window.errors.no-aggregation",
+        "a window needs at least one aggregation",
+        false,
+      );
     for (const s of specs)
       if (!AGGREGATION_KINDS.includes(s.kind))
         throw new BridgeError(
-          "window.errors.bad-aggregation",
+          "kafka-window.errors.bad-aggregation",
           `unknown aggregation "${String(s.kind)}"`,
           false,
         );

@@ -122,7 +122,7 @@ export interface AddOutcome {
 const NONE = Number.NEGATIVE_INFINITY;
 
 function assertSpec(s: WindowSpec): void {
-  const bad = (why: string) => new BridgeError("window.errors.bad-spec", why, false);
+  const bad = (why: string) => new BridgeError("kafka-window.errors.bad-spec", why, false);
   if (!Number.isSafeInteger(s.size) || s.size <= 0)
     throw bad(`the window size must be a whole number above 0, not ${s.size}`);
   if (s.type === "hopping") {
@@ -172,7 +172,7 @@ export class PartitionWindows {
   async add(r: WindowRecord): Promise<AddOutcome> {
     if (!Number.isFinite(r.time))
       throw new BridgeError(
-        "window.errors.no-time",
+        "kafka-window.errors.no-time",
         `the record has no event time (${String(r.time)})`,
         false,
       );
@@ -414,7 +414,7 @@ export class PartitionWindows {
   private admit(opening: number): void {
     if (opening > 0 && this.open + opening > this.spec.maxOpenWindows)
       throw new BridgeError(
-        "window.errors.too-many-windows",
+        "kafka-window.errors.too-many-windows",
         `the record would open ${opening} window(s) more than the limit of ${this.spec.maxOpenWindows} open windows (raise it, shorten the windows or the grace period, or group by fewer keys)`,
         false,
       );

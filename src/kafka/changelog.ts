@@ -74,7 +74,7 @@ export class Changelog {
       }
       if (found.partitions.length < partitions)
         throw new ConfigurationError(
-          "window.errors.changelog-partitions",
+          "kafka-window.errors.changelog-partitions",
           `the changelog topic ${this.o.topic} has ${found.partitions.length} partitions, fewer than the ${partitions} of its source topic`,
         );
     } finally {
@@ -180,7 +180,7 @@ export class Changelog {
           () =>
             reject(
               new BridgeError(
-                "window.errors.restore-timeout",
+                "kafka-window.errors.restore-timeout",
                 `the state of ${sourceTopic} partition ${partition} was not read back from ${topic} in time`,
                 true,
               ),
