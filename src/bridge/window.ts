@@ -270,6 +270,11 @@ export class PartitionWindows {
     return out;
   }
 
+  /** The key goes into the next takeChanged() again (its checkpoint failed). */
+  markChanged(key: string): void {
+    this.changed.add(key);
+  }
+
   snapshotKey(key: string): KeySnapshot | undefined {
     const k = this.keys.get(key);
     if (!k) return undefined;

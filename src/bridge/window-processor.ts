@@ -1,0 +1,378 @@
+// The window node's delivery (issue 14), free of Node-RED: per Kafka source partition, the engine
+// (window.ts) and its durable state in the changelog (kafka/changelog.ts).
+//
+// - Records are applied in arrival order per partition. A record is done (its done() is called, so that
+//   kafka-in may commit it) once a checkpoint that holds its contribution is committed: its windows'
+//   state, or the results it closed.
+// - A checkpoint is one changelog transaction: the changed keys' state, the partition's own (watermark,
+//   the highest offset applied, the next result number, recent late offsets) and the results it made.
+// - A result is sent only after the checkpoint that holds it was committed, and stays in the changelog
+//   until the node tells that the flow settled it (Pulsar's receipt downstream); a failed one is sent
+//   again after a pause. After a crash, a redeploy or a rebalance, the partition's new owner restores the
+//   state and sends again the results not known to have settled: a result may come twice, never partial.
+// - A record at or below the highest offset the restored state holds is not applied again (Kafka
+//   delivers again from the committed offset): it is done at once, and a late one is sent to the late
+//   output again.
+// - A checkpoint that fails because another owner opened the partition (a rebalance) drops the partition:
+//   the records waiting for it fail as interrupted, and the next record opens the partition again.
+import { describeError } from "../common/errors";
+import type { Aggregator } from "./aggregate";
+import {
+  PartitionWindows,
+  type KeySnapshot,
+  type PartitionSnapshot,
+  type WindowResult,
+  type WindowSpec,
+} from "./window";
+
+/** One record the node got, with what the node does with its msg. */
+export interface WindowInput {
+  topic: string;
+  partition: number;
+  offset: string;
+  key: string;
+  time: number;
+  value: unknown;
+}
+
+export interface InputHandle {
+  /** The record's contribution is durable (or it was late): done(), or done(err) when it failed. */
+  done(error?: unknown): void;
+  /** The record is late: the node sends it to its late output (then done() follows). */
+  late(): void;
+}
+
+/** The changelog of one source partition, as window-processor needs it (PartitionLog). */
+export interface StateLog {
+  readonly restored: Map<string, Buffer>;
+  write(records: { name: string; value: Buffer | null }[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface ProcessorOptions {
+  spec: WindowSpec;
+  aggregator: Aggregator;
+  /** Opens a source partition's changelog (fencing its previous owner). */
+  openLog(topic: string, partition: number): Promise<StateLog>;
+  /** How long applied records wait for their checkpoint at most (ms). Default 200. */
+  checkpointMs?: number;
+  /** Closes a partition's windows after this long without a record (ms); 0: never. */
+  idleMs?: number;
+  /** Pause before a failed checkpoint or result is tried again (ms). Default 1000. */
+  retryMs?: number;
+  /** Whether an error means the partition was opened by another owner. */
+  isFenced?(error: unknown): boolean;
+}
+
+export interface ProcessorEvents {
+  /** Send the result (again, when it failed or after a restore); report back with settled/failed. */
+  result(r: PendingResult): void;
+  /** Something the status should show changed. */
+  changed(): void;
+  /** A checkpoint failed (it is tried again). */
+  checkpointFailed(topic: string, partition: number, error: unknown): void;
+}
+
+/** A result waiting for the flow to settle it. */
+export interface PendingResult {
+  topic: string;
+  partition: number;
+  /** Its number in the partition (in the changelog and in msg.window.seq). */
+  seq: number;
+  result: WindowResult;
+}
+
+interface Meta {
+  applied: string | null;
+  seq: number;
+  partition: PartitionSnapshot;
+  late: string[];
+}
+
+/** Late offsets a partition remembers (to send them again when Kafka delivers them again). */
+const LATE_KEPT = 10_000;
+const META = "meta";
+const KEY = "k:";
+const RESULT = "r:";
+
+const partKey = (topic: string, partition: number) => `${topic}\u0000${partition}`;
+
+class Partition {
+  engine: PartitionWindows;
+  log: StateLog | undefined;
+  opening: Promise<void> | undefined;
+  /** Highest offset whose contribution is durable, and the highest applied in memory. */
+  durable = -1n;
+  applied = -1n;
+  seq = 0;
+  late: string[] = [];
+  lateSet = new Set<string>();
+  /** Applied since the last checkpoint began: done once the next one is committed. */
+  waiting: InputHandle[] = [];
+  /** Results made since the last checkpoint began. */
+  fresh: PendingResult[] = [];
+  pending = new Map<number, PendingResult>();
+  /** Settled results to remove from the changelog with the next checkpoint. */
+  settled = new Set<number>();
+  dirty = false;
+  writing = false;
+  timer: NodeJS.Timeout | undefined;
+  idleTimer: NodeJS.Timeout | undefined;
+  retryTimers = new Set<NodeJS.Timeout>();
+  /** Records are applied one after the other. */
+  chain: Promise<void> = Promise.resolve();
+  dropped = false;
+
+  constructor(
+    readonly topic: string,
+    readonly partition: number,
+    spec: WindowSpec,
+    aggregator: Aggregator,
+  ) {
+    this.engine = new PartitionWindows(spec, aggregator);
+  }
+}
+
+export class WindowProcessor {
+  private readonly partitions = new Map<string, Partition>();
+  private closed = false;
+
+  constructor(
+    private readonly o: ProcessorOptions,
+    private readonly events: ProcessorEvents,
+  ) {}
+
+  /** Open windows, all partitions. */
+  get openWindows(): number {
+    let n = 0;
+    for (const p of this.partitions.values()) n += p.engine.openWindows;
+    return n;
+  }
+
+  /** Results sent and not settled yet. */
+  get pendingResults(): number {
+    let n = 0;
+    for (const p of this.partitions.values()) n += p.pending.size;
+    return n;
+  }
+
+  /** A record for the window: applied in its partition's order; the handle hears when it is done. */
+  input(r: WindowInput, handle: InputHandle): void {
+    if (this.closed) {
+      handle.done(new Error("the window node is closing"));
+      return;
+    }
+    const p = this.partitionOf(r.topic, r.partition);
+    p.chain = p.chain.then(() => this.apply(p, r, handle)).catch((err: unknown) => handle.done(err));
+  }
+
+  /** The flow settled a result: it leaves the changelog with the next checkpoint. */
+  resultSettled(topic: string, partition: number, seq: number): void {
+    const p = this.partitions.get(partKey(topic, partition));
+    if (!p || p.dropped || !p.pending.delete(seq)) return;
+    p.settled.add(seq);
+    this.schedule(p);
+    this.events.changed();
+  }
+
+  /** The flow failed a result: it is sent again after a pause. */
+  resultFailed(topic: string, partition: number, seq: number): void {
+    const p = this.partitions.get(partKey(topic, partition));
+    const pending = p?.pending.get(seq);
+    if (!p || p.dropped || !pending) return;
+    const timer = setTimeout(() => {
+      p.retryTimers.delete(timer);
+      if (!p.dropped && p.pending.has(seq)) this.events.result(pending);
+    }, this.o.retryMs ?? 1000);
+    p.retryTimers.add(timer);
+  }
+
+  /** Stops: what waits for a checkpoint is not done (Kafka delivers it again); the logs are closed. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const all = [...this.partitions.values()];
+    this.partitions.clear();
+    await Promise.allSettled(all.map((p) => this.drop(p, new Error("the window node was stopped"))));
+  }
+
+  private partitionOf(topic: string, partition: number): Partition {
+    const k = partKey(topic, partition);
+    let p = this.partitions.get(k);
+    if (!p) {
+      p = new Partition(topic, partition, this.o.spec, this.o.aggregator);
+      this.partitions.set(k, p);
+    }
+    return p;
+  }
+
+  private async open(p: Partition): Promise<void> {
+    const log = await this.o.openLog(p.topic, p.partition);
+    if (p.dropped || this.closed) {
+      await log.close();
+      throw new Error("the partition was dropped while it was opened");
+    }
+    p.log = log;
+    const metaBytes = log.restored.get(META);
+    if (metaBytes) {
+      const meta = JSON.parse(metaBytes.toString("utf8")) as Meta;
+      p.engine.restorePartition(meta.partition);
+      if (meta.applied !== null) p.durable = p.applied = BigInt(meta.applied);
+      p.seq = meta.seq;
+      p.late = meta.late;
+      p.lateSet = new Set(meta.late);
+    }
+    for (const [name, bytes] of log.restored) {
+      if (name.startsWith(KEY))
+        p.engine.restoreKey(name.slice(KEY.length), JSON.parse(bytes.toString("utf8")) as KeySnapshot);
+      else if (name.startsWith(RESULT)) {
+        const pending = JSON.parse(bytes.toString("utf8")) as PendingResult;
+        p.pending.set(pending.seq, pending);
+      }
+    }
+    for (const pending of [...p.pending.values()].sort((a, b) => a.seq - b.seq)) this.events.result(pending);
+  }
+
+  private async apply(p: Partition, r: WindowInput, handle: InputHandle): Promise<void> {
+    if (p.dropped) {
+      // the partition was dropped while this record waited: it starts again with a fresh one
+      this.input(r, handle);
+      return;
+    }
+    if (!p.log) {
+      p.opening ??= this.open(p);
+      try {
+        await p.opening;
+      } catch (err) {
+        p.opening = undefined;
+        void this.drop(p, err);
+        throw err;
+      }
+    }
+    const offset = BigInt(r.offset);
+    if (offset <= p.applied) {
+      // Kafka delivers it again (from the committed offset, or a retry): its contribution is in the state
+      if (p.lateSet.has(r.offset)) handle.late();
+      if (offset <= p.durable) handle.done();
+      else p.waiting.push(handle);
+      return;
+    }
+    const outcome = await p.engine.add({ key: r.key, time: r.time, offset, value: r.value });
+    p.applied = offset;
+    if (outcome.late) {
+      p.late.push(r.offset);
+      p.lateSet.add(r.offset);
+      while (p.late.length > LATE_KEPT) p.lateSet.delete(p.late.shift() as string);
+      handle.late();
+    }
+    for (const result of outcome.results)
+      p.fresh.push({ topic: r.topic, partition: r.partition, seq: p.seq++, result });
+    p.waiting.push(handle);
+    p.dirty = true;
+    this.schedule(p);
+    this.idle(p);
+  }
+
+  private idle(p: Partition): void {
+    const ms = this.o.idleMs ?? 0;
+    if (ms <= 0) return;
+    if (p.idleTimer) clearTimeout(p.idleTimer);
+    p.idleTimer = setTimeout(() => {
+      p.idleTimer = undefined;
+      p.chain = p.chain
+        .then(async () => {
+          if (p.dropped || !p.log || p.engine.openWindows === 0) return;
+          for (const result of await p.engine.closeAll())
+            p.fresh.push({ topic: p.topic, partition: p.partition, seq: p.seq++, result });
+          p.dirty = true;
+          this.schedule(p);
+        })
+        .catch(() => undefined);
+    }, ms);
+    p.idleTimer.unref?.();
+  }
+
+  private schedule(p: Partition, delayMs = this.o.checkpointMs ?? 200): void {
+    if (p.timer || p.writing || p.dropped) return;
+    p.timer = setTimeout(() => {
+      p.timer = undefined;
+      void this.checkpoint(p);
+    }, delayMs);
+  }
+
+  /** Writes what changed in one transaction; then the records it holds are done and its results sent. */
+  private async checkpoint(p: Partition): Promise<void> {
+    if (p.dropped || !p.log || (!p.dirty && p.settled.size === 0)) return;
+    p.writing = true;
+    const waiting = p.waiting;
+    const fresh = p.fresh;
+    const settled = [...p.settled];
+    const applied = p.applied;
+    p.waiting = [];
+    p.fresh = [];
+    p.settled = new Set();
+    p.dirty = false;
+    const json = (v: unknown) => Buffer.from(JSON.stringify(v), "utf8");
+    const records: { name: string; value: Buffer | null }[] = [];
+    for (const key of p.engine.takeChanged()) {
+      const s = p.engine.snapshotKey(key);
+      records.push({ name: `${KEY}${key}`, value: s ? json(s) : null });
+    }
+    for (const f of fresh) records.push({ name: `${RESULT}${f.seq}`, value: json(f) });
+    for (const seq of settled) records.push({ name: `${RESULT}${seq}`, value: null });
+    const meta: Meta = {
+      applied: applied < 0n ? null : String(applied),
+      seq: p.seq,
+      partition: p.engine.snapshotPartition(),
+      late: p.late,
+    };
+    records.push({ name: META, value: json(meta) });
+    try {
+      await p.log.write(records);
+    } catch (err) {
+      p.writing = false;
+      if (p.dropped) return;
+      if (this.o.isFenced?.(err)) {
+        // another owner has the partition now: nothing of this one's state counts any more
+        p.waiting = [...waiting, ...p.waiting];
+        void this.drop(p, err);
+        return;
+      }
+      // tried again: what it held waits for the next one
+      this.events.checkpointFailed(p.topic, p.partition, err);
+      p.waiting = [...waiting, ...p.waiting];
+      p.fresh = [...fresh, ...p.fresh];
+      for (const seq of settled) p.settled.add(seq);
+      p.dirty = true;
+      // the keys it held changed: they go again (a restore would otherwise miss them)
+      for (const r of records) if (r.name.startsWith(KEY)) p.engine.markChanged(r.name.slice(KEY.length));
+      this.schedule(p, this.o.retryMs ?? 1000);
+      return;
+    }
+    p.writing = false;
+    if (p.dropped) return;
+    if (applied > p.durable) p.durable = applied;
+    for (const f of fresh) p.pending.set(f.seq, f);
+    for (const h of waiting) h.done();
+    for (const f of fresh) this.events.result(f);
+    this.events.changed();
+    if (p.dirty || p.settled.size > 0) this.schedule(p);
+  }
+
+  /** Forgets a partition: its waiting records fail as interrupted (Kafka delivers them again). */
+  private async drop(p: Partition, error: unknown): Promise<void> {
+    if (p.dropped) return;
+    p.dropped = true;
+    if (this.partitions.get(partKey(p.topic, p.partition)) === p)
+      this.partitions.delete(partKey(p.topic, p.partition));
+    if (p.timer) clearTimeout(p.timer);
+    if (p.idleTimer) clearTimeout(p.idleTimer);
+    for (const t of p.retryTimers) clearTimeout(t);
+    const reason = new Error(
+      `the window state of ${p.topic} partition ${p.partition} is gone: ${describeError(error).message}`,
+    );
+    for (const h of p.waiting) h.done(reason);
+    p.waiting = [];
+    await p.log?.close().catch(() => undefined);
+    this.events.changed();
+  }
+}

@@ -1,0 +1,293 @@
+// The window node's delivery (src/bridge/window-processor.ts) over an in-memory changelog with Kafka's
+// rules (atomic transactions, a new owner fences the old one): crashes at random points, each followed by
+// Kafka's redelivery from the committed offset, must give every result of the uninterrupted run, each one
+// whole every time it is sent, and commit every record.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { Aggregator } from "../../src/bridge/aggregate";
+import {
+  PartitionWindows,
+  type WindowRecord,
+  type WindowResult,
+  type WindowSpec,
+} from "../../src/bridge/window";
+import { WindowProcessor, type PendingResult, type StateLog } from "../../src/bridge/window-processor";
+
+class Fenced extends Error {}
+
+/** A changelog partition as Kafka keeps it: committed transactions only, one owner at a time. */
+class MemoryChangelog {
+  readonly committed: { name: string; value: Buffer | null }[] = [];
+  epoch = 0;
+  failNext = 0;
+  writes = 0;
+
+  open(): StateLog {
+    const mine = ++this.epoch;
+    const restored = new Map<string, Buffer>();
+    for (const r of this.committed) {
+      if (r.value === null) restored.delete(r.name);
+      else restored.set(r.name, r.value);
+    }
+    return {
+      restored,
+      write: async (records) => {
+        await new Promise((r) => setImmediate(r));
+        if (mine !== this.epoch) throw new Fenced("fenced");
+        if (this.failNext > 0) {
+          this.failNext--;
+          throw new Error("broker not reachable");
+        }
+        this.writes++;
+        this.committed.push(...records.map((r) => ({ ...r })));
+      },
+      close: () => Promise.resolve(),
+    };
+  }
+}
+
+function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const aggregator = new Aggregator([
+  { name: "count", kind: "count" },
+  { name: "sum", kind: "sum" },
+  { name: "some", kind: "collect", limit: 4 },
+]);
+
+/** What the engine alone gives for the stream (windows closed by the watermark, none by the end). */
+async function uninterrupted(
+  spec: WindowSpec,
+  records: WindowRecord[],
+): Promise<{ results: Map<string, WindowResult>; late: string[] }> {
+  const engine = new PartitionWindows(spec, aggregator);
+  const results = new Map<string, WindowResult>();
+  const late: string[] = [];
+  for (const r of records) {
+    const o = await engine.add(r);
+    for (const res of o.results) results.set(res.id, res);
+    if (o.late) late.push(String(r.offset));
+  }
+  return { results, late };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * kafka-in, the flow and Pulsar around the processor: records are delivered from the committed offset,
+ * the results "published" and settled; `crashes` times the processor is dropped mid-stream and a new one
+ * takes over from what the changelog holds.
+ */
+async function runWithCrashes(seed: number, spec: WindowSpec, records: WindowRecord[], crashes: number) {
+  const rand = random(seed);
+  const log = new MemoryChangelog();
+  const done = new Array<boolean>(records.length).fill(false);
+  const published: PendingResult[] = [];
+  /** Late records the flow got (and kept: those before the last commit when a crash comes). */
+  const lateSent: string[] = [];
+  let incarnation = 0;
+  let processor: WindowProcessor | undefined;
+  const start = () => {
+    const mine = ++incarnation;
+    const p: WindowProcessor = new WindowProcessor(
+      {
+        spec,
+        aggregator,
+        openLog: () => Promise.resolve(log.open()),
+        checkpointMs: 1,
+        retryMs: 1,
+        isFenced: (e) => e instanceof Fenced,
+      },
+      {
+        result: (r) => {
+          if (mine !== incarnation) return;
+          published.push(structuredClone(r));
+          // the flow settles it a little later, or fails it now and then
+          setTimeout(
+            () => {
+              if (mine !== incarnation) return;
+              if (rand() < 0.1) p.resultFailed(r.topic, r.partition, r.seq);
+              else p.resultSettled(r.topic, r.partition, r.seq);
+            },
+            Math.floor(rand() * 3),
+          );
+        },
+        changed: () => undefined,
+        checkpointFailed: () => undefined,
+      },
+    );
+    return p;
+  };
+  const committed = () => {
+    let i = 0;
+    while (i < done.length && done[i]) i++;
+    return i;
+  };
+  const deliverFrom = (from: number, to: number) => {
+    const mine = incarnation;
+    const p = processor as WindowProcessor;
+    for (let i = from; i < to; i++) {
+      const r = records[i];
+      p.input(
+        { topic: "t", partition: 0, offset: String(r.offset), key: r.key, time: r.time, value: r.value },
+        {
+          done: (err) => {
+            if (mine === incarnation && err === undefined) done[i] = true;
+          },
+          late: () => {
+            if (mine === incarnation) lateSent.push(String(r.offset));
+          },
+        },
+      );
+    }
+  };
+  const crashAt = new Set(Array.from({ length: crashes }, () => Math.floor(rand() * records.length)));
+  processor = start();
+  let next = 0;
+  // kafka-in commits now and then (its commit interval): a crash goes back to the last commit
+  let lastCommit = 0;
+  while (next < records.length) {
+    if (rand() < 0.3) lastCommit = committed();
+    const to = Math.min(records.length, next + 1 + Math.floor(rand() * 8));
+    deliverFrom(next, to);
+    next = to;
+    if (rand() < 0.3) log.failNext++;
+    await sleep(Math.floor(rand() * 3));
+    if ([...crashAt].some((c) => c < next)) {
+      for (const c of [...crashAt]) if (c < next) crashAt.delete(c);
+      // the process dies: nothing more of it counts; Kafka delivers again from the committed offset
+      void processor.close();
+      processor = start();
+      next = lastCommit;
+      done.fill(false, lastCommit);
+      // what the flow did with late records past the commit may be lost with the process
+      for (let i = lateSent.length - 1; i >= 0; i--)
+        if (Number(lateSent[i]) >= lastCommit) lateSent.splice(i, 1);
+    }
+  }
+  // the rest settles
+  for (let i = 0; i < 400 && committed() < records.length; i++) await sleep(5);
+  for (let i = 0; i < 50 && (processor.pendingResults > 0 || log.failNext > 0); i++) await sleep(5);
+  await sleep(20);
+  await processor.close();
+  return { published, committed: committed(), lateSent, log };
+}
+
+function records(rand: () => number, n: number): WindowRecord[] {
+  const out: WindowRecord[] = [];
+  let t = 10_000;
+  for (let i = 0; i < n; i++) {
+    t += Math.floor(rand() * 6);
+    out.push({
+      key: `k${Math.floor(rand() * 4)}`,
+      time: t - Math.floor(rand() * 25),
+      offset: BigInt(i),
+      value: Math.floor(rand() * 50),
+    });
+  }
+  return out;
+}
+
+test("crashes at random points: every result of the uninterrupted run is sent, whole each time; every record commits; late ones reach the late output", async () => {
+  let crashesSeen = 0;
+  let latesSeen = 0;
+  for (let seed = 1; seed <= 25; seed++) {
+    const rand = random(seed * 7919);
+    const input = records(rand, 120);
+    const base = {
+      graceMs: 5,
+      emit: "final" as const,
+      watermark: "partition" as const,
+      maxOpenWindows: 10_000,
+    };
+    const specs: WindowSpec[] = [
+      { ...base, type: "tumbling", by: "time", size: 20 },
+      { ...base, type: "hopping", by: "time", size: 30, advance: 10 },
+      { ...base, type: "sliding", by: "time", size: 15 },
+      { ...base, type: "tumbling", by: "count", size: 5 },
+    ];
+    for (const spec of specs) {
+      const { results: want, late } = await uninterrupted(spec, input);
+      latesSeen += late.length;
+      const crashes = 1 + Math.floor(rand() * 3);
+      crashesSeen += crashes;
+      const got = await runWithCrashes(seed, spec, input, crashes);
+      const where = `seed ${seed}, ${spec.type} by ${spec.by}`;
+      assert.equal(got.committed, input.length, `every record committed, ${where}`);
+      const byId = new Map<string, WindowResult>();
+      for (const p of got.published) {
+        const expected = want.get(p.result.id);
+        assert.ok(expected, `${p.result.id} is a result of the uninterrupted run, ${where}`);
+        assert.deepEqual(p.result, expected, `${p.result.id} whole, ${where}`);
+        byId.set(p.result.id, p.result);
+      }
+      assert.deepEqual([...byId.keys()].sort(), [...want.keys()].sort(), `no result missing, ${where}`);
+      for (const o of late)
+        assert.ok(got.lateSent.includes(o), `late record ${o} sent to the late output, ${where}`);
+    }
+  }
+  assert.ok(crashesSeen > 50);
+  assert.ok(latesSeen > 0, "some records were late");
+});
+
+test("a record is done only once a checkpoint holding it is committed; a failed checkpoint is tried again", async () => {
+  const log = new MemoryChangelog();
+  const spec: WindowSpec = {
+    type: "tumbling",
+    by: "time",
+    size: 100,
+    graceMs: 0,
+    emit: "final",
+    watermark: "partition",
+    maxOpenWindows: 10,
+  };
+  const results: PendingResult[] = [];
+  const failures: unknown[] = [];
+  const p = new WindowProcessor(
+    { spec, aggregator, openLog: () => Promise.resolve(log.open()), checkpointMs: 5, retryMs: 5 },
+    {
+      result: (r) => results.push(r),
+      changed: () => undefined,
+      checkpointFailed: (_t, _p, e) => failures.push(e),
+    },
+  );
+  let doneAt = -1;
+  log.failNext = 2;
+  p.input(
+    { topic: "t", partition: 0, offset: "0", key: "a", time: 1, value: 3 },
+    { done: () => (doneAt = log.writes), late: () => undefined },
+  );
+  await sleep(2);
+  assert.equal(doneAt, -1, "not done before its checkpoint");
+  for (let i = 0; i < 100 && doneAt < 0; i++) await sleep(5);
+  assert.equal(doneAt, 1, "done after the first committed checkpoint");
+  assert.equal(failures.length, 2, "the two failed checkpoints were reported");
+  // the next window's record closes the first: its result comes after the checkpoint that holds it
+  p.input(
+    { topic: "t", partition: 0, offset: "1", key: "a", time: 150, value: 4 },
+    { done: () => undefined, late: () => undefined },
+  );
+  for (let i = 0; i < 100 && results.length === 0; i++) await sleep(5);
+  assert.equal(results.length, 1);
+  assert.deepEqual(results[0]?.result.payload, { count: 1, sum: 3, some: [3] });
+  assert.ok(
+    log.committed.some((r) => r.name === "r:0" && r.value !== null),
+    "the result is in the changelog",
+  );
+  p.resultSettled("t", 0, 0);
+  for (let i = 0; i < 100 && !log.committed.some((r) => r.name === "r:0" && r.value === null); i++)
+    await sleep(5);
+  assert.ok(
+    log.committed.some((r) => r.name === "r:0" && r.value === null),
+    "a settled result leaves the changelog",
+  );
+  await p.close();
+});
