@@ -225,7 +225,10 @@ export class Delivery implements OrderedSource {
           partitions.delete(partition);
           gone.push({ topic, partition });
         }
-    if (gone.length > 0) this.tellRevoked(gone, false);
+    if (gone.length > 0) {
+      this.tellRevoked(gone, false);
+      this.progressed();
+    }
     this.pendingBatch = this.pendingBatch.filter((r) => !revoked(r));
     this.tracker.forget(revoked);
     if (this.ordered) this.restartRetained(keep);
@@ -332,6 +335,34 @@ export class Delivery implements OrderedSource {
     return { records, live: c.live, tainted: c.tainted };
   }
 
+  unsettledBetween(
+    topic: string,
+    partition: number,
+    after: string | undefined,
+    before: string,
+    except: ReadonlySet<string>,
+  ): boolean {
+    return this.o.ledger.openBetween(topic, partition, after, before, except);
+  }
+
+  onProgress(listener: () => void): () => void {
+    this.progressListeners.add(listener);
+    return () => this.progressListeners.delete(listener);
+  }
+
+  private readonly progressListeners = new Set<() => void>();
+  private progressScheduled = false;
+
+  /** Tells the progress listeners, once per turn. */
+  private progressed(): void {
+    if (this.progressScheduled || this.progressListeners.size === 0) return;
+    this.progressScheduled = true;
+    queueMicrotask(() => {
+      this.progressScheduled = false;
+      for (const listener of [...this.progressListeners]) listener();
+    });
+  }
+
   get replaysFailures(): boolean {
     return this.o.settled;
   }
@@ -356,6 +387,7 @@ export class Delivery implements OrderedSource {
     let partitions = this.epochs.get(topic);
     if (!partitions) this.epochs.set(topic, (partitions = new Map<number, number>()));
     partitions.set(partition, this.nextEpoch());
+    this.progressed();
   }
 
   /** Increasing within the process, so a later kafka-in (a redeploy) starts above an earlier one. */
@@ -592,6 +624,7 @@ export class Delivery implements OrderedSource {
   private settle(r: DeliveryRecord): void {
     if (this.closed) return;
     this.o.ledger.settle(r.topic, r.partition, r.message.offset);
+    this.progressed();
     this.unblockIfDone(r.topic, r.partition, r.message.offset);
     this.control?.settled();
   }
@@ -782,6 +815,9 @@ export class Delivery implements OrderedSource {
     this.epochs.clear();
     this.tellRevoked(all, true);
     this.revokeListeners.clear();
+    // waiting msgs find their partitions gone (stale)
+    for (const listener of [...this.progressListeners]) listener();
+    this.progressListeners.clear();
     this.stopRetrying();
     this.closed = true;
     if (this.deadlineTimer) clearInterval(this.deadlineTimer);

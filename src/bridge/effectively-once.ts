@@ -2,15 +2,17 @@
 // with a stable name, and the Kafka offset as the sequence id, so Pulsar's deduplication drops what it
 // already stored when a record is redelivered.
 import { createHash } from "node:crypto";
-import { BridgeError, ConfigurationError, failureScope } from "../common/errors";
+import { BridgeError, ConfigurationError } from "../common/errors";
 
 /** A producer name that is readable, stable across restarts and redeploys, and unique per source partition. */
 export function producerNameFor(
   source: { cluster: string; topic: string; partition: number },
   pulsarTopic: string,
+  /** The pulsar-out node's id: two nodes writing one topic have producers of their own. */
+  publisherId = "",
 ): string {
   const digest = createHash("sha256")
-    .update(JSON.stringify([source.cluster, source.topic, source.partition, pulsarTopic]))
+    .update(JSON.stringify([source.cluster, source.topic, source.partition, pulsarTopic, publisherId]))
     .digest("hex")
     .slice(0, 16);
   const readable = source.topic.replace(/[^A-Za-z0-9._-]/g, "_").slice(0, 80);
@@ -50,6 +52,19 @@ export interface OrderedSource {
    * alone, and whether part of it is of a discarded pass. Undefined when kafka-in does not track the msg.
    */
   carried(msgId: string): { records: CarriedRecord[]; live: boolean; tainted: boolean } | undefined;
+  /**
+   * Whether a record of the partition strictly between offsets `after` (undefined: from the lowest) and
+   * `before` is still unsettled, other than those in `except`: the flow may still bring it to pulsar-out.
+   */
+  unsettledBetween(
+    topic: string,
+    partition: number,
+    after: string | undefined,
+    before: string,
+    except: ReadonlySet<string>,
+  ): boolean;
+  /** Calls `listener` (soon after) when a record settles or a partition gets a new pass. */
+  onProgress(listener: () => void): () => void;
 }
 
 /** A record a msg carries. */
@@ -116,6 +131,15 @@ export class OrderedGate {
       s.failedAt = undefined;
       s.last = undefined;
     }
+    // Pulsar would drop it as a duplicate of the later offset it stored: refused, never a silent loss (the
+    // publisher waits for the earlier records of the partition, so only a msg whose record settled before,
+    // or a second msg of one record, comes here)
+    if (epoch !== undefined && s.last !== undefined && o < s.last)
+      throw new BridgeError(
+        "pulsar-out.errors.out-of-order",
+        `Kafka offset ${offset} reached pulsar-out after offset ${s.last} of its partition was published, so Pulsar would take it for a duplicate: its record was settled already (a node sent a msg of it after calling done()), or a node sent a second msg of it`,
+        false,
+      );
     if (s.last === o && attempt === s.lastAttempt)
       throw new BridgeError(
         "pulsar-out.errors.split-record",
@@ -127,7 +151,13 @@ export class OrderedGate {
     return "send";
   }
 
-  /** The send of an admitted msg failed for a reason other than the record itself. */
+  /** The offset admitted last in `epoch` on the stream (undefined: none yet in that epoch). */
+  lastOf(producerName: string, epoch: number): string | undefined {
+    const s = this.streams.get(producerName);
+    return s && s.epoch === epoch && s.last !== undefined ? String(s.last) : undefined;
+  }
+
+  /** The send of an admitted msg failed. */
   failed(producerName: string, offset: string, epoch: number | undefined): void {
     const s = this.streams.get(producerName);
     if (!s || (epoch !== undefined && s.epoch !== epoch)) return;
@@ -265,8 +295,23 @@ export class EffectivelyOncePublisher {
     const identity = source?.identityOf(at.topic);
     const cluster = identity ? await identity : typeof k?.cluster === "string" ? k.cluster : "";
     const producerName = this.nameFor(cluster, at.topic, at.partition, topic);
-    if (source) current = source.epochOf(at.topic, at.partition);
+    if (source && epoch !== undefined) {
+      // Offsets are admitted in order per partition: a later one waits while an earlier record of the
+      // partition may still come (a node holds it: an http request, a branch with more nodes). Stored
+      // after it, the earlier one would be a hole Pulsar takes for a duplicate.
+      const except = new Set([at.offset, ...(at.covers ?? []).map(String)]);
+      for (;;) {
+        current = source.epochOf(at.topic, at.partition);
+        // revoked (the new owner publishes it), or a pass kafka-in discarded
+        if (current === undefined || epoch < current) return "stale";
+        const after = this.gate.lastOf(producerName, epoch);
+        if (after !== undefined && BigInt(at.offset) <= BigInt(after)) break;
+        if (!source.unsettledBetween(at.topic, at.partition, after, at.offset, except)) break;
+        await this.progress(source);
+      }
+    } else if (source) current = source.epochOf(at.topic, at.partition);
     if (this.gate.admit(producerName, at.offset, at.attempt, epoch, current) === "stale") return "stale";
+    this.wakeWaiters();
     return {
       owner: { source, topic: at.topic, partition: at.partition, producerName },
       producerKey: `${topic}|${producerName}`,
@@ -276,6 +321,31 @@ export class EffectivelyOncePublisher {
       tainted: at.tainted === true,
       covers: at.covers,
     };
+  }
+
+  private readonly waiters = new Set<() => void>();
+
+  /** Resolves at the source's next progress, the next admission here, or after a second at most. */
+  private progress(source: OrderedSource): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = () => {
+        stop();
+        clearTimeout(timer);
+        this.waiters.delete(wake);
+        resolve();
+      };
+      const stop = source.onProgress(wake);
+      const timer = setTimeout(wake, 1000);
+      this.waiters.add(wake);
+    });
+  }
+
+  private wakeWaiters(): void {
+    if (this.waiters.size === 0) return;
+    const all = [...this.waiters];
+    queueMicrotask(() => {
+      for (const wake of all) wake();
+    });
   }
 
   /**
@@ -322,12 +392,13 @@ export class EffectivelyOncePublisher {
   }
 
   /**
-   * The publication failed after it was admitted: nothing later of its partition may be stored before it,
-   * so the stream waits for kafka-in's replay. An error about the record itself stored nothing and holds
-   * nothing up.
+   * The publication failed after it was admitted: nothing later of its partition may be stored before it
+   * (a later offset stored would make Pulsar take this one for a duplicate for good), so the stream waits
+   * for kafka-in's replay. So does an error about the record itself (too big): kafka-in dead-letters it
+   * and replays the msgs refused meanwhile under a new pass.
    */
-  failed(p: Publication, error: unknown): void {
-    if (failureScope(error) !== "record") this.gate.failed(p.owner.producerName, p.offset, p.epoch);
+  failed(p: Publication): void {
+    this.gate.failed(p.owner.producerName, p.offset, p.epoch);
   }
 
   /**
@@ -388,7 +459,7 @@ export class EffectivelyOncePublisher {
     let name = this.names.get(key);
     if (name === undefined) {
       if (this.names.size >= 10_000) this.names.clear();
-      name = producerNameFor({ cluster, topic, partition }, pulsarTopic);
+      name = producerNameFor({ cluster, topic, partition }, pulsarTopic, this.o.nodeId);
       this.names.set(key, name);
     }
     return name;

@@ -146,6 +146,35 @@ export class OffsetLedger {
     this.byTopic.get(topic)?.delete(partition);
   }
 
+  /**
+   * Whether an unsettled offset of the partition lies strictly between `after` (undefined: from its first)
+   * and `before`, other than those in `except`. Walks only that span of the offsets added.
+   */
+  openBetween(
+    topic: string,
+    partition: number,
+    after: string | undefined,
+    before: string,
+    except?: ReadonlySet<string>,
+  ): boolean {
+    const p = this.find(topic, partition);
+    if (!p || p.open.size === 0) return false;
+    let lo = p.head;
+    let hi = p.added.length;
+    if (after !== undefined)
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (compareOffsets(p.added[mid], after) <= 0) lo = mid + 1;
+        else hi = mid;
+      }
+    for (let i = lo; i < p.added.length; i++) {
+      const o = p.added[i];
+      if (compareOffsets(o, before) >= 0) return false;
+      if (p.open.has(o) && !except?.has(o)) return true;
+    }
+    return false;
+  }
+
   /** Whether `offset` of the partition is still tracked as unsettled. */
   isUnsettled(topic: string, partition: number, offset: string): boolean {
     return this.find(topic, partition)?.open.has(offset) ?? false;

@@ -58,6 +58,7 @@ const RECORD_KEYS = new Set([
   "pulsar-out.errors.template",
   "pulsar-out.errors.no-provenance",
   "pulsar-out.errors.split-record",
+  "pulsar-out.errors.out-of-order",
   "pulsar-out.errors.unproven-duplicate",
 ]);
 const RECORD_CODES = new Set(["MessageTooBig", "InvalidTopicName"]);

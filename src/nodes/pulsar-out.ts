@@ -236,7 +236,7 @@ export function registerPulsarOut(RED: RED): void {
               { tag: publication?.owner },
             );
           } catch (err) {
-            if (publication) eo?.failed(publication, err);
+            if (publication) eo?.failed(publication);
             throw err;
           }
           if (publication) eo?.received(publication, receipt);

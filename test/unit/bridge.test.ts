@@ -172,7 +172,15 @@ test("effectively-once: stable, distinct producer names; the ordered gate refuse
   names.add(
     producerNameFor({ cluster: "k:9092", topic: "orders", partition: 0 }, "persistent://public/default/p"),
   );
-  assert.equal(names.size, 102);
+  // two pulsar-out nodes writing one topic: a producer each (they would fight over one name)
+  names.add(
+    producerNameFor(
+      { cluster: "k:9092", topic: "orders", partition: 0 },
+      "persistent://public/default/o",
+      "out2",
+    ),
+  );
+  assert.equal(names.size, 103);
   // The ordered gate: one stream per producer name; a split record is refused.
   const gate = new OrderedGate();
   assert.equal(gate.admit(a, "5", 1, 1, 1), "send");
@@ -181,9 +189,21 @@ test("effectively-once: stable, distinct producer names; the ordered gate refuse
     () => gate.admit(a, "6", 1, 1, 1),
     (e: unknown) => e instanceof BridgeError && e.key === "pulsar-out.errors.split-record",
   );
-  // a record that comes back (a node behind pulsar-out failed) is sent again: Pulsar's receipt decides
+  // the last record again on a later try is sent: Pulsar's receipt decides
   assert.equal(gate.admit(a, "6", 2, 1, 1), "send");
-  assert.equal(gate.admit(a, "5", 2, 1, 1), "send");
+  // a lower offset after a higher one of the pass is refused (Pulsar would drop it), never sent
+  assert.throws(
+    () => gate.admit(a, "5", 2, 1, 1),
+    (e: unknown) =>
+      e instanceof BridgeError && e.key === "pulsar-out.errors.out-of-order" && failureScope(e) === "record",
+  );
+  // without a pass (msg.kafka not from a replaying kafka-in) it is sent: the receipt decides
+  const b = producerNameFor(
+    { cluster: "k:9092", topic: "other", partition: 0 },
+    "persistent://public/default/p",
+  );
+  assert.equal(gate.admit(b, "6", 1, undefined, undefined), "send");
+  assert.equal(gate.admit(b, "5", 1, undefined, undefined), "send");
   // A failed send fences the epoch: nothing later of it is sent until kafka-in's replay (a new epoch).
   gate.failed(a, "7", 1);
   gate.failed(a, "9", 1); // the lowest failure is the fence

@@ -234,7 +234,7 @@ test("pulsar-out's side: msgs of a discarded pass are stale, a failed send fence
   if (p1 === "stale") return assert.fail("record 1 is of the current pass");
   // record 1's send times out: record 2 of the same pass is refused until the replay
   const timeout = new TimeoutError("no receipt");
-  eo.failed(p1, timeout);
+  eo.failed(p1);
   await assert.rejects(prepare(h.find(0, 2)), /waits for the replay/);
   h.done(h.find(0, 1), timeout);
   await tick();
@@ -243,7 +243,16 @@ test("pulsar-out's side: msgs of a discarded pass are stale, a failed send fence
   await wait(60);
   const replayed = h.find(0, 1, 1);
   assert.equal(replayed.kafka.attempt, 2);
-  const again = await prepare(replayed);
+  // the replay holds record 0 too (unsettled): offset 1 of the new pass waits until 0 of it is admitted
+  let admitted = false;
+  const waiting = prepare(replayed).then((r) => {
+    admitted = true;
+    return r;
+  });
+  await wait(30);
+  assert.equal(admitted, false, "offset 1 of the new pass waits for offset 0");
+  assert.notEqual(await prepare(h.find(0, 0, 1)), "stale");
+  const again = await waiting;
   assert.notEqual(again, "stale");
   // a duplicate receipt stands for a stored record only when the producer can prove it
   if (again !== "stale") {
@@ -281,10 +290,11 @@ test("review fixes: a blocked record error replays; a send after a failure since
   const eo2 = new EffectivelyOncePublisher({ findSource: () => h2.d, closeProducers: () => [] });
   for (let o = 0; o < 3; o++) h2.record(0, o);
   await tick();
+  assert.notEqual(await eo2.prepare(h2.find(0, 0), topic), "stale");
   const a = await eo2.prepare(h2.find(0, 1), topic);
   const b = await eo2.prepare(h2.find(0, 2), topic);
   if (a === "stale" || b === "stale") return assert.fail("current pass");
-  eo2.failed(a, new Error("timeout"));
+  eo2.failed(a);
   assert.throws(() => eo2.recheck(b), /waits for the replay/);
   h2.done(h2.find(0, 0), new Error("boom"));
   await tick();
@@ -529,4 +539,41 @@ test("ordered: a second rebalance while a kept partition drains, after the join 
   assert.deepEqual(h.control, ["block 0", "unblock 0"]);
   await wait(80);
   assert.deepEqual(h.control, ["block 0", "unblock 0"]);
+});
+
+test("review 13: msgs the flow reorders (an http request, branches of unequal length) are admitted in offset order; a later msg of a settled record is refused, not dropped; a revoke while waiting makes it stale", async () => {
+  const h = harness({ ordered: true });
+  const eo = new EffectivelyOncePublisher({ findSource: () => h.d, closeProducers: () => [] });
+  const topic = "persistent://public/default/t";
+  for (let o = 0; o < 4; o++) h.record(0, o);
+  h.record(1, 0);
+  await tick();
+  const order: string[] = [];
+  const admit = (m: Sent) =>
+    eo.prepare(m, topic).then((p) => {
+      if (p !== "stale") order.push(p.offset);
+      return p;
+    });
+  // 2 and 1 reach pulsar-out before 0 (held by a slow node): they wait for it
+  const two = admit(h.find(0, 2));
+  const one = admit(h.find(0, 1));
+  await wait(30);
+  assert.deepEqual(order, [], "nothing before offset 0");
+  await admit(h.find(0, 0));
+  await Promise.all([one, two]);
+  assert.deepEqual(order, ["0", "1", "2"]);
+  // record 3 is dropped by a filter: it settles without reaching pulsar-out, which does not wait for it
+  h.done(h.find(0, 3));
+  await tick();
+  // a second msg of record 1 after 2 was published (a node sent it again): refused with the reason
+  await assert.rejects(eo.prepare(h.find(0, 1), topic), /after offset 2 of its partition was published/);
+  // a msg waiting for an earlier record when its partition is revoked is stale
+  h.record(1, 1);
+  await tick();
+  const waiting = eo.prepare(h.find(1, 1), topic);
+  await wait(20);
+  h.d.onAssignment([{ topic: "t", partition: 0 }]);
+  assert.equal(await waiting, "stale");
+  eo.close();
+  h.d.close();
 });
