@@ -323,6 +323,16 @@ export class EffectivelyOncePublisher {
     };
   }
 
+  /**
+   * Whether a msg found stale is a copy the flow's settlement does not follow (a Catch node's copy of a
+   * failed msg, a msg a node made up): not the discarded pass's own msg, which its replay brings again.
+   */
+  isCopy(m: Record<string, unknown>): boolean {
+    const k = m.kafka as KafkaFields | undefined;
+    const source = typeof k?.source === "string" ? this.o.findSource(k.source) : undefined;
+    return source !== undefined && typeof m._msgid === "string" && source.carried(m._msgid) === undefined;
+  }
+
   private readonly waiters = new Set<() => void>();
 
   /** Resolves at the source's next progress, the next admission here, or after a second at most. */

@@ -201,6 +201,7 @@ export function registerPulsarOut(RED: RED): void {
       producers.open(fixed, openProducer(fixed, undefined), { pinned: true }).catch(() => undefined);
     }
 
+    let warnedCopy = false;
     node.on("input", (msg: NodeMessage, send: (m: NodeMessage) => void, done: (err?: Error) => void) => {
       void (async () => {
         if (setupError) throw setupError;
@@ -213,7 +214,19 @@ export function registerPulsarOut(RED: RED): void {
         let publication: Publication | undefined;
         if (eo) {
           const p = await eo.prepare(m, topic);
-          if (p === "stale") return; // a pass kafka-in discarded: its replay brings the record again
+          if (p === "stale") {
+            // a pass kafka-in discarded: its replay brings the record again. A copy of such a msg (a Catch
+            // node's) is not published either: said once, so that error notices are sent another way
+            if (!warnedCopy && eo.isCopy(m)) {
+              warnedCopy = true;
+              node.warn(
+                t("pulsar-out.errors.stale-copy", {
+                  offset: String((m.kafka as { offset?: unknown }).offset),
+                }),
+              );
+            }
+            return;
+          }
           publication = p;
           out.sequenceId = p.sequenceId;
           out.covers = p.covers;

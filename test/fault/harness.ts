@@ -780,6 +780,15 @@ export async function runScenario(
         problem = (err as Error).message;
       }
     }
+    if (problem) {
+      // what node-red said last, and where each partition stands: the clues to a stall
+      log(`${scenario.name} / ${mode}: offsets ${JSON.stringify(await offsets().catch(() => undefined))}`);
+      nodeReds.forEach((nr, i) =>
+        log(
+          `${scenario.name} / ${mode}: node-red #${i} said last:\n${nr.output().split("\n").slice(-40).join("\n")}`,
+        ),
+      );
+    }
   } finally {
     for (const nr of nodeReds) await nr.stop();
     await kafkaAdmin.disconnect().catch(() => {});
