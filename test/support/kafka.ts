@@ -11,7 +11,20 @@ export async function createTopic(topic: string, numPartitions = 1, brokers = ka
   const admin = testKafka("tests", brokers).admin();
   await admin.connect();
   try {
-    await admin.createTopics({ topics: [{ topic, numPartitions }], waitForLeaders: true });
+    try {
+      await admin.createTopics({ topics: [{ topic, numPartitions }], waitForLeaders: true });
+    } catch (err) {
+      // the name of a topic just deleted: Kafka may answer for the old one while it creates the new one
+      if ((err as { type?: string }).type !== "UNKNOWN_TOPIC_OR_PARTITION") throw err;
+      const until = Date.now() + 30_000;
+      for (;;) {
+        const meta = await admin.fetchTopicMetadata({ topics: [topic] }).catch(() => undefined);
+        const partitions = meta?.topics[0]?.partitions ?? [];
+        if (partitions.length === numPartitions && partitions.every((p) => p.leader >= 0)) break;
+        if (Date.now() > until) throw err;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
   } finally {
     await admin.disconnect();
   }
