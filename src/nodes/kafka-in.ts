@@ -5,6 +5,7 @@ import { KAFKA_IN_DEFAULTS } from "./properties";
 import { coerceConfig } from "../common/coerce";
 import { BridgeError, describeError } from "../common/errors";
 import {
+  instanceKey,
   onClose,
   registerType,
   type HookCompleteEvent,
@@ -57,9 +58,9 @@ export function parseTopics(text: string): (string | RegExp)[] {
 type KafkaInConfig = ReturnType<typeof coerceConfig<typeof KAFKA_IN_DEFAULTS>>;
 
 /** The dead-letter writer of a kafka-in with the dead-letter policy: one producer, reused. */
-function deadLetterWriter(RED: RED, node: Node, cfg: KafkaInConfig, groupId: string) {
+function deadLetterWriter(RED: RED, share: string, cfg: KafkaInConfig, groupId: string) {
   const topic = cfg.deadLetterTopic.trim();
-  const userId = `${node.id}-dlq`;
+  const userId = `${share}-dlq`;
   if (cfg.deadLetterTarget === "pulsar") {
     const pc = RED.nodes.getNode(cfg.deadLetterPulsarCluster) as PulsarClusterNode | null;
     let acquired = false;
@@ -86,12 +87,12 @@ function deadLetterWriter(RED: RED, node: Node, cfg: KafkaInConfig, groupId: str
   return {
     write: async (r: DeliveryRecord, reason: string) =>
       writeKafkaDeadLetter(
-        await kafka.producer.acquire(node.id),
+        await kafka.producer.acquire(share),
         topic,
         r,
         deadLetterFields(r, reason, groupId),
       ),
-    close: () => kafka.producer.release(node.id),
+    close: () => kafka.producer.release(share),
   };
 }
 
@@ -99,6 +100,7 @@ export function registerKafkaIn(RED: RED): void {
   function KafkaInNode(this: Node & { wires?: string[][] }, def: NodeConfig) {
     RED.nodes.createNode(this, def);
     const node = this;
+    const share = instanceKey(node);
     const cfg = coerceConfig(def, KAFKA_IN_DEFAULTS);
     const cluster = RED.nodes.getNode(cfg.cluster) as KafkaClusterNode | null;
     const t = (key: string, vars?: Record<string, unknown>) => RED._(`${NS}${key}`, vars);
@@ -145,7 +147,7 @@ export function registerKafkaIn(RED: RED): void {
     const formats = { value: cfg.valueFormat as ValueFormat, key: cfg.keyFormat as KeyFormat };
     const nextMsgId = msgIdSource();
     const deadLetters =
-      cfg.failurePolicy === "dead-letter" ? deadLetterWriter(RED, node, cfg, groupId) : undefined;
+      cfg.failurePolicy === "dead-letter" ? deadLetterWriter(RED, share, cfg, groupId) : undefined;
 
     const describeNode = (id: string) => {
       const n = RED.nodes.getNode(id) as (Node & { type?: string }) | null;
@@ -385,7 +387,7 @@ export function registerKafkaIn(RED: RED): void {
         stopWatch();
         delivery.close();
       });
-      await Promise.allSettled([deadLetters?.close(), kafkaCluster.producer.release(node.id)]);
+      await Promise.allSettled([deadLetters?.close(), kafkaCluster.producer.release(share)]);
     });
   }
 

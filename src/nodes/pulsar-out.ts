@@ -3,7 +3,15 @@
 import { PULSAR_OUT_DEFAULTS } from "./properties";
 import { coerceConfig } from "../common/coerce";
 import { describeError, BridgeError, ConfigurationError } from "../common/errors";
-import { onClose, registerType, type Node, type NodeConfig, type NodeMessage, type RED } from "./red";
+import {
+  instanceKey,
+  onClose,
+  registerType,
+  type Node,
+  type NodeConfig,
+  type NodeMessage,
+  type RED,
+} from "./red";
 import type { LinkState, PulsarClusterNode } from "./pulsar-cluster";
 import { TopicResolver, type TopicSource } from "../bridge/topic";
 import { msgToPulsar } from "../bridge/msg-to-pulsar";
@@ -24,6 +32,7 @@ export function registerPulsarOut(RED: RED): void {
   function PulsarOutNode(this: Node, def: NodeConfig) {
     RED.nodes.createNode(this, def);
     const node = this;
+    const share = instanceKey(node);
     const cfg = coerceConfig(def, PULSAR_OUT_DEFAULTS);
     const cluster = RED.nodes.getNode(cfg.cluster) as PulsarClusterNode | null;
     const t = (key: string, vars?: Record<string, unknown>) =>
@@ -104,7 +113,7 @@ export function registerPulsarOut(RED: RED): void {
             });
       }
     };
-    cluster?.register(node.id, (state) => {
+    cluster?.register(share, (state) => {
       link = state;
       showLink();
     });
@@ -150,7 +159,7 @@ export function registerPulsarOut(RED: RED): void {
       );
 
     const getClient = (): Promise<PulsarClient> => {
-      client ??= (cluster as PulsarClusterNode).acquireClient(node.id);
+      client ??= (cluster as PulsarClusterNode).acquireClient(share);
       client.catch(() => (client = undefined));
       return client;
     };
@@ -279,11 +288,11 @@ export function registerPulsarOut(RED: RED): void {
 
     onClose(node, async () => {
       closing = true;
-      cluster?.deregister(node.id);
+      cluster?.deregister(share);
       clearInterval(sweep);
       eo?.close();
       await producers.closeAll();
-      if (client) await cluster?.releaseClient(node.id);
+      if (client) await cluster?.releaseClient(share);
       client = undefined;
       node.status({});
     });

@@ -1,6 +1,7 @@
 // The slice of the Node-RED runtime API these nodes use, typed once. Node-RED passes RED in; nothing here
 // requires node-red at runtime.
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeStatus } from "node-red";
+import { randomBytes } from "node:crypto";
 import { ConfigurationError } from "../common/errors";
 
 export type { Node, NodeDef, NodeMessage, NodeStatus };
@@ -79,6 +80,15 @@ export function onClose(node: Node, handler: (removed: boolean) => Promise<void>
       done();
     });
   });
+}
+
+/**
+ * The name this instance of `node` uses with a shared resource (a config node's client or producer). A
+ * redeployed node has the same id and can start before the old instance's close has finished (Node-RED
+ * waits 15 s for it at most): under the node id, that late release would close the new instance's share.
+ */
+export function instanceKey(node: Node): string {
+  return `${node.id}#${randomBytes(4).toString("hex")}`;
 }
 
 export type NodeConfig = NodeDef & Record<string, unknown>;
