@@ -76,6 +76,8 @@ interface LegacyQueue<R> {
   queue: Entry<R>[];
   last: number;
   timer: NodeJS.Timeout | undefined;
+  /** A deploy stopped the node while it queued these: it never handles them. */
+  stopped?: boolean;
 }
 
 /** How long a node without a done callback must be idle before the msgs it queued count as dropped. */
@@ -262,10 +264,14 @@ export class SettlementTracker<R> {
     }
     if (source.sent[source.sent.length - 1] !== entry) source.sent.push(entry);
     // a node without done callback sending a msg it queued: that one and those queued before are done
+    // A node without done callback handles its msgs in the order it received them: sending one it queued,
+    // it is done with those queued before; sending the msg it is being given (its input handler runs,
+    // postReceive has not come), it had no msg waiting, so every one it queued was dropped.
     const q = this.legacy.get(sourceId);
     if (q) {
       const at = q.queue.indexOf(entry);
       if (at >= 0) this.releaseLegacy(sourceId, q, at + 1);
+      else if (this.holding(entry.id, sourceId) === entry) this.releaseLegacy(sourceId, q, q.queue.length);
       else this.touchLegacy(sourceId, q);
     }
     this.schedule();
@@ -339,6 +345,8 @@ export class SettlementTracker<R> {
   received(msgId: string | undefined, nodeId: string, msg?: object): void {
     const entry = this.holding(msgId, nodeId, msg);
     if (!entry) return;
+    // a deploy is stopping the node: its input handler is gone, or it ends before handling what it queued
+    if (this.stopping?.(nodeId)) return this.interruptAt(entry, nodeId);
     const s = this.nodes.get(nodeId);
     if (s && s.turn === this.turn && s.sent.includes(entry)) {
       if (this.close(entry, nodeId)) this.afterClose(entry, nodeId);
@@ -387,8 +395,18 @@ export class SettlementTracker<R> {
       if (q.timer) clearTimeout(q.timer);
       this.legacy.delete(nodeId);
     }
-    for (const e of done)
-      if (this.entries.get(e.id) === e && this.close(e, nodeId)) this.afterClose(e, nodeId);
+    for (const e of done) {
+      if (this.entries.get(e.id) !== e) continue;
+      if (q.stopped) this.interruptAt(e, nodeId);
+      else if (this.close(e, nodeId)) this.afterClose(e, nodeId);
+    }
+  }
+
+  /** `nodeId` will never handle `entry`: its unit there closes, its records fail as interrupted. */
+  private interruptAt(entry: Entry<R>, nodeId: string): void {
+    if (!this.close(entry, nodeId)) return;
+    this.failRoots(entry, new InterruptedError(nodeId), "interrupted");
+    if (entry.total === 0) this.entries.delete(entry.id);
   }
 
   private pendingDecision(entry: Entry<R>, nodeId: string): void {
@@ -459,6 +477,7 @@ export class SettlementTracker<R> {
    */
   setStopping(isStopping: ((nodeId: string) => boolean) | undefined): void {
     this.stopping = isStopping;
+    if (isStopping) for (const [nodeId, q] of this.legacy) if (isStopping(nodeId)) q.stopped = true;
   }
 
   /**

@@ -503,3 +503,49 @@ test("settlement: a node without done callback (core switch) that queues msgs wh
   endTurn();
   assert.deepEqual(settled.sort(), ["ra", "rb", "rc", "rd"]);
 });
+
+test("settlement: a switch that drops a msg while steady traffic goes on: the dropped one settles with the next msg it passes, not after an idle second that never comes", () => {
+  const { t, settled, endTurn } = tracker(() => 0);
+  // x0 matches no rule: the handler returns without sending
+  t.track("x0", "r0");
+  t.delivered("x0", "in", "sw");
+  endTurn();
+  t.received("x0", "sw");
+  endTurn();
+  for (let i = 1; i <= 3; i++) {
+    const id = `x${i}`;
+    t.track(id, `r${i}`);
+    t.delivered(id, "in", "sw");
+    endTurn();
+    // matched: sent on from its own input handler, before postReceive
+    t.delivered(id, "sw", "out");
+    t.received(id, "sw");
+    endTurn();
+    t.completed(id, "out");
+    endTurn();
+  }
+  // the clock never moves: only the order of receipt can have settled x0
+  assert.deepEqual(settled.sort(), ["r0", "r1", "r2", "r3"]);
+});
+
+test("settlement: a deploy stops a node without done callback: a msg it gets as it stops, or had queued, is interrupted, never settled by the idle release after the deploy", async () => {
+  const { t, settled, failed, endTurn } = tracker(Date.now);
+  // queued while the switch was busy, then the deploy stops it
+  t.track("q", "rq");
+  t.delivered("q", "in", "sw");
+  endTurn();
+  t.received("q", "sw");
+  endTurn();
+  t.setStopping((id) => id === "sw");
+  // delivered to the closed instance: no handler runs, postReceive is raised all the same
+  t.track("m", "rm");
+  t.delivered("m", "in", "sw");
+  endTurn();
+  t.received("m", "sw");
+  endTurn();
+  t.setStopping(undefined); // flows:started
+  await new Promise((r) => setTimeout(r, LEGACY_IDLE_MS + 300));
+  endTurn();
+  assert.deepEqual(settled, []);
+  assert.deepEqual(failed.map((f) => `${f.r}:${f.cause}`).sort(), ["rm:interrupted", "rq:interrupted"]);
+});
