@@ -264,6 +264,10 @@ export class Delivery implements OrderedSource {
     this.tracker.routed(msgId, destinationId);
   }
 
+  unhandled(msgId: string | undefined, nodeId: string, msg?: object): void {
+    this.tracker.unhandled(msgId, nodeId, msg);
+  }
+
   completed(msgId: string | undefined, nodeId: string, error?: unknown, msg?: object): void {
     this.tracker.completed(msgId, nodeId, error, msg);
   }

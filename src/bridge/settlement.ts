@@ -358,6 +358,15 @@ export class SettlementTracker<R> {
     this.touchLegacy(nodeId, q);
   }
 
+  /**
+   * The msg reached an instance of `nodeId` that a deploy had closed (its input handler gone): no handler
+   * ran, none will call done; its records fail as interrupted.
+   */
+  unhandled(msgId: string | undefined, nodeId: string, msg?: object): void {
+    const entry = this.holding(msgId, nodeId, msg);
+    if (entry) this.interruptAt(entry, nodeId);
+  }
+
   /** The entry of this msg that `nodeId` holds a unit of (by id, else by the delivered object). */
   private holding(msgId: string | undefined, nodeId: string, msg?: object): Entry<R> | undefined {
     const held = (e: Entry<R> | undefined) =>

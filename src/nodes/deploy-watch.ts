@@ -2,7 +2,7 @@
 // that finishes a msg while it is being stopped (join, batch and delay call their held done()s on close)
 // did not deliver it, and a msg routed to a node that is stopping (or not yet started again) is not
 // delivered either, so the records involved must be tried again rather than settled.
-import type { RED } from "./red";
+import type { HookReceiveEvent, RED } from "./red";
 
 interface DeployDiff {
   changed?: string[];
@@ -106,4 +106,17 @@ export function watchDeploys(RED: RED, listener: DeployListener): () => void {
     events.off("flows:stopped", stopped);
     events.off("flows:started", started);
   };
+}
+
+/**
+ * How the node a msg was given (Node-RED's postReceive) took it: "closed" when the msg was sent as a deploy
+ * began and delivered after the deploy closed that node instance (no input handler ran; nobody will call
+ * done), "no-done" when its handler takes no done callback (core switch: Node-RED never completes its
+ * msgs), else "done" (onComplete follows).
+ */
+export function receipt(RED: RED, e: HookReceiveEvent): "closed" | "no-done" | "done" {
+  const n = e.destination.node;
+  if (!n) return "done";
+  if (!n._inputCallback && !n._inputCallbacks && RED.nodes.getNode(e.destination.id) !== n) return "closed";
+  return n._expectedDoneCount === 0 ? "no-done" : "done";
 }

@@ -17,7 +17,7 @@ import {
 } from "./red";
 import type { KafkaClusterNode } from "./kafka-cluster";
 import type { PulsarClusterNode } from "./pulsar-cluster";
-import { watchDeploys } from "./deploy-watch";
+import { receipt, watchDeploys } from "./deploy-watch";
 import { GroupConsumer, type ConsumerState } from "../kafka/group-consumer";
 import { OffsetLedger } from "../bridge/offsets";
 import { Delivery, type DeliveryRecord } from "../bridge/delivery";
@@ -368,8 +368,10 @@ export function registerKafkaIn(RED: RED): void {
         if (e.msg && !delivery.receiving(e.msg._msgid, e.destination.id, e.msg)) return false;
       }) as (event: never) => unknown);
       RED.hooks.add(`postReceive.${hookLabel}`, ((e: HookReceiveEvent) => {
-        if (e.msg && e.destination.node?._expectedDoneCount === 0)
-          delivery.received(e.msg._msgid, e.destination.id, e.msg);
+        if (!e.msg) return;
+        const how = receipt(RED, e);
+        if (how === "closed") delivery.unhandled(e.msg._msgid, e.destination.id, e.msg);
+        else if (how === "no-done") delivery.received(e.msg._msgid, e.destination.id, e.msg);
       }) as (event: never) => unknown);
     }
     consumer.start();

@@ -14,8 +14,14 @@ export interface HookSendEvent {
 
 export interface HookReceiveEvent {
   msg: NodeMessage & { _msgid?: string };
-  /** `_expectedDoneCount`: input handlers that take done(); 0 when Node-RED never completes its msgs. */
-  destination: { id: string; node?: { _expectedDoneCount?: number } };
+  /**
+   * `_expectedDoneCount`: input handlers that take done(); 0 when Node-RED never completes its msgs.
+   * `_inputCallback(s)`: the input handler(s); both null once the node was closed.
+   */
+  destination: {
+    id: string;
+    node?: { _expectedDoneCount?: number; _inputCallback?: unknown; _inputCallbacks?: unknown };
+  };
 }
 
 export interface HookCompleteEvent {

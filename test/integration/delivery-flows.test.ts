@@ -11,6 +11,8 @@ import { kafkaBrokers, pulsarUrl, uniqueName } from "../support/brokers";
 import { createClient } from "../../src/pulsar/client";
 import type { Consumer, PulsarClient, ReceivedMessage } from "../../src/pulsar/types";
 import { waitFor } from "../support/wait";
+import { receipt } from "../../src/nodes/deploy-watch";
+import type { RED } from "../../src/nodes/red";
 
 let pulsar: PulsarClient;
 before(() => {
@@ -577,5 +579,38 @@ test("a burst through core switch (it queues msgs while busy) into a rate-limiti
   } finally {
     await unloadFlow();
     await s.consumer.close();
+  }
+});
+
+test("a msg delivered to a node instance a deploy closed is told apart from one a running node takes (no handler ran: its records are tried again)", async () => {
+  const flow = (code: string) => [
+    { id: "tab", type: "tab" },
+    { id: "fn", z: "tab", type: "function", func: `${code}\nreturn msg;`, outputs: 1, wires: [["sw"]] },
+    {
+      id: "sw",
+      z: "tab",
+      type: "switch",
+      property: "payload",
+      rules: [{ t: "nnull" }],
+      outputs: 1,
+      wires: [[]],
+    },
+  ];
+  await loadFlow(flow("// one"));
+  try {
+    const red = { nodes: { getNode: (id: string) => helper.getNode(id) } } as unknown as RED;
+    const at = (id: string, node: unknown) => receipt(red, { msg: {}, destination: { id, node } } as never);
+    const oldFn = helper.getNode("fn");
+    const sw = helper.getNode("sw");
+    assert.equal(at("fn", oldFn), "done", "a running function calls done");
+    assert.equal(at("sw", sw), "no-done", "core switch takes no done callback");
+    // a "nodes" deploy that changes only the function: Node-RED closes the old instance
+    await helper.setFlows(flow("// two"), "nodes");
+    assert.notEqual(helper.getNode("fn"), oldFn);
+    assert.equal(at("fn", oldFn), "closed", "the closed instance runs nothing");
+    assert.equal(at("fn", helper.getNode("fn")), "done", "its successor runs");
+    assert.equal(at("sw", helper.getNode("sw")), "no-done", "the switch was not restarted");
+  } finally {
+    await unloadFlow();
   }
 });

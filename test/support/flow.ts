@@ -8,6 +8,7 @@ import { nodeRedHome, resolveFromNodeRed } from "./node-red-process";
 interface TestHelper {
   init(runtimePath: string, settings?: Record<string, unknown>): void;
   load(nodes: unknown[], flow: unknown[], credentials?: Record<string, unknown>): Promise<void>;
+  setFlows(flow: unknown[], type: "full" | "flows" | "nodes"): Promise<void>;
   unload(): Promise<void>;
   getNode(id: string): (NodeLike & Record<string, unknown>) | null;
   startServer(cb: () => void): void;

@@ -549,3 +549,18 @@ test("settlement: a deploy stops a node without done callback: a msg it gets as 
   assert.deepEqual(settled, []);
   assert.deepEqual(failed.map((f) => `${f.r}:${f.cause}`).sort(), ["rm:interrupted", "rq:interrupted"]);
 });
+
+test("settlement: a msg that reached a node instance a deploy had closed (no handler ran) is interrupted at once, not held to the settle deadline", () => {
+  const { t, settled, failed, endTurn } = tracker();
+  t.track("m", "r41");
+  t.delivered("m", "in", "fn");
+  endTurn();
+  t.unhandled("m", "fn");
+  endTurn();
+  assert.deepEqual(settled, []);
+  assert.deepEqual(
+    failed.map((f) => `${f.r}:${f.cause}`),
+    ["r41:interrupted"],
+  );
+  assert.equal(t.records, 0, "nothing left open");
+});
