@@ -5,8 +5,10 @@
 //   at once, or, without one, block;
 // - about the destination (authorization, a missing namespace, deduplication off): block, never
 //   dead-letter (every record would go there), tried again with back-off until the user fixes it;
-// - transient (anything else): tried again with back-off until `maxAttempts` tries failed (0: without
-//   end), then to the dead-letter target, or, without one, block.
+// - transient (anything else): tried again with back-off until `maxAttempts` tries failed, then to the
+//   dead-letter target, or, without one, block. With `maxAttempts` 0 it is tried without end, and after
+//   FREE_RETRIES tries its partition stops behind it (block, still tried with back-off): the partition
+//   flowing on would keep every later offset in memory, uncommittable, for as long as it fails.
 // Blocking stops the record's partition: nothing past it is committed and nothing new is fetched from it,
 // so memory stays bounded. A blocked record is tried again slowly (and at once after a redeploy).
 import type { FailureScope } from "../common/errors";
@@ -27,6 +29,8 @@ export type Decision =
   | { kind: "block"; retryInMs: number | undefined };
 
 export const DEFAULT_MAX_BACKOFF_MS = 60_000;
+/** Tries without end (`maxAttempts` 0): how many let the partition flow on before it stops behind the record. */
+export const FREE_RETRIES = 5;
 
 export class FailurePolicy {
   constructor(private readonly o: FailurePolicyOptions) {}
@@ -54,6 +58,8 @@ export class FailurePolicy {
       case "destination":
         return { kind: "block", retryInMs: Math.max(1000, this.backoff(tries)) };
       default:
+        if (this.o.maxAttempts <= 0 && tries >= FREE_RETRIES)
+          return { kind: "block", retryInMs: this.backoff(tries) };
         if (this.o.maxAttempts <= 0 || tries < this.o.maxAttempts)
           return { kind: "retry", delayMs: this.backoff(tries), counted: true };
         return this.o.deadLetter ? { kind: "dead-letter" } : { kind: "block", retryInMs: this.maxBackoffMs };

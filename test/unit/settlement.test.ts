@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { LEGACY_IDLE_MS, SettlementTracker } from "../../src/bridge/settlement";
-import { FailurePolicy } from "../../src/bridge/failure-policy";
+import { FailurePolicy, FREE_RETRIES } from "../../src/bridge/failure-policy";
 import { stoppingPredicate } from "../../src/nodes/deploy-watch";
 import { BridgeError, ConfigurationError, failureScope } from "../../src/common/errors";
 import {
@@ -386,12 +386,18 @@ test("failure policy: interrupted is retried uncounted; record errors dead-lette
   const block = new FailurePolicy({ maxAttempts: 2, retryBackoffMs: 100, deadLetter: false });
   assert.deepEqual(block.decide(1, { scope: "record", ...no }), { kind: "block", retryInMs: 60_000 });
   assert.deepEqual(block.decide(2, { scope: "transient", ...no }), { kind: "block", retryInMs: 60_000 });
-  const forever = new FailurePolicy({ maxAttempts: 0, retryBackoffMs: 1000, deadLetter: false });
-  assert.deepEqual(forever.decide(1000, { scope: "transient", ...no }), {
+  const forever = new FailurePolicy({ maxAttempts: 0, retryBackoffMs: 1000, deadLetter: true });
+  assert.deepEqual(forever.decide(FREE_RETRIES - 1, { scope: "transient", ...no }), {
     kind: "retry",
-    delayMs: 60_000,
+    delayMs: 2 ** (FREE_RETRIES - 2) * 1000,
     counted: true,
   });
+  // then its partition stops behind it (the ledger would grow with every later offset), still tried
+  assert.deepEqual(forever.decide(FREE_RETRIES, { scope: "transient", ...no }), {
+    kind: "block",
+    retryInMs: 2 ** (FREE_RETRIES - 1) * 1000,
+  });
+  assert.deepEqual(forever.decide(1000, { scope: "transient", ...no }), { kind: "block", retryInMs: 60_000 });
 });
 
 test("failure scope: what the error is about decides dead-letter or wait", () => {
