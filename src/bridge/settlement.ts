@@ -88,6 +88,8 @@ interface NodeState<R> {
   holding: Set<Entry<R>>;
   turn: number;
   sent: Entry<R>[];
+  /** When the node last sent or was given a tracked msg (the clock of `now`). */
+  active?: number;
 }
 
 export class SettlementTracker<R> {
@@ -258,6 +260,7 @@ export class SettlementTracker<R> {
       } else if (known !== entry) this.byObject.set(msg, [known, entry]);
     }
     const source = this.state(sourceId);
+    source.active = this.state(destinationId).active = this.now();
     if (source.turn !== this.turn) {
       source.turn = this.turn;
       source.sent = [];
@@ -491,7 +494,7 @@ export class SettlementTracker<R> {
 
   /**
    * Fails every live root tracked before `before` (ms clock) as expired, with the ids of the nodes that
-   * hold it, oldest first.
+   * hold it, oldest first; returns how many. Spared: a root one of whose holders sent or was given a msg since `before`.
    */
   expire(before: number, error: (holders: string[]) => unknown): number {
     const expired: Root<R>[] = [];
@@ -515,14 +518,20 @@ export class SettlementTracker<R> {
       if (entry.root) each(entry.root);
       else if (entry.roots) for (const r of entry.roots) each(r);
     }
+    let failed = 0;
     for (const root of expired) {
       if (root.done) continue;
+      // a node that holds it and sent or was given a msg within the deadline is working through a queue
+      // (a rate-limiting delay): slow, not stuck, and a retry would only queue a copy behind the original
+      if ([...(holders.get(root) ?? [])].some((n) => (this.nodes.get(n)?.active ?? -Infinity) >= before))
+        continue;
       root.done = true;
       this.live.delete(root);
+      failed++;
       this.events.failed(root.value, error([...(holders.get(root) ?? [])]), "expired");
     }
     this.prune(before);
-    return expired.length;
+    return failed;
   }
 
   /** Forgets the records `drop` selects (revoked, or to be replayed): they neither settle nor fail; returned. */

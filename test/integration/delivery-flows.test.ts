@@ -614,3 +614,35 @@ test("a msg delivered to a node instance a deploy closed is told apart from one 
     await unloadFlow();
   }
 });
+
+test("a rate-limiting delay slower than the settle deadline: its queue drains once, no record is retried behind its original (no duplicate), all commit", async () => {
+  const s = await setup("slow-delay", 30);
+  const between = [
+    {
+      id: "dl",
+      type: "delay",
+      pauseType: "rate",
+      timeout: "5",
+      timeoutUnits: "seconds",
+      rate: "5",
+      nbRateUnits: "1",
+      rateUnits: "second",
+      drop: false,
+      allowrate: false,
+      outputs: 1,
+      wires: [["out"]],
+    },
+  ];
+  // 30 records at 5 a second take 6 s; the deadline is 2 s
+  await loadFlow(flow(s, between, { inWires: ["dl"], kafkaIn: { settleTimeoutMs: 2000 } }));
+  try {
+    const got = await drain(s.consumer, 60, 12_000);
+    const values = got.map((m) => m.payload.toString());
+    assert.equal(new Set(values).size, 30, "every record");
+    assert.equal(values.length, 30, "each once: none expired and queued again behind its original");
+    await waitFor("all committed", async () => (await committed(s.groupId, s.kafkaTopic)) === 30, 20_000);
+  } finally {
+    await unloadFlow();
+    await s.consumer.close();
+  }
+});

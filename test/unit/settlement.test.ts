@@ -570,3 +570,41 @@ test("settlement: a msg that reached a node instance a deploy had closed (no han
   );
   assert.equal(t.records, 0, "nothing left open");
 });
+
+test("settlement: the settle deadline spares a record whose holder keeps sending (a rate-limiting delay working through its queue), not one whose holder is stuck", () => {
+  let clock = 0;
+  const { t, failed, settled, endTurn } = tracker(() => clock);
+  // a delay queues q1..q3 and sends one a tick; "stuck" holds s1 and sends nothing
+  for (const id of ["q1", "q2", "q3"]) {
+    t.track(id, `r-${id}`);
+    t.delivered(id, "in", "delay");
+    endTurn();
+  }
+  t.track("s1", "r-s1");
+  t.delivered("s1", "in", "stuck");
+  endTurn();
+  const deadline = 100;
+  const expire = () => t.expire(clock - deadline, (h) => new Error(`held by ${h.join(",")}`));
+  for (const [i, id] of ["q1", "q2", "q3"].entries()) {
+    clock = 80 * (i + 1);
+    t.delivered(id, "delay", "out");
+    t.completed(id, "delay");
+    endTurn();
+    expire();
+    t.completed(id, "out");
+    endTurn();
+  }
+  // at 240 the queued msgs were all older than the deadline, yet none failed: the delay sent one every 80
+  assert.deepEqual(
+    failed.map((f) => f.r),
+    ["r-s1"],
+    "only the record of the node that sent nothing",
+  );
+  assert.deepEqual(settled.sort(), ["r-q1", "r-q2", "r-q3"]);
+  // once the delay has been quiet for a deadline, what it still holds expires too
+  t.track("q4", "r-q4");
+  t.delivered("q4", "in", "delay");
+  endTurn();
+  clock += 2 * deadline;
+  assert.equal(expire(), 1);
+});
