@@ -159,6 +159,16 @@ export function registerPulsarOut(RED: RED): void {
       );
 
     const getClient = (): Promise<PulsarClient> => {
+      // a msg that waited while the node closed (effectively-once admits offsets in order) opens nothing:
+      // a producer opened now would outlive the node and hold its name against its successor
+      if (closing)
+        return Promise.reject(
+          new BridgeError(
+            "pulsar-out.errors.closing",
+            "pulsar-out is closing: its record is delivered again",
+            true,
+          ),
+        );
       client ??= (cluster as PulsarClusterNode).acquireClient(share);
       client.catch(() => (client = undefined));
       return client;
