@@ -18,6 +18,7 @@ import {
 import type { KafkaClusterNode } from "./kafka-cluster";
 import type { PulsarClusterNode } from "./pulsar-cluster";
 import { receipt, watchDeploys } from "./deploy-watch";
+import { streamingSplitsAfter } from "./flow-shape";
 import { GroupConsumer, type ConsumerState } from "../kafka/group-consumer";
 import { OffsetLedger } from "../bridge/offsets";
 import { Delivery, type DeliveryRecord } from "../bridge/delivery";
@@ -345,6 +346,9 @@ export function registerKafkaIn(RED: RED): void {
     // id registers its own before this one's close has finished, and must keep them.
     const hookLabel = `kafkaIn${node.id.replace(/[^A-Za-z0-9]/g, "")}_${nextMsgId()}`;
     const stopWatch = settled ? watchDeploys(RED, delivery) : () => undefined;
+    if (settled)
+      for (const split of streamingSplitsAfter(RED, node.id))
+        node.warn(t("kafka-in.errors.split-stream", { name: split.name || split.id }));
     if (settled) {
       RED.hooks.add(`preDeliver.${hookLabel}`, ((e: HookSendEvent) => {
         const id = e.msg?._msgid;

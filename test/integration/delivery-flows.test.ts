@@ -646,3 +646,32 @@ test("a rate-limiting delay slower than the settle deadline: its queue drains on
     await s.consumer.close();
   }
 });
+
+test("a split in stream mode after kafka-in is named in a warning: it carries a record's end over to the next record", async () => {
+  const s = await setup("split-stream", 1);
+  const between = [
+    { id: "fn", type: "function", func: "return msg;", outputs: 1, wires: [["sp"]] },
+    { id: "sp", type: "split", name: "lines", splt: "\\n", spltType: "str", stream: true, wires: [["out"]] },
+    {
+      id: "sp2",
+      type: "split",
+      name: "not after kafka-in",
+      splt: "\\n",
+      spltType: "str",
+      stream: true,
+      wires: [[]],
+    },
+  ];
+  await loadFlow(flow(s, between, { inWires: ["fn"] }));
+  try {
+    const spy = (helper as unknown as { log(): { args: unknown[][] } }).log();
+    const warned = () =>
+      spy.args.map((a) => JSON.stringify(a)).filter((line) => line.includes("stream mode"));
+    await waitFor("the warning", () => warned().length > 0, 10_000);
+    assert.equal(warned().length, 1, "one warning, for the split kafka-in reaches");
+    assert.match(warned()[0] ?? "", /split \\"lines\\" is in stream mode/);
+  } finally {
+    await unloadFlow();
+    await s.consumer.close();
+  }
+});
