@@ -8,6 +8,10 @@
 //   SKIP_INTEGRATION=1      a developer's explicit opt-out of the integration tests (refused when CI is set)
 //   TEST_FILTER=<substr>    only test files whose path contains <substr>
 //   TEST_LANES=1            the fault suite after the other integration tests, not beside them
+//
+// A test that hangs fails after TEST_TIMEOUT_MS (10 min; none takes 3), and a whole run that outlives
+// RUN_LIMIT_MS (70 min) is killed and counted as failed, so a hang shows up as a named failure within
+// CI's time instead of a CI run that never ends.
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -26,6 +30,9 @@ const merge = (a, b) => ({
 });
 // Integration files of the second lane: they bring brokers of their own (and wait on them most of the time).
 const FAULT_LANE = ["test/integration/fault.test.ts"];
+const TEST_TIMEOUT_MS = Number(process.env.TEST_TIMEOUT_MS) || 600_000;
+const RUN_LIMIT_MS = Number(process.env.RUN_LIMIT_MS) || 70 * 60_000;
+const STARTED = Date.now();
 const args = new Set(process.argv.slice(2));
 const inCI = Boolean(process.env.CI);
 
@@ -63,6 +70,7 @@ async function runTests(label, files, extraEnv = {}, nodeBin = process.execPath,
       "tsx",
       "--test",
       "--test-concurrency=1",
+      `--test-timeout=${TEST_TIMEOUT_MS}`,
       "--test-reporter=spec",
       "--test-reporter-destination=stdout",
       `--test-reporter=${path.join(ROOT, "scripts", "test-summary-reporter.mjs")}`,
@@ -73,7 +81,21 @@ async function runTests(label, files, extraEnv = {}, nodeBin = process.execPath,
       cwd: ROOT,
       stdio: prefix ? ["ignore", "pipe", "pipe"] : "inherit",
       env: { ...process.env, ...extraEnv, TEST_SUMMARY_FILE: summaryFile },
+      detached: true, // its own process group: the watchdog below kills what it started too
     },
+  );
+  let killed = false;
+  const watchdog = setTimeout(
+    () => {
+      killed = true;
+      console.log(`\n=== ${label}: still running after ${RUN_LIMIT_MS / 60_000} min in all; killed`);
+      try {
+        process.kill(-child.pid, "SIGKILL");
+      } catch {
+        child.kill("SIGKILL");
+      }
+    },
+    Math.max(0, RUN_LIMIT_MS - (Date.now() - STARTED)),
   );
   if (prefix) {
     prefixLines(child.stdout, process.stdout, prefix);
@@ -83,6 +105,13 @@ async function runTests(label, files, extraEnv = {}, nodeBin = process.execPath,
     child.on("error", () => resolve(1));
     child.on("close", (c) => resolve(c ?? 1));
   });
+  clearTimeout(watchdog);
+  if (killed) {
+    totals.failed++;
+    totals.failures.push(
+      `${label}: killed after ${RUN_LIMIT_MS / 60_000} min (a test hung; see its last lines)`,
+    );
+  }
   try {
     Object.assign(totals, JSON.parse(fs.readFileSync(summaryFile, "utf8")));
     fs.rmSync(summaryFile, { force: true });
