@@ -70,6 +70,8 @@ interface Entry<R> {
    * of a discarded pass into it): what this msg carries is partly of a pass kafka-in discarded.
    */
   tainted: boolean;
+  /** When it was last given to a node (the clock of `now`). */
+  given: number;
 }
 
 interface LegacyQueue<R> {
@@ -88,8 +90,13 @@ interface NodeState<R> {
   holding: Set<Entry<R>>;
   turn: number;
   sent: Entry<R>[];
-  /** When the node last sent or was given a tracked msg (the clock of `now`). */
-  active?: number;
+  /**
+   * When the node last sent or finished a tracked msg (the clock of `now`), and when the oldest record
+   * that msg held was tracked: a node working through a queue in order (a rate-limiting delay) progresses
+   * on msgs older than those it still holds; one that lost a msg progresses on newer ones past it.
+   */
+  progress?: number;
+  progressOf?: number;
 }
 
 export class SettlementTracker<R> {
@@ -164,6 +171,7 @@ export class SettlementTracker<R> {
       nodes: undefined,
       total: 0,
       tainted: false,
+      given: this.now(),
     };
     this.entries.set(id, entry);
     return entry;
@@ -252,6 +260,7 @@ export class SettlementTracker<R> {
       for (const parent of parents) this.inherit(entry, parent);
     }
     this.open(entry, destinationId);
+    entry.given = this.now();
     if (msg) {
       const known = this.byObject.get(msg);
       if (known === undefined) this.byObject.set(msg, entry);
@@ -260,7 +269,7 @@ export class SettlementTracker<R> {
       } else if (known !== entry) this.byObject.set(msg, [known, entry]);
     }
     const source = this.state(sourceId);
-    source.active = this.state(destinationId).active = this.now();
+    this.progressed(source, entry);
     if (source.turn !== this.turn) {
       source.turn = this.turn;
       source.sent = [];
@@ -270,6 +279,7 @@ export class SettlementTracker<R> {
     // A node without done callback handles its msgs in the order it received them: sending one it queued,
     // it is done with those queued before; sending the msg it is being given (its input handler runs,
     // postReceive has not come), it had no msg waiting, so every one it queued was dropped.
+    // Those it dropped settle as drops: their records were never handed to what the node sends now.
     const q = this.legacy.get(sourceId);
     if (q) {
       const at = q.queue.indexOf(entry);
@@ -316,7 +326,16 @@ export class SettlementTracker<R> {
   /** `nodeId` called done(error?) for the msg `msg` with this id (onComplete). */
   completed(msgId: string | undefined, nodeId: string, error?: unknown, msg?: object): void {
     const entry = this.holding(msgId, nodeId, msg);
-    if (entry && this.close(entry, nodeId)) this.afterClose(entry, nodeId, error);
+    if (!entry || !this.close(entry, nodeId)) return;
+    this.progressed(this.state(nodeId), entry);
+    this.afterClose(entry, nodeId, error);
+  }
+
+  private progressed(s: NodeState<R>, entry: Entry<R>): void {
+    s.progress = this.now();
+    let oldest = entry.root?.at ?? Infinity;
+    if (entry.roots) for (const r of entry.roots) if (r.at < oldest) oldest = r.at;
+    s.progressOf = oldest;
   }
 
   /** A unit of `entry` at `nodeId` was closed by its done(error?). */
@@ -410,8 +429,21 @@ export class SettlementTracker<R> {
     for (const e of done) {
       if (this.entries.get(e.id) !== e) continue;
       if (q.stopped) this.interruptAt(e, nodeId);
-      else if (this.close(e, nodeId)) this.afterClose(e, nodeId);
+      else if (this.close(e, nodeId)) this.dropped(e, nodeId);
     }
+  }
+
+  /**
+   * `nodeId`, a node without done callback, let go of `entry` without sending it (or sent it on: then
+   * others hold it still). Not an afterClose: the msgs the node sends in this turn carry other records,
+   * and a hand-over would make one of them carry this one too (mixed partitions under effectively-once,
+   * a drop dead-lettered with another record's error).
+   */
+  private dropped(entry: Entry<R>, nodeId: string): void {
+    if (entry.total > 0) return;
+    this.entries.delete(entry.id);
+    if (this.stopping?.(nodeId)) this.failRoots(entry, new InterruptedError(nodeId), "interrupted");
+    else this.release(entry);
   }
 
   /** `nodeId` will never handle `entry`: its unit there closes, its records fail as interrupted. */
@@ -494,7 +526,9 @@ export class SettlementTracker<R> {
 
   /**
    * Fails every live root tracked before `before` (ms clock) as expired, with the ids of the nodes that
-   * hold it, oldest first; returns how many. Spared: a root one of whose holders sent or was given a msg since `before`.
+   * hold it, oldest first; returns how many. Spared: a root a msg holds that was given to a node since
+   * `before`, and one of whose holders has since `before` sent or finished a msg holding records no newer
+   * than it (see NodeState.progress).
    */
   expire(before: number, error: (holders: string[]) => unknown): number {
     const expired: Root<R>[] = [];
@@ -508,23 +542,32 @@ export class SettlementTracker<R> {
       return 0;
     }
     const holders = new Map<Root<R>, Set<string>>();
+    /** Roots a msg holds that was given to a node since `before`: that node has just begun on it. */
+    const fresh = new Set<Root<R>>();
     for (const root of expired) holders.set(root, new Set());
     for (const entry of this.entries.values()) {
       const nodes = entry.nodes ? [...entry.nodes.keys()] : entry.node && entry.count > 0 ? [entry.node] : [];
+      const given = nodes.length > 0 && entry.given >= before;
       const each = (root: Root<R>) => {
         const set = holders.get(root);
         if (set) for (const n of nodes) set.add(n);
+        if (set && given) fresh.add(root);
       };
       if (entry.root) each(entry.root);
       else if (entry.roots) for (const r of entry.roots) each(r);
     }
     let failed = 0;
+    const progressing = (n: string, root: Root<R>) => {
+      const s = this.nodes.get(n);
+      return s?.progress !== undefined && s.progress >= before && (s.progressOf ?? Infinity) <= root.at;
+    };
     for (const root of expired) {
       if (root.done) continue;
-      // a node that holds it and sent or was given a msg within the deadline is working through a queue
-      // (a rate-limiting delay): slow, not stuck, and a retry would only queue a copy behind the original
-      if ([...(holders.get(root) ?? [])].some((n) => (this.nodes.get(n)?.active ?? -Infinity) >= before))
-        continue;
+      // a node that holds it and sent or finished, within the deadline, a msg no newer than it is working
+      // through a queue in order (a rate-limiting delay): slow, not stuck, and a retry would only queue a
+      // copy behind the original. One whose traffic overtook the record (a lost done, a join group that
+      // never completes, a send that never returns) does not spare it.
+      if (fresh.has(root) || [...(holders.get(root) ?? [])].some((n) => progressing(n, root))) continue;
       root.done = true;
       this.live.delete(root);
       failed++;

@@ -499,7 +499,12 @@ test("settlement: a node without done callback (core switch) that queues msgs wh
   // later the switch drops b and sends c on
   t.delivered("c", "sw", "out");
   endTurn();
-  assert.deepEqual(settled, [], "b, queued before the sent c, was dropped: it goes with c (the same turn)");
+  assert.deepEqual(
+    settled,
+    ["rb"],
+    "b, queued before the sent c, was dropped: it settles, c does not carry it",
+  );
+  assert.deepEqual(t.carried("c")?.alone, ["rc"]);
   t.completed("c", "out");
   t.completed("a", "out");
   endTurn();
@@ -532,6 +537,32 @@ test("settlement: a switch that drops a msg while steady traffic goes on: the dr
   }
   // the clock never moves: only the order of receipt can have settled x0
   assert.deepEqual(settled.sort(), ["r0", "r1", "r2", "r3"]);
+});
+
+test("settlement: what a switch dropped settles as a drop; the msg it sends next carries its own record only (effectively-once refuses a msg holding two partitions' records)", () => {
+  const { t, settled, failed, endTurn } = tracker(() => 0);
+  // p0 (partition 0) is dropped: the handler returns without sending
+  t.track("p0", "r-p0");
+  t.delivered("p0", "in", "sw");
+  endTurn();
+  t.received("p0", "sw");
+  endTurn();
+  // p1 (partition 1) matches and is sent on from its own handler, before postReceive
+  t.track("p1", "r-p1");
+  t.delivered("p1", "in", "sw");
+  endTurn();
+  t.delivered("p1", "sw", "out");
+  assert.deepEqual(t.carried("p1")?.alone, ["r-p1"], "p1 does not carry the dropped p0");
+  t.received("p1", "sw");
+  endTurn();
+  assert.deepEqual(settled, ["r-p0"], "the drop settles at once");
+  // p1 fails at pulsar-out: only its own record fails
+  t.completed("p1", "out", new Error("refused"));
+  endTurn();
+  assert.deepEqual(
+    failed.map((f) => f.r),
+    ["r-p1"],
+  );
 });
 
 test("settlement: a deploy stops a node without done callback: a msg it gets as it stops, or had queued, is interrupted, never settled by the idle release after the deploy", async () => {
@@ -607,4 +638,36 @@ test("settlement: the settle deadline spares a record whose holder keeps sending
   endTurn();
   clock += 2 * deadline;
   assert.equal(expire(), 1);
+});
+
+test("settlement: the settle deadline is not escaped by a stuck holder that traffic passes through (a function that lost one done, a join group that never completes)", () => {
+  let clock = 0;
+  const { t, failed, settled, endTurn } = tracker(() => clock);
+  const deadline = 100;
+  const expire = () => t.expire(clock - deadline, (h) => new Error(`held by ${h.join(",")}`));
+  // fn never calls done for "lost"; every later msg it handles and finishes within 10 ms
+  t.track("lost", "r-lost");
+  t.delivered("lost", "in", "fn");
+  endTurn();
+  for (let i = 1; i <= 30; i++) {
+    clock = 10 * i;
+    const id = `x${i}`;
+    t.track(id, `r-${id}`);
+    t.delivered(id, "in", "fn");
+    endTurn();
+    t.delivered(id, "fn", "out");
+    t.completed(id, "fn");
+    endTurn();
+    t.completed(id, "out");
+    endTurn();
+    expire();
+  }
+  assert.deepEqual(
+    failed.map((f) => `${f.r}:${f.cause}`),
+    ["r-lost:expired"],
+    "the overtaken record expires although fn keeps sending",
+  );
+  assert.match(String(failed[0].error), /held by fn/);
+  assert.equal(settled.length, 30);
+  assert.equal(t.records, 0);
 });
