@@ -67,10 +67,11 @@ const TRANSIENT_CODES = new Set(["AlreadyClosed", "ChecksumError"]);
 
 /**
  * Errors a record gets because of what happened to others, not to it: a msg refused because an earlier
- * record of its partition failed and is being replayed. Not counted as the record's tries (as an
- * interruption is not), or records behind a failing one would use theirs up.
+ * record of its partition failed and is being replayed, or because pulsar-out is closing (a redeploy).
+ * Not counted as the record's tries (as an interruption is not), or records behind a failing one, or a
+ * few redeploys, would use theirs up.
  */
-const CONSEQUENTIAL_KEYS = new Set(["pulsar-out.errors.replaying"]);
+const CONSEQUENTIAL_KEYS = new Set(["pulsar-out.errors.replaying", "pulsar-out.errors.closing"]);
 
 export function isConsequential(err: unknown): boolean {
   return err instanceof BridgeError && CONSEQUENTIAL_KEYS.has(err.key);

@@ -577,3 +577,20 @@ test("review 13: msgs the flow reorders (an http request, branches of unequal le
   eo.close();
   h.d.close();
 });
+
+test("a send refused because pulsar-out is closing (a redeploy) is not counted as a try: redeploys never dead-letter a good record", async () => {
+  const h = harness({ ordered: false, deadLetter: true, maxAttempts: 2 });
+  h.record(0, 0);
+  await tick();
+  const closing = () => new BridgeError("pulsar-out.errors.closing", "pulsar-out is closing", true);
+  for (let pass = 0; pass < 4; pass++) {
+    h.done(h.find(0, 0, pass), closing());
+    await wait(200);
+  }
+  assert.deepEqual(h.deadLettered, [], "four redeploys, maxAttempts 2: still not dead-lettered");
+  assert.equal(h.sent.length, 5, "sent again after each refusal");
+  h.done(h.find(0, 0, 4));
+  await tick();
+  assert.equal(h.ledger.takeCommittable("t", 0), "1");
+  h.d.close();
+});
