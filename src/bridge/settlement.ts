@@ -367,13 +367,13 @@ export class SettlementTracker<R> {
   received(msgId: string | undefined, nodeId: string, msg?: object): void {
     const entry = this.holding(msgId, nodeId, msg);
     if (!entry) return;
-    // a deploy is stopping the node: its input handler is gone, or it ends before handling what it queued
-    if (this.stopping?.(nodeId)) return this.interruptAt(entry, nodeId);
     const s = this.nodes.get(nodeId);
     if (s && s.turn === this.turn && s.sent.includes(entry)) {
       if (this.close(entry, nodeId)) this.afterClose(entry, nodeId);
       return;
     }
+    // a deploy is stopping the node: its input handler is gone, or it ends before handling what it queued
+    if (this.stopping?.(nodeId)) return this.interruptAt(entry, nodeId);
     let q = this.legacy.get(nodeId);
     if (!q) this.legacy.set(nodeId, (q = { queue: [], last: 0, timer: undefined }));
     q.queue.push(entry);
@@ -522,6 +522,11 @@ export class SettlementTracker<R> {
   setStopping(isStopping: ((nodeId: string) => boolean) | undefined): void {
     this.stopping = isStopping;
     if (isStopping) for (const [nodeId, q] of this.legacy) if (isStopping(nodeId)) q.stopped = true;
+    // the flows started again: what the stopped instances queued is interrupted now, and the new instance
+    // (the same node id) queues afresh
+    if (!isStopping)
+      for (const [nodeId, q] of [...this.legacy])
+        if (q.stopped) this.releaseLegacy(nodeId, q, q.queue.length);
   }
 
   /**
