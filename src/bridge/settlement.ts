@@ -353,7 +353,10 @@ export class SettlementTracker<R> {
       return;
     }
     const s = this.nodes.get(nodeId);
-    if (s && s.turn === this.turn && s.sent.length > 0) this.handOver(entry, s.sent);
+    // a source of its own (the window node) finishes a record once its contribution is durable: what it
+    // sends in that turn (a late record) carries none of it
+    if (s && s.turn === this.turn && s.sent.length > 0 && !this.isIndependent(nodeId))
+      this.handOver(entry, s.sent);
     else this.pendingDecision(entry, nodeId);
   }
 
@@ -503,7 +506,7 @@ export class SettlementTracker<R> {
     this.pending = [];
     for (const { entry, node } of pending) {
       if (this.entries.get(entry.id) !== entry || entry.total > 0) continue;
-      const s = node ? this.nodes.get(node) : undefined;
+      const s = node && !this.isIndependent(node) ? this.nodes.get(node) : undefined;
       if (s && s.turn === this.turn && s.sent.length > 0) this.handOver(entry, s.sent);
       else {
         this.entries.delete(entry.id);

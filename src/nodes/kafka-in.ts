@@ -4,20 +4,10 @@
 import { KAFKA_IN_DEFAULTS } from "./properties";
 import { coerceConfig } from "../common/coerce";
 import { BridgeError, describeError } from "../common/errors";
-import {
-  instanceKey,
-  onClose,
-  registerType,
-  type HookCompleteEvent,
-  type HookReceiveEvent,
-  type HookSendEvent,
-  type Node,
-  type NodeConfig,
-  type RED,
-} from "./red";
+import { instanceKey, onClose, registerType, type Node, type NodeConfig, type RED } from "./red";
 import type { KafkaClusterNode } from "./kafka-cluster";
 import type { PulsarClusterNode } from "./pulsar-cluster";
-import { receipt, watchDeploys } from "./deploy-watch";
+import { trackFlows } from "./flow-hooks";
 import { streamingSplitsAfter } from "./flow-shape";
 import { GroupConsumer, type ConsumerState } from "../kafka/group-consumer";
 import { OffsetLedger } from "../bridge/offsets";
@@ -342,42 +332,12 @@ export function registerKafkaIn(RED: RED): void {
     delivery.control = consumer;
     (node as Node & { orderedSource?: OrderedSource }).orderedSource = delivery;
 
-    // Node-RED's message hooks, under a label of this instance only: a redeployed kafka-in with the same
-    // id registers its own before this one's close has finished, and must keep them.
+    // Node-RED's message hooks, under a label of this instance only (flow-hooks.ts)
     const hookLabel = `kafkaIn${node.id.replace(/[^A-Za-z0-9]/g, "")}_${nextMsgId()}`;
-    const stopWatch = settled ? watchDeploys(RED, delivery) : () => undefined;
+    const stopTracking = settled ? trackFlows(RED, hookLabel, delivery) : () => undefined;
     if (settled)
       for (const split of streamingSplitsAfter(RED, node.id))
         node.warn(t("kafka-in.errors.split-stream", { name: split.name || split.id }));
-    if (settled) {
-      RED.hooks.add(`preDeliver.${hookLabel}`, ((e: HookSendEvent) => {
-        const id = e.msg?._msgid;
-        if (id) delivery.delivered(id, e.source.id, e.destination.id, e.msg);
-      }) as (event: never) => unknown);
-      RED.hooks.add(`onComplete.${hookLabel}`, ((e: HookCompleteEvent) => {
-        // the msg is passed too: a node may have deleted or changed its _msgid (core split does)
-        if (e.msg) delivery.completed(e.msg._msgid, e.node.id, e.error, e.msg);
-      }) as (event: never) => unknown);
-      // During a deploy, a msg routed to a node that is stopped (gone from the runtime, not yet started
-      // again) reaches nobody: its records are tried again. A stopping node still running receives it.
-      RED.hooks.add(`preRoute.${hookLabel}`, ((e: HookSendEvent) => {
-        const id = e.msg?._msgid;
-        if (id && delivery.deploying && !RED.nodes.getNode(e.destination.id))
-          delivery.routed(id, e.destination.id);
-      }) as (event: never) => unknown);
-      // A node whose input handler takes no done callback (core switch and filter, many older contrib
-      // nodes) never completes a msg: the tracker infers it from what the node sends next.
-      // false halts the msg: it is of a pass kafka-in discarded, whose records come again
-      RED.hooks.add(`onReceive.${hookLabel}`, ((e: HookReceiveEvent) => {
-        if (e.msg && !delivery.receiving(e.msg._msgid, e.destination.id, e.msg)) return false;
-      }) as (event: never) => unknown);
-      RED.hooks.add(`postReceive.${hookLabel}`, ((e: HookReceiveEvent) => {
-        if (!e.msg) return;
-        const how = receipt(RED, e);
-        if (how === "closed") delivery.unhandled(e.msg._msgid, e.destination.id, e.msg);
-        else if (how === "no-done") delivery.received(e.msg._msgid, e.destination.id, e.msg);
-      }) as (event: never) => unknown);
-    }
     consumer.start();
 
     onClose(node, async () => {
@@ -386,11 +346,7 @@ export function registerKafkaIn(RED: RED): void {
       // The hooks go as soon as the (bounded) drain ends, before the commit and the disconnect, which can
       // take long against a broker that went away.
       await consumer.stop(() => {
-        if (settled) {
-          for (const hook of ["preDeliver", "onComplete", "preRoute", "onReceive", "postReceive"])
-            RED.hooks.remove(`${hook}.${hookLabel}`);
-        }
-        stopWatch();
+        stopTracking();
         delivery.close();
       });
       await Promise.allSettled([deadLetters?.close(), kafkaCluster.producer.release(share)]);

@@ -203,6 +203,21 @@ test("settlement: a source of its own (the window node) settles what it holds it
   t.completed("b", "late-out");
   endTurn();
   assert.deepEqual(settled, ["ra", "rb"]);
+  // a late record sent in the turn the window finishes others (a checkpoint's done()s): they are not
+  // handed to the late msg, and do not wait for (or fail with) the late branch
+  t.track("c", "rc");
+  t.delivered("c", "in", "window");
+  t.track("d", "rd");
+  t.delivered("d", "in", "window");
+  endTurn();
+  t.completed("c", "window");
+  t.delivered("d", "window", "late-out");
+  t.completed("d", "window");
+  endTurn();
+  assert.deepEqual(settled, ["ra", "rb", "rc"], "c settles with its checkpoint");
+  t.completed("d", "late-out", new Error("late branch failed"));
+  endTurn();
+  assert.deepEqual(settled, ["ra", "rb", "rc"]);
 });
 
 test("settlement: split then join: parts are children of the record, the join's output settles it", () => {
