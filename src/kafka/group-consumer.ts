@@ -40,6 +40,8 @@ export interface GroupConsumerOptions {
 
 export class GroupConsumer {
   private consumer: Consumer | undefined;
+  /** The current consumer's connect, subscribe and run (see connect). */
+  private starting: Promise<unknown> | undefined;
   private running = false;
   private paused = false;
   private pausedTopics = new Set<string>();
@@ -137,17 +139,28 @@ export class GroupConsumer {
     consumer.on(DISCONNECT, () => {
       if (this.running && this.consumer === consumer) this.o.onState({ kind: "connecting" });
     });
-    try {
+    // stop() while this runs (a node redeployed before it joined its group) waits for it, and a consumer
+    // that was stopped meanwhile is disconnected here: kafkajs would finish connecting and run it, unowned
+    const stale = () => !this.running || this.consumer !== consumer;
+    const starting = (async () => {
       await consumer.connect();
+      if (stale()) return;
       await consumer.subscribe({ topics: this.o.topics, fromBeginning: this.o.fromBeginning });
+      if (stale()) return;
       await consumer.run({
         autoCommit: this.o.commitMode === "auto",
         eachBatchAutoResolve: false,
         partitionsConsumedConcurrently: 1,
         eachBatch: (payload) => this.eachBatch(payload),
       });
+    })();
+    this.starting = starting.catch(() => undefined);
+    try {
+      await starting;
+      if (stale()) await consumer.disconnect().catch(() => undefined);
     } catch (err) {
-      this.scheduleRestart(err);
+      if (stale()) await consumer.disconnect().catch(() => undefined);
+      else this.scheduleRestart(err);
     }
   }
 
@@ -324,6 +337,8 @@ export class GroupConsumer {
     this.running = false;
     if (this.restartTimer) clearTimeout(this.restartTimer);
     if (this.commitTimer) clearInterval(this.commitTimer);
+    // a consumer still connecting is disconnected once it has (see connect); waited for a while at most
+    if (this.starting) await Promise.race([this.starting, new Promise((r) => setTimeout(r, 10_000).unref())]);
     const consumer = this.consumer;
     if (consumer) {
       const topics = [...this.seenTopics];

@@ -76,3 +76,40 @@ test("20 redeploys (full, flows, nodes) leave broker connections flat; the bridg
   assert.match(statuses.get("out")?.text ?? "", /status\.connected$/, "a catalog key the editor translates");
   assert.doesNotMatch(red.output(), /Unhandled|uncaught/i);
 });
+
+test("a kafka-in removed while it still joins its group leaves no connection behind (it used to finish connecting and consume, unowned)", async (t) => {
+  const kafkaTopic = uniqueName("quick-remove");
+  await createTopic(kafkaTopic, 1);
+  const userDir = makeUserDir();
+  t.after(() => fs.rmSync(userDir, { recursive: true, force: true }));
+  const red = await startNodeRed({ userDir });
+  t.after(() => red.stop());
+  const kafkaPort = Number((kafkaBrokers[0] ?? "").split(":")[1]);
+  const empty = [{ id: "tab", type: "tab", label: "empty" }];
+  for (let i = 0; i < 10; i++) {
+    await red.deploy([
+      { id: "tab", type: "tab", label: `v${i}` },
+      { id: "kc", type: "kafka-cluster", brokers: kafkaBrokers.join(",") },
+      {
+        id: `in${i}`,
+        type: "kafka-in",
+        z: "tab",
+        cluster: "kc",
+        topics: kafkaTopic,
+        groupId: uniqueName("quick-group"),
+        wires: [[]],
+      },
+    ]);
+    // removed soon: its consumer is still connecting, subscribing or joining (each time a little later)
+    await new Promise((r) => setTimeout(r, 100 * i));
+    await red.deploy(empty);
+  }
+  // a consumer that finished connecting after its node was gone would hold its connections from here on
+  const deadline = Date.now() + 20_000;
+  let open = connections(red.process.pid ?? 0, [kafkaPort]);
+  while (open > 0 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 500));
+    open = connections(red.process.pid ?? 0, [kafkaPort]);
+  }
+  assert.equal(open, 0, "no connection to Kafka once no Kafka node is deployed");
+});
