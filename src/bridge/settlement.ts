@@ -70,7 +70,10 @@ interface Entry<R> {
    * of a discarded pass into it): what this msg carries is partly of a pass kafka-in discarded.
    */
   tainted: boolean;
-  /** When it was last given to a node (the clock of `now`). */
+  /**
+   * When it was last given to a node (the clock of `now`); a child made by a node from what it holds (a
+   * split part, a fresh msg) starts with the earliest arrival of what it was made from.
+   */
   given: number;
 }
 
@@ -90,13 +93,17 @@ interface NodeState<R> {
   holding: Set<Entry<R>>;
   turn: number;
   sent: Entry<R>[];
+  /** When the node was last given a tracked msg (the clock of `now`). */
+  given?: number;
   /**
-   * When the node last sent or finished a tracked msg (the clock of `now`), and when the oldest record
-   * that msg held was tracked: a node working through a queue in order (a rate-limiting delay) progresses
-   * on msgs older than those it still holds; one that lost a msg progresses on newer ones past it.
+   * When the node last sent or finished a tracked msg, and the latest arrival at the node of the msgs it
+   * sent or finished in that turn: a node working through a queue in arrival order (a rate-limiting delay)
+   * progresses on msgs that came before those it still holds; one that lost a msg (or a join group that
+   * never completes) progresses on msgs that came after it.
    */
   progress?: number;
   progressOf?: number;
+  progressTurn?: number;
 }
 
 export class SettlementTracker<R> {
@@ -257,10 +264,15 @@ export class SettlementTracker<R> {
         for (const p of this.pending) if (p.node === sourceId) parents.push(p.entry);
       if (parents.length === 0) return;
       entry = this.newEntry(msgId);
-      for (const parent of parents) this.inherit(entry, parent);
+      for (const parent of parents) {
+        this.inherit(entry, parent);
+        if (parent.given < entry.given) entry.given = parent.given;
+      }
     }
+    const arrived = entry.given;
     this.open(entry, destinationId);
-    entry.given = this.now();
+    const now = (entry.given = this.now());
+    this.state(destinationId).given = now;
     if (msg) {
       const known = this.byObject.get(msg);
       if (known === undefined) this.byObject.set(msg, entry);
@@ -269,7 +281,7 @@ export class SettlementTracker<R> {
       } else if (known !== entry) this.byObject.set(msg, [known, entry]);
     }
     const source = this.state(sourceId);
-    this.progressed(source, entry);
+    this.progressed(source, arrived);
     if (source.turn !== this.turn) {
       source.turn = this.turn;
       source.sent = [];
@@ -327,15 +339,18 @@ export class SettlementTracker<R> {
   completed(msgId: string | undefined, nodeId: string, error?: unknown, msg?: object): void {
     const entry = this.holding(msgId, nodeId, msg);
     if (!entry || !this.close(entry, nodeId)) return;
-    this.progressed(this.state(nodeId), entry);
+    const s = this.state(nodeId);
+    // one it sent on in this turn counted when sent (its arrival here is no longer known)
+    if (!(s.turn === this.turn && s.sent.includes(entry))) this.progressed(s, entry.given);
     this.afterClose(entry, nodeId, error);
   }
 
-  private progressed(s: NodeState<R>, entry: Entry<R>): void {
+  /** `s` sent or finished a msg that reached it at `arrived`. */
+  private progressed(s: NodeState<R>, arrived: number): void {
     s.progress = this.now();
-    let oldest = entry.root?.at ?? Infinity;
-    if (entry.roots) for (const r of entry.roots) if (r.at < oldest) oldest = r.at;
-    s.progressOf = oldest;
+    s.progressOf =
+      s.progressTurn === this.turn && s.progressOf !== undefined ? Math.max(s.progressOf, arrived) : arrived;
+    s.progressTurn = this.turn;
   }
 
   /** A unit of `entry` at `nodeId` was closed by its done(error?). */
@@ -534,9 +549,9 @@ export class SettlementTracker<R> {
 
   /**
    * Fails every live root tracked before `before` (ms clock) as expired, with the ids of the nodes that
-   * hold it, oldest first; returns how many. Spared: a root a msg holds that was given to a node since
-   * `before`, and one of whose holders has since `before` sent or finished a msg holding records no newer
-   * than it (see NodeState.progress).
+   * hold it, oldest first; returns how many. Spared: a root whose msg reached a node since `before`, or
+   * is held by a node active since then (given or sending msgs) whose latest progress, if made after the
+   * msg reached it, was on msgs that came no later (see NodeState.progress).
    */
   expire(before: number, error: (holders: string[]) => unknown): number {
     const expired: Root<R>[] = [];
@@ -550,32 +565,34 @@ export class SettlementTracker<R> {
       return 0;
     }
     const holders = new Map<Root<R>, Set<string>>();
-    /** Roots a msg holds that was given to a node since `before`: that node has just begun on it. */
-    const fresh = new Set<Root<R>>();
+    // A node that holds the record and is slow, not stuck: it got the msg within the deadline, or it is
+    // active and working in arrival order (a rate-limiting delay's queue, a join still filling its group),
+    // and a retry would only queue a copy behind the original. One whose later msgs overtook it (a lost
+    // done, a join group that never completes while others do, a send that never returns) does not spare it.
+    const working = (n: string, arrived: number) => {
+      if (arrived >= before) return true;
+      const s = this.nodes.get(n);
+      if (!s || Math.max(s.given ?? -Infinity, s.progress ?? -Infinity) < before) return false;
+      const overtaken =
+        s.progress !== undefined && s.progress >= arrived && (s.progressOf ?? -Infinity) > arrived;
+      return !overtaken;
+    };
+    const spared = new Set<Root<R>>();
     for (const root of expired) holders.set(root, new Set());
     for (const entry of this.entries.values()) {
       const nodes = entry.nodes ? [...entry.nodes.keys()] : entry.node && entry.count > 0 ? [entry.node] : [];
-      const given = nodes.length > 0 && entry.given >= before;
+      const spares = nodes.some((n) => working(n, entry.given));
       const each = (root: Root<R>) => {
         const set = holders.get(root);
         if (set) for (const n of nodes) set.add(n);
-        if (set && given) fresh.add(root);
+        if (set && spares) spared.add(root);
       };
       if (entry.root) each(entry.root);
       else if (entry.roots) for (const r of entry.roots) each(r);
     }
     let failed = 0;
-    const progressing = (n: string, root: Root<R>) => {
-      const s = this.nodes.get(n);
-      return s?.progress !== undefined && s.progress >= before && (s.progressOf ?? Infinity) <= root.at;
-    };
     for (const root of expired) {
-      if (root.done) continue;
-      // a node that holds it and sent or finished, within the deadline, a msg no newer than it is working
-      // through a queue in order (a rate-limiting delay): slow, not stuck, and a retry would only queue a
-      // copy behind the original. One whose traffic overtook the record (a lost done, a join group that
-      // never completes, a send that never returns) does not spare it.
-      if (fresh.has(root) || [...(holders.get(root) ?? [])].some((n) => progressing(n, root))) continue;
+      if (root.done || spared.has(root)) continue;
       root.done = true;
       this.live.delete(root);
       failed++;

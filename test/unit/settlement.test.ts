@@ -694,3 +694,79 @@ test("settlement: the settle deadline is not escaped by a stuck holder that traf
   assert.equal(settled.length, 30);
   assert.equal(t.records, 0);
 });
+
+test("settlement: the settle deadline spares a join still filling its group (given msgs, nothing sent) and a queue fed out of record order, but not a join group overtaken by later groups", () => {
+  let clock = 0;
+  const { t, failed, settled, endTurn } = tracker(() => clock);
+  const deadline = 100;
+  const expire = () => t.expire(clock - deadline, (h) => new Error(`held by ${h.join(",")}`));
+  // a join of 5 on a quiet topic: one part every 40, so the group takes 160 (longer than the deadline)
+  const parts: string[] = [];
+  for (let i = 0; i < 5; i++) {
+    clock = 40 * i;
+    const id = `p${i}`;
+    parts.push(id);
+    t.track(id, `r-${id}`);
+    t.delivered(id, "in", "join");
+    endTurn();
+    expire();
+  }
+  t.delivered("p4", "join", "out");
+  for (const p of parts) t.completed(p, "join");
+  endTurn();
+  t.completed("p4", "out");
+  endTurn();
+  assert.equal(failed.length, 0, "the filling join expired nothing");
+  assert.equal(settled.length, 5);
+
+  // a rate limiter whose queue gets an older record behind newer ones (it came the long way round): it
+  // works through the queue in the order msgs reached it
+  clock = 1000;
+  t.track("old", "r-old"); // tracked first, held elsewhere for a while
+  t.delivered("old", "in", "slow-branch");
+  endTurn();
+  const queued = ["n1", "n2", "n3"];
+  for (const id of queued) {
+    t.track(id, `r-${id}`);
+    t.delivered(id, "in", "limiter");
+    endTurn();
+  }
+  clock = 1050;
+  t.delivered("old", "slow-branch", "limiter");
+  t.completed("old", "slow-branch");
+  endTurn();
+  for (const [i, id] of [...queued, "old"].entries()) {
+    clock = 1100 + 60 * i;
+    t.delivered(id, "limiter", "out");
+    t.completed(id, "limiter");
+    endTurn();
+    expire();
+    t.completed(id, "out");
+    endTurn();
+  }
+  assert.equal(failed.length, 0, "in arrival order at the limiter: nothing overtook the older record there");
+
+  // a keyed join: group A never completes, groups B.. complete one after the other
+  clock = 2000;
+  t.track("a1", "r-a1");
+  t.delivered("a1", "in", "kjoin");
+  endTurn();
+  for (let g = 0; g < 20; g++) {
+    clock = 2000 + 20 * (g + 1);
+    const id = `b${g}`;
+    t.track(id, `r-${id}`);
+    t.delivered(id, "in", "kjoin");
+    t.delivered(id, "kjoin", "out");
+    t.completed(id, "kjoin");
+    endTurn();
+    t.completed(id, "out");
+    endTurn();
+    expire();
+  }
+  assert.deepEqual(
+    failed.map((f) => f.r),
+    ["r-a1"],
+    "the group later groups overtook expires, naming the join",
+  );
+  assert.match(String(failed[0]?.error), /held by kjoin/);
+});
