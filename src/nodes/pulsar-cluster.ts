@@ -61,6 +61,8 @@ export class UserLinks {
 
   deregister(userId: string): void {
     this.listeners.delete(userId);
+    // a user key is an instance's (red.ts instanceKey): never registered again, so nothing to keep for it
+    if (!this.producers.has(userId)) this.told.delete(userId);
   }
 
   /** A producer of `userId` is being created: its handle for set and remove. */
@@ -90,6 +92,8 @@ export class UserLinks {
 
   /** Something that concerns all of the user's connections (the client could not be made): told at once. */
   tell(userId: string, state: LinkState): void {
+    // a user gone (deregistered, no producer) hears nothing more: kept, it would stay for ever
+    if (!this.listeners.has(userId) && !this.producers.has(userId)) return;
     this.told.set(userId, state);
     this.push(userId, state);
   }

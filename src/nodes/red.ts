@@ -111,7 +111,31 @@ export function registerType<T>(
     : undefined;
   RED.nodes.registerType(
     type,
-    ctor as unknown as (this: Node, def: NodeDef) => void,
+    function (this: Node, def: NodeDef) {
+      (ctor as unknown as (this: Node, def: NodeDef) => void).call(this, def);
+      quietWhenReplaced(this);
+    },
     creds ? { credentials: creds } : undefined,
   );
+}
+
+/** The newest instance of each node id. */
+const current = new Map<string, Node>();
+
+/**
+ * A redeployed node's new instance can start before the old one's close has ended (see instanceKey): the
+ * status is per node id, so the old instance's last words (node.status({}) as it closes) would blank the
+ * new one's. An instance that a newer one replaced shows no status any more.
+ */
+function quietWhenReplaced(node: Node): void {
+  current.set(node.id, node);
+  const status = node.status.bind(node);
+  node.status = (s: Parameters<Node["status"]>[0]) => {
+    if (current.get(node.id) === node) status(s);
+  };
+  // two parameters: Node-RED passes (removed, done) to a close listener of that length
+  node.on("close", (removed: boolean, done: () => void) => {
+    if (removed && current.get(node.id) === node) current.delete(node.id);
+    done();
+  });
 }

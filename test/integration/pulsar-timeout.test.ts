@@ -132,4 +132,9 @@ test("a redeployed pulsar-out keeps its client when the old instance's close end
   // the old close ends now and lets go of its share of the client; the new instance's share stays
   assert.deepEqual((await waitStored(["b"], 40_000)).sort(), ["a", "b"]);
   assert.doesNotMatch(red.output(), /client is closed|was closed before Pulsar acknowledged/);
+  // the old instance's close ended after the new instance showed its status: that status stays (the
+  // editor read over /comms, as it gets it)
+  await new Promise((r) => setTimeout(r, 1000));
+  const status = (await red.statuses()).get("out");
+  assert.match(status?.text ?? "", /status\.connected$/, `the status of out: ${JSON.stringify(status)}`);
 });
