@@ -2,8 +2,10 @@
 import type { RED } from "./nodes/red";
 import { registerKafkaCluster } from "./nodes/kafka-cluster";
 import { registerKafkaIn } from "./nodes/kafka-in";
+import { registerKafkaWindow } from "./nodes/kafka-window";
 
 export = function registerKafkaNodes(RED: RED): void {
   registerKafkaCluster(RED);
   registerKafkaIn(RED);
+  registerKafkaWindow(RED);
 };

@@ -218,3 +218,48 @@ function valueOf(s: AggregationSpec, acc: Acc): unknown {
     }
   }
 }
+
+/**
+ * The window node's aggregation list: comma-separated `kind` or `name:kind` items, collect with an
+ * optional limit (`collect(50)`); e.g. "mean" (the result is the mean alone) or "avg:mean, peak:max, n:count".
+ */
+export function parseAggregations(text: string): AggregationSpec[] {
+  const specs: AggregationSpec[] = [];
+  const names = new Set<string>();
+  for (const raw of text.split(",")) {
+    const item = raw.trim();
+    if (item === "") continue;
+    const m = /^(?:([A-Za-z_$][\w$]*)\s*:\s*)?([a-z]+)(?:\(\s*(\d+)\s*\))?$/.exec(item);
+    const kind = m?.[2] as AggregationKind | undefined;
+    if (!m || !kind || !AGGREGATION_KINDS.includes(kind))
+      throw new BridgeError(
+        "kafka-window.errors.bad-aggregation",
+        `"${item}" is not an aggregation: write kind or name:kind, kind one of ${AGGREGATION_KINDS.join(", ")} (collect(limit) too)`,
+        false,
+      );
+    if (m[3] !== undefined && kind !== "collect")
+      throw new BridgeError(
+        "kafka-window.errors.bad-aggregation",
+        `only collect takes a limit: "${item}"`,
+        false,
+      );
+    const name = m[1] ?? "";
+    const key = name || kind;
+    if (names.has(key))
+      throw new BridgeError(
+        "kafka-window.errors.bad-aggregation",
+        `two aggregations are named "${key}": give them names (name:kind)`,
+        false,
+      );
+    names.add(key);
+    const limit = m[3] === undefined ? undefined : Number(m[3]);
+    if (limit !== undefined && (limit < 1 || limit > COLLECT_LIMIT * 100))
+      throw new BridgeError(
+        "kafka-window.errors.bad-aggregation",
+        `collect's limit must be between 1 and ${COLLECT_LIMIT * 100}`,
+        false,
+      );
+    specs.push(limit === undefined ? { name, kind } : { name, kind, limit });
+  }
+  return specs;
+}

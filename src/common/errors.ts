@@ -60,6 +60,10 @@ const RECORD_KEYS = new Set([
   "pulsar-out.errors.split-record",
   "pulsar-out.errors.out-of-order",
   "pulsar-out.errors.unproven-duplicate",
+  "kafka-window.errors.not-a-number",
+  "kafka-window.errors.no-time",
+  "kafka-window.errors.too-many-windows",
+  "kafka-window.errors.expression",
 ]);
 const RECORD_CODES = new Set(["MessageTooBig", "InvalidTopicName"]);
 /** Non-retriable by their flag, but they say the producer is going away (a redeploy), not that it refused. */

@@ -224,3 +224,20 @@ async function commitOne(
   }
   await t.commit();
 }
+
+const FENCED_TYPES = new Set(["INVALID_PRODUCER_EPOCH", "PRODUCER_FENCED"]);
+
+/** Whether a write failed because another writer opened the partition since (the error or its causes say so). */
+export function isFencedError(err: unknown): boolean {
+  const seen = new Set<unknown>();
+  const walk = (e: unknown): boolean => {
+    if (!e || typeof e !== "object" || seen.has(e)) return false;
+    seen.add(e);
+    const o = e as { type?: unknown; cause?: unknown; originalError?: unknown; errors?: unknown };
+    if (typeof o.type === "string" && FENCED_TYPES.has(o.type)) return true;
+    return (
+      walk(o.cause) || walk(o.originalError) || (Array.isArray(o.errors) && o.errors.some((x) => walk(x)))
+    );
+  };
+  return walk(err);
+}

@@ -163,9 +163,10 @@ export function registerKafkaIn(RED: RED): void {
         writeDeadLetter: deadLetters?.write,
         describeNode,
         ledger,
-        // An effectively-once pulsar-out anywhere in the deployment: failures replay their partition in
-        // order from the start (one reached through a link or another process asks for it on its first msg).
-        ordered: effectivelyOnceDeployed(RED),
+        // An effectively-once pulsar-out or a window node anywhere in the deployment: failures replay their
+        // partition in order from the start (one reached through a link or another process asks for it on
+        // its first msg).
+        ordered: orderedDeployed(RED),
         sourceId: node.id,
         identity: (topic) => kafkaCluster.topicIdentity(topic),
         independent: (id) =>
@@ -356,11 +357,15 @@ export function registerKafkaIn(RED: RED): void {
   registerType(RED, "kafka-in", KafkaInNode);
 }
 
-/** Whether a pulsar-out of the deployed flows publishes effectively-once. */
-function effectivelyOnceDeployed(RED: RED): boolean {
+/**
+ * Whether the deployed flows need each partition's records in offset order, failures replayed from the
+ * failed one: a pulsar-out publishing effectively-once, or a window node (it applies records in order).
+ */
+function orderedDeployed(RED: RED): boolean {
   let found = false;
-  RED.nodes.eachNode((n: { type?: string; effectivelyOnce?: unknown }) => {
+  RED.nodes.eachNode((n: { type?: string; effectivelyOnce?: unknown; d?: unknown }) => {
     if (n.type === "pulsar-out" && (n.effectivelyOnce === true || n.effectivelyOnce === "true")) found = true;
+    if (n.type === "kafka-window" && n.d !== true) found = true;
   });
   return found;
 }

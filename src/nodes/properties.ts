@@ -1,4 +1,4 @@
-// The property contract of the four node types: each property the editor stores in the flow, with its
+// The property contract of the node types: each property the editor stores in the flow, with its
 // default. nodes/*.html must declare the same defaults (a test compares them); the runtime coerces the
 // stored values with these defaults (coerce.ts). Secrets are never here: they are credentials.
 
@@ -130,4 +130,49 @@ export const PULSAR_OUT_DEFAULTS = {
   effectivelyOnce: false,
   /** 0 or 1: with 1, the msg is sent on after Pulsar acknowledged it, with msg.pulsar. */
   outputs: 0,
+} as const;
+
+export const KAFKA_WINDOW_DEFAULTS = {
+  name: "",
+  /** The kafka-cluster that keeps the window state (the changelog topic). */
+  cluster: "",
+  /** Compacted topic of the window state; names its transactional ids too. Required; the editor proposes one. */
+  changelogTopic: "",
+  /** tumbling | hopping | sliding */
+  windowType: "tumbling",
+  /** time (event time, ms) | count (records of the key) */
+  by: "time",
+  /** Length: ms, or records. */
+  size: 60000,
+  /** Hopping: how far each window starts after the previous one (ms or records). */
+  advance: 30000,
+  /** Time windows: how long after its end a window still takes records (ms). */
+  graceMs: 0,
+  /** final (once, when the window closes) | current (on every update) */
+  emit: "final",
+  /** partition | key: whose highest event time closes windows */
+  watermark: "partition",
+  /** Group key, a TypedInput (msg | jsonata | str). */
+  key: "key",
+  keyType: "msg",
+  /** Event time, a TypedInput (msg | jsonata); ms or a date string. */
+  time: "kafka.timestamp",
+  timeType: "msg",
+  /** What the aggregations take, a TypedInput (msg | jsonata). */
+  value: "payload",
+  valueType: "msg",
+  /** Comma-separated kind or name:kind (count, sum, min, max, mean, first, last, collect(limit)). */
+  aggregations: "count",
+  /** Custom reduce, JSONata: start value; step ($A the accumulator, payload the value, time); final shape. */
+  reduceInit: "",
+  reduceStep: "",
+  reduceResult: "",
+  /** Open windows at most (all keys of the node); a record that would open more fails. */
+  maxOpenWindows: 100000,
+  /** Close a partition's windows after this long without a record (ms); 0: never. */
+  idleTimeoutMs: 0,
+  /** Longest applied records wait for their checkpoint (ms). */
+  checkpointMs: 200,
+  /** A result the flow has not settled this long after it was sent is sent again (ms); 0: never. */
+  settleTimeoutMs: 300000,
 } as const;

@@ -3,7 +3,7 @@
 // and Kafka's console consumer (read_committed) sees the same records.
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
-import { Changelog } from "../../src/kafka/changelog";
+import { Changelog, isFencedError } from "../../src/kafka/changelog";
 import { kafkaBrokers, runToolOk, uniqueName } from "../support/brokers";
 import { createTopic, testKafka } from "../support/kafka";
 
@@ -128,7 +128,7 @@ test("a partition opened by a new owner fences the old one: its next checkpoint 
   const taker = await new Changelog({ kafka, topic, owner }).open("src", 0);
   closers.push(() => taker.close());
   assert.deepEqual(plain(taker.restored), { k: "old" });
-  await assert.rejects(old.write([{ name: "k", value: json("zombie") }]));
+  await assert.rejects(old.write([{ name: "k", value: json("zombie") }]), (e: unknown) => isFencedError(e));
   await taker.write([{ name: "k", value: json("new") }]);
   const last = await log.open("src", 0);
   closers.push(() => last.close());

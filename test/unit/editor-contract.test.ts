@@ -53,6 +53,7 @@ const CASES = [
     credentials: props.KAFKA_CLUSTER_CREDENTIALS,
   },
   { file: "kafka.html", type: "kafka-in", defaults: props.KAFKA_IN_DEFAULTS, credentials: undefined },
+  { file: "kafka.html", type: "kafka-window", defaults: props.KAFKA_WINDOW_DEFAULTS, credentials: undefined },
   {
     file: "pulsar.html",
     type: "pulsar-cluster",

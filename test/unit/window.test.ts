@@ -3,7 +3,7 @@
 // checkpoint taken anywhere in the stream and restored into a new engine gives the same results.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Aggregator, type AggregationSpec } from "../../src/bridge/aggregate";
+import { Aggregator, parseAggregations, type AggregationSpec } from "../../src/bridge/aggregate";
 import {
   PartitionWindows,
   type WindowRecord,
@@ -378,4 +378,19 @@ test("the spec is checked: sizes, advances, grace, sliding by count", () => {
   );
   assert.throws(() => new PartitionWindows({ ...base, graceMs: -1 }, agg), /grace period/);
   assert.throws(() => new Aggregator([]), /at least one aggregation/);
+});
+
+test("the window node's aggregation list: kind or name:kind, collect(limit); a bad or repeated item is refused with the reason", () => {
+  assert.deepEqual(parseAggregations("mean"), [{ name: "", kind: "mean" }]);
+  assert.deepEqual(parseAggregations(" avg:mean, peak : max,n:count , last:collect(50)"), [
+    { name: "avg", kind: "mean" },
+    { name: "peak", kind: "max" },
+    { name: "n", kind: "count" },
+    { name: "last", kind: "collect", limit: 50 },
+  ]);
+  assert.deepEqual(parseAggregations(""), []);
+  assert.throws(() => parseAggregations("avg:median"), /"avg:median" is not an aggregation/);
+  assert.throws(() => parseAggregations("max(3)"), /only collect takes a limit/);
+  assert.throws(() => parseAggregations("max, max"), /two aggregations are named "max"/);
+  assert.throws(() => parseAggregations("collect(0)"), /between 1 and/);
 });

@@ -1,0 +1,239 @@
+// The window node in a real Node-RED runtime against the real brokers: kafka-in -> window -> a function
+// shaping the result -> pulsar-out. Every result in Pulsar is compared with a reference computed from the
+// records written to Kafka: none missing, none wrong; a result sent again (after a redeploy) is the same
+// window with the same id and the same aggregate. Offsets are read with Kafka's consumer-groups tool.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { helper, loadFlow, unloadFlow, stopHelper } from "../support/flow";
+import { committedOffsets, createTopic, produce, type TestRecord } from "../support/kafka";
+import { kafkaBrokers, pulsarUrl, uniqueName } from "../support/brokers";
+import { createClient } from "../../src/pulsar/client";
+import type { Consumer, PulsarClient } from "../../src/pulsar/types";
+import { waitFor } from "../support/wait";
+
+const SIZE = 5000;
+const T0 = 1_700_000_000_000;
+
+let pulsar: PulsarClient;
+before(() => {
+  pulsar = createClient({ serviceUrl: pulsarUrl });
+});
+after(async () => {
+  await pulsar.close();
+  await stopHelper();
+});
+
+interface Result {
+  key: string;
+  start: number;
+  id: string;
+  n: number;
+  total: number;
+}
+
+/** `n` records of 6 keys, 100 ms of event time apart, value i % 7. */
+function records(from: number, n: number): TestRecord[] {
+  return Array.from({ length: n }, (_, j) => {
+    const i = from + j;
+    return { key: `s${i % 6}`, value: String(i % 7), timestamp: String(T0 + i * 100) };
+  });
+}
+
+/** Tumbling windows of SIZE ms per key: count and sum, as the window node must give them. */
+function reference(rs: TestRecord[]): Map<string, { n: number; total: number }> {
+  const out = new Map<string, { n: number; total: number }>();
+  for (const r of rs) {
+    const start = Math.floor(Number(r.timestamp) / SIZE) * SIZE;
+    const k = `${String(r.key)}@${start}`;
+    const w = out.get(k) ?? { n: 0, total: 0 };
+    w.n++;
+    w.total += Number(r.value);
+    out.set(k, w);
+  }
+  return out;
+}
+
+/** Everything the consumer gets until nothing more came for `quietMs`. */
+async function drain(consumer: Consumer, quietMs: number): Promise<Result[]> {
+  const out: Result[] = [];
+  for (;;) {
+    try {
+      const m = await consumer.receive(quietMs);
+      out.push(JSON.parse(m.payload.toString("utf8")) as Result);
+      await consumer.acknowledge(m);
+    } catch {
+      return out;
+    }
+  }
+}
+
+function flow(o: {
+  kafkaTopic: string;
+  pulsarTopic: string;
+  groupId: string;
+  changelog: string;
+  tag: string;
+}) {
+  return [
+    { id: "kc", type: "kafka-cluster", brokers: kafkaBrokers.join(","), clientId: "window-test" },
+    { id: "pc", type: "pulsar-cluster", serviceUrl: pulsarUrl },
+    {
+      id: "in",
+      type: "kafka-in",
+      cluster: "kc",
+      topics: o.kafkaTopic,
+      groupId: o.groupId,
+      startFrom: "earliest",
+      retryBackoffMs: 200,
+      wires: [["win"]],
+    },
+    {
+      id: "win",
+      type: "kafka-window",
+      cluster: "kc",
+      changelogTopic: o.changelog,
+      windowType: "tumbling",
+      by: "time",
+      size: SIZE,
+      aggregations: "n:count, total:sum",
+      idleTimeoutMs: 3000,
+      checkpointMs: 100,
+      wires: [["fmt"], ["late"]],
+    },
+    {
+      id: "fmt",
+      type: "function",
+      name: o.tag,
+      func: "msg.payload = { key: msg.key, start: msg.window.start, id: msg.window.id, n: msg.payload.n, total: msg.payload.total }; return msg;",
+      outputs: 1,
+      wires: [["out"]],
+    },
+    { id: "late", type: "helper" },
+    { id: "out", type: "pulsar-out", cluster: "pc", topic: o.pulsarTopic, wires: [] },
+  ];
+}
+
+async function setup(prefix: string) {
+  const names = {
+    kafkaTopic: uniqueName(prefix),
+    pulsarTopic: `persistent://public/default/${uniqueName(prefix)}`,
+    groupId: uniqueName("group"),
+    changelog: uniqueName(`${prefix}-state`),
+  };
+  await createTopic(names.kafkaTopic, 2);
+  const consumer = await pulsar.subscribe({
+    topic: names.pulsarTopic,
+    subscription: "check",
+    initialPosition: "earliest",
+  });
+  return { ...names, consumer };
+}
+
+/** Every window of the reference came, each copy equal to it; nothing else came. */
+function compare(got: Result[], want: Map<string, { n: number; total: number }>) {
+  const seen = new Map<string, Result>();
+  for (const r of got) {
+    const k = `${r.key}@${r.start}`;
+    const before = seen.get(k);
+    if (before) assert.deepEqual(r, before, `a result sent again is the same (${k})`);
+    seen.set(k, r);
+  }
+  const missing = [...want.keys()].filter((k) => !seen.has(k));
+  const extra = [...seen.keys()].filter((k) => !want.has(k));
+  const wrong = [...want].filter(([k, w]) => {
+    const r = seen.get(k);
+    return r && (r.n !== w.n || r.total !== w.total);
+  });
+  assert.deepEqual({ missing, extra, wrong }, { missing: [], extra: [], wrong: [] });
+}
+
+async function committedAll(groupId: string, topic: string, total: number): Promise<boolean> {
+  const offsets = await committedOffsets(groupId, topic);
+  let sum = 0;
+  for (const p of offsets.values()) sum += Math.max(0, p.committed);
+  return sum === total;
+}
+
+test("tumbling windows per key: every result in Pulsar equals the reference computed from the Kafka records; offsets commit to the end", async () => {
+  const s = await setup("window");
+  const input = records(0, 600);
+  await produce(s.kafkaTopic, input);
+  await loadFlow(flow({ ...s, tag: "a" }));
+  try {
+    const want = reference(input);
+    let got: Result[] = [];
+    await waitFor(
+      "every window's result",
+      async () => {
+        got.push(...(await drain(s.consumer, 1000)));
+        return new Set(got.map((r) => `${r.key}@${r.start}`)).size >= want.size;
+      },
+      90_000,
+    );
+    got = [...got, ...(await drain(s.consumer, 2000))];
+    compare(got, want);
+    assert.equal(got.length, want.size, "each result once when nothing failed");
+    await waitFor("every offset committed", () => committedAll(s.groupId, s.kafkaTopic, 600), 30_000);
+    const w = helper.getNode("win") as { status?: unknown } | null;
+    assert.ok(w, "the window node is deployed");
+  } finally {
+    await unloadFlow();
+    await s.consumer.close();
+  }
+});
+
+test("a redeploy in the middle of the windows: the new instance restores their state from the changelog; no window is lost, none is wrong, a result sent again is the same", async () => {
+  const s = await setup("window-redeploy");
+  const first = records(0, 400);
+  const second = records(400, 400);
+  await produce(s.kafkaTopic, first);
+  await loadFlow(flow({ ...s, tag: "a" }));
+  const got: Result[] = [];
+  try {
+    await waitFor(
+      "some results before the redeploy",
+      async () => {
+        got.push(...(await drain(s.consumer, 500)));
+        return got.length >= 5;
+      },
+      60_000,
+    );
+    // the whole flow is stopped and started again while windows are open (and records in flight)
+    await helper.setFlows(flow({ ...s, tag: "b" }), "full");
+    await produce(s.kafkaTopic, second);
+    const want = reference([...first, ...second]);
+    await waitFor(
+      "every window's result",
+      async () => {
+        got.push(...(await drain(s.consumer, 1000)));
+        return new Set(got.map((r) => `${r.key}@${r.start}`)).size >= want.size;
+      },
+      120_000,
+    );
+    got.push(...(await drain(s.consumer, 3000)));
+    compare(got, want);
+    await waitFor("every offset committed", () => committedAll(s.groupId, s.kafkaTopic, 800), 30_000);
+  } finally {
+    await unloadFlow();
+    await s.consumer.close();
+  }
+});
+
+test("a msg that is not a Kafka record reaches Catch with the reason; the node goes on", async () => {
+  const s = await setup("window-bad");
+  await loadFlow([
+    ...flow({ ...s, tag: "a" }),
+    { id: "c", type: "catch", scope: ["win"], wires: [["caught"]] },
+    { id: "caught", type: "helper" },
+  ]);
+  try {
+    const caught: { error?: { message?: string } }[] = [];
+    helper.getNode("caught")?.on("input", (m: never) => caught.push(m));
+    helper.getNode("win")?.receive({ payload: 1 });
+    await waitFor("Catch got it", () => caught.length > 0, 10_000);
+    assert.match(caught[0]?.error?.message ?? "", /takes the msgs kafka-in emits/);
+  } finally {
+    await unloadFlow();
+    await s.consumer.close();
+  }
+});
