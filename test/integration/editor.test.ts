@@ -48,6 +48,16 @@ before(async () => {
       wires: [["out1"]],
     },
     {
+      id: "win1",
+      type: "kafka-window",
+      z: "tab1",
+      cluster: "kc",
+      changelogTopic: "",
+      x: 350,
+      y: 200,
+      wires: [[], []],
+    },
+    {
       id: "out1",
       type: "pulsar-out",
       z: "tab1",
@@ -82,11 +92,11 @@ after(async () => {
   fs.rmSync(userDir, { recursive: true, force: true });
 });
 
-test("the palette shows kafka in and pulsar out in the kafka → pulsar category", async () => {
+test("the palette shows kafka in, window and pulsar out in the kafka → pulsar category", async () => {
   const category = page.locator(".red-ui-palette-category", { hasText: "kafka → pulsar" });
   await category.waitFor();
   const labels = await category.locator(".red-ui-palette-label").allInnerTexts();
-  assert.deepEqual(labels.map((l) => l.trim()).sort(), ["kafka in", "pulsar out"]);
+  assert.deepEqual(labels.map((l) => l.trim()).sort(), ["kafka in", "pulsar out", "window"]);
 });
 
 test("the deployed bridge shows a connected status under its nodes (real brokers)", async () => {
@@ -156,6 +166,30 @@ test("kafka in: the dialog shows its fields and help, and marks bad input invali
   await closeDialog();
 });
 
+test("window: the dialog proposes a stable changelog topic, reads key, time and value with typed inputs, shows the fields the window type needs, and marks a bad aggregation invalid", async () => {
+  await openNode("win1");
+  assert.match(await page.inputValue("#node-input-changelogTopic"), /^node-red-window-win1$/);
+  assert.ok((await page.locator(".red-ui-typedInput-container").count()) >= 3, "typed inputs");
+  assert.equal(await page.isVisible("#node-input-advance"), false, "no advance for tumbling windows");
+  await page.selectOption("#node-input-windowType", "hopping");
+  await page.waitForTimeout(200);
+  assert.ok(await page.isVisible("#node-input-advance"), "advance for hopping windows");
+  await page.selectOption("#node-input-by", "count");
+  await page.waitForTimeout(200);
+  assert.equal(await page.isVisible("#node-input-graceMs"), false, "no grace for count windows");
+  assert.equal(await page.inputValue("#node-input-size"), "100", "a record count, not 60000 ms as records");
+  await page.fill("#node-input-aggregations", "avg:median");
+  await page.press("#node-input-aggregations", "Tab");
+  await page.waitForTimeout(300);
+  assert.ok(await page.locator("#node-input-aggregations.input-error").count(), "bad aggregation marked");
+  await page.fill("#node-input-aggregations", "avg:mean, n:count");
+  await page.press("#node-input-aggregations", "Tab");
+  await page.waitForTimeout(300);
+  assert.equal(await page.locator("#node-input-aggregations.input-error").count(), 0, "good one accepted");
+  await page.screenshot({ path: path.join(DOCS, "kafka-window.png") });
+  await closeDialog();
+});
+
 test("pulsar out: the dialog shows its fields, effectively-once and the output option", async () => {
   await openNode("out1");
   for (const field of [
@@ -202,11 +236,12 @@ test("config nodes: kafka-cluster and pulsar-cluster dialogs accept their settin
 test("the help of each node is shown in the sidebar", async () => {
   const texts: string[] = await page.evaluate(() => {
     const RED = (window as unknown as { RED: { nodes: { getNodeHelp(type: string): string } } }).RED;
-    return ["kafka-cluster", "kafka-in", "pulsar-cluster", "pulsar-out"].map(
+    return ["kafka-cluster", "kafka-in", "pulsar-cluster", "pulsar-out", "kafka-window"].map(
       (t) => RED.nodes.getNodeHelp(t) ?? "",
     );
   });
-  assert.equal(texts.length, 4);
+  assert.equal(texts.length, 5);
+  assert.match(texts[4] ?? "", /changelog/);
   for (const t of texts) assert.ok(t.length > 200, "help present");
   assert.match(texts[1] ?? "", /settled/);
 });
