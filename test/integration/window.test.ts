@@ -3,10 +3,12 @@
 // records written to Kafka: none missing, none wrong; a result sent again (after a redeploy) is the same
 // window with the same id and the same aggregate. Offsets are read with Kafka's consumer-groups tool.
 import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
 import { after, before, test } from "node:test";
 import { helper, loadFlow, unloadFlow, stopHelper } from "../support/flow";
 import { committedOffsets, createTopic, produce, type TestRecord } from "../support/kafka";
-import { kafkaBrokers, pulsarUrl, uniqueName } from "../support/brokers";
+import { kafkaBrokers, pulsarUrl, ROOT, uniqueName } from "../support/brokers";
 import { createClient } from "../../src/pulsar/client";
 import type { Consumer, PulsarClient } from "../../src/pulsar/types";
 import { waitFor } from "../support/wait";
@@ -232,6 +234,79 @@ test("a msg that is not a Kafka record reaches Catch with the reason; the node g
     helper.getNode("win")?.receive({ payload: 1 });
     await waitFor("Catch got it", () => caught.length > 0, 10_000);
     assert.match(caught[0]?.error?.message ?? "", /takes the msgs kafka-in emits/);
+  } finally {
+    await unloadFlow();
+    await s.consumer.close();
+  }
+});
+
+test('the example "Sensor averages per minute", as shipped: per sensor and minute of event time, the mean, lowest and highest temperature and the number of readings reach Pulsar', async () => {
+  const s = await setup("window-example");
+  const example = JSON.parse(
+    fs.readFileSync(path.join(ROOT, "examples", "04 - Sensor averages per minute.json"), "utf8"),
+  ) as Record<string, unknown>[];
+  // the same flow, pointed at the test brokers and this test's topics
+  const local: Record<string, Record<string, unknown>> = {
+    "kafka-cluster": { brokers: kafkaBrokers.join(",") },
+    "pulsar-cluster": { serviceUrl: pulsarUrl },
+    "kafka-in": { topics: s.kafkaTopic, groupId: s.groupId },
+    "kafka-window": { changelogTopic: s.changelog },
+    "pulsar-out": { topic: s.pulsarTopic },
+  };
+  const flowOf = example.map((n) => ({ ...n, ...local[String(n.type)] }));
+  const minute = 60_000;
+  const base = Math.floor(T0 / minute) * minute;
+  const sensors = ["boiler-1", "pump-7", "fan-3"];
+  const readings: TestRecord[] = [];
+  // three minutes of readings, one every 2 s per sensor; then one reading in minute 4 closes minute 3
+  for (let t = 0; t < 3 * minute; t += 2000)
+    for (const [k, sensor] of sensors.entries())
+      readings.push({
+        key: sensor,
+        value: JSON.stringify({ sensor, temperature: 20 + k + ((t / 2000) % 10) / 10 }),
+        timestamp: String(base + t),
+      });
+  const closer = sensors.map((sensor) => ({
+    key: sensor,
+    value: JSON.stringify({ sensor, temperature: 0 }),
+    timestamp: String(base + 3 * minute + 1000),
+  }));
+  await produce(s.kafkaTopic, [...readings, ...closer]);
+  await loadFlow(flowOf);
+  try {
+    const want = new Map<string, { mean: number; low: number; high: number; readings: number }>();
+    for (const r of readings) {
+      const k = `${String(r.key)}@${new Date(Math.floor(Number(r.timestamp) / minute) * minute).toISOString()}`;
+      const v = (JSON.parse(String(r.value)) as { temperature: number }).temperature;
+      const w = want.get(k) ?? { mean: 0, low: Infinity, high: -Infinity, readings: 0 };
+      w.mean += v;
+      w.low = Math.min(w.low, v);
+      w.high = Math.max(w.high, v);
+      w.readings++;
+      want.set(k, w);
+    }
+    for (const w of want.values()) w.mean = Math.round((w.mean / w.readings) * 100) / 100;
+    const got = new Map<string, unknown>();
+    await waitFor(
+      "a result per sensor and minute",
+      async () => {
+        for (const r of (await drain(s.consumer, 1000)) as unknown as Record<string, unknown>[])
+          got.set(`${String(r.sensor)}@${String(r.minute)}`, r);
+        return got.size >= want.size;
+      },
+      90_000,
+    ).catch((err: unknown) => {
+      const log = (helper as unknown as { log(): { args: unknown[][] } }).log();
+      const lines = log.args.map((a) => JSON.stringify(a)).filter((l) => /error|warn/.test(l));
+      throw new Error(
+        `${String(err)}; got ${[...got.keys()].join(" ")}; log: ${lines.slice(-5).join(" | ")}`,
+      );
+    });
+    assert.equal(got.size, want.size);
+    for (const [k, w] of want) {
+      const [sensor, at] = k.split("@");
+      assert.deepEqual(got.get(k), { sensor, minute: at, ...w }, k);
+    }
   } finally {
     await unloadFlow();
     await s.consumer.close();

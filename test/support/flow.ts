@@ -57,6 +57,7 @@ const CORE_NODES: Record<string, string> = {
   "link in": "common/60-link.js",
   "link out": "common/60-link.js",
   debug: "common/21-debug.js",
+  comment: "common/90-comment.js",
   "tls-config": "network/05-tls.js",
 };
 

@@ -1,5 +1,5 @@
 // The examples offered in Import -> Examples load: valid JSON, known types, existing config nodes, and
-// every property of our four types from the runtime contract.
+// every property of our types from the runtime contract.
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
@@ -10,6 +10,7 @@ const DIR = path.resolve(__dirname, "..", "..", "examples");
 const CONTRACT: Record<string, object> = {
   "kafka-cluster": props.KAFKA_CLUSTER_DEFAULTS,
   "kafka-in": props.KAFKA_IN_DEFAULTS,
+  "kafka-window": props.KAFKA_WINDOW_DEFAULTS,
   "pulsar-cluster": props.PULSAR_CLUSTER_DEFAULTS,
   "pulsar-out": props.PULSAR_OUT_DEFAULTS,
 };
@@ -17,8 +18,8 @@ const CORE = new Set(["tab", "comment", "change", "switch", "debug", "catch", "f
 
 const files = fs.readdirSync(DIR).filter((f) => f.endsWith(".json"));
 
-test("there are three examples", () => {
-  assert.equal(files.length, 3);
+test("there are four examples", () => {
+  assert.equal(files.length, 4);
 });
 
 for (const file of files) {
