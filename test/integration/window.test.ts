@@ -12,6 +12,7 @@ import { kafkaBrokers, pulsarUrl, ROOT, uniqueName } from "../support/brokers";
 import { createClient } from "../../src/pulsar/client";
 import type { Consumer, PulsarClient } from "../../src/pulsar/types";
 import { waitFor } from "../support/wait";
+import { makeUserDir, startNodeRed } from "../support/node-red-process";
 
 const SIZE = 5000;
 const T0 = 1_700_000_000_000;
@@ -309,6 +310,52 @@ test('the example "Sensor averages per minute", as shipped: per sensor and minut
     }
   } finally {
     await unloadFlow();
+    await s.consumer.close();
+  }
+});
+
+test("a node-red process killed with SIGKILL in the middle of the windows and started again: no window lost, none wrong, a result sent again is the same, every offset commits", async (t) => {
+  const s = await setup("window-kill");
+  const userDir = makeUserDir();
+  t.after(() => fs.rmSync(userDir, { recursive: true, force: true }));
+  const first = records(0, 500);
+  const second = records(500, 300);
+  await produce(s.kafkaTopic, first);
+  const tab = { id: "tab", type: "tab", label: "window" };
+  const flowOnTab = [tab, ...flow({ ...s, tag: "a" }).map((n) => ({ ...n, z: "tab" }))].map((n) =>
+    n.type === "helper" ? { id: n.id, type: "debug", z: "tab", active: false, wires: [] } : n,
+  );
+  let red = await startNodeRed({ userDir });
+  const got: Result[] = [];
+  try {
+    await red.deploy(flowOnTab);
+    await waitFor(
+      "some results before the kill",
+      async () => {
+        got.push(...(await drain(s.consumer, 300)));
+        return got.length >= 8;
+      },
+      60_000,
+    );
+    // no close, no last checkpoint, no commit: whatever was in flight is only in Kafka and the changelog
+    await red.stop("SIGKILL");
+    red = await startNodeRed({ userDir });
+    await produce(s.kafkaTopic, second);
+    const want = reference([...first, ...second]);
+    await waitFor(
+      "every window's result",
+      async () => {
+        got.push(...(await drain(s.consumer, 1000)));
+        return new Set(got.map((r) => `${r.key}@${r.start}`)).size >= want.size;
+      },
+      120_000,
+    );
+    got.push(...(await drain(s.consumer, 3000)));
+    compare(got, want);
+    await waitFor("every offset committed", () => committedAll(s.groupId, s.kafkaTopic, 800), 30_000);
+    t.diagnostic(`${got.length} results for ${want.size} windows (some sent again after the kill)`);
+  } finally {
+    await red.stop();
     await s.consumer.close();
   }
 });
