@@ -77,6 +77,25 @@ export function bridge(t: FlowTarget, mode: BridgeMode): unknown[] {
   ];
 }
 
+/** kafka-in -> window (tumbling, a minute of event time, count per key) -> pulsar-out. */
+export function windowedBridge(t: FlowTarget, changelogTopic: string): unknown[] {
+  return [
+    tab,
+    kafkaCluster,
+    pulsarCluster,
+    kafkaIn(t, [["win"]]),
+    {
+      id: "win",
+      type: "kafka-window",
+      z: "bench",
+      cluster: "kc",
+      changelogTopic,
+      wires: [["out"], []],
+    },
+    pulsarOut(t),
+  ];
+}
+
 /** The peer's consumer (node-red-contrib-kafka-suite) -> change -> pulsar-out. */
 export function peerBridge(t: FlowTarget): unknown[] {
   return [

@@ -5,7 +5,8 @@
 //     to a fresh topic; the limit is the lower of the two;
 //   - a raw kafkajs consumer (eachBatch, no work) and our Pulsar producer alone (batched);
 //   - in a real node-red process (a new one per case): kafka-in alone (-> a counting function node), the
-//     bridge kafka-in -> change -> pulsar-out settled, effectively-once and with batch output, and the peer
+//     bridge kafka-in -> change -> pulsar-out settled, effectively-once and with batch output, the windowed
+//     bridge kafka-in -> window (count per key and minute) -> pulsar-out, and the peer
 //     (node-red-contrib-kafka-suite's consumer -> change -> pulsar-out); each reads the last records of the
 //     backlog, timed from its consumer group being stable with partitions to every offset committed;
 //   - the node-red process's RSS while the bridge drains a backlog of 1M records (100 B);
@@ -15,7 +16,7 @@
 //
 //   npm run bench [-- --quick] [--only <case>[,<case>...]] [--size 100|1024] [--cpu-prof] [--out <file>]
 //
-// Cases: limit, kafkajs, producer, kafka-in, bridge, effectively-once, batch, peer, rss, latency.
+// Cases: limit, kafkajs, producer, kafka-in, bridge, effectively-once, batch, window, peer, rss, latency.
 // --quick scales every backlog and duration down (about 1/4); --cpu-prof profiles the node-red process of each
 // throughput case that runs (node --cpu-prof; pick them with --only) and prints, for the drain only, its self
 // time by module and its top 10 functions by self time (the profiles stay in the system's temp folder).
@@ -36,7 +37,7 @@ import {
   uniqueName,
 } from "../test/support/brokers";
 import { topSelfTime } from "./cpu-profile";
-import { bridge, kafkaInAlone, peerBridge, type FlowTarget } from "./flows";
+import { bridge, kafkaInAlone, peerBridge, windowedBridge, type FlowTarget } from "./flows";
 import { memoryOf, PEER_PACKAGE, startNodeRed, type BenchNodeRed } from "./node-red";
 import { ourProducerRate, pulsarPerfRate } from "./pulsar-producer";
 
@@ -48,6 +49,7 @@ const CASES = [
   "bridge",
   "effectively-once",
   "batch",
+  "window",
   "peer",
   "rss",
   "latency",
@@ -486,13 +488,14 @@ async function drain(o: {
   return d;
 }
 
-type NodeRedCase = "kafka-in" | "bridge" | "effectively-once" | "batch" | "peer";
+type NodeRedCase = "kafka-in" | "bridge" | "effectively-once" | "batch" | "window" | "peer";
 
 const LABELS: Record<NodeRedCase, string> = {
   "kafka-in": "kafka-in alone (-> counting function)",
   bridge: "bridge settled",
   "effectively-once": "bridge effectively-once",
   batch: "bridge, batch output",
+  window: "windowed bridge (count per key and minute)",
   peer: `peer: ${PEER_PACKAGE} consumer bridge`,
 };
 
@@ -534,7 +537,9 @@ async function nodeRedCase(
         ? kafkaInAlone(target)
         : which === "peer"
           ? peerBridge(target)
-          : bridge(target, which === "bridge" ? "settled" : which);
+          : which === "window"
+            ? windowedBridge(target, `bench-window-${size}-${group.groupId}`)
+            : bridge(target, which === "bridge" ? "settled" : which);
     // The peer commits on receipt (auto-commit every 5 s), not after Pulsar's receipt: its end is when Pulsar
     // holds every record. Batch output stores one Pulsar message per batch: its end is the last commit.
     const until = which === "peer" ? "stored" : "committed";
@@ -545,7 +550,7 @@ async function nodeRedCase(
       base: group.base,
       records,
       until,
-      watchPulsar: which !== "kafka-in" && which !== "batch",
+      watchPulsar: which !== "kafka-in" && which !== "batch" && which !== "window",
     });
     window = { fromUs: d.monoFromUs, toUs: d.monoToUs };
     const endMs = (until === "stored" ? d.storedMs : d.committedMs) ?? NaN;
@@ -560,6 +565,7 @@ async function nodeRedCase(
         `Pulsar held all at ${(d.storedMs / 1000).toFixed(1)} s: ${fmtRate(storedRate)} msg/s by that measure`,
       );
     if (which === "batch") notes.push("one Pulsar message per batch of ≤100");
+    if (which === "window") notes.push("records commit once checkpointed to the changelog");
     const peakRss = Math.max(...d.samples.map((s) => s.rss));
     notes.push(`peak RSS ${(peakRss / MB).toFixed(0)} MB`);
     record({
@@ -814,6 +820,7 @@ function goals(o: Options): Goal[] {
   ratioGoal("kafka-in ≥ 0.8× raw kafkajs", "kafka-in", "kafkajs", 0.8);
   ratioGoal("bridge ≥ 0.6× the limit", "bridge", "limit", 0.6);
   ratioGoal("effectively-once ≥ 0.8× settled", "effectively-once", "bridge", 0.8);
+  ratioGoal("windowed bridge ≥ 0.8× the bridge", "window", "bridge", 0.8);
   // The peer commits on receipt: both bridges are compared until Pulsar held every record.
   for (const size of o.sizes) {
     const ours = rows.find((r) => r.case === "bridge" && r.size === size)?.details?.storedRate;
@@ -880,7 +887,7 @@ async function main(): Promise<void> {
   let backlog100: Backlog | undefined;
   try {
     const needsBacklog = (
-      ["limit", "kafkajs", "kafka-in", "bridge", "effectively-once", "batch", "peer"] as const
+      ["limit", "kafkajs", "kafka-in", "bridge", "effectively-once", "batch", "window", "peer"] as const
     ).some(on);
     for (const size of o.sizes) {
       const b = needsBacklog
@@ -890,7 +897,7 @@ async function main(): Promise<void> {
       if (b && on("limit")) await limitCase(size, b, o);
       if (b && on("kafkajs")) await rawKafkajs(size, b);
       if (on("producer")) await ourProducer(size, o);
-      for (const c of ["kafka-in", "bridge", "effectively-once", "batch", "peer"] as const)
+      for (const c of ["kafka-in", "bridge", "effectively-once", "batch", "window", "peer"] as const)
         if (b && on(c)) await nodeRedCase(c, size, b, o);
     }
     if (on("rss")) await rssCase(o, backlog100);
