@@ -56,6 +56,12 @@ export interface ProcessorOptions {
   openLog(topic: string, partition: number): Promise<StateLog>;
   /** How long applied records wait for their checkpoint at most (ms). Default 200. */
   checkpointMs?: number;
+  /**
+   * A checkpoint starts at once when this many applied records wait for one (default 256): kafka-in holds a
+   * bounded number of records in flight, so under load waiting out checkpointMs would cap the rate at that
+   * number per checkpointMs.
+   */
+  checkpointRecords?: number;
   /** Closes a partition's windows after this long without a record (ms); 0: never. */
   idleMs?: number;
   /** Pause before a failed checkpoint or result is tried again (ms). Default 1000. */
@@ -268,8 +274,12 @@ export class WindowProcessor {
       p.fresh.push({ topic: r.topic, partition: r.partition, seq: p.seq++, result });
     p.waiting.push(handle);
     p.dirty = true;
-    this.schedule(p);
+    this.schedule(p, p.waiting.length >= this.batch ? 0 : undefined);
     this.idle(p);
+  }
+
+  private get batch(): number {
+    return this.o.checkpointRecords ?? 256;
   }
 
   private idle(p: Partition): void {
@@ -292,7 +302,12 @@ export class WindowProcessor {
   }
 
   private schedule(p: Partition, delayMs = this.o.checkpointMs ?? 200): void {
-    if (p.timer || p.writing || p.dropped) return;
+    if (p.writing || p.dropped) return;
+    if (p.timer && delayMs === 0) {
+      clearTimeout(p.timer);
+      p.timer = undefined;
+    }
+    if (p.timer) return;
     p.timer = setTimeout(() => {
       p.timer = undefined;
       void this.checkpoint(p);
@@ -355,7 +370,7 @@ export class WindowProcessor {
     for (const h of waiting) h.done();
     for (const f of fresh) this.events.result(f);
     this.events.changed();
-    if (p.dirty || p.settled.size > 0) this.schedule(p);
+    if (p.dirty || p.settled.size > 0) this.schedule(p, p.waiting.length >= this.batch ? 0 : undefined);
   }
 
   /** Forgets a partition: its waiting records fail as interrupted (Kafka delivers them again). */
