@@ -359,3 +359,53 @@ test("a node-red process killed with SIGKILL in the middle of the windows and st
     await s.consumer.close();
   }
 });
+
+test("two node-red processes in one consumer group, one joining mid-stream and one killed: the partitions move with their window state (the new owner restores it and fences the old); every window's result equals the reference", async (t) => {
+  const s = await setup("window-rebalance");
+  const dirs = [makeUserDir(), makeUserDir()];
+  t.after(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+  const tab = { id: "tab", type: "tab", label: "window" };
+  const flowOnTab = [tab, ...flow({ ...s, tag: "a" }).map((n) => ({ ...n, z: "tab" }))].map((n) =>
+    n.type === "helper" ? { id: n.id, type: "debug", z: "tab", active: false, wires: [] } : n,
+  );
+  const parts = [records(0, 300), records(300, 300), records(600, 300)];
+  const got: Result[] = [];
+  const collect = async (until: () => boolean, what: string, ms: number) =>
+    waitFor(
+      what,
+      async () => {
+        got.push(...(await drain(s.consumer, 500)));
+        return until();
+      },
+      ms,
+    );
+  const first = await startNodeRed({ userDir: dirs[0] });
+  let second: Awaited<ReturnType<typeof startNodeRed>> | undefined;
+  try {
+    await produce(s.kafkaTopic, parts[0] ?? []);
+    await first.deploy(flowOnTab);
+    await collect(() => got.length >= 5, "results from the first instance", 60_000);
+    // a second instance joins: one partition moves to it, with its open windows
+    second = await startNodeRed({ userDir: dirs[1] });
+    await second.deploy(flowOnTab);
+    await produce(s.kafkaTopic, parts[1] ?? []);
+    await collect(() => got.length >= 20, "results while both run", 90_000);
+    // the first is killed: its partition moves to the second once its session times out
+    await first.stop("SIGKILL");
+    await produce(s.kafkaTopic, parts[2] ?? []);
+    const want = reference(parts.flat());
+    await collect(
+      () => new Set(got.map((r) => `${r.key}@${r.start}`)).size >= want.size,
+      "every window's result",
+      150_000,
+    );
+    got.push(...(await drain(s.consumer, 3000)));
+    compare(got, want);
+    await waitFor("every offset committed", () => committedAll(s.groupId, s.kafkaTopic, 900), 60_000);
+    t.diagnostic(`${got.length} results for ${want.size} windows`);
+  } finally {
+    await first.stop().catch(() => undefined);
+    await second?.stop();
+    await s.consumer.close();
+  }
+});
