@@ -222,6 +222,36 @@ function provenanceOf(k: KafkaFields | undefined): CarriedRecord | undefined {
   };
 }
 
+/** What a window node's result carries for effectively-once (msg.window). */
+interface WindowResultFields {
+  /** The window node's changelog topic. */
+  source: string;
+  topic: string;
+  partition: number;
+  seq: number;
+  attempt: number;
+}
+
+function resultOf(w: unknown): WindowResultFields | undefined {
+  const o = w as Partial<Record<keyof WindowResultFields, unknown>> | undefined;
+  if (
+    !o ||
+    typeof o.source !== "string" ||
+    typeof o.topic !== "string" ||
+    typeof o.partition !== "number" ||
+    typeof o.seq !== "number" ||
+    !Number.isSafeInteger(o.seq)
+  )
+    return undefined;
+  return {
+    source: o.source,
+    topic: o.topic,
+    partition: o.partition,
+    seq: o.seq,
+    attempt: typeof o.attempt === "number" ? o.attempt : 1,
+  };
+}
+
 interface KafkaFields {
   topic?: unknown;
   partition?: unknown;
@@ -257,6 +287,8 @@ export class EffectivelyOncePublisher {
   /** The publication of msg `m` to `topic`, or "stale" (drop it quietly). Rejects what refuses the msg. */
   async prepare(m: Record<string, unknown>, topic: string): Promise<Publication | "stale"> {
     const k = m.kafka as KafkaFields | undefined;
+    const result = k === undefined ? resultOf(m.window) : undefined;
+    if (result) return this.prepareResult(result, topic);
     const source = typeof k?.source === "string" ? this.o.findSource(k.source) : undefined;
     if (typeof k?.source === "string" && !source)
       // its kafka-in is being redeployed: what it did not commit is delivered again by the next one
@@ -464,6 +496,26 @@ export class EffectivelyOncePublisher {
   }
 
   /** Producer names are hashed once per source partition and topic, not per msg. */
+  /**
+   * A window node's result: one producer per source partition of the window node (named by its changelog
+   * topic), the result's number in the partition as sequence id. The window node sends them in that order,
+   * and again from the first not settled after a restore: Pulsar drops what it stored already.
+   */
+  private prepareResult(r: WindowResultFields, topic: string): Publication {
+    const producerName = this.nameFor(`window:${r.source}`, r.topic, r.partition, topic);
+    const offset = String(r.seq);
+    this.gate.admit(producerName, offset, r.attempt, undefined, undefined);
+    return {
+      owner: { source: undefined, topic: r.topic, partition: r.partition, producerName },
+      producerKey: `${topic}|${producerName}`,
+      sequenceId: r.seq,
+      offset,
+      epoch: undefined,
+      tainted: false,
+      covers: undefined,
+    };
+  }
+
   private nameFor(cluster: string, topic: string, partition: number, pulsarTopic: string): string {
     const key = `${cluster}\u0000${topic}\u0000${partition}\u0000${pulsarTopic}`;
     let name = this.names.get(key);

@@ -20,7 +20,6 @@ import {
 } from "./red";
 import type { KafkaClusterNode } from "./kafka-cluster";
 import { trackFlows } from "./flow-hooks";
-import { downstreamOf } from "./flow-shape";
 import { Aggregator, parseAggregations, type CustomReduce } from "../bridge/aggregate";
 import { PartitionWindows, type WindowSpec, type WindowType } from "../bridge/window";
 import { WindowProcessor, type PendingResult, type WindowInput } from "../bridge/window-processor";
@@ -145,19 +144,6 @@ export function registerKafkaWindow(RED: RED): void {
       readKey = reader(cfg.key, cfg.keyType);
       readTime = reader(cfg.time, cfg.timeType);
       readValue = reader(cfg.value, cfg.valueType);
-      // results carry no Kafka offsets yet: an effectively-once pulsar-out would refuse every one
-      const eo = downstreamOf(RED, node.id).find(
-        (n) =>
-          n.type === "pulsar-out" &&
-          ((n as { effectivelyOnce?: unknown }).effectivelyOnce === true ||
-            (n as { effectivelyOnce?: unknown }).effectivelyOnce === "true"),
-      );
-      if (eo)
-        throw new ConfigurationError(
-          "kafka-window.errors.effectively-once",
-          `pulsar-out ${eo.name || eo.id} publishes effectively-once, which window results do not support yet: its results would be refused`,
-        );
-
       const changelog = new Changelog({ kafka: cluster.getKafka(), topic, owner: topic });
       const kafka = cluster.getKafka();
       const partitionsOf = async (source: string) => {
@@ -170,9 +156,20 @@ export function registerKafkaWindow(RED: RED): void {
           await admin.disconnect().catch(() => undefined);
         }
       };
+      // how many times each result was sent (while it is not settled)
+      const attempts = new Map<string, number>();
+      const idOf = (r: PendingResult) => `${r.topic}\u0000${r.partition}\u0000${r.seq}`;
+      const attemptOf = (r: PendingResult) => {
+        const n = (attempts.get(idOf(r)) ?? 0) + 1;
+        attempts.set(idOf(r), n);
+        return n;
+      };
       const flow = new ResultFlow<PendingResult>(
         {
-          settled: (r) => processor.resultSettled(r.topic, r.partition, r.seq),
+          settled: (r) => {
+            attempts.delete(idOf(r));
+            processor.resultSettled(r.topic, r.partition, r.seq);
+          },
           failed: (r, err) => {
             node.warn(
               t("kafka-window.errors.result-failed", { seq: r.seq, message: describeError(err).message }),
@@ -215,6 +212,10 @@ export function registerKafkaWindow(RED: RED): void {
                 firstOffset: r.firstOffset,
                 lastOffset: r.lastOffset,
                 truncated: r.truncated,
+                // an effectively-once pulsar-out publishes it under this node's producer for the
+                // partition, seq as sequence id; a try after a failure is told apart from a second msg
+                source: topic,
+                attempt: attemptOf(pending),
               },
             };
             flow.track(msg._msgid, pending);
