@@ -15,7 +15,7 @@
 //   output again.
 // - A checkpoint that fails because another owner opened the partition (a rebalance) drops the partition:
 //   the records waiting for it fail as interrupted, and the next record opens the partition again.
-import { describeError } from "../common/errors";
+import { BridgeError, describeError } from "../common/errors";
 import type { Aggregator } from "./aggregate";
 import {
   PartitionWindows,
@@ -33,6 +33,10 @@ export interface WindowInput {
   key: string;
   time: number;
   value: unknown;
+  /** kafka-in's pass of the partition (msg.kafka.epoch; a replay after a failure starts a new one). */
+  epoch?: number;
+  /** Which try of the record this msg is (msg.kafka.attempt): a second msg of one try is a split record. */
+  attempt?: number;
 }
 
 export interface InputHandle {
@@ -93,7 +97,12 @@ interface Meta {
   seq: number;
   partition: PartitionSnapshot;
   late: string[];
+  /** Offset ranges [from, to] below `applied` that were not applied (see Partition.skipped). */
+  skipped?: [string, string][];
 }
+
+/** Skipped ranges a partition remembers at most (the oldest go first). */
+const SKIPPED_KEPT = 10_000;
 
 /** Late offsets a partition remembers (to send them again when Kafka delivers them again). */
 const LATE_KEPT = 10_000;
@@ -110,6 +119,21 @@ class Partition {
   /** Highest offset whose contribution is durable, and the highest applied in memory. */
   durable = -1n;
   applied = -1n;
+  /**
+   * The offsets applied above `durable`, with the try they came in: Kafka delivers them again after a
+   * failure; an offset below `applied` missing here never was applied (it came out of order).
+   */
+  appliedTries = new Map<string, string>();
+  /**
+   * Offsets below `applied` that were passed over (in order, non-overlapping): dropped by the flow before
+   * the window, or overtaken by a later record (an async node). One of them that comes later is applied
+   * then, not taken for a record the state holds.
+   */
+  skipped: [bigint, bigint][] = [];
+  /** Whether a record was applied since the partition was opened (the first one's gap is no skip). */
+  started = false;
+  /** A record failed to apply: later records of its pass wait for it (or for a pass past it). */
+  failedAt: { offset: bigint; epoch: number | undefined } | undefined;
   seq = 0;
   late: string[] = [];
   lateSet = new Set<string>();
@@ -222,10 +246,14 @@ export class WindowProcessor {
     if (metaBytes) {
       const meta = JSON.parse(metaBytes.toString("utf8")) as Meta;
       p.engine.restorePartition(meta.partition);
-      if (meta.applied !== null) p.durable = p.applied = BigInt(meta.applied);
+      if (meta.applied !== null) {
+        p.durable = p.applied = BigInt(meta.applied);
+        p.started = true;
+      }
       p.seq = meta.seq;
       p.late = meta.late;
       p.lateSet = new Set(meta.late);
+      p.skipped = (meta.skipped ?? []).map(([a, b]) => [BigInt(a), BigInt(b)]);
     }
     for (const [name, bytes] of log.restored) {
       if (name.startsWith(KEY))
@@ -255,15 +283,67 @@ export class WindowProcessor {
       }
     }
     const offset = BigInt(r.offset);
-    if (offset <= p.applied) {
+    const f = p.failedAt;
+    if (f) {
+      const newerPass = r.epoch !== undefined && f.epoch !== undefined && r.epoch > f.epoch;
+      if (offset > f.offset && !newerPass)
+        // applied past it, the failed record would count as applied when it comes again
+        throw new BridgeError(
+          "kafka-window.errors.waiting",
+          `${r.topic}/${r.partition}@${r.offset} waits for offset ${f.offset}, which failed in the window`,
+          true,
+        );
+      // the failed record again, or a replay past it (it was dead-lettered)
+      p.failedAt = undefined;
+    }
+    const tryOf = `${r.epoch ?? ""}/${r.attempt ?? ""}`;
+    const overtaken = offset <= p.applied && takeSkipped(p, offset);
+    if (overtaken) {
+      // passed over when a later record came: applied now (windows go by event time, not arrival)
+    } else if (offset <= p.durable) {
       // Kafka delivers it again (from the committed offset, or a retry): its contribution is in the state
       if (p.lateSet.has(r.offset)) handle.late();
-      if (offset <= p.durable) handle.done();
-      else p.waiting.push(handle);
+      handle.done();
       return;
     }
-    const outcome = await p.engine.add({ key: r.key, time: r.time, offset, value: r.value });
-    p.applied = offset;
+    if (!overtaken && offset <= p.applied) {
+      const before = p.appliedTries.get(r.offset);
+      if (before === undefined)
+        throw new BridgeError(
+          "kafka-window.errors.out-of-order",
+          `${r.topic}/${r.partition}@${r.offset} reached the window after offset ${p.applied} of its partition, and the window cannot tell whether it holds it`,
+          false,
+        );
+      if (before === tryOf)
+        throw new BridgeError(
+          "kafka-window.errors.split-record",
+          `a second msg of ${r.topic}/${r.partition}@${r.offset} reached the window: it takes one msg per record (no split before it)`,
+          false,
+        );
+      if (p.lateSet.has(r.offset)) handle.late();
+      p.waiting.push(handle);
+      return;
+    }
+    let outcome;
+    try {
+      outcome = await p.engine.add({ key: r.key, time: r.time, offset, value: r.value });
+    } catch (err) {
+      p.failedAt = { offset, epoch: r.epoch };
+      if (overtaken) {
+        p.skipped.push([offset, offset]);
+        p.skipped.sort((a, b) => (a[0] < b[0] ? -1 : 1));
+      }
+      throw err;
+    }
+    if (offset > p.applied) {
+      if (p.started && offset > p.applied + 1n) {
+        p.skipped.push([p.applied + 1n, offset - 1n]);
+        if (p.skipped.length > SKIPPED_KEPT) p.skipped.shift();
+      }
+      p.applied = offset;
+    }
+    p.started = true;
+    p.appliedTries.set(r.offset, tryOf);
     if (outcome.late) {
       p.late.push(r.offset);
       p.lateSet.add(r.offset);
@@ -339,6 +419,7 @@ export class WindowProcessor {
       seq: p.seq,
       partition: p.engine.snapshotPartition(),
       late: p.late,
+      skipped: p.skipped.map(([a, b]) => [String(a), String(b)]),
     };
     records.push({ name: META, value: json(meta) });
     try {
@@ -366,6 +447,7 @@ export class WindowProcessor {
     p.writing = false;
     if (p.dropped) return;
     if (applied > p.durable) p.durable = applied;
+    for (const o of p.appliedTries.keys()) if (BigInt(o) <= p.durable) p.appliedTries.delete(o);
     for (const f of fresh) p.pending.set(f.seq, f);
     for (const h of waiting) h.done();
     for (const f of fresh) this.events.result(f);
@@ -390,4 +472,16 @@ export class WindowProcessor {
     await p.log?.close().catch(() => undefined);
     this.events.changed();
   }
+}
+
+/** Removes `offset` from the partition's skipped ranges; whether it was in one. */
+function takeSkipped(p: Partition, offset: bigint): boolean {
+  const i = p.skipped.findIndex(([a, b]) => a <= offset && offset <= b);
+  if (i < 0) return false;
+  const [a, b] = p.skipped[i] ?? [0n, -1n];
+  const parts: [bigint, bigint][] = [];
+  if (a < offset) parts.push([a, offset - 1n]);
+  if (offset < b) parts.push([offset + 1n, b]);
+  p.skipped.splice(i, 1, ...parts);
+  return true;
 }

@@ -64,6 +64,8 @@ const RECORD_KEYS = new Set([
   "kafka-window.errors.no-time",
   "kafka-window.errors.too-many-windows",
   "kafka-window.errors.expression",
+  "kafka-window.errors.out-of-order",
+  "kafka-window.errors.split-record",
 ]);
 const RECORD_CODES = new Set(["MessageTooBig", "InvalidTopicName"]);
 /** Non-retriable by their flag, but they say the producer is going away (a redeploy), not that it refused. */
@@ -75,7 +77,11 @@ const TRANSIENT_CODES = new Set(["AlreadyClosed", "ChecksumError"]);
  * Not counted as the record's tries (as an interruption is not), or records behind a failing one, or a
  * few redeploys, would use theirs up.
  */
-const CONSEQUENTIAL_KEYS = new Set(["pulsar-out.errors.replaying", "pulsar-out.errors.closing"]);
+const CONSEQUENTIAL_KEYS = new Set([
+  "pulsar-out.errors.replaying",
+  "pulsar-out.errors.closing",
+  "kafka-window.errors.waiting",
+]);
 
 export function isConsequential(err: unknown): boolean {
   return err instanceof BridgeError && CONSEQUENTIAL_KEYS.has(err.key);

@@ -126,6 +126,22 @@ export function registerKafkaWindow(RED: RED): void {
           "kafka-window.errors.no-changelog",
           `the changelog topic "${topic}" is not a valid Kafka topic name`,
         );
+      // the topic names the transactional ids and the state: two nodes on one would fence and read each other
+      let other: string | undefined;
+      RED.nodes.eachNode((n: { id: string; type?: string; d?: unknown; changelogTopic?: unknown }) => {
+        if (
+          n.type === "kafka-window" &&
+          n.id !== node.id &&
+          n.d !== true &&
+          String(n.changelogTopic).trim() === topic
+        )
+          other = n.id;
+      });
+      if (other)
+        throw new ConfigurationError(
+          "kafka-window.errors.shared-changelog",
+          `window node ${other} keeps its state in the changelog topic ${topic} too: give each window node its own`,
+        );
       spec = specOf(cfg);
       let custom: CustomReduce | undefined;
       if (cfg.reduceStep.trim()) {
@@ -266,7 +282,17 @@ export function registerKafkaWindow(RED: RED): void {
           done(err instanceof Error ? err : new Error(describeError(err).message));
         if (!setup || !spec) return fail(setupError);
         const { processor } = setup;
-        const k = (msg as { kafka?: { topic?: unknown; partition?: unknown; offset?: unknown } }).kafka;
+        const k = (
+          msg as {
+            kafka?: {
+              topic?: unknown;
+              partition?: unknown;
+              offset?: unknown;
+              epoch?: unknown;
+              attempt?: unknown;
+            };
+          }
+        ).kafka;
         if (
           !k ||
           typeof k.topic !== "string" ||
@@ -291,6 +317,8 @@ export function registerKafkaWindow(RED: RED): void {
             // count windows need no event time: a record without one (timestamp -1) still counts
             time: Number.isFinite(at) ? at : by === "count" ? 0 : NaN,
             value,
+            epoch: typeof k.epoch === "number" ? k.epoch : undefined,
+            attempt: typeof k.attempt === "number" ? k.attempt : undefined,
           };
           processor.input(input, {
             done: (err) => (err === undefined ? done() : fail(err)),

@@ -222,6 +222,24 @@ test("a redeploy in the middle of the windows: the new instance restores their s
   }
 });
 
+test("two window nodes on one changelog topic are refused with the reason (they would fence each other and read each other's state)", async () => {
+  const s = await setup("window-shared");
+  const base = flow({ ...s, tag: "a" });
+  const win = base.find((n) => n.id === "win") as Record<string, unknown>;
+  await loadFlow([...base, { ...win, id: "win2", wires: [[], []] }]);
+  try {
+    const log = (helper as unknown as { log(): { args: unknown[][] } }).log();
+    await waitFor(
+      "the refusal",
+      () => log.args.some((a) => /keeps its state in the changelog topic .* too/.test(JSON.stringify(a))),
+      10_000,
+    );
+  } finally {
+    await unloadFlow();
+    await s.consumer.close();
+  }
+});
+
 test("a msg that is not a Kafka record reaches Catch with the reason; the node goes on", async () => {
   const s = await setup("window-bad");
   await loadFlow([

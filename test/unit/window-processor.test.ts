@@ -291,3 +291,57 @@ test("a record is done only once a checkpoint holding it is committed; a failed 
   );
   await p.close();
 });
+
+test("records that reach the window out of offset order, twice, or after one that failed are refused with the reason, never counted as applied (review 16: they were taken for redeliveries and committed uncounted)", async () => {
+  const log = new MemoryChangelog();
+  const spec: WindowSpec = {
+    type: "tumbling",
+    by: "time",
+    size: 1000,
+    graceMs: 0,
+    emit: "final",
+    watermark: "partition",
+    maxOpenWindows: 1000,
+  };
+  const results: PendingResult[] = [];
+  const p = new WindowProcessor(
+    { spec, aggregator, openLog: () => Promise.resolve(log.open()), checkpointMs: 5 },
+    { result: (r) => results.push(r), changed: () => undefined, checkpointFailed: () => undefined },
+  );
+  const outcome = (offset: number, value: unknown, epoch = 1, attempt = 1) =>
+    new Promise<string>((resolve) =>
+      p.input(
+        { topic: "t", partition: 0, offset: String(offset), key: "k", time: offset, value, epoch, attempt },
+        {
+          done: (err) => resolve(err === undefined ? "done" : describe(err)),
+          late: () => undefined,
+        },
+      ),
+    );
+  const describe = (err: unknown) => (err as { key?: string }).key ?? String(err);
+  assert.equal(await outcome(1, 1), "done");
+  // an async node before the window let 3 overtake 2: 2 is applied when it comes (even after 3 is
+  // durable), not taken for a record the state holds
+  assert.equal(await outcome(3, 1), "done");
+  assert.equal(await outcome(2, 1), "done");
+  assert.equal(await outcome(2, 1, 1, 2), "done", "its redelivery is not counted again");
+  // a split before the window: a second msg of offset 4, same try
+  const first = outcome(4, 1);
+  assert.equal(await outcome(4, 1), "kafka-window.errors.split-record");
+  assert.equal(await first, "done");
+  // offset 5 fails (not a number): 6 of the same pass waits, not applied past it
+  assert.match(await outcome(5, "abc"), /not-a-number/);
+  assert.equal(await outcome(6, 1), "kafka-window.errors.waiting");
+  // kafka-in's replay (a new pass) brings 5 again (fixed? no: still refused), then, once it was
+  // dead-lettered, a later pass goes past it
+  assert.match(await outcome(5, "abc", 2, 2), /not-a-number/);
+  assert.equal(await outcome(6, 1, 3, 3), "done");
+  // the redelivery of an applied record (a new try) is not refused
+  assert.equal(await outcome(6, 1, 4, 4), "done");
+  // a record far later closes the window [0, 1000): it counted 1, 2, 3, 4 and 6 once each
+  assert.equal(await outcome(5000, 1, 4, 1), "done");
+  await new Promise((r) => setTimeout(r, 50));
+  const first0 = results.find((r) => r.result.start === 0);
+  assert.equal(first0?.result.count, 5);
+  await p.close();
+});
