@@ -91,6 +91,11 @@ export class Aggregator {
         );
   }
 
+  /** Whether a custom reduce is part of it. */
+  get hasCustom(): boolean {
+    return this.custom !== undefined;
+  }
+
   /** A fresh accumulator per aggregation (and the custom reduce's, last). */
   async init(): Promise<Acc[]> {
     const accs: Acc[] = this.specs.map((s) => {

@@ -15,7 +15,7 @@
 //   output again.
 // - A checkpoint that fails because another owner opened the partition (a rebalance) drops the partition:
 //   the records waiting for it fail as interrupted, and the next record opens the partition again.
-import { BridgeError, describeError } from "../common/errors";
+import { BridgeError, ConfigurationError, describeError } from "../common/errors";
 import type { Aggregator } from "./aggregate";
 import {
   PartitionWindows,
@@ -97,6 +97,8 @@ interface Meta {
   seq: number;
   partition: PartitionSnapshot;
   late: string[];
+  /** The window settings the state was made with (a restore under others would mix them). */
+  settings?: string;
   /** Offset ranges [from, to] below `applied` that were not applied (see Partition.skipped). */
   skipped?: [string, string][];
 }
@@ -149,6 +151,8 @@ class Partition {
   timer: NodeJS.Timeout | undefined;
   idleTimer: NodeJS.Timeout | undefined;
   retryTimers = new Set<NodeJS.Timeout>();
+  /** Failures of each pending result so far (its pause before the next try). */
+  resultTries = new Map<number, number>();
   /** Records are applied one after the other. */
   chain: Promise<void> = Promise.resolve();
   dropped = false;
@@ -165,12 +169,19 @@ class Partition {
 
 export class WindowProcessor {
   private readonly partitions = new Map<string, Partition>();
+  /** What the state depends on: the window spec (but its limit) and the aggregations. */
+  private readonly settings: string;
   private closed = false;
 
   constructor(
     private readonly o: ProcessorOptions,
     private readonly events: ProcessorEvents,
-  ) {}
+  ) {
+    const spec: Partial<WindowSpec> = { ...o.spec };
+    delete spec.maxOpenWindows;
+    const aggregations = o.aggregator.specs.map((a) => `${a.name}:${a.kind}${a.limit ? `(${a.limit})` : ""}`);
+    this.settings = JSON.stringify({ ...spec, aggregations, reduce: o.aggregator.hasCustom });
+  }
 
   /** Open windows, all partitions. */
   get openWindows(): number {
@@ -200,6 +211,7 @@ export class WindowProcessor {
   resultSettled(topic: string, partition: number, seq: number): void {
     const p = this.partitions.get(partKey(topic, partition));
     if (!p || p.dropped || !p.pending.delete(seq)) return;
+    p.resultTries.delete(seq);
     p.settled.add(seq);
     this.schedule(p);
     this.events.changed();
@@ -210,10 +222,14 @@ export class WindowProcessor {
     const p = this.partitions.get(partKey(topic, partition));
     const pending = p?.pending.get(seq);
     if (!p || p.dropped || !pending) return;
+    // sent again after a pause that doubles with each failure, up to a minute
+    const tries = (p.resultTries.get(seq) ?? 0) + 1;
+    p.resultTries.set(seq, tries);
+    const delay = Math.min(60_000, (this.o.retryMs ?? 1000) * 2 ** Math.min(tries - 1, 16));
     const timer = setTimeout(() => {
       p.retryTimers.delete(timer);
       if (!p.dropped && p.pending.has(seq)) this.events.result(pending);
-    }, this.o.retryMs ?? 1000);
+    }, delay);
     p.retryTimers.add(timer);
   }
 
@@ -245,6 +261,11 @@ export class WindowProcessor {
     const metaBytes = log.restored.get(META);
     if (metaBytes) {
       const meta = JSON.parse(metaBytes.toString("utf8")) as Meta;
+      if (meta.settings !== undefined && meta.settings !== this.settings)
+        throw new ConfigurationError(
+          "kafka-window.errors.settings-changed",
+          `the changelog holds the state of ${p.topic} partition ${p.partition} for other window settings (${meta.settings}); to start afresh with these, give the node a new changelog topic`,
+        );
       p.engine.restorePartition(meta.partition);
       if (meta.applied !== null) {
         p.durable = p.applied = BigInt(meta.applied);
@@ -415,6 +436,7 @@ export class WindowProcessor {
     for (const f of fresh) records.push({ name: `${RESULT}${f.seq}`, value: json(f) });
     for (const seq of settled) records.push({ name: `${RESULT}${seq}`, value: null });
     const meta: Meta = {
+      settings: this.settings,
       applied: applied < 0n ? null : String(applied),
       seq: p.seq,
       partition: p.engine.snapshotPartition(),

@@ -345,3 +345,66 @@ test("records that reach the window out of offset order, twice, or after one tha
   assert.equal(first0?.result.count, 5);
   await p.close();
 });
+
+test("state restored under other window settings is refused with the reason (a sum's accumulator read as a mean gave null); a failing result is sent again after longer and longer pauses", async () => {
+  const log = new MemoryChangelog();
+  const spec: WindowSpec = {
+    type: "tumbling",
+    by: "time",
+    size: 1000,
+    graceMs: 0,
+    emit: "final",
+    watermark: "partition",
+    maxOpenWindows: 1000,
+  };
+  const sent: number[] = [];
+  const make = (agg: Aggregator, s: WindowSpec) =>
+    new WindowProcessor(
+      { spec: s, aggregator: agg, openLog: () => Promise.resolve(log.open()), checkpointMs: 5, retryMs: 20 },
+      { result: () => sent.push(Date.now()), changed: () => undefined, checkpointFailed: () => undefined },
+    );
+  const input = (p: WindowProcessor, offset: number) =>
+    new Promise<unknown>((resolve) =>
+      p.input(
+        {
+          topic: "t",
+          partition: 0,
+          offset: String(offset),
+          key: "k",
+          time: offset,
+          value: 1,
+          epoch: 1,
+          attempt: 1,
+        },
+        { done: (err) => resolve(err), late: () => undefined },
+      ),
+    );
+  const sum = new Aggregator([{ name: "total", kind: "sum" }]);
+  const first = make(sum, spec);
+  assert.equal(await input(first, 1), undefined);
+  await first.close();
+  const mean = make(new Aggregator([{ name: "total", kind: "mean" }]), spec);
+  assert.match(String(await input(mean, 2)), /other window settings/);
+  await mean.close();
+  const bigger = make(sum, { ...spec, size: 5000 });
+  assert.match(String(await input(bigger, 2)), /other window settings/);
+  await bigger.close();
+  // the same settings (but the open-window limit) go on from the state
+  const again = make(sum, { ...spec, maxOpenWindows: 5 });
+  assert.equal(await input(again, 2), undefined);
+  // a result that keeps failing: the pauses double (20, 40, 80 ms)
+  assert.equal(await input(again, 3000), undefined);
+  await new Promise((r) => setTimeout(r, 30));
+  assert.equal(sent.length, 1, "the window [0, 1000) closed");
+  const pauses: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const n: number = sent.length;
+    const from = Date.now();
+    again.resultFailed("t", 0, 0);
+    while (sent.length === n) await new Promise((r) => setTimeout(r, 2));
+    pauses.push(Date.now() - from);
+  }
+  // timers never fire early: a lower bound holds on a loaded machine too (without the doubling: ~20 ms)
+  assert.ok((pauses[2] ?? 0) >= 78, `the third pause is 80 ms: ${pauses.join(", ")} ms`);
+  await again.close();
+});
