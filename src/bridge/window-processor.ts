@@ -132,8 +132,6 @@ class Partition {
    * then, not taken for a record the state holds.
    */
   skipped: [bigint, bigint][] = [];
-  /** Whether a record was applied since the partition was opened (the first one's gap is no skip). */
-  started = false;
   /** A record failed to apply: later records of its pass wait for it (or for a pass past it). */
   failedAt: { offset: bigint; epoch: number | undefined } | undefined;
   seq = 0;
@@ -150,9 +148,10 @@ class Partition {
   writing = false;
   timer: NodeJS.Timeout | undefined;
   idleTimer: NodeJS.Timeout | undefined;
-  retryTimers = new Set<NodeJS.Timeout>();
-  /** Failures of each pending result so far (its pause before the next try). */
-  resultTries = new Map<number, number>();
+  /** The next resend of failed results, from the lowest failed seq; failures since one settled. */
+  retryTimer: NodeJS.Timeout | undefined;
+  retryFrom: number | undefined;
+  resultFailures = 0;
   /** Records are applied one after the other. */
   chain: Promise<void> = Promise.resolve();
   dropped = false;
@@ -211,7 +210,7 @@ export class WindowProcessor {
   resultSettled(topic: string, partition: number, seq: number): void {
     const p = this.partitions.get(partKey(topic, partition));
     if (!p || p.dropped || !p.pending.delete(seq)) return;
-    p.resultTries.delete(seq);
+    p.resultFailures = 0;
     p.settled.add(seq);
     this.schedule(p);
     this.events.changed();
@@ -222,15 +221,21 @@ export class WindowProcessor {
     const p = this.partitions.get(partKey(topic, partition));
     const pending = p?.pending.get(seq);
     if (!p || p.dropped || !pending) return;
-    // sent again after a pause that doubles with each failure, up to a minute
-    const tries = (p.resultTries.get(seq) ?? 0) + 1;
-    p.resultTries.set(seq, tries);
-    const delay = Math.min(60_000, (this.o.retryMs ?? 1000) * 2 ** Math.min(tries - 1, 16));
-    const timer = setTimeout(() => {
-      p.retryTimers.delete(timer);
-      if (!p.dropped && p.pending.has(seq)) this.events.result(pending);
+    // The partition's results go again from the lowest failed one, in their order (a later one sent first
+    // would be stored first: with effectively-once, Pulsar would then drop the earlier one as a duplicate),
+    // after a pause that doubles with each failure (up to a minute) until one settles.
+    p.retryFrom = p.retryFrom === undefined ? seq : Math.min(p.retryFrom, seq);
+    if (p.retryTimer) return;
+    p.resultFailures++;
+    const delay = Math.min(60_000, (this.o.retryMs ?? 1000) * 2 ** Math.min(p.resultFailures - 1, 16));
+    p.retryTimer = setTimeout(() => {
+      p.retryTimer = undefined;
+      const from = p.retryFrom ?? Infinity;
+      p.retryFrom = undefined;
+      if (p.dropped) return;
+      for (const r of [...p.pending.values()].filter((x) => x.seq >= from).sort((a, b) => a.seq - b.seq))
+        this.events.result(r);
     }, delay);
-    p.retryTimers.add(timer);
   }
 
   /** Stops: what waits for a checkpoint is not done (Kafka delivers it again); the logs are closed. */
@@ -269,7 +274,6 @@ export class WindowProcessor {
       p.engine.restorePartition(meta.partition);
       if (meta.applied !== null) {
         p.durable = p.applied = BigInt(meta.applied);
-        p.started = true;
       }
       p.seq = meta.seq;
       p.late = meta.late;
@@ -319,16 +323,16 @@ export class WindowProcessor {
     }
     const tryOf = `${r.epoch ?? ""}/${r.attempt ?? ""}`;
     const overtaken = offset <= p.applied && takeSkipped(p, offset);
-    if (overtaken) {
-      // passed over when a later record came: applied now (windows go by event time, not arrival)
-    } else if (offset <= p.durable) {
+    // applied since the last checkpoint began (an overtaken one may be below `durable`): not done before
+    // the checkpoint that holds it
+    const before = overtaken ? undefined : p.appliedTries.get(r.offset);
+    if (!overtaken && before === undefined && offset <= p.durable) {
       // Kafka delivers it again (from the committed offset, or a retry): its contribution is in the state
       if (p.lateSet.has(r.offset)) handle.late();
       handle.done();
       return;
     }
     if (!overtaken && offset <= p.applied) {
-      const before = p.appliedTries.get(r.offset);
       if (before === undefined)
         throw new BridgeError(
           "kafka-window.errors.out-of-order",
@@ -349,7 +353,9 @@ export class WindowProcessor {
     try {
       outcome = await p.engine.add({ key: r.key, time: r.time, offset, value: r.value });
     } catch (err) {
-      p.failedAt = { offset, epoch: r.epoch };
+      // kafka-in replays failures (msg.kafka.epoch): later records wait for it. Without (auto commit) a
+      // failed record is not delivered again, and nothing may wait for it
+      if (r.epoch !== undefined) p.failedAt = { offset, epoch: r.epoch };
       if (overtaken) {
         p.skipped.push([offset, offset]);
         p.skipped.sort((a, b) => (a[0] < b[0] ? -1 : 1));
@@ -357,13 +363,14 @@ export class WindowProcessor {
       throw err;
     }
     if (offset > p.applied) {
-      if (p.started && offset > p.applied + 1n) {
+      // from the first record on: those below it may still be on their way (a node before the window
+      // reordered them)
+      if (offset > p.applied + 1n) {
         p.skipped.push([p.applied + 1n, offset - 1n]);
         if (p.skipped.length > SKIPPED_KEPT) p.skipped.shift();
       }
       p.applied = offset;
     }
-    p.started = true;
     p.appliedTries.set(r.offset, tryOf);
     if (outcome.late) {
       p.late.push(r.offset);
@@ -485,7 +492,7 @@ export class WindowProcessor {
       this.partitions.delete(partKey(p.topic, p.partition));
     if (p.timer) clearTimeout(p.timer);
     if (p.idleTimer) clearTimeout(p.idleTimer);
-    for (const t of p.retryTimers) clearTimeout(t);
+    if (p.retryTimer) clearTimeout(p.retryTimer);
     const reason = new Error(
       `the window state of ${p.topic} partition ${p.partition} is gone: ${describeError(error).message}`,
     );

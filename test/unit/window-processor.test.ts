@@ -408,3 +408,59 @@ test("state restored under other window settings is refused with the reason (a s
   assert.ok((pauses[2] ?? 0) >= 78, `the third pause is 80 ms: ${pauses.join(", ")} ms`);
   await again.close();
 });
+
+test("review 17: the first records of a fresh partition reordered are counted once each; failed results go again in their order from the lowest failed one", async () => {
+  const log = new MemoryChangelog();
+  const spec: WindowSpec = {
+    type: "tumbling",
+    by: "time",
+    size: 1000,
+    graceMs: 0,
+    emit: "final",
+    watermark: "partition",
+    maxOpenWindows: 1000,
+  };
+  const sent: PendingResult[] = [];
+  const p = new WindowProcessor(
+    { spec, aggregator, openLog: () => Promise.resolve(log.open()), checkpointMs: 5, retryMs: 10 },
+    { result: (r) => sent.push(r), changed: () => undefined, checkpointFailed: () => undefined },
+  );
+  const input = (offset: number, time: number) =>
+    new Promise<unknown>((resolve) =>
+      p.input(
+        { topic: "t", partition: 0, offset: String(offset), key: "k", time, value: 1, epoch: 1, attempt: 1 },
+        { done: (err) => resolve(err), late: () => undefined },
+      ),
+    );
+  // 11 overtakes 10, the partition's first record, and is checkpointed before 10 comes
+  assert.equal(await input(11, 100), undefined);
+  assert.equal(await input(10, 200), undefined);
+  // three windows close one after the other
+  for (const [o, t] of [
+    [12, 1500],
+    [13, 2500],
+    [14, 3500],
+  ] as const)
+    assert.equal(await input(o, t), undefined);
+  await new Promise((r) => setTimeout(r, 30));
+  assert.deepEqual(
+    sent.map((r) => [r.seq, r.result.count]),
+    [
+      [0, 2],
+      [1, 1],
+      [2, 1],
+    ],
+    "the first window counted 10 and 11",
+  );
+  // seq 0 fails, then 2 and 1 (refused behind it): they go again once, in order, from 0
+  sent.length = 0;
+  p.resultFailed("t", 0, 0);
+  p.resultFailed("t", 0, 2);
+  p.resultFailed("t", 0, 1);
+  await new Promise((r) => setTimeout(r, 40));
+  assert.deepEqual(
+    sent.map((r) => r.seq),
+    [0, 1, 2],
+  );
+  await p.close();
+});
