@@ -332,6 +332,23 @@ test('the example "Sensor averages per minute", as shipped: per sensor and minut
   }
 });
 
+/**
+ * The flow for a node-red process (helper-free): on a tab, the late output to a disabled debug node;
+ * with `eo`, pulsar-out effectively-once and the cluster's admin URL (it checks deduplication).
+ */
+function processFlow(s: Omit<Parameters<typeof flow>[0], "tag">, eo: boolean): Record<string, unknown>[] {
+  const tab = { id: "tab", type: "tab", label: "window" };
+  return [tab, ...flow({ ...s, tag: "a" }).map((n) => ({ ...n, z: "tab" }))].map((n) =>
+    n.type === "helper"
+      ? { id: n.id, type: "debug", z: "tab", active: false, wires: [] }
+      : eo && n.type === "pulsar-out"
+        ? { ...n, effectivelyOnce: true }
+        : eo && n.type === "pulsar-cluster"
+          ? { ...n, adminUrl: pulsarHttpUrl }
+          : n,
+  );
+}
+
 /** The SIGKILL case, plain or with an effectively-once pulsar-out (a namespace with deduplication). */
 async function killMidWindow(t: TestContext, eo: boolean) {
   let ns: string | undefined;
@@ -349,16 +366,7 @@ async function killMidWindow(t: TestContext, eo: boolean) {
   const first = records(0, 500);
   const second = records(500, 300);
   await produce(s.kafkaTopic, first);
-  const tab = { id: "tab", type: "tab", label: "window" };
-  const flowOnTab = [tab, ...flow({ ...s, tag: "a" }).map((n) => ({ ...n, z: "tab" }))].map((n) =>
-    n.type === "helper"
-      ? { id: n.id, type: "debug", z: "tab", active: false, wires: [] }
-      : eo && n.type === "pulsar-out"
-        ? { ...n, effectivelyOnce: true }
-        : eo && n.type === "pulsar-cluster"
-          ? { ...n, adminUrl: pulsarHttpUrl }
-          : n,
-  );
+  const flowOnTab = processFlow(s, eo);
   let red = await startNodeRed({ userDir });
   const got: Result[] = [];
   try {
@@ -435,10 +443,7 @@ test("two node-red processes in one consumer group, one joining mid-stream and o
   const s = await setup("window-rebalance");
   const dirs = [makeUserDir(), makeUserDir()];
   t.after(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
-  const tab = { id: "tab", type: "tab", label: "window" };
-  const flowOnTab = [tab, ...flow({ ...s, tag: "a" }).map((n) => ({ ...n, z: "tab" }))].map((n) =>
-    n.type === "helper" ? { id: n.id, type: "debug", z: "tab", active: false, wires: [] } : n,
-  );
+  const flowOnTab = processFlow(s, false);
   const parts = [records(0, 300), records(300, 300), records(600, 300)];
   const got: Result[] = [];
   const collect = async (until: () => boolean, what: string, ms: number) =>

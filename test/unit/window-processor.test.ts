@@ -81,6 +81,17 @@ async function uninterrupted(
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Tumbling windows of a second of event time, the partition's watermark. */
+const SECOND_WINDOWS: WindowSpec = {
+  type: "tumbling",
+  by: "time",
+  size: 1000,
+  graceMs: 0,
+  emit: "final",
+  watermark: "partition",
+  maxOpenWindows: 1000,
+};
+
 /**
  * kafka-in, the flow and Pulsar around the processor: records are delivered from the committed offset,
  * the results "published" and settled; `crashes` times the processor is dropped mid-stream and a new one
@@ -294,15 +305,7 @@ test("a record is done only once a checkpoint holding it is committed; a failed 
 
 test("records that reach the window out of offset order, twice, or after one that failed are refused with the reason, never counted as applied (review 16: they were taken for redeliveries and committed uncounted)", async () => {
   const log = new MemoryChangelog();
-  const spec: WindowSpec = {
-    type: "tumbling",
-    by: "time",
-    size: 1000,
-    graceMs: 0,
-    emit: "final",
-    watermark: "partition",
-    maxOpenWindows: 1000,
-  };
+  const spec = SECOND_WINDOWS;
   const results: PendingResult[] = [];
   const p = new WindowProcessor(
     { spec, aggregator, openLog: () => Promise.resolve(log.open()), checkpointMs: 5 },
@@ -348,15 +351,7 @@ test("records that reach the window out of offset order, twice, or after one tha
 
 test("state restored under other window settings is refused with the reason (a sum's accumulator read as a mean gave null); a failing result is sent again after longer and longer pauses", async () => {
   const log = new MemoryChangelog();
-  const spec: WindowSpec = {
-    type: "tumbling",
-    by: "time",
-    size: 1000,
-    graceMs: 0,
-    emit: "final",
-    watermark: "partition",
-    maxOpenWindows: 1000,
-  };
+  const spec = SECOND_WINDOWS;
   const sent: number[] = [];
   const make = (agg: Aggregator, s: WindowSpec) =>
     new WindowProcessor(
@@ -411,15 +406,7 @@ test("state restored under other window settings is refused with the reason (a s
 
 test("review 17: the first records of a fresh partition reordered are counted once each; failed results go again in their order from the lowest failed one", async () => {
   const log = new MemoryChangelog();
-  const spec: WindowSpec = {
-    type: "tumbling",
-    by: "time",
-    size: 1000,
-    graceMs: 0,
-    emit: "final",
-    watermark: "partition",
-    maxOpenWindows: 1000,
-  };
+  const spec = SECOND_WINDOWS;
   const sent: PendingResult[] = [];
   const p = new WindowProcessor(
     { spec, aggregator, openLog: () => Promise.resolve(log.open()), checkpointMs: 5, retryMs: 10 },
