@@ -72,6 +72,11 @@ export interface ProcessorOptions {
   retryMs?: number;
   /** Whether an error means the partition was opened by another owner. */
   isFenced?(error: unknown): boolean;
+  /**
+   * What a custom reduce builds its accumulator with (its init and step expressions): state made by
+   * another is not restored. Its result expression only reads the accumulator, so it may change.
+   */
+  reduceState?: string;
 }
 
 export interface ProcessorEvents {
@@ -97,7 +102,7 @@ interface Meta {
   seq: number;
   partition: PartitionSnapshot;
   late: string[];
-  /** The window settings the state was made with (a restore under others would mix them). */
+  /** The window settings the state was made with (STATE_SETTINGS; a restore under others would mix them). */
   settings?: string;
   /** Offset ranges [from, to] below `applied` that were not applied (see Partition.skipped). */
   skipped?: [string, string][];
@@ -111,6 +116,28 @@ const LATE_KEPT = 10_000;
 const META = "meta";
 const KEY = "k:";
 const RESULT = "r:";
+
+/**
+ * The settings the state depends on: where windows start and end, whose time closes them, what the
+ * accumulators hold. The grace period, the emit mode and the open-window limit only say when windows close
+ * or what is sent: they may change between runs.
+ */
+const STATE_SETTINGS = ["type", "by", "size", "advance", "watermark", "aggregations", "reduce"] as const;
+
+/** The state settings that differ between what the state was made with and now, as "name a → b". */
+function changedSettings(then: string, now: string): string[] {
+  let before: Record<string, unknown>;
+  try {
+    before = JSON.parse(then) as Record<string, unknown>;
+  } catch {
+    return [`settings ${then}`];
+  }
+  const after = JSON.parse(now) as Record<string, unknown>;
+  const text = (v: unknown) => (v === undefined ? "none" : JSON.stringify(v));
+  return STATE_SETTINGS.filter((k) => text(before[k]) !== text(after[k])).map(
+    (k) => `${k} ${text(before[k])} → ${text(after[k])}`,
+  );
+}
 
 const partKey = (topic: string, partition: number) => `${topic}\u0000${partition}`;
 
@@ -168,7 +195,7 @@ class Partition {
 
 export class WindowProcessor {
   private readonly partitions = new Map<string, Partition>();
-  /** What the state depends on: the window spec (but its limit) and the aggregations. */
+  /** What the state depends on (STATE_SETTINGS), as stored with it. */
   private readonly settings: string;
   private closed = false;
 
@@ -176,10 +203,13 @@ export class WindowProcessor {
     private readonly o: ProcessorOptions,
     private readonly events: ProcessorEvents,
   ) {
-    const spec: Partial<WindowSpec> = { ...o.spec };
-    delete spec.maxOpenWindows;
     const aggregations = o.aggregator.specs.map((a) => `${a.name}:${a.kind}${a.limit ? `(${a.limit})` : ""}`);
-    this.settings = JSON.stringify({ ...spec, aggregations, reduce: o.aggregator.hasCustom });
+    const all: Record<string, unknown> = {
+      ...o.spec,
+      aggregations,
+      reduce: o.aggregator.hasCustom ? (o.reduceState ?? true) : false,
+    };
+    this.settings = JSON.stringify(Object.fromEntries(STATE_SETTINGS.map((k) => [k, all[k]])));
   }
 
   /** Open windows, all partitions. */
@@ -266,10 +296,11 @@ export class WindowProcessor {
     const metaBytes = log.restored.get(META);
     if (metaBytes) {
       const meta = JSON.parse(metaBytes.toString("utf8")) as Meta;
-      if (meta.settings !== undefined && meta.settings !== this.settings)
+      const changed = meta.settings === undefined ? [] : changedSettings(meta.settings, this.settings);
+      if (changed.length > 0)
         throw new ConfigurationError(
           "kafka-window.errors.settings-changed",
-          `the changelog holds the state of ${p.topic} partition ${p.partition} for other window settings (${meta.settings}); to start afresh with these, give the node a new changelog topic`,
+          `the changelog holds the state of ${p.topic} partition ${p.partition} for other window settings (${changed.join(", ")}); to start afresh with these, give the node a new changelog topic`,
         );
       p.engine.restorePartition(meta.partition);
       if (meta.applied !== null) {

@@ -206,6 +206,7 @@ export function registerKafkaWindow(RED: RED): void {
           checkpointMs: cfg.checkpointMs,
           idleMs: cfg.idleTimeoutMs,
           isFenced: isFencedError,
+          reduceState: custom ? JSON.stringify([cfg.reduceInit.trim(), cfg.reduceStep.trim()]) : undefined,
         },
         {
           result: (pending) => {

@@ -353,9 +353,16 @@ test("state restored under other window settings is refused with the reason (a s
   const log = new MemoryChangelog();
   const spec = SECOND_WINDOWS;
   const sent: number[] = [];
-  const make = (agg: Aggregator, s: WindowSpec) =>
+  const make = (agg: Aggregator, s: WindowSpec, reduceState?: string, into = log) =>
     new WindowProcessor(
-      { spec: s, aggregator: agg, openLog: () => Promise.resolve(log.open()), checkpointMs: 5, retryMs: 20 },
+      {
+        spec: s,
+        aggregator: agg,
+        openLog: () => Promise.resolve(into.open()),
+        checkpointMs: 5,
+        retryMs: 20,
+        reduceState,
+      },
       { result: () => sent.push(Date.now()), changed: () => undefined, checkpointFailed: () => undefined },
     );
   const input = (p: WindowProcessor, offset: number) =>
@@ -382,9 +389,28 @@ test("state restored under other window settings is refused with the reason (a s
   assert.match(String(await input(mean, 2)), /other window settings/);
   await mean.close();
   const bigger = make(sum, { ...spec, size: 5000 });
-  assert.match(String(await input(bigger, 2)), /other window settings/);
+  assert.match(String(await input(bigger, 2)), /other window settings \(size 1000 → 5000\)/);
   await bigger.close();
-  // the same settings (but the open-window limit) go on from the state
+  // a custom reduce whose step changed: its accumulators were made by the other one
+  const reduce = () =>
+    new Aggregator([{ name: "total", kind: "sum" }], {
+      init: () => Promise.resolve(0),
+      accumulate: (a) => Promise.resolve(a),
+      result: (a) => Promise.resolve(a),
+    });
+  const custom = make(reduce(), spec, '["0","A + payload"]');
+  assert.match(String(await input(custom, 2)), /other window settings \(reduce false → /);
+  await custom.close();
+  // the grace and the emit mode only say when windows close and what is sent: the state goes on
+  const other = new MemoryChangelog();
+  const before = make(sum, spec, undefined, other);
+  assert.equal(await input(before, 1), undefined);
+  await before.close();
+  const after = make(sum, { ...spec, graceMs: spec.graceMs + 500, emit: "current" }, undefined, other);
+  assert.equal(await input(after, 2), undefined);
+  await after.close();
+  sent.length = 0; // its emit mode sent the current result
+  // and so does the open-window limit
   const again = make(sum, { ...spec, maxOpenWindows: 5 });
   assert.equal(await input(again, 2), undefined);
   // a result that keeps failing: the pauses double (20, 40, 80 ms)
