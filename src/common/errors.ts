@@ -80,6 +80,7 @@ const TRANSIENT_CODES = new Set(["AlreadyClosed", "ChecksumError"]);
 const CONSEQUENTIAL_KEYS = new Set([
   "pulsar-out.errors.replaying",
   "pulsar-out.errors.closing",
+  "pulsar-out.errors.producer-busy",
   "kafka-window.errors.waiting",
 ]);
 

@@ -26,6 +26,7 @@ import { ProducerPool } from "../bridge/producer-pool";
 /** A producer no msg used this long is closed (checked every IDLE_SWEEP_MS). */
 const IDLE_PRODUCER_MS = 10 * 60_000;
 const IDLE_SWEEP_MS = 60_000;
+import { ProducerBusyError } from "../pulsar/errors";
 import type { CompressionType, HashingScheme, Producer, PulsarClient, RoutingMode } from "../pulsar/types";
 
 export function registerPulsarOut(RED: RED): void {
@@ -199,10 +200,23 @@ export function registerPulsarOut(RED: RED): void {
       );
       p.then(
         () => showLink(),
-        (err: unknown) => report(err),
+        (err: unknown) => report(busy(err, topic, producerName)),
       );
-      return p;
+      return p.catch((err: unknown) => {
+        throw busy(err, topic, producerName);
+      });
     };
+    // A named producer (effectively-once) that Pulsar still knows on another connection: the instance that
+    // had the Kafka partition before (until its connection closes) or another bridge of the same records.
+    // Not the record's fault: its tries are not used up while it waits (DESIGN §4).
+    const busy = (err: unknown, topic: string, producerName: string | undefined) =>
+      err instanceof ProducerBusyError && producerName !== undefined
+        ? new BridgeError(
+            "pulsar-out.errors.producer-busy",
+            t("pulsar-out.errors.producer-busy", { name: producerName, topic }),
+            true,
+          )
+        : err;
 
     // Producers (and deduplication checks) of topics no msg went to for a while are closed: a template
     // topic may name ever new ones.

@@ -10,6 +10,7 @@ import { after, test } from "node:test";
 import { helper, loadFlow, unloadFlow, stopHelper } from "../support/flow";
 import { committedOffsets, createTopic, groupMembers, produce, testKafka } from "../support/kafka";
 import { kafkaBrokers, pulsarAdmin, pulsarHttpUrl, pulsarUrl, uniqueName } from "../support/brokers";
+import { createClient } from "../../src/pulsar/client";
 import { readWithJavaPulsar, type JavaPulsarMessage } from "../support/java-kafka";
 import { ownBrokers } from "../support/own-brokers";
 import { makeUserDir, startNodeRed } from "../support/node-red-process";
@@ -451,4 +452,88 @@ test("the native engine is refused for effectively-once at deploy, with the reas
   } finally {
     await unloadFlow();
   }
+});
+
+test("a producer name Pulsar still has on another connection (ProducerBusy): the status says what it waits for, the records keep their tries (no dead letter at 1 try), and go once the name is free, each once", async () => {
+  const ns = await dedupNamespace();
+  const pulsarTopic = `persistent://public/${ns}/busy`;
+  const kafkaTopic = uniqueName("eo-busy");
+  const groupId = uniqueName("eo-busy-group");
+  const deadLetterTopic = uniqueName("eo-busy-dlq");
+  await createTopic(kafkaTopic, 1);
+  await createTopic(deadLetterTopic, 1);
+  await produce(kafkaTopic, [{ key: "k", value: "first" }]);
+  const flow = [
+    ...bridge({
+      kafkaTopic,
+      groupId,
+      pulsarTopic,
+      kafkaIn: { maxAttempts: 1, failurePolicy: "dead-letter", deadLetterTopic, retryBackoffMs: 200 },
+    }).map((n) => (n.id === "pc" ? { ...n, operationTimeoutMs: 1500 } : n)),
+    { id: "st", type: "status", scope: ["out"], wires: [["h"]] },
+    { id: "h", type: "helper" },
+  ];
+  const stats = async () =>
+    (await pulsarAdmin("GET", `/admin/v2/persistent/public/${ns}/busy/stats`)).json as {
+      publishers?: { producerName?: string }[];
+    };
+  // the name the bridge's producer of this partition has (it is derived, not configured)
+  let name: string | undefined;
+  await loadFlow(flow);
+  try {
+    await waitFor("the first record committed", () => allCommitted(groupId, kafkaTopic, 1), 60_000);
+    await waitFor(
+      "the producer's name",
+      async () => (name = (await stats()).publishers?.[0]?.producerName) !== undefined,
+      10_000,
+    );
+  } finally {
+    await unloadFlow();
+  }
+  // another connection takes the name (as the instance that had the partition, until its connection closes)
+  const blocker = createClient({ serviceUrl: pulsarUrl });
+  const holder = await blocker.createProducer({ topic: pulsarTopic, producerName: name });
+  await produce(
+    kafkaTopic,
+    Array.from({ length: 5 }, (_, i) => ({ key: "k", value: `v${i}` })),
+  );
+  const statuses: string[] = [];
+  await loadFlow(flow);
+  try {
+    (
+      helper.getNode("h") as unknown as {
+        on(e: string, cb: (m: { status: { text?: string } }) => void): void;
+      }
+    ).on("input", (m) => statuses.push(m.status.text ?? ""));
+    const waiting = () => statuses.filter((s) => s.startsWith(`Waiting for the producer ${name}`)).length;
+    // each try waits out the operation timeout: three tries, two more than the record has
+    await waitFor("three tries refused as busy, said in the status", () => waiting() >= 3, 60_000);
+    const offsets = await committedOffsets(groupId, kafkaTopic);
+    assert.equal(offsets.get(0)?.committed, 1, "nothing committed while the name is held");
+    await holder.close();
+    await waitFor("every record committed", () => allCommitted(groupId, kafkaTopic, 1), 60_000);
+  } finally {
+    await unloadFlow();
+    await blocker.close();
+  }
+  const admin = testKafka("eo-busy-admin").admin();
+  await admin.connect();
+  try {
+    const dead = await admin.fetchTopicOffsets(deadLetterTopic);
+    assert.deepEqual(
+      dead.map((o) => o.high),
+      ["0"],
+      "nothing dead-lettered",
+    );
+  } finally {
+    await admin.disconnect();
+  }
+  assert.deepEqual(values(await readWithJavaPulsar(pulsarTopic, 10, 15)), [
+    "first",
+    "v0",
+    "v1",
+    "v2",
+    "v3",
+    "v4",
+  ]);
 });
