@@ -20,7 +20,16 @@ export interface KafkaSettings {
   requestTimeoutMs: number;
   /** kafkajs diagnostics; messages never contain credentials. */
   log?: (level: "debug" | "info" | "warn" | "error", message: string) => void;
+  /**
+   * A consumer of `groupId` asked for an offset Kafka no longer holds (deleted by retention or
+   * deleteRecords before it was consumed, or the topic was recreated) and kafkajs moved it to the earliest
+   * or the latest offset, as the group starts from: the records in between were never delivered.
+   */
+  offsetReset?: (e: { groupId: string; topic: string; partition: number }) => void;
 }
+
+/** What kafkajs logs, and nothing else tells, when it resets a consumer's offset that is out of range. */
+const OFFSET_RESET = "Offset out of range, resetting to default offset";
 
 const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+):(\d{1,5})$/;
 
@@ -94,9 +103,23 @@ export function createKafka(s: KafkaSettings): Kafka {
     sasl: saslOptions(s),
     connectionTimeout: s.connectionTimeoutMs,
     requestTimeout: s.requestTimeoutMs,
-    logLevel: s.log ? logLevel.INFO : logLevel.NOTHING,
+    // ERROR at least when offset resets are listened to (kafkajs logs them as errors)
+    logLevel: s.log ? logLevel.INFO : s.offsetReset ? logLevel.ERROR : logLevel.NOTHING,
     logCreator: () => (entry: LogEntry) => {
-      const { message, error } = entry.log as { message?: string; error?: string };
+      const { message, error, groupId, topic, partition } = entry.log as {
+        message?: string;
+        error?: string;
+        groupId?: unknown;
+        topic?: unknown;
+        partition?: unknown;
+      };
+      if (
+        message === OFFSET_RESET &&
+        typeof groupId === "string" &&
+        typeof topic === "string" &&
+        typeof partition === "number"
+      )
+        s.offsetReset?.({ groupId, topic, partition });
       s.log?.(
         LEVELS[entry.level] ?? "debug",
         `${entry.namespace}: ${message ?? ""}${error ? ` (${error})` : ""}`,

@@ -33,6 +33,8 @@ export interface KafkaClusterNode extends Node<KafkaClusterCredentials> {
    */
   topicIdentity(topic: string): Promise<string>;
   producer: SharedResource<Producer>;
+  /** Calls `fn` when a consumer of `groupId` lost its place (KafkaSettings.offsetReset); returns the undo. */
+  onOffsetReset(groupId: string, fn: (topic: string, partition: number) => void): () => void;
 }
 
 export function registerKafkaCluster(RED: RED): void {
@@ -61,6 +63,16 @@ export function registerKafkaCluster(RED: RED): void {
           true,
         );
       }
+    };
+    const resetListeners = new Map<string, Set<(topic: string, partition: number) => void>>();
+    node.onOffsetReset = (groupId, fn) => {
+      let set = resetListeners.get(groupId);
+      if (!set) resetListeners.set(groupId, (set = new Set()));
+      set.add(fn);
+      return () => {
+        set.delete(fn);
+        if (set.size === 0 && resetListeners.get(groupId) === set) resetListeners.delete(groupId);
+      };
     };
     node.getKafka = () => {
       if (kafka) return kafka;
@@ -94,6 +106,9 @@ export function registerKafkaCluster(RED: RED): void {
         oauthToken,
         connectionTimeoutMs: cfg.connectionTimeoutMs,
         requestTimeoutMs: cfg.requestTimeoutMs,
+        offsetReset: (e) => {
+          for (const fn of resetListeners.get(e.groupId) ?? []) fn(e.topic, e.partition);
+        },
         log: (level, message) => {
           if (level === "error" || level === "warn") node.debug(message);
           else node.trace(message);

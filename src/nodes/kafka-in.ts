@@ -330,6 +330,15 @@ export function registerKafkaIn(RED: RED): void {
       },
       onError: (err) => node.debug(describeError(err).message),
     });
+    // Records Kafka deleted before this group consumed them are gone: said, never passed over in silence
+    // (with a msg naming the partition, so that Catch nodes get it)
+    const stopResets = kafkaCluster.onOffsetReset(groupId, (topic, partition) =>
+      node.error(t("kafka-in.errors.offset-reset", { topic, partition, from: cfg.startFrom }), {
+        _msgid: nextMsgId(),
+        topic,
+        kafka: { topic, partition, groupId },
+      }),
+    );
     delivery.control = consumer;
     (node as Node & { orderedSource?: OrderedSource }).orderedSource = delivery;
 
@@ -350,6 +359,7 @@ export function registerKafkaIn(RED: RED): void {
         stopTracking();
         delivery.close();
       });
+      stopResets();
       await Promise.allSettled([deadLetters?.close(), kafkaCluster.producer.release(share)]);
     });
   }

@@ -2,8 +2,15 @@
 // their bytes, keys, headers and timestamps; offsets are committed only for settled records.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { loadFlow, unloadFlow, stopHelper } from "../support/flow";
-import { consoleConsume, createTopic, committedOffsets, produce, type TestRecord } from "../support/kafka";
+import { helper, loadFlow, unloadFlow, stopHelper } from "../support/flow";
+import {
+  consoleConsume,
+  createTopic,
+  committedOffsets,
+  produce,
+  testKafka,
+  type TestRecord,
+} from "../support/kafka";
 import { kafkaBrokers, pulsarUrl, uniqueName } from "../support/brokers";
 import { createClient } from "../../src/pulsar/client";
 import type { Consumer, PulsarClient, ReceivedMessage } from "../../src/pulsar/types";
@@ -281,6 +288,78 @@ test("batch output: one msg carries many records, and all of them settle", async
     const total = got.reduce((n, m) => n + Number(m.payload.toString()), 0);
     assert.equal(total, 1000, "every record was in exactly one batch msg");
     assert.ok(got.every((m) => Number(m.payload.toString()) <= 100));
+  } finally {
+    await unloadFlow();
+    await consumer.close();
+  }
+});
+
+test("records Kafka deleted before the group consumed them (deleteRecords past the commit): kafka-in says so in an error Catch gets, and goes on from the earliest record Kafka holds", async () => {
+  const kafkaTopic = uniqueName("deleted");
+  const pulsarTopic = `persistent://public/default/${uniqueName("deleted")}`;
+  const groupId = uniqueName("group");
+  await createTopic(kafkaTopic, 1);
+  const consumer = await pulsar.subscribe({
+    topic: pulsarTopic,
+    subscription: "check",
+    initialPosition: "earliest",
+  });
+  const flow = [
+    ...bridgeFlow({ kafkaTopic, pulsarTopic, groupId }),
+    { id: "c", type: "catch", scope: ["in"], uncaught: false, wires: [["h"]] },
+    { id: "h", type: "helper" },
+  ];
+  await produce(
+    kafkaTopic,
+    Array.from({ length: 10 }, (_, i) => ({ value: `v${i}` })),
+  );
+  await loadFlow(flow);
+  try {
+    await waitFor(
+      "the first records committed",
+      async () => (await committedOffsets(groupId, kafkaTopic)).get(0)?.committed === 10,
+    );
+  } finally {
+    await unloadFlow();
+  }
+  await produce(
+    kafkaTopic,
+    Array.from({ length: 10 }, (_, i) => ({ value: `v${10 + i}` })),
+  );
+  // v10..v14 go before anybody consumed them
+  const admin = testKafka("deleted-admin").admin();
+  await admin.connect();
+  try {
+    await admin.fetchTopicMetadata({ topics: [kafkaTopic] }); // kafkajs needs it loaded first
+    await admin.deleteTopicRecords({ topic: kafkaTopic, partitions: [{ partition: 0, offset: "15" }] });
+  } finally {
+    await admin.disconnect();
+  }
+  await loadFlow(flow);
+  try {
+    const caught: { error: { message: string }; kafka?: unknown }[] = [];
+    (helper.getNode("h") as unknown as { on(e: string, cb: (m: never) => void): void }).on("input", (m) =>
+      caught.push(m),
+    );
+    const got = await drain(consumer, 15, 30_000);
+    assert.deepEqual(
+      got.map((m) => m.payload.toString()),
+      [
+        ...Array.from({ length: 10 }, (_, i) => `v${i}`),
+        ...Array.from({ length: 5 }, (_, i) => `v${15 + i}`),
+      ],
+    );
+    await waitFor("the error in Catch", () => caught.length > 0, 10_000);
+    assert.equal(caught.length, 1, "said once");
+    assert.deepEqual(caught[0]?.kafka, { topic: kafkaTopic, partition: 0, groupId });
+    assert.match(
+      caught[0]?.error.message ?? "",
+      new RegExp(`Kafka no longer holds the next record of ${kafkaTopic} partition 0 .*never delivered`),
+    );
+    await waitFor(
+      "all offsets committed",
+      async () => (await committedOffsets(groupId, kafkaTopic)).get(0)?.committed === 20,
+    );
   } finally {
     await unloadFlow();
     await consumer.close();

@@ -375,8 +375,7 @@ async function killMidWindow(t: TestContext, eo: boolean) {
       "the first results before the kill",
       async () => {
         got.push(...(await drain(s.consumer, 300)));
-        // after the first results and kafka-in's first commit: a kill before any commit left the restarted
-        // kafka-in "consuming" without emitting a record in 3 of ~15 runs (open, see issue 14)
+        // after the first results and kafka-in's first commit
         if (got.length < 8) return false;
         for (const p of (await committedOffsets(s.groupId, s.kafkaTopic)).values())
           if (p.committed > 0) return true;
@@ -418,26 +417,11 @@ async function killMidWindow(t: TestContext, eo: boolean) {
   }
 }
 
-// Open bug (issue 14): in about 1 run of 5, the node-red started again after the SIGKILL shows kafka-in
-// "consuming 2 partition(s)" but hands the window no record within 120 s (nothing committed, nothing
-// logged). Until it is found, these two run only with WINDOW_KILL_REPRO=1 and are reported as skipped,
-// with this reason; the rebalance test below SIGKILLs a process too (the other instance takes over).
-const KILL_REPRO = process.env.WINDOW_KILL_REPRO === "1";
-const KILL_SKIP = KILL_REPRO
-  ? false
-  : "open bug: a node-red restarted after SIGKILL stalls in ~1 of 5 runs (issue 14); WINDOW_KILL_REPRO=1 runs it";
+test("a node-red process killed with SIGKILL in the middle of the windows and started again: no window lost, none wrong, a result sent again is the same, every offset commits", (t) =>
+  killMidWindow(t, false));
 
-test(
-  "a node-red process killed with SIGKILL in the middle of the windows and started again: no window lost, none wrong, a result sent again is the same, every offset commits",
-  { skip: KILL_SKIP },
-  (t) => killMidWindow(t, false),
-);
-
-test(
-  "the same with an effectively-once pulsar-out: every window's result is stored exactly once (the result's number is its sequence id; Pulsar drops what a restart sends again)",
-  { skip: KILL_SKIP },
-  (t) => killMidWindow(t, true),
-);
+test("the same with an effectively-once pulsar-out: every window's result is stored exactly once (the result's number is its sequence id; Pulsar drops what a restart sends again)", (t) =>
+  killMidWindow(t, true));
 
 test("two node-red processes in one consumer group, one joining mid-stream and one killed: the partitions move with their window state (the new owner restores it and fences the old); every window's result equals the reference", async (t) => {
   const s = await setup("window-rebalance");

@@ -7,12 +7,19 @@ export function testKafka(clientId = "tests", brokers = kafkaBrokers): Kafka {
   return new Kafka({ clientId, brokers, logLevel: logLevel.NOTHING });
 }
 
+/**
+ * Creates a topic that keeps its records: tests write records with event times years in the past, which
+ * Kafka's time retention (7 days) deletes at its next check (every 5 minutes), in the middle of a test.
+ */
 export async function createTopic(topic: string, numPartitions = 1, brokers = kafkaBrokers): Promise<void> {
   const admin = testKafka("tests", brokers).admin();
   await admin.connect();
   try {
     try {
-      await admin.createTopics({ topics: [{ topic, numPartitions }], waitForLeaders: true });
+      await admin.createTopics({
+        topics: [{ topic, numPartitions, configEntries: [{ name: "retention.ms", value: "-1" }] }],
+        waitForLeaders: true,
+      });
     } catch (err) {
       // the name of a topic just deleted: Kafka may answer for the old one while it creates the new one
       if ((err as { type?: string }).type !== "UNKNOWN_TOPIC_OR_PARTITION") throw err;
