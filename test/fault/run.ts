@@ -51,8 +51,11 @@ async function main(): Promise<number> {
       `Written by \`npm run fault\` on ${new Date().toISOString().slice(0, 10)} at commit ${commit} (${os.cpus().length} cores, ` +
         `Node ${process.version}), ${records} records per run over 3 Kafka partitions and 60 keys, read back ` +
         "from Pulsar with the official `pulsar-client consume`.",
-      "Goals: 0 lost in settled mode; 0 lost and 0 duplicated in effectively-once mode; every poison record " +
-        "and no other in the dead-letter topic. Lost and duplicated count records (a Pulsar message of the " +
+      "Goals: 0 lost in settled mode; 0 lost and 0 duplicated in effectively-once mode; in the scenarios " +
+        "with poison records, every poison record and no other in the dead-letter topic. Elsewhere a good " +
+        "record goes there when its 3 tries failed (kafka-in's policy in this suite: the send timed out " +
+        "while Pulsar was cut off), shown as good; it is in Pulsar too when a timed-out send was stored after " +
+        "all. Lost and duplicated count records (a Pulsar message of the " +
         "join scenario holds 5 of them; read back counts messages). Reordered counts records whose first " +
         "copy arrived after a later record of the same key.",
       "",
