@@ -344,7 +344,7 @@ export class Delivery implements OrderedSource {
     partition: number,
     after: string | undefined,
     before: string,
-    except: ReadonlySet<string>,
+    except?: ReadonlySet<string>,
   ): boolean {
     return this.o.ledger.openBetween(topic, partition, after, before, except);
   }

@@ -3,6 +3,7 @@
 // already stored when a record is redelivered.
 import { createHash } from "node:crypto";
 import { BridgeError, ConfigurationError } from "../common/errors";
+import { compareOffsets } from "./offsets";
 
 /** A producer name that is readable, stable across restarts and redeploys, and unique per source partition. */
 export function producerNameFor(
@@ -61,7 +62,7 @@ export interface OrderedSource {
     partition: number,
     after: string | undefined,
     before: string,
-    except: ReadonlySet<string>,
+    except?: ReadonlySet<string>,
   ): boolean;
   /** Calls `listener` (soon after) when a record settles or a partition gets a new pass. */
   onProgress(listener: () => void): () => void;
@@ -80,11 +81,11 @@ export type Admission = "send" | "stale";
 
 interface Stream {
   epoch: number;
-  /** The offset admitted last in this epoch, and its try. */
-  last: bigint | undefined;
+  /** The offset admitted last in this epoch, and its try (offsets as Kafka writes them: compareOffsets). */
+  last: string | undefined;
   lastAttempt: number;
   /** The lowest offset whose send failed in this epoch: nothing after it is sent until the replay. */
-  failedAt: bigint | undefined;
+  failedAt: string | undefined;
 }
 
 /**
@@ -119,9 +120,9 @@ export class OrderedGate {
       s = { epoch: epoch ?? 0, last: undefined, lastAttempt: 0, failedAt: undefined };
       this.streams.set(producerName, s);
     }
-    const o = BigInt(offset);
+    const o = offset;
     if (s.failedAt !== undefined) {
-      if (o > s.failedAt || attempt <= 1)
+      if (compareOffsets(o, s.failedAt) > 0 || attempt <= 1)
         throw new BridgeError(
           "pulsar-out.errors.replaying",
           `Kafka offset ${offset} waits for the replay of its partition from offset ${s.failedAt}, whose send failed`,
@@ -134,7 +135,7 @@ export class OrderedGate {
     // Pulsar would drop it as a duplicate of the later offset it stored: refused, never a silent loss (the
     // publisher waits for the earlier records of the partition, so only a msg whose record settled before,
     // or a second msg of one record, comes here)
-    if (epoch !== undefined && s.last !== undefined && o < s.last)
+    if (epoch !== undefined && s.last !== undefined && compareOffsets(o, s.last) < 0)
       throw new BridgeError(
         "pulsar-out.errors.out-of-order",
         `Kafka offset ${offset} reached pulsar-out after offset ${s.last} of its partition was published, so Pulsar would take it for a duplicate: its record was settled already (a node sent a msg of it after calling done()), or a node sent a second msg of it`,
@@ -154,22 +155,21 @@ export class OrderedGate {
   /** The offset admitted last in `epoch` on the stream (undefined: none yet in that epoch). */
   lastOf(producerName: string, epoch: number): string | undefined {
     const s = this.streams.get(producerName);
-    return s && s.epoch === epoch && s.last !== undefined ? String(s.last) : undefined;
+    return s && s.epoch === epoch ? s.last : undefined;
   }
 
   /** The send of an admitted msg failed. */
   failed(producerName: string, offset: string, epoch: number | undefined): void {
     const s = this.streams.get(producerName);
     if (!s || (epoch !== undefined && s.epoch !== epoch)) return;
-    const o = BigInt(offset);
-    if (s.failedAt === undefined || o < s.failedAt) s.failedAt = o;
+    if (s.failedAt === undefined || compareOffsets(offset, s.failedAt) < 0) s.failedAt = offset;
   }
 
   /** Throws when the stream failed at or before `offset` since it was admitted (see admit). */
   recheck(producerName: string, offset: string, epoch: number | undefined): void {
     const s = this.streams.get(producerName);
     if (!s || (epoch !== undefined && s.epoch !== epoch)) return;
-    if (s.failedAt !== undefined && BigInt(offset) > s.failedAt)
+    if (s.failedAt !== undefined && compareOffsets(offset, s.failedAt) > 0)
       throw new BridgeError(
         "pulsar-out.errors.replaying",
         `Kafka offset ${offset} waits for the replay of its partition from offset ${s.failedAt}, whose send failed`,
@@ -226,6 +226,8 @@ function provenanceOf(k: KafkaFields | undefined): CarriedRecord | undefined {
 interface WindowResultFields {
   /** The window node's changelog topic. */
   source: string;
+  /** The partition state's incarnation (a state begun afresh numbers its results from 0 again). */
+  incarnation: string | undefined;
   topic: string;
   partition: number;
   seq: number;
@@ -240,7 +242,8 @@ function resultOf(w: unknown): WindowResultFields | undefined {
     typeof o.topic !== "string" ||
     typeof o.partition !== "number" ||
     typeof o.seq !== "number" ||
-    !Number.isSafeInteger(o.seq)
+    !Number.isSafeInteger(o.seq) ||
+    (o.incarnation !== undefined && typeof o.incarnation !== "string")
   )
     return undefined;
   return {
@@ -248,6 +251,7 @@ function resultOf(w: unknown): WindowResultFields | undefined {
     topic: o.topic,
     partition: o.partition,
     seq: o.seq,
+    incarnation: o.incarnation,
     attempt: typeof o.attempt === "number" ? o.attempt : 1,
   };
 }
@@ -262,6 +266,13 @@ interface KafkaFields {
   source?: unknown;
 }
 
+/** A producer's name and its key in pulsar-out's pool. */
+interface ProducerId {
+  name: string;
+  key: string;
+  owner?: StreamOwner;
+}
+
 /**
  * pulsar-out's effectively-once logic, free of Node-RED: from a msg's provenance, the producer name and
  * sequence id; the ordered gate; the kafka-in that emits it (to drop msgs of a discarded pass, and to be
@@ -270,7 +281,7 @@ interface KafkaFields {
  */
 export class EffectivelyOncePublisher {
   private readonly gate = new OrderedGate();
-  private readonly names = new Map<string, string>();
+  private readonly names = new Map<string, ProducerId>();
   private readonly watches = new Map<OrderedSource, () => void>();
 
   constructor(
@@ -325,28 +336,40 @@ export class EffectivelyOncePublisher {
     // the kafka-in knows the cluster's and the topic's ids; msg.kafka.cluster (the broker list) otherwise.
     // Awaited by every msg alike, so the msgs go on in the order they came.
     const identity = source?.identityOf(at.topic);
-    const cluster = identity ? await identity : typeof k?.cluster === "string" ? k.cluster : "";
-    const producerName = this.nameFor(cluster, at.topic, at.partition, topic);
+    const cluster = identity
+      ? (this.known.get(identity) ?? (await this.resolved(identity)))
+      : typeof k?.cluster === "string"
+        ? k.cluster
+        : "";
+    const id = this.nameFor(cluster, at.topic, at.partition, topic);
+    const { name: producerName, key: producerKey } = id;
     if (source && epoch !== undefined) {
       // Offsets are admitted in order per partition: a later one waits while an earlier record of the
       // partition may still come (a node holds it: an http request, a branch with more nodes). Stored
-      // after it, the earlier one would be a hole Pulsar takes for a duplicate.
-      const except = new Set([at.offset, ...(at.covers ?? []).map(String)]);
+      // after it, the earlier one would be a hole Pulsar takes for a duplicate. (Only offsets below this
+      // one are looked at: the records it covers do not count.)
+      const except = at.covers ? new Set(at.covers.map(String)) : undefined;
       for (;;) {
         current = source.epochOf(at.topic, at.partition);
         // revoked (the new owner publishes it), or a pass kafka-in discarded
         if (current === undefined || epoch < current) return "stale";
         const after = this.gate.lastOf(producerName, epoch);
-        if (after !== undefined && BigInt(at.offset) <= BigInt(after)) break;
+        if (after !== undefined && compareOffsets(at.offset, after) <= 0) break;
         if (!source.unsettledBetween(at.topic, at.partition, after, at.offset, except)) break;
         await this.progress(source);
       }
     } else if (source) current = source.epochOf(at.topic, at.partition);
     if (this.gate.admit(producerName, at.offset, at.attempt, epoch, current) === "stale") return "stale";
     this.wakeWaiters();
+    // one owner object per producer and source (the pool tags the producer with it)
+    let owner = id.owner;
+    if (owner === undefined || owner.source !== source) {
+      owner = { source, topic: at.topic, partition: at.partition, producerName };
+      id.owner = owner;
+    }
     return {
-      owner: { source, topic: at.topic, partition: at.partition, producerName },
-      producerKey: `${topic}|${producerName}`,
+      owner,
+      producerKey,
       sequenceId: Number(at.offset),
       offset: at.offset,
       epoch,
@@ -363,6 +386,18 @@ export class EffectivelyOncePublisher {
     const k = m.kafka as KafkaFields | undefined;
     const source = typeof k?.source === "string" ? this.o.findSource(k.source) : undefined;
     return source !== undefined && typeof m._msgid === "string" && source.carried(m._msgid) === undefined;
+  }
+
+  /**
+   * Identities already known: a msg then goes on without a turn of the microtask queue (the msgs that
+   * awaited the identity were all resumed, in their order, before a later msg can arrive).
+   */
+  private readonly known = new WeakMap<Promise<string>, string>();
+
+  private async resolved(identity: Promise<string>): Promise<string> {
+    const id = await identity;
+    this.known.set(identity, id);
+    return id;
   }
 
   private readonly waiters = new Set<() => void>();
@@ -421,7 +456,7 @@ export class EffectivelyOncePublisher {
             `${r.partition}: in effectively-once mode each Pulsar message may hold records of one Kafka ` +
             "partition (merge per partition, for instance with a switch on msg.kafka.partition before the join)",
         );
-      else if (BigInt(r.offset) > BigInt(at.offset)) at = r;
+      else if (compareOffsets(r.offset, at.offset) > 0) at = r;
     }
     if (!at) return at;
     // the other records it settles: stored with it, so that a replay grouping them otherwise (a batch
@@ -502,12 +537,18 @@ export class EffectivelyOncePublisher {
    * and again from the first not settled after a restore: Pulsar drops what it stored already.
    */
   private prepareResult(r: WindowResultFields, topic: string): Publication {
-    const producerName = this.nameFor(`window:${r.source}`, r.topic, r.partition, topic);
+    const of = r.incarnation === undefined ? r.source : `${r.source}\u0000${r.incarnation}`;
+    const { name: producerName, key: producerKey } = this.nameFor(
+      `window:${of}`,
+      r.topic,
+      r.partition,
+      topic,
+    );
     const offset = String(r.seq);
     this.gate.admit(producerName, offset, r.attempt, undefined, undefined);
     return {
       owner: { source: undefined, topic: r.topic, partition: r.partition, producerName },
-      producerKey: `${topic}|${producerName}`,
+      producerKey,
       sequenceId: r.seq,
       offset,
       epoch: undefined,
@@ -516,14 +557,32 @@ export class EffectivelyOncePublisher {
     };
   }
 
-  private nameFor(cluster: string, topic: string, partition: number, pulsarTopic: string): string {
+  /**
+   * The producer's name, and its key in pulsar-out's pool ("<Pulsar topic>|<name>"). Msgs come in runs of
+   * one partition (a fetched batch): the last answer is kept apart, so that a run costs no string building.
+   */
+  private nameFor(cluster: string, topic: string, partition: number, pulsarTopic: string): ProducerId {
+    const last = this.lastName;
+    if (
+      last &&
+      last.partition === partition &&
+      last.topic === topic &&
+      last.cluster === cluster &&
+      last.pulsarTopic === pulsarTopic
+    )
+      return last.id;
     const key = `${cluster}\u0000${topic}\u0000${partition}\u0000${pulsarTopic}`;
-    let name = this.names.get(key);
-    if (name === undefined) {
+    let id = this.names.get(key);
+    if (id === undefined) {
       if (this.names.size >= 10_000) this.names.clear();
-      name = producerNameFor({ cluster, topic, partition }, pulsarTopic, this.o.nodeId);
-      this.names.set(key, name);
+      const name = producerNameFor({ cluster, topic, partition }, pulsarTopic, this.o.nodeId);
+      id = { name, key: `${pulsarTopic}|${name}` };
+      this.names.set(key, id);
     }
-    return name;
+    this.lastName = { cluster, topic, partition, pulsarTopic, id };
+    return id;
   }
+
+  private lastName:
+    { cluster: string; topic: string; partition: number; pulsarTopic: string; id: ProducerId } | undefined;
 }

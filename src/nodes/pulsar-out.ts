@@ -123,14 +123,22 @@ export function registerPulsarOut(RED: RED): void {
     // the answer kept for a minute (so turning it on, or off, is noticed); without an admin URL, a warning once.
     // One check per topic that every msg awaits: msgs must reach the producer in their order, because
     // the broker drops a sequence id lower than one it stored.
-    const dedupChecks = new Map<string, { at: number; settled: boolean; check: Promise<void> }>();
+    const dedupChecks = new Map<
+      string,
+      { at: number; settled: boolean; ok: boolean; check: Promise<void> }
+    >();
     let warnedUnchecked = false;
-    const ensureDeduplication = (topic: string): Promise<void> => {
+    /** undefined: checked and on (no turn of the microtask queue for it, msg after msg). */
+    const ensureDeduplication = (topic: string): Promise<void> | undefined => {
       const known = dedupChecks.get(topic);
-      if (known && (!known.settled || Date.now() - known.at < 60_000)) return known.check;
-      const entry = { at: Date.now(), settled: false, check: checkDeduplication(topic) };
+      if (known && (!known.settled || Date.now() - known.at < 60_000))
+        return known.ok ? undefined : known.check;
+      const entry = { at: Date.now(), settled: false, ok: false, check: checkDeduplication(topic) };
       entry.check.then(
-        () => (entry.settled = true),
+        () => {
+          entry.settled = true;
+          entry.ok = true;
+        },
         () => (entry.settled = true),
       );
       dedupChecks.set(topic, entry);
@@ -275,7 +283,8 @@ export function registerPulsarOut(RED: RED): void {
               openProducer(topic, publication?.owner.producerName),
               async (producer) => {
                 // after the producer: the topic exists then, so its applied policy can be read
-                if (eo) await ensureDeduplication(topic);
+                const checking = eo ? ensureDeduplication(topic) : undefined;
+                if (checking) await checking;
                 if (publication) eo?.recheck(publication);
                 return producer.send(out);
               },
