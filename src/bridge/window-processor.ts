@@ -15,6 +15,7 @@
 //   output again.
 // - A checkpoint that fails because another owner opened the partition (a rebalance) drops the partition:
 //   the records waiting for it fail as interrupted, and the next record opens the partition again.
+import { randomUUID } from "node:crypto";
 import { BridgeError, ConfigurationError, describeError } from "../common/errors";
 import type { Aggregator } from "./aggregate";
 import {
@@ -77,6 +78,11 @@ export interface ProcessorOptions {
    * another is not restored. Its result expression only reads the accumulator, so it may change.
    */
   reduceState?: string;
+  /**
+   * The source topic's identity (its Kafka topic id): a topic deleted and created again under the same name
+   * has a new one, and its offsets start at 0 again, below what the state says it applied.
+   */
+  identityOf?(topic: string): Promise<string>;
 }
 
 export interface ProcessorEvents {
@@ -86,6 +92,8 @@ export interface ProcessorEvents {
   changed(): void;
   /** A checkpoint failed (it is tried again). */
   checkpointFailed(topic: string, partition: number, error: unknown): void;
+  /** Something the user should know that is no error (a state given up for a recreated topic). */
+  warn?(message: string): void;
 }
 
 /** A result waiting for the flow to settle it. */
@@ -95,6 +103,11 @@ export interface PendingResult {
   /** Its number in the partition (in the changelog and in msg.window.seq). */
   seq: number;
   result: WindowResult;
+  /**
+   * The partition's state's incarnation (Partition.incarnation): results numbered from 0 again by a state
+   * begun afresh are told apart from the earlier ones (effectively-once names its producer by it).
+   */
+  incarnation?: string;
 }
 
 interface Meta {
@@ -106,6 +119,10 @@ interface Meta {
   settings?: string;
   /** Offset ranges [from, to] below `applied` that were not applied (see Partition.skipped). */
   skipped?: [string, string][];
+  /** The source topic's identity (ProcessorOptions.identityOf) the state was made from. */
+  source?: string;
+  /** Partition.incarnation. */
+  incarnation?: string;
 }
 
 /** Skipped ranges a partition remembers at most (the oldest go first). */
@@ -162,6 +179,15 @@ class Partition {
   /** A record failed to apply: later records of its pass wait for it (or for a pass past it). */
   failedAt: { offset: bigint; epoch: number | undefined } | undefined;
   seq = 0;
+  /**
+   * A random id drawn when the partition's state begins (no state in the changelog: a first run, or a
+   * changelog topic deleted and created again) and kept in it: result numbers start at 0 again then.
+   */
+  incarnation: string | undefined;
+  /** The source topic's identity (ProcessorOptions.identityOf). */
+  source: string | undefined;
+  /** Names in the changelog to delete with the next checkpoint (the state of a deleted source topic). */
+  tombstones = new Set<string>();
   late: string[] = [];
   lateSet = new Set<string>();
   /** Applied since the last checkpoint began: done once the next one is committed. */
@@ -287,13 +313,18 @@ export class WindowProcessor {
   }
 
   private async open(p: Partition): Promise<void> {
+    const source = await this.o.identityOf?.(p.topic);
     const log = await this.o.openLog(p.topic, p.partition);
     if (p.dropped || this.closed) {
       await log.close();
       throw new Error("the partition was dropped while it was opened");
     }
     p.log = log;
+    p.source = source;
     const metaBytes = log.restored.get(META);
+    // the state of a topic of this name that was deleted since: its offsets are not the new topic's
+    let recreated = false;
+    if (!metaBytes) p.incarnation = randomUUID();
     if (metaBytes) {
       const meta = JSON.parse(metaBytes.toString("utf8")) as Meta;
       const changed = meta.settings === undefined ? [] : changedSettings(meta.settings, this.settings);
@@ -302,22 +333,38 @@ export class WindowProcessor {
           "kafka-window.errors.settings-changed",
           `the changelog holds the state of ${p.topic} partition ${p.partition} for other window settings (${changed.join(", ")}); to start afresh with these, give the node a new changelog topic`,
         );
-      p.engine.restorePartition(meta.partition);
-      if (meta.applied !== null) {
-        p.durable = p.applied = BigInt(meta.applied);
-      }
+      // numbers go on, and so does the incarnation: the results pending are still sent
       p.seq = meta.seq;
-      p.late = meta.late;
-      p.lateSet = new Set(meta.late);
-      p.skipped = (meta.skipped ?? []).map(([a, b]) => [BigInt(a), BigInt(b)]);
+      p.incarnation = meta.incarnation;
+      recreated = meta.source !== undefined && p.source !== undefined && meta.source !== p.source;
+      if (!recreated) {
+        p.engine.restorePartition(meta.partition);
+        if (meta.applied !== null) {
+          p.durable = p.applied = BigInt(meta.applied);
+        }
+        p.late = meta.late;
+        p.lateSet = new Set(meta.late);
+        p.skipped = (meta.skipped ?? []).map(([a, b]) => [BigInt(a), BigInt(b)]);
+      }
     }
+    let dropped = 0;
     for (const [name, bytes] of log.restored) {
-      if (name.startsWith(KEY))
-        p.engine.restoreKey(name.slice(KEY.length), JSON.parse(bytes.toString("utf8")) as KeySnapshot);
-      else if (name.startsWith(RESULT)) {
+      if (name.startsWith(KEY)) {
+        if (recreated) {
+          p.tombstones.add(name);
+          dropped++;
+        } else p.engine.restoreKey(name.slice(KEY.length), JSON.parse(bytes.toString("utf8")) as KeySnapshot);
+      } else if (name.startsWith(RESULT)) {
         const pending = JSON.parse(bytes.toString("utf8")) as PendingResult;
         p.pending.set(pending.seq, pending);
       }
+    }
+    if (recreated) {
+      this.events.warn?.(
+        `${p.topic} was deleted and created again since the window state of its partition ${p.partition} was saved: the state of ${dropped} key(s) of the old topic is dropped, and the new topic's records start windows afresh`,
+      );
+      // the new identity is saved with the first checkpoint, and the old keys go with it
+      p.dirty = true;
     }
     for (const pending of [...p.pending.values()].sort((a, b) => a.seq - b.seq)) this.events.result(pending);
   }
@@ -409,12 +456,18 @@ export class WindowProcessor {
       while (p.late.length > LATE_KEPT) p.lateSet.delete(p.late.shift() as string);
       handle.late();
     }
-    for (const result of outcome.results)
-      p.fresh.push({ topic: r.topic, partition: r.partition, seq: p.seq++, result });
+    for (const result of outcome.results) p.fresh.push(this.pendingOf(p, result));
     p.waiting.push(handle);
     p.dirty = true;
     this.schedule(p, p.waiting.length >= this.batch ? 0 : undefined);
     this.idle(p);
+  }
+
+  /** The partition's next result. */
+  private pendingOf(p: Partition, result: WindowResult): PendingResult {
+    const r: PendingResult = { topic: p.topic, partition: p.partition, seq: p.seq++, result };
+    if (p.incarnation !== undefined) r.incarnation = p.incarnation;
+    return r;
   }
 
   private get batch(): number {
@@ -430,8 +483,7 @@ export class WindowProcessor {
       p.chain = p.chain
         .then(async () => {
           if (p.dropped || !p.log || p.engine.openWindows === 0) return;
-          for (const result of await p.engine.closeAll())
-            p.fresh.push({ topic: p.topic, partition: p.partition, seq: p.seq++, result });
+          for (const result of await p.engine.closeAll()) p.fresh.push(this.pendingOf(p, result));
           p.dirty = true;
           this.schedule(p);
         })
@@ -467,6 +519,9 @@ export class WindowProcessor {
     p.dirty = false;
     const json = (v: unknown) => Buffer.from(JSON.stringify(v), "utf8");
     const records: { name: string; value: Buffer | null }[] = [];
+    const tombstones = [...p.tombstones];
+    p.tombstones.clear();
+    for (const name of tombstones) records.push({ name, value: null });
     for (const key of p.engine.takeChanged()) {
       const s = p.engine.snapshotKey(key);
       records.push({ name: `${KEY}${key}`, value: s ? json(s) : null });
@@ -480,6 +535,8 @@ export class WindowProcessor {
       partition: p.engine.snapshotPartition(),
       late: p.late,
       skipped: p.skipped.map(([a, b]) => [String(a), String(b)]),
+      source: p.source,
+      incarnation: p.incarnation,
     };
     records.push({ name: META, value: json(meta) });
     try {
@@ -498,6 +555,7 @@ export class WindowProcessor {
       p.waiting = [...waiting, ...p.waiting];
       p.fresh = [...fresh, ...p.fresh];
       for (const seq of settled) p.settled.add(seq);
+      for (const name of tombstones) p.tombstones.add(name);
       p.dirty = true;
       // the keys it held changed: they go again (a restore would otherwise miss them)
       for (const r of records) if (r.name.startsWith(KEY)) p.engine.markChanged(r.name.slice(KEY.length));

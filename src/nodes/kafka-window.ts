@@ -207,6 +207,7 @@ export function registerKafkaWindow(RED: RED): void {
           idleMs: cfg.idleTimeoutMs,
           isFenced: isFencedError,
           reduceState: custom ? JSON.stringify([cfg.reduceInit.trim(), cfg.reduceStep.trim()]) : undefined,
+          identityOf: (source) => cluster.topicIdentity(source),
         },
         {
           result: (pending) => {
@@ -232,6 +233,7 @@ export function registerKafkaWindow(RED: RED): void {
                 // an effectively-once pulsar-out publishes it under this node's producer for the
                 // partition, seq as sequence id; a try after a failure is told apart from a second msg
                 source: topic,
+                incarnation: pending.incarnation,
                 attempt: attemptOf(pending),
               },
             };
@@ -239,6 +241,7 @@ export function registerKafkaWindow(RED: RED): void {
             node.send([msg, null]);
           },
           changed: () => renderSoon(),
+          warn: (message) => node.warn(message),
           checkpointFailed: (topic, partition, err) => {
             lastError = describeError(err).message;
             node.error(t("kafka-window.errors.checkpoint", { topic, partition, message: lastError }));

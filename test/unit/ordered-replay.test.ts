@@ -594,3 +594,21 @@ test("a send refused because pulsar-out is closing (a redeploy) is not counted a
   assert.equal(h.ledger.takeCommittable("t", 0), "1");
   h.d.close();
 });
+
+test("a window result is published under a producer of its node's changelog, partition and state incarnation: a state begun afresh (results from seq 0 again) gets another name, a restore the same", async () => {
+  const eo = new EffectivelyOncePublisher({ findSource: () => undefined, closeProducers: () => [] });
+  const result = (seq: number, incarnation?: string) => ({
+    payload: 1,
+    window: { source: "changelog", topic: "t", partition: 0, seq, attempt: 1, incarnation },
+  });
+  const name = async (m: Record<string, unknown>) => {
+    const p = await eo.prepare(m, "persistent://public/default/out");
+    assert.notEqual(p, "stale");
+    return p === "stale" ? "" : p.owner.producerName;
+  };
+  const a = await name(result(0, "one"));
+  assert.equal(await name(result(1, "one")), a, "the same state: one producer");
+  const b = await name(result(0, "two"));
+  assert.notEqual(b, a, "a state begun afresh: its seq 0 is not a duplicate of the old one's");
+  assert.notEqual(await name(result(0)), a, "a state saved before incarnations: the name it had");
+});

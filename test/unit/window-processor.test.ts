@@ -477,3 +477,96 @@ test("review 17: the first records of a fresh partition reordered are counted on
   );
   await p.close();
 });
+
+test("a source topic deleted and created again (a new topic id): the old topic's state is dropped with a warning (its offsets would pass the new records over), its pending results still go, numbers go on; a state begun afresh (a changelog recreated empty) has a new incarnation, a restore keeps it", async () => {
+  const log = new MemoryChangelog();
+  const spec = SECOND_WINDOWS;
+  let id = "cluster/A";
+  const sent: PendingResult[] = [];
+  const warnings: string[] = [];
+  const make = (into: MemoryChangelog) =>
+    new WindowProcessor(
+      {
+        spec,
+        aggregator,
+        openLog: () => Promise.resolve(into.open()),
+        checkpointMs: 5,
+        identityOf: () => Promise.resolve(id),
+      },
+      {
+        result: (r) => sent.push(r),
+        changed: () => undefined,
+        checkpointFailed: () => undefined,
+        warn: (m) => warnings.push(m),
+      },
+    );
+  const input = (p: WindowProcessor, offset: number, time: number) =>
+    new Promise<unknown>((resolve) =>
+      p.input(
+        { topic: "t", partition: 0, offset: String(offset), key: "k", time, value: 1, epoch: 1, attempt: 1 },
+        { done: (err) => resolve(err), late: () => undefined },
+      ),
+    );
+  const first = make(log);
+  for (const [o, time] of [
+    [0, 0],
+    [1, 100],
+    [2, 200],
+    [3, 1500],
+  ])
+    assert.equal(await input(first, o, time), undefined);
+  await sleep(30);
+  assert.deepEqual(
+    sent.map((r) => [r.seq, r.result.start, r.result.count]),
+    [[0, 0, 3]],
+    "[0, 1000) closed by offset 3; not settled",
+  );
+  const incarnation = sent[0]?.incarnation;
+  assert.equal(typeof incarnation, "string");
+  await first.close();
+  // the topic is recreated: offsets from 0 again
+  id = "cluster/B";
+  sent.length = 0;
+  const second = make(log);
+  assert.equal(await input(second, 0, 2000), undefined);
+  assert.equal(await input(second, 1, 3500), undefined);
+  await sleep(30);
+  assert.equal(warnings.length, 1);
+  assert.match(
+    warnings[0] ?? "",
+    /t was deleted and created again .* 1 key\(s\) of the old topic is dropped/,
+  );
+  assert.deepEqual(
+    sent.map((r) => [r.seq, r.result.start, r.result.count, r.incarnation]),
+    [
+      [0, 0, 3, incarnation], // pending from before: sent again
+      [1, 2000, 1, incarnation], // the new topic's offset 0, counted; the old [1000, 2000) is gone
+    ],
+  );
+  await second.close();
+  // the same identity again: the state goes on, no warning
+  sent.length = 0;
+  const third = make(log);
+  assert.equal(await input(third, 2, 4200), undefined);
+  await sleep(30);
+  assert.equal(warnings.length, 1);
+  assert.deepEqual(
+    sent.map((r) => [r.seq, r.result.start, r.incarnation]),
+    [
+      [0, 0, incarnation],
+      [1, 2000, incarnation],
+      [2, 3000, incarnation],
+    ],
+  );
+  await third.close();
+  // a changelog with nothing in it (deleted and created again): a new incarnation
+  sent.length = 0;
+  const fresh = make(new MemoryChangelog());
+  assert.equal(await input(fresh, 0, 0), undefined);
+  assert.equal(await input(fresh, 1, 1500), undefined);
+  await sleep(30);
+  assert.equal(sent[0]?.seq, 0);
+  assert.equal(typeof sent[0]?.incarnation, "string");
+  assert.notEqual(sent[0]?.incarnation, incarnation);
+  await fresh.close();
+});
