@@ -10,6 +10,7 @@ import { kafkaBrokers, pulsarAdmin, pulsarUrl, requestJson, uniqueName } from ".
 import { createTopic, groupOffsets, produce, testKafka } from "../support/kafka";
 import { makeUserDir, startNodeRed, type NodeRedProcess } from "../support/node-red-process";
 import { waitFor } from "../support/wait";
+import { createClient } from "../../src/pulsar/client";
 
 const MB = 1024 * 1024;
 const BACKLOG = Number(process.env.MEMORY_BACKLOG ?? 1_000_000);
@@ -187,4 +188,159 @@ test("50 redeploys (full, flows, nodes) with records flowing leave the heap flat
   const growth = (warm[warm.length - 1] ?? 0) - (warm[0] ?? 0);
   assert.ok(growth < 8 * MB, `heap after GC grows ${(growth / MB).toFixed(1)} MB over 40 redeploys`);
   assert.doesNotMatch(red.output(), /Unhandled|uncaught/i);
+});
+
+const LONG_WINDOW_SECONDS = Number(process.env.LONG_WINDOW_SECONDS ?? 60);
+
+test(`a one-hour window fed 2k records/s over 3 partitions for ${LONG_WINDOW_SECONDS} s: kafka-in keeps consuming with its default max in flight (a record settles at its checkpoint, not when the hour ends), RSS stays bounded, and the hour's results count every record`, async (t) => {
+  const kafkaTopic = uniqueName("long-window");
+  const pulsarTopic = `persistent://public/default/${uniqueName("long-window")}`;
+  const groupId = uniqueName("long-window-group");
+  await createTopic(kafkaTopic, 3);
+  const pulsar = createClient({ serviceUrl: pulsarUrl });
+  t.after(() => pulsar.close());
+  const results = await pulsar.subscribe({
+    topic: pulsarTopic,
+    subscription: "check",
+    initialPosition: "earliest",
+  });
+  const userDir = memoryUserDir();
+  t.after(() => fs.rmSync(userDir, { recursive: true, force: true }));
+  const red = await startWithGc(userDir);
+  t.after(() => red.stop());
+  const pid = red.process.pid ?? 0;
+  const admin = testKafka("long-window-check").admin();
+  await admin.connect();
+  t.after(() => admin.disconnect());
+  const producer = testKafka("long-window-producer").producer();
+  await producer.connect();
+  t.after(() => producer.disconnect());
+  await red.deploy([
+    { id: "tab", type: "tab", label: "long window" },
+    { id: "kc", type: "kafka-cluster", brokers: kafkaBrokers.join(",") },
+    { id: "pc", type: "pulsar-cluster", serviceUrl: pulsarUrl },
+    // kafka-in's defaults: max in flight 2000, one second of records at this rate
+    {
+      id: "in",
+      type: "kafka-in",
+      z: "tab",
+      cluster: "kc",
+      topics: kafkaTopic,
+      groupId,
+      startFrom: "earliest",
+      wires: [["win"]],
+    },
+    {
+      id: "win",
+      type: "kafka-window",
+      z: "tab",
+      cluster: "kc",
+      changelogTopic: uniqueName("long-window-state"),
+      windowType: "tumbling",
+      by: "time",
+      size: 3_600_000,
+      aggregations: "n:count",
+      wires: [["fmt"], ["late"]],
+    },
+    {
+      id: "fmt",
+      type: "function",
+      z: "tab",
+      func: "msg.payload = { key: msg.key, start: msg.window.start, n: msg.payload.n }; return msg;",
+      outputs: 1,
+      wires: [["out"]],
+    },
+    { id: "late", type: "debug", z: "tab", active: false, wires: [] },
+    { id: "out", type: "pulsar-out", z: "tab", cluster: "pc", topic: pulsarTopic, wires: [] },
+    ...memoryEndpoint,
+  ]);
+  // event times inside one hour: no window closes while the records come
+  const HOUR = Date.UTC(2026, 0, 1, 10);
+  const PER_TICK = 200; // every 100 ms: 2k/s
+  const samples: number[] = [];
+  const lags: number[] = [];
+  const sampler = setInterval(() => samples.push(rssOf(pid)), 250);
+  let produced = 0;
+  const started = Date.now();
+  try {
+    for (let tick = 0; tick < LONG_WINDOW_SECONDS * 10; tick++) {
+      await producer.send({
+        topic: kafkaTopic,
+        messages: Array.from({ length: PER_TICK }, (_, j) => {
+          const i = produced + j;
+          return {
+            partition: i % 3,
+            key: `sensor-${i % 100}`,
+            value: "1",
+            timestamp: String(HOUR + Math.floor(i / 2)),
+          };
+        }),
+      });
+      produced += PER_TICK;
+      if (tick % 50 === 49) lags.push(produced - (await groupOffsets(admin, groupId, kafkaTopic)).committed);
+      const next = started + (tick + 1) * 100;
+      if (next > Date.now()) await new Promise((r) => setTimeout(r, next - Date.now()));
+    }
+    await waitFor(
+      "every record committed",
+      async () => (await groupOffsets(admin, groupId, kafkaTopic)).settled,
+      60_000,
+      500,
+    );
+  } finally {
+    clearInterval(sampler);
+  }
+  const seconds = (Date.now() - started) / 1000;
+  const none = await results.receive(1000).then(
+    () => true,
+    () => false,
+  );
+  assert.equal(none, false, "no result before the hour ends");
+  // a record past the hour in each partition closes it: one result per sensor, counting each record once
+  await producer.send({
+    topic: kafkaTopic,
+    messages: [0, 1, 2].map((partition) => ({
+      partition,
+      key: "closer",
+      value: "1",
+      timestamp: String(HOUR + 3_600_000),
+    })),
+  });
+  const counts = new Map<string, number>();
+  await waitFor(
+    "the hour's results",
+    async () => {
+      try {
+        const m = await results.receive(1000);
+        const r = JSON.parse(m.payload.toString("utf8")) as { key: string; start: number; n: number };
+        await results.acknowledge(m);
+        assert.equal(r.start, HOUR);
+        counts.set(r.key, (counts.get(r.key) ?? 0) + r.n);
+      } catch (err) {
+        if (err instanceof assert.AssertionError) throw err;
+      }
+      return [...counts.values()].reduce((a, b) => a + b, 0) >= produced;
+    },
+    60_000,
+    0,
+  );
+  const peak = Math.max(...samples);
+  const half = Math.floor(samples.length / 2);
+  const firstHalf = Math.max(...samples.slice(0, half));
+  const secondHalf = Math.max(...samples.slice(half));
+  const after = await memoryAfterGc(red);
+  t.diagnostic(
+    `${produced} records in ${seconds.toFixed(0)} s; committed lag every 5 s: ${lags.join(", ")}; RSS peak ${(peak / MB).toFixed(0)} MB ` +
+      `(first half ${(firstHalf / MB).toFixed(0)}, second half ${(secondHalf / MB).toFixed(0)}), after GC ${(after.rss / MB).toFixed(0)} MB, heap ${(after.heapUsed / MB).toFixed(0)} MB`,
+  );
+  assert.equal(counts.size, 100, "one result per sensor");
+  assert.deepEqual(new Set(counts.values()), new Set([produced / 100]), "every record counted once");
+  // held until the hour ended, the records would stop kafka-in at its 2000 in flight: the lag would grow
+  // by 2000 a second; settled at their checkpoints, it stays within a few seconds of records
+  assert.ok(Math.max(...lags) < 10_000, `kafka-in keeps up (lag ${lags.join(", ")})`);
+  assert.ok(peak < 400 * MB, `peak RSS ${(peak / MB).toFixed(0)} MB under 400 MB`);
+  assert.ok(
+    secondHalf < firstHalf + 32 * MB,
+    `RSS does not keep growing (${(firstHalf / MB).toFixed(0)} -> ${(secondHalf / MB).toFixed(0)} MB)`,
+  );
 });
