@@ -354,6 +354,21 @@ test("the open window limit: a record that would open more fails with the reason
       ["b", 1],
     ],
   );
+  // refused while its watermark would close another window: that window still closes with the next record
+  const hopping = new PartitionWindows(
+    { ...spec, type: "hopping", size: 3000, advance: 1000, maxOpenWindows: 3 },
+    new Aggregator([{ name: "", kind: "count" }]),
+  );
+  await hopping.add({ key: "a", time: 1, offset: 0n, value: 1 });
+  await assert.rejects(
+    hopping.add({ key: "b", time: 1000, offset: 1n, value: 1 }),
+    /limit of 3 open windows/,
+  );
+  const next = (await hopping.add({ key: "a", time: 1000, offset: 2n, value: 1 })).results;
+  assert.deepEqual(
+    next.map((r) => [r.key, r.start, r.payload]),
+    [["a", -2000, 1]],
+  );
 });
 
 test("the spec is checked: sizes, advances, grace, sliding by count", () => {
