@@ -77,8 +77,8 @@ export function bridge(t: FlowTarget, mode: BridgeMode): unknown[] {
   ];
 }
 
-/** kafka-in -> window (tumbling, a minute of event time, count per key) -> pulsar-out. */
-export function windowedBridge(t: FlowTarget, changelogTopic: string): unknown[] {
+/** kafka-in -> window (tumbling, a minute of event time or `size` ms, count per key) -> pulsar-out. */
+export function windowedBridge(t: FlowTarget, changelogTopic: string, size?: number): unknown[] {
   return [
     tab,
     kafkaCluster,
@@ -90,6 +90,7 @@ export function windowedBridge(t: FlowTarget, changelogTopic: string): unknown[]
       z: "bench",
       cluster: "kc",
       changelogTopic,
+      ...(size === undefined ? {} : { size }),
       wires: [["out"], []],
     },
     pulsarOut(t),

@@ -16,7 +16,8 @@
 //
 //   npm run bench [-- --quick] [--only <case>[,<case>...]] [--size 100|1024] [--cpu-prof] [--out <file>]
 //
-// Cases: limit, kafkajs, producer, kafka-in, bridge, effectively-once, batch, window, peer, rss, latency.
+// Cases: limit, kafkajs, producer, kafka-in, bridge, effectively-once, batch, window, peer, rss, window-keys,
+// latency.
 // --quick scales every backlog and duration down (about 1/4); --cpu-prof profiles the node-red process of each
 // throughput case that runs (node --cpu-prof; pick them with --only) and prints, for the drain only, its self
 // time by module and its top 10 functions by self time (the profiles stay in the system's temp folder).
@@ -52,6 +53,7 @@ const CASES = [
   "window",
   "peer",
   "rss",
+  "window-keys",
   "latency",
 ] as const;
 type CaseName = (typeof CASES)[number];
@@ -691,6 +693,77 @@ async function rssCase(o: Options, existing: Backlog | undefined): Promise<void>
   }
 }
 
+// ---------------------------------------------------------------- window-keys
+
+/**
+ * The windowed bridge's memory with many keys open (issue 14): one record per key, a one-hour window so
+ * that none closes, and the node-red process's RSS before, at its peak and once drained (every key's window
+ * open, its state in memory and in the changelog).
+ */
+async function windowKeysCase(o: Options): Promise<void> {
+  const keys = o.quick ? 25_000 : 100_000;
+  const label = `windowed bridge, ${keys / 1000}k keys open (one-hour window)`;
+  let nr: BenchNodeRed | undefined;
+  let pulsar: string | undefined;
+  try {
+    const topic = uniqueName("bench-window-keys");
+    await createKafkaTopic(topic);
+    const producer = kafka.producer();
+    await producer.connect();
+    const value = Buffer.alloc(100, 0x61);
+    try {
+      for (let i = 0; i < keys; i += 5000)
+        await producer.send({
+          topic,
+          acks: 1,
+          messages: Array.from({ length: Math.min(5000, keys - i) }, (_, j) => ({
+            key: `key-${i + j}`,
+            value,
+          })),
+        });
+    } finally {
+      await producer.disconnect();
+    }
+    const ends = new Map((await admin.fetchTopicOffsets(topic)).map((e) => [e.partition, Number(e.high)]));
+    const group = await tailGroup("bench-window-keys", { topic, size: 100, records: keys, ends }, keys);
+    pulsar = await pulsarTopic(uniqueName("bench-window-keys"));
+    nr = await startNodeRed();
+    await new Promise((r) => setTimeout(r, 2000));
+    const before = memoryOf(nr.pid)?.rss ?? NaN;
+    const target: FlowTarget = { kafkaTopic: topic, groupId: group.groupId, pulsarTopic: pulsar };
+    const d = await drain({
+      nr,
+      flow: windowedBridge(target, uniqueName("bench-window-keys-state"), 3_600_000),
+      target,
+      base: group.base,
+      records: group.records,
+      until: "committed",
+      watchPulsar: false,
+    });
+    await new Promise((r) => setTimeout(r, 5000));
+    const after = memoryOf(nr.pid)?.rss ?? NaN;
+    const peak = Math.max(...d.samples.map((s) => s.rss));
+    const seconds = (d.committedMs ?? NaN) / 1000;
+    record({
+      case: "window-keys",
+      label,
+      size: 100,
+      records: group.records,
+      seconds,
+      rate: group.records / seconds,
+      note:
+        `RSS ${(before / MB).toFixed(0)} MB before, peak ${(peak / MB).toFixed(0)} MB, ${(after / MB).toFixed(0)} MB ` +
+        `with every key's window open: ~${Math.round((after - before) / keys)} B per key`,
+      details: { beforeMB: before / MB, peakRssMB: peak / MB, afterMB: after / MB, keys },
+    });
+  } catch (err) {
+    record({ case: "window-keys", label, size: 100, error: (err as Error).message });
+  } finally {
+    await nr?.stop();
+    if (pulsar) await dropPulsarTopic(pulsar);
+  }
+}
+
 // ---------------------------------------------------------------- latency
 
 interface LatencyResult {
@@ -901,6 +974,7 @@ async function main(): Promise<void> {
         if (b && on(c)) await nodeRedCase(c, size, b, o);
     }
     if (on("rss")) await rssCase(o, backlog100);
+    if (on("window-keys")) await windowKeysCase(o);
     if (on("latency")) await latencyCase(o);
   } finally {
     if (kafkaTopics.length) await admin.deleteTopics({ topics: kafkaTopics }).catch(() => undefined);
