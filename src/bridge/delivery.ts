@@ -3,7 +3,7 @@
 // offset ledger; failed ones go through the failure policy (retry with back-off, dead-letter, or block
 // the partition); records the flow holds past the settle deadline fail, naming the nodes holding them.
 import type { KafkaMessage } from "kafkajs";
-import { BridgeError, describeError, failureScope, isConsequential } from "../common/errors";
+import { BridgeError, describeError, failureScope, isConsequential, isWait } from "../common/errors";
 import { compareOffsets, type OffsetLedger } from "./offsets";
 import { FailurePolicy, type Decision, type FailurePolicyOptions } from "./failure-policy";
 import { SettlementTracker } from "./settlement";
@@ -641,9 +641,10 @@ export class Delivery implements OrderedSource {
       this.events.lost(r, error);
       return;
     }
-    // interruptions are not the record's fault, unless they never end (a deploy that fails to start)
+    // interruptions are not the record's fault, unless they never end (a deploy that fails to start); a wait
+    // for something outside the flow (isWait) is never its fault
     const interruptions = interrupted ? r.interruptions + 1 : 0;
-    const counted = !interrupted || interruptions > MAX_FREE_INTERRUPTIONS;
+    const counted = !interrupted || (interruptions > MAX_FREE_INTERRUPTIONS && !isWait(error));
     const tries = counted ? r.tries + 1 : r.tries;
     const scope = failureScope(error);
     const decision = this.policy.decide(tries, { scope, interrupted: !counted });

@@ -84,6 +84,17 @@ const CONSEQUENTIAL_KEYS = new Set([
   "kafka-window.errors.waiting",
 ]);
 
+/**
+ * Consequential errors that say the record waits for something outside the flow to let go (a producer
+ * name Pulsar still has on another connection), however long: never counted, not even after the free
+ * interruptions a record has (the status says what it waits for).
+ */
+const WAIT_KEYS = new Set(["pulsar-out.errors.producer-busy"]);
+
+export function isWait(err: unknown): boolean {
+  return err instanceof BridgeError && WAIT_KEYS.has(err.key);
+}
+
 export function isConsequential(err: unknown): boolean {
   return err instanceof BridgeError && CONSEQUENTIAL_KEYS.has(err.key);
 }

@@ -595,6 +595,23 @@ test("a send refused because pulsar-out is closing (a redeploy) is not counted a
   h.d.close();
 });
 
+test("a send refused because Pulsar still has the producer's name on another connection (ProducerBusy) is never counted as a try, however often: the record waits, it is not dead-lettered", async () => {
+  const h = harness({ ordered: false, deadLetter: true, maxAttempts: 2 });
+  h.record(0, 0);
+  await tick();
+  const busy = () => new BridgeError("pulsar-out.errors.producer-busy", "Waiting for the producer x", true);
+  for (let pass = 0; pass < 14; pass++) {
+    h.done(h.find(0, 0, pass), busy());
+    await wait(120);
+  }
+  assert.deepEqual(h.deadLettered, [], "14 refusals (past the 10 free interruptions), maxAttempts 2");
+  assert.equal(h.sent.length, 15, "sent again after each refusal");
+  h.done(h.find(0, 0, 14));
+  await tick();
+  assert.equal(h.ledger.takeCommittable("t", 0), "1");
+  h.d.close();
+});
+
 test("a window result is published under a producer of its node's changelog, partition and state incarnation: a state begun afresh (results from seq 0 again) gets another name, a restore the same", async () => {
   const eo = new EffectivelyOncePublisher({ findSource: () => undefined, closeProducers: () => [] });
   const result = (seq: number, incarnation?: string) => ({
