@@ -314,6 +314,14 @@ export class Delivery implements OrderedSource {
     return this.epochs.get(topic)?.get(partition);
   }
 
+  /**
+   * Kafka no longer holds the partition's next record (kafka-in's offset reset): the topic may have been
+   * deleted and created again without a rebalance, so its identity is asked for again.
+   */
+  forgetIdentity(topic: string): void {
+    this.identities.delete(topic);
+  }
+
   identityOf(topic: string): Promise<string> | undefined {
     if (!this.o.identity) return undefined;
     let id = this.identities.get(topic);

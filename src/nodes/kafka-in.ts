@@ -332,13 +332,15 @@ export function registerKafkaIn(RED: RED): void {
     });
     // Records Kafka deleted before this group consumed them are gone: said, never passed over in silence
     // (with a msg naming the partition, so that Catch nodes get it)
-    const stopResets = kafkaCluster.onOffsetReset(groupId, (topic, partition) =>
+    // (and the topic's id is asked again: a topic recreated names new effectively-once producers)
+    const stopResets = kafkaCluster.onOffsetReset(groupId, (topic, partition) => {
+      delivery.forgetIdentity(topic);
       node.error(t("kafka-in.errors.offset-reset", { topic, partition, from: cfg.startFrom }), {
         _msgid: nextMsgId(),
         topic,
         kafka: { topic, partition, groupId },
-      }),
-    );
+      });
+    });
     delivery.control = consumer;
     (node as Node & { orderedSource?: OrderedSource }).orderedSource = delivery;
 

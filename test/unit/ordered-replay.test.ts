@@ -23,6 +23,8 @@ function harness(o: {
   to?: string;
   /** Batch output: one msg per this many records. */
   batchSize?: number;
+  /** The Kafka topics' identities (kafka-cluster's topicIdentity). */
+  identity?: (topic: string) => Promise<string>;
 }) {
   const ledger = new OffsetLedger();
   const sent: Sent[] = [];
@@ -57,6 +59,7 @@ function harness(o: {
       ledger,
       ordered: o.ordered,
       sourceId: "kin",
+      identity: o.identity,
       replayDrainMs: 150,
     },
     {
@@ -628,4 +631,15 @@ test("a window result is published under a producer of its node's changelog, par
   const b = await name(result(0, "two"));
   assert.notEqual(b, a, "a state begun afresh: its seq 0 is not a duplicate of the old one's");
   assert.notEqual(await name(result(0)), a, "a state saved before incarnations: the name it had");
+});
+
+test("an offset reset (kafka-in: a topic deleted and created again without a rebalance) makes the topic's identity be asked again, so that effectively-once names new producers", async () => {
+  const ids = ["id-1", "id-2"];
+  let asked = 0;
+  const h = harness({ ordered: true, identity: () => Promise.resolve(ids[asked++] ?? "more") });
+  assert.equal(await h.d.identityOf("t"), "id-1");
+  assert.equal(await h.d.identityOf("t"), "id-1", "kept while nothing happens");
+  h.d.forgetIdentity("t");
+  assert.equal(await h.d.identityOf("t"), "id-2");
+  h.d.close();
 });
