@@ -1,12 +1,13 @@
 // A set of sequence ids kept as sorted, merged ranges: consecutive ids (the usual case, one per Kafka offset)
 // extend the last range in O(1); a gap starts a new one. Bounded: past `maxRanges`, the oldest range is
-// dropped and everything up to it counts as in the set (the floor), so memory stays small on long runs.
+// forgotten, so memory stays small on long runs. The set proves that a message was stored: forgetting loses
+// a proof (a duplicate receipt for such an id is then unproven, an error), it never invents one.
 
 export class SequenceRanges {
-  private readonly lo: number[] = [];
-  private readonly hi: number[] = [];
-  /** Every id at or below it counts as in the set. */
-  private floor = -Infinity;
+  private lo: number[] = [];
+  private hi: number[] = [];
+  /** Ranges before this index are forgotten (dropped in bulk, so that a bound costs O(1) per add). */
+  private head = 0;
 
   constructor(private readonly maxRanges = 4096) {}
 
@@ -16,72 +17,64 @@ export class SequenceRanges {
 
   /** Adds every id from `first` to `last` (inclusive). */
   addRange(first: number, last: number): void {
-    if (last <= this.floor || last < first) return;
-    const from = Math.max(first, this.floor + 1);
+    if (last < first) return;
     const n = this.hi.length;
-    if (n === 0 || from > this.hi[n - 1] + 1) {
-      this.lo.push(from);
+    if (n === this.head || first > this.hi[n - 1] + 1) {
+      this.lo.push(first);
       this.hi.push(last);
       this.bound();
       return;
     }
-    if (from >= this.lo[n - 1]) {
+    if (first >= this.lo[n - 1]) {
       this.hi[n - 1] = Math.max(this.hi[n - 1], last);
       return;
     }
     // at or below the last range (rare: a resend, or ids that fill a gap): merge with what it touches
-    let i = this.find(from);
-    if (i < 0 || this.hi[i] + 1 < from) i++; // the first range that touches [from, last], if any
+    let i = this.find(first);
+    if (i < this.head || this.hi[i] + 1 < first) i = Math.max(i + 1, this.head); // the first range touching it
     const j = this.find(last + 1); // the last range that touches it
     if (j < i) {
-      this.lo.splice(i, 0, from);
+      this.lo.splice(i, 0, first);
       this.hi.splice(i, 0, last);
       this.bound();
       return;
     }
-    const lo = Math.min(from, this.lo[i]);
+    const lo = Math.min(first, this.lo[i]);
     const hi = Math.max(last, this.hi[j]);
     this.lo.splice(i, j - i + 1, lo);
     this.hi.splice(i, j - i + 1, hi);
   }
 
-  /** Adds the ids of `other` at or below `max` (its floor too, as far as `max`). */
+  /** Adds the ids of `other` at or below `max`. */
   addFrom(other: SequenceRanges, max: number): void {
-    this.raiseFloor(Math.min(other.floor, max));
-    for (let i = 0; i < other.lo.length && other.lo[i] <= max; i++)
+    for (let i = other.head; i < other.lo.length && other.lo[i] <= max; i++)
       this.addRange(other.lo[i], Math.min(other.hi[i], max));
   }
 
   has(id: number): boolean {
-    if (id <= this.floor) return true;
     const i = this.find(id);
-    return i >= 0 && id <= this.hi[i];
+    return i >= this.head && id <= this.hi[i];
   }
 
   get ranges(): number {
-    return this.lo.length;
-  }
-
-  private raiseFloor(floor: number): void {
-    if (floor <= this.floor) return;
-    this.floor = floor;
-    let drop = 0;
-    while (drop < this.hi.length && this.hi[drop] <= floor) drop++;
-    this.lo.splice(0, drop);
-    this.hi.splice(0, drop);
+    return this.lo.length - this.head;
   }
 
   private bound(): void {
-    if (this.lo.length <= this.maxRanges) return;
-    this.lo.shift();
-    this.floor = this.hi.shift() as number;
+    if (this.lo.length - this.head <= this.maxRanges) return;
+    this.head++;
+    if (this.head >= this.maxRanges) {
+      this.lo = this.lo.slice(this.head);
+      this.hi = this.hi.slice(this.head);
+      this.head = 0;
+    }
   }
 
-  /** The index of the last range starting at or below `id`, or -1. */
+  /** The index of the last range starting at or below `id`, or head - 1. */
   private find(id: number): number {
-    let a = 0;
+    let a = this.head;
     let b = this.lo.length - 1;
-    let found = -1;
+    let found = this.head - 1;
     while (a <= b) {
       const m = (a + b) >> 1;
       if (this.lo[m] <= id) {

@@ -36,7 +36,7 @@ function sends(written: Buffer[]): { seq: number; count: number }[] {
   return out;
 }
 
-test("sequence ranges: consecutive ids merge, gaps split, late ids fill in, and the bound raises a floor", () => {
+test("sequence ranges: consecutive ids merge, gaps split, late ids fill in, and the bound forgets the oldest", () => {
   const r = new SequenceRanges(3);
   for (const id of [1, 2, 3, 5, 6, 9]) r.add(id);
   assert.equal(r.ranges, 3);
@@ -52,20 +52,26 @@ test("sequence ranges: consecutive ids merge, gaps split, late ids fill in, and 
   assert.equal(r.ranges, 1);
   r.add(20);
   r.add(30);
-  r.add(40); // a fourth range: the oldest (1..9) is dropped, everything up to 9 counts as in the set
-  assert.equal(r.ranges, 3);
-  assert.equal(r.has(0), true);
-  assert.equal(r.has(15), false);
-  r.add(15); // between ranges, no neighbour: a fourth range again, 15 is now the floor
-  assert.equal(r.has(15), true);
+  r.add(40); // a fourth range: the oldest (1..9) is forgotten, not proven any more
   assert.equal(r.ranges, 3);
   assert.deepEqual(
-    [16, 19, 20, 21, 29, 30, 40].map((id) => r.has(id)),
-    [false, false, true, false, false, true, true],
+    [0, 1, 9, 15].map((id) => r.has(id)),
+    [false, false, false, false],
+  );
+  r.add(15); // below the kept ranges: a fourth range again, and the lowest (15 itself) is forgotten
+  assert.equal(r.ranges, 3);
+  assert.deepEqual(
+    [14, 15, 16, 19, 20, 21, 29, 30, 40].map((id) => r.has(id)),
+    [false, false, false, false, true, false, false, true, true],
+  );
+  r.add(35); // above the lowest kept range: 20 is forgotten, 30, 35 and 40 are kept
+  assert.deepEqual(
+    [20, 30, 35, 40].map((id) => r.has(id)),
+    [false, true, true, true],
   );
 });
 
-test("sequence ranges: a range added over several merges them; a copy up to a bound keeps the floor", () => {
+test("sequence ranges: a range added over several merges them; a copy up to a bound has no more than the source", () => {
   const r = new SequenceRanges();
   for (const id of [10, 20, 30, 40]) r.add(id);
   r.addRange(19, 31); // touches 20 and 30, reaches 19 and 31
@@ -81,29 +87,32 @@ test("sequence ranges: a range added over several merges them; a copy up to a bo
   assert.equal(r.has(6), false);
 
   const source = new SequenceRanges(2);
-  for (const id of [1, 3, 5, 6, 7, 9]) source.add(id); // 1 and 3 are dropped: the floor is 3
-  assert.equal(source.has(2), true);
+  for (const id of [1, 3, 5, 6, 7, 9]) source.add(id); // 1 and 3 are forgotten: 5..7 and 9 are kept
+  assert.equal(source.has(2), false);
+  assert.equal(source.has(3), false);
   const target = new SequenceRanges();
   target.add(100);
   target.addFrom(source, 6);
   assert.deepEqual(
     [0, 3, 4, 5, 6, 7, 8, 9, 100].map((id) => target.has(id)),
-    [true, true, false, true, true, false, false, false, true],
+    [false, false, false, true, true, false, false, false, true],
   );
-  target.addFrom(source, 2); // a floor below the source's: only up to 2 (already in)
-  assert.equal(target.has(4), false);
 });
 
-test("sequence ranges: bounded on a long run of filtered gaps; what is in stays in", () => {
+test("sequence ranges: bounded on a long run of gaps (stride ids of a partition producer); a gap never counts as in", () => {
   const r = new SequenceRanges();
   for (let id = 0; id < 100_000; id += 3) r.add(id); // every third id: a range each
   assert.equal(r.ranges, 4096);
-  const lowest = 100_000 - 3 * 4096; // the oldest range kept is 4096 ranges back from the newest
-  assert.equal(r.has(lowest + 1), false, "a gap among the kept ranges");
-  assert.equal(r.has(lowest - 2), true, "below the floor, a gap counts as in");
-  for (let id = 0; id < 100_000; id += 3) assert.ok(r.has(id));
-  for (let id = 0; id < 100_000; id++) r.add(id); // the gaps filled: one range
+  const newest = 99_999; // 0, 3, ... 99_999
+  const oldest = newest - 3 * 4095; // the oldest range kept
+  for (let id = 0; id < 100_000; id++) {
+    const kept = id % 3 === 0 && id >= oldest;
+    assert.equal(r.has(id), kept, `id ${id}`);
+  }
+  for (let id = 0; id < 100_000; id++) r.add(id); // the gaps filled: one range (ids below a full set are forgotten)
   assert.equal(r.ranges, 1);
+  assert.equal(r.has(oldest), true);
+  assert.equal(r.has(99_999), true);
 });
 
 const partitionOf = (r: SendReceipt) => Number(/-partition-(\d+)$/.exec(r.topic)?.[1]);
