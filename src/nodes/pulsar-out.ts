@@ -201,9 +201,12 @@ export function registerPulsarOut(RED: RED): void {
           maxPendingMessages: cfg.maxPending,
           blockIfQueueFull: true,
           sendTimeoutMs: cfg.sendTimeoutMs,
-          // Partitions added while running would move records to other partitions between deliveries,
-          // which deduplication cannot follow: in effectively-once mode a redeploy picks them up.
+          // Partitions added would move records to other partitions between deliveries, which
+          // deduplication cannot follow: in effectively-once mode the count is frozen for the producer's
+          // life and named in its partition producers' names, so a redeploy after a change starts new
+          // sequences (records not committed then may be stored twice, none is dropped as a duplicate).
           partitionsUpdateIntervalMs: cfg.effectivelyOnce ? 0 : 60_000,
+          nameCarriesPartitionCount: cfg.effectivelyOnce,
         }),
       );
       p.then(

@@ -753,7 +753,8 @@ class RoutedProducer implements Producer {
     this.rrIndex = Math.floor(Math.random() * parts.length);
     this.single = Math.floor(Math.random() * parts.length);
     const interval = o.partitionsUpdateIntervalMs ?? 60_000;
-    if (partitioned && interval > 0) {
+    // a name carrying the partition count freezes the count for the producer's life
+    if (partitioned && interval > 0 && !o.nameCarriesPartitionCount) {
       this.updateTimer = setInterval(() => {
         this.updating ??= this.addNewPartitions().finally(() => (this.updating = undefined));
       }, interval);
@@ -902,6 +903,10 @@ export async function createProducer(client: BuiltinClient, o: ProducerOptions):
     sendTimeoutMs: o.sendTimeoutMs ?? 30_000,
   };
   const partitions = await client.partitionCountWithRetry(topic);
+  const producerName =
+    o.producerName && o.nameCarriesPartitionCount && partitions > 0
+      ? `${o.producerName}-${partitions}p`
+      : o.producerName;
   // the partitions' state listener, before the producer they make up exists
   const owner: { routed?: RoutedProducer } = {};
   const changed = () => owner.routed?.partChanged();
@@ -910,7 +915,7 @@ export async function createProducer(client: BuiltinClient, o: ProducerOptions):
       client,
       partitions === 0 ? topic : `${topic}-partition-${i}`,
       partitions === 0 ? -1 : i,
-      o.producerName,
+      producerName,
       codec,
       settings,
       o.properties,

@@ -76,6 +76,14 @@ export interface ProducerOptions {
   topic: string;
   /** A stable name (required for deduplication). When absent, the broker assigns one. */
   producerName?: string;
+  /**
+   * On a partitioned topic, each partition's producer is named `<producerName>-<partition count>p`: a topic
+   * given more partitions routes keys anew, so the deduplication sequences kept under the old count must
+   * not judge the messages routed by the new one (a message never stored would be dropped as a duplicate
+   * of another key's higher id on its new partition). The count is then frozen for the producer's life
+   * (partitionsUpdateIntervalMs is not used). Default false (the Java client's naming).
+   */
+  nameCarriesPartitionCount?: boolean;
   /** Batching. Default true, 1000 messages, 128 KiB, 10 ms. */
   batchingEnabled?: boolean;
   batchingMaxMessages?: number;

@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { BuiltinClient } from "../../src/pulsar/client";
+import { javaStringHash } from "../../src/pulsar/hash";
 import { TimeoutError } from "../../src/pulsar/errors";
 import type { SendReceipt } from "../../src/pulsar/types";
 import { pulsarAdmin, pulsarUrl, runToolOk, uniqueName } from "../support/brokers";
@@ -98,4 +99,70 @@ test("a replay with potential duplicates after a new producer session stores the
     contents,
     ids(0, 125).map((seq) => `m${seq}`),
   );
+});
+
+test("a named producer on a topic given more partitions starts new sequences: a record never stored is stored, not taken for a duplicate of another key's higher id", async (t) => {
+  const ns = uniqueName("dedup-parts");
+  assert.equal((await pulsarAdmin("PUT", `/admin/v2/namespaces/public/${ns}`, {})).status, 204);
+  t.after(() => pulsarAdmin("DELETE", `/admin/v2/namespaces/public/${ns}?force=true`).catch(() => undefined));
+  assert.equal(
+    (await pulsarAdmin("POST", `/admin/v2/namespaces/public/${ns}/deduplication`, true)).status,
+    204,
+  );
+  const topic = `persistent://public/${ns}/grown`;
+  assert.equal(
+    (await pulsarAdmin("PUT", `/admin/v2/persistent/public/${ns}/grown/partitions`, 2)).status,
+    204,
+  );
+  // kA: partition 0 of 2, partition 1 of 3; kB: partition 1 of both
+  const keyWith = (of2: number, of3: number) => {
+    for (let i = 0; ; i++) {
+      const h = javaStringHash(`k${i}`);
+      if (h % 2 === of2 && h % 3 === of3) return `k${i}`;
+    }
+  };
+  const kA = keyWith(0, 1);
+  const kB = keyWith(1, 1);
+  const producerName = uniqueName("grown-producer");
+  const options = { topic, producerName, nameCarriesPartitionCount: true, partitionsUpdateIntervalMs: 0 };
+  const client = new BuiltinClient({ serviceUrl: pulsarUrl });
+  t.after(() => client.close());
+
+  // with 2 partitions, offset 10 (key kB) is stored on partition 1; offset 5 (key kA, partition 0) is not
+  // stored (say the process died before its retry)
+  const before = await client.createProducer(options);
+  const r10 = await before.send({ payload: Buffer.from("m10"), key: kB, sequenceId: 10 });
+  assert.equal(r10.duplicate, false);
+  assert.equal(r10.producerName, `${producerName}-2p`);
+  assert.match(r10.topic, /-partition-1$/);
+  await before.close();
+
+  // the topic gets a third partition; the record is delivered again, and kA now routes to partition 1,
+  // where the old name's last id is 10
+  assert.equal(
+    (await pulsarAdmin("POST", `/admin/v2/persistent/public/${ns}/grown/partitions`, 3)).status,
+    204,
+  );
+  const after = await client.createProducer(options);
+  assert.deepEqual(after.lastSequenceIds, [-1, -1, -1], "new sequences on every partition");
+  const r5 = await after.send({ payload: Buffer.from("m5"), key: kA, sequenceId: 5 });
+  assert.match(r5.topic, /-partition-1$/);
+  assert.equal(r5.producerName, `${producerName}-3p`);
+  assert.equal(r5.duplicate, false, "stored, not dropped as a duplicate of offset 10");
+  await after.close();
+
+  // the official tool reads both
+  const subscription = uniqueName("check");
+  await runToolOk("pulsar-admin", [
+    "topics",
+    "create-subscription",
+    "-s",
+    subscription,
+    "-m",
+    "earliest",
+    topic,
+  ]);
+  const consumed = await runToolOk("pulsar-client", ["consume", "-s", subscription, "-n", "2", topic]);
+  const contents = [...consumed.stdout.matchAll(/content:(m\d+)/g)].map((m) => m[1]).sort();
+  assert.deepEqual(contents, ["m10", "m5"]);
 });
