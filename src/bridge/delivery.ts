@@ -196,32 +196,54 @@ export class Delivery implements OrderedSource {
   /** The group assigned these partitions: everything of the others is forgotten (Kafka redelivers it). */
   onAssignment(assigned: readonly { topic: string; partition: number }[]): void {
     const keep = new Set(assigned.map((a) => partKey(a.topic, a.partition)));
-    const revoked = (r: DeliveryRecord) => !keep.has(partKey(r.topic, r.partition));
+    this.identities.clear();
+    this.forgetPartitions((topic, partition) => !keep.has(partKey(topic, partition)));
+    if (this.ordered) this.restartRetained(keep);
+    this.events.changed();
+  }
+
+  /**
+   * The consumer found `topic` deleted and created again and reads its partitions from offset 0: what the
+   * flow holds of the old topic is forgotten as at a revoke (its settlements no longer count, its
+   * effectively-once producers are closed), and the new topic's id names new ones.
+   */
+  topicRecreated(topic: string): void {
+    this.identities.delete(topic);
+    this.forgetPartitions((t) => t === topic);
+    this.events.changed();
+  }
+
+  /** Forgets every record, retry, block, replay and drain of the partitions `revoked` names. */
+  private forgetPartitions(revokedPart: (topic: string, partition: number) => boolean): void {
+    const revoked = (r: DeliveryRecord) => revokedPart(r.topic, r.partition);
+    const revokedKey = (k: string) => {
+      const at = k.indexOf("\u0000");
+      return revokedPart(k.slice(at + 1), Number(k.slice(0, at)));
+    };
     for (const [r, { timer }] of this.retries)
       if (revoked(r)) {
         clearTimeout(timer);
         this.retries.delete(r);
       }
     for (const [k, records] of this.blocks)
-      if (!keep.has(k)) {
+      if (revokedKey(k)) {
         for (const { timer } of records.values()) if (timer) clearTimeout(timer);
         this.blocks.delete(k);
       }
     for (const [k, replay] of this.replays)
-      if (!keep.has(k)) {
+      if (revokedKey(k)) {
         if (replay.timer) clearTimeout(replay.timer);
         this.replays.delete(k);
       }
     for (const [k, timer] of this.draining)
-      if (!keep.has(k)) {
+      if (revokedKey(k)) {
         clearTimeout(timer);
         this.draining.delete(k);
       }
-    this.identities.clear();
     const gone: { topic: string; partition: number }[] = [];
     for (const [topic, partitions] of this.epochs)
       for (const partition of partitions.keys())
-        if (!keep.has(partKey(topic, partition))) {
+        if (revokedPart(topic, partition)) {
           partitions.delete(partition);
           gone.push({ topic, partition });
         }
@@ -231,8 +253,6 @@ export class Delivery implements OrderedSource {
     }
     this.pendingBatch = this.pendingBatch.filter((r) => !revoked(r));
     this.tracker.forget(revoked);
-    if (this.ordered) this.restartRetained(keep);
-    this.events.changed();
   }
 
   // ---- from Node-RED's message hooks ----

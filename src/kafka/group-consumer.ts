@@ -4,6 +4,7 @@
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from "kafkajs";
 import { Backoff } from "../pulsar/backoff";
 import type { OffsetLedger } from "../bridge/offsets";
+import { TopicIdWatch } from "./identity";
 
 export type ConsumerState =
   | { kind: "connecting" }
@@ -32,6 +33,16 @@ export interface GroupConsumerOptions {
   onError: (error: unknown) => void;
   sessionTimeoutMs?: number;
   commitIntervalMs?: number;
+  /**
+   * A topic deleted and created again under its name while consumed, the new one filled past the old
+   * position before the next fetch, goes unnoticed by kafkajs (the positions are valid offsets of the new
+   * topic too) and its first records would be skipped. So the topics' ids (KIP-516) are looked at before a
+   * batch is handed over when the last look is older than this: a topic with a new id has its records in
+   * flight forgotten (onTopicRecreated) and is read from offset 0. Default 1000; 0 looks never.
+   */
+  topicCheckMs?: number;
+  /** A topic was found deleted and created again: its partitions of this member are read from offset 0. */
+  onTopicRecreated?: (topic: string, partitions: number[]) => void;
   /** How long a full window is waited out before the partitions are paused. Default 3000. */
   pauseAfterMs?: number;
   /** Longest wait for in-flight records on stop. */
@@ -53,6 +64,14 @@ export class GroupConsumer {
   private committing: Promise<void> = Promise.resolve();
   private readonly backoff = new Backoff({ initialMs: 500, maxMs: 30_000 });
   private assigned = 0;
+  /** This member's partitions (the last assignment). */
+  private assignment: { topic: string; partition: number }[] = [];
+  /** Each consumed topic's id when last looked at, and when that was (see topicCheckMs). */
+  private readonly topicIds = new Map<string, string>();
+  private topicsCheckedAt = 0;
+  private topicCheck: Promise<void> | undefined;
+  /** Undefined once the brokers turned out to have no topic ids. */
+  private idWatch: TopicIdWatch | undefined;
   private spaceWaiter: (() => void) | undefined;
   /**
    * The window level that wakes a waiting batch: 1/64 of the window below maxInFlight. Waking at every
@@ -67,6 +86,7 @@ export class GroupConsumer {
     private readonly o: GroupConsumerOptions,
   ) {
     this.lowWater = o.maxInFlight - Math.max(1, Math.floor(o.maxInFlight / 64));
+    if ((o.topicCheckMs ?? 1000) > 0) this.idWatch = new TopicIdWatch(kafka);
   }
 
   /** Joins the group and starts consuming; failures are retried with back-off (reported via onState). */
@@ -113,6 +133,7 @@ export class GroupConsumer {
       );
       for (const { topic } of list) this.seenTopics.add(topic);
       this.assigned = list.length;
+      this.assignment = list;
       this.o.ledger.retain(list);
       const keep = new Set(list.map((a) => blockKey(a.topic, a.partition)));
       for (const [k, b] of this.blocked) {
@@ -180,6 +201,7 @@ export class GroupConsumer {
     // the next consumer starts over from the last commit: what is in flight is redelivered, so it is
     // forgotten here (as if every partition were revoked) and the blocks start afresh
     this.blocked.clear();
+    this.assignment = [];
     this.o.ledger.retain([]);
     this.o.onAssignment?.([]);
     void (async () => {
@@ -197,6 +219,8 @@ export class GroupConsumer {
     const settled = this.o.commitMode === "settled";
     const ledger = this.o.ledger;
     let unresolved: string | undefined;
+    // a batch of a topic found recreated is stale (its partitions were sought to offset 0)
+    if (payload.isRunning() && !payload.isStale()) await this.checkTopicIds(topic);
     if (payload.isRunning() && !payload.isStale()) {
       const blocked = this.blocked.size > 0 && this.blocked.has(blockKey(topic, partition));
       for (let i = 0; i < messages.length && this.running && !blocked; i++) {
@@ -227,6 +251,68 @@ export class GroupConsumer {
     this.o.onBatchEnd?.();
     await payload.heartbeat();
   };
+
+  /**
+   * Looks at the consumed topics' ids when the last look is older than topicCheckMs (or `topic` was not
+   * looked at yet); a topic whose id changed is read again from offset 0 (see restartTopic). A failure to
+   * look is no reason to stop: the next batch looks again.
+   */
+  private async checkTopicIds(topic: string): Promise<void> {
+    const watch = this.idWatch;
+    if (!watch || !this.running) return;
+    if (Date.now() - this.topicsCheckedAt < (this.o.topicCheckMs ?? 1000) && this.topicIds.has(topic)) return;
+    this.topicCheck ??= (async () => {
+      const consumer = this.consumer;
+      const topics = [...new Set([...this.seenTopics, topic])];
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        const ids = await Promise.race([
+          watch.ids(topics),
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(() => reject(new Error("Kafka gave no topic ids in 5 s")), 5000);
+          }),
+        ]);
+        if (!ids) {
+          // brokers before Kafka 2.8: nothing to look at
+          this.idWatch = undefined;
+          await watch.close();
+          return;
+        }
+        for (const t of topics) {
+          const id = ids.get(t);
+          // a topic gone right now (deleted, not yet created again) is judged when it is back
+          if (id === undefined || id === NO_TOPIC_ID) continue;
+          const known = this.topicIds.get(t);
+          this.topicIds.set(t, id);
+          if (known !== undefined && known !== id && consumer && this.consumer === consumer)
+            this.restartTopic(consumer, t);
+        }
+      } catch (err) {
+        this.o.onError(err);
+      } finally {
+        clearTimeout(timer);
+        this.topicsCheckedAt = Date.now();
+      }
+    })().finally(() => (this.topicCheck = undefined));
+    await this.topicCheck;
+  }
+
+  /**
+   * `topic` was deleted and created again: what this member holds of it belongs to the old topic, so it is
+   * forgotten (ledger, blocks, and the node's records in flight: onTopicRecreated) and every partition of
+   * it is read from offset 0, the new topic's start.
+   */
+  private restartTopic(consumer: Consumer, topic: string): void {
+    const partitions = this.assignment.filter((a) => a.topic === topic).map((a) => a.partition);
+    for (const partition of partitions) {
+      this.o.ledger.restart(topic, partition);
+      if (this.blocked.delete(blockKey(topic, partition)) && !this.paused)
+        consumer.resume([{ topic, partitions: [partition] }]);
+      consumer.seek({ topic, partition, offset: "0" });
+    }
+    this.o.onTopicRecreated?.(topic, partitions);
+    this.settled();
+  }
 
   /**
    * Waits up to pauseAfterMs for room in the window; false when there is none. It wakes when the window has
@@ -351,9 +437,13 @@ export class GroupConsumer {
       this.consumer = undefined;
       await consumer.disconnect().catch(() => undefined);
     } else drained?.();
+    await this.idWatch?.close();
     this.o.ledger.clear();
     this.o.onState({ kind: "stopped" });
   }
 }
 
 const blockKey = (topic: string, partition: number) => `${partition}\u0000${topic}`;
+
+/** The id Kafka gives a topic it has none for (the zero UUID, in the base64url of identity.ts). */
+const NO_TOPIC_ID = "AAAAAAAAAAAAAAAAAAAAAA";

@@ -60,25 +60,76 @@ export async function kafkaIdentity(
   topics: string[],
   options: KafkaIdentityOptions = {},
 ): Promise<KafkaIdentity> {
-  const names = [...new Set(topics)];
   const cluster = createCluster(kafka);
   try {
     await cluster.connect();
-    await cluster.refreshMetadata();
-    const broker = await anyBroker(cluster);
-    const range = (await broker.apiVersions())[METADATA];
-    const version = Math.min(
-      TOPIC_ID_VERSIONS.max,
-      options.maxMetadataVersion ?? TOPIC_ID_VERSIONS.max,
-      range?.maxVersion ?? 0,
-    );
-    if (!range || version < TOPIC_ID_VERSIONS.min || version < range.minVersion)
-      return await identityWithoutTopicIds(broker, names, range?.maxVersion ?? 0);
-    const response = await sendMetadata(broker, version, names);
-    return identityOf(response, names, version);
+    return await askIdentity(cluster, [...new Set(topics)], options, false);
   } finally {
     // a failure to close must not hide the answer or the error
     await cluster.disconnect().catch(() => undefined);
+  }
+}
+
+async function askIdentity(
+  cluster: Cluster,
+  names: string[],
+  options: KafkaIdentityOptions,
+  omitMissing: boolean,
+): Promise<KafkaIdentity> {
+  await cluster.refreshMetadata();
+  const broker = await anyBroker(cluster);
+  const range = (await broker.apiVersions())[METADATA];
+  const version = Math.min(
+    TOPIC_ID_VERSIONS.max,
+    options.maxMetadataVersion ?? TOPIC_ID_VERSIONS.max,
+    range?.maxVersion ?? 0,
+  );
+  if (!range || version < TOPIC_ID_VERSIONS.min || version < range.minVersion)
+    return await identityWithoutTopicIds(broker, names, range?.maxVersion ?? 0);
+  const response = await sendMetadata(broker, version, names);
+  return identityOf(response, names, version, omitMissing);
+}
+
+/**
+ * Topic ids asked for again and again (kafka-in watches its topics for one deleted and created again)
+ * over a cluster connection kept open between the questions, closed after a failure and by close().
+ */
+export class TopicIdWatch {
+  private cluster: Cluster | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly kafka: Kafka,
+    private readonly options: KafkaIdentityOptions = {},
+  ) {}
+
+  /**
+   * Each topic's id; a topic that does not exist right now is left out. Undefined when the brokers have
+   * no topic ids (before Kafka 2.8).
+   */
+  async ids(topics: string[]): Promise<Map<string, string> | undefined> {
+    if (this.closed) throw new KafkaIdentityError("the topic id watch is closed", false);
+    let cluster = this.cluster;
+    try {
+      if (!cluster) {
+        cluster = this.cluster = createCluster(this.kafka);
+        await cluster.connect();
+      }
+      const identity = await askIdentity(cluster, [...new Set(topics)], this.options, true);
+      return identity.topicIdsSupported ? identity.topicIds : undefined;
+    } catch (err) {
+      // asked again on a new connection next time
+      if (cluster && this.cluster === cluster) this.cluster = undefined;
+      await cluster?.disconnect().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const cluster = this.cluster;
+    this.cluster = undefined;
+    await cluster?.disconnect().catch(() => undefined);
   }
 }
 
@@ -147,7 +198,12 @@ async function sendMetadata(broker: Broker, version: number, topics: string[]): 
   });
 }
 
-function identityOf(response: MetadataResponse, topics: string[], version: number): KafkaIdentity {
+function identityOf(
+  response: MetadataResponse,
+  topics: string[],
+  version: number,
+  omitMissing = false,
+): KafkaIdentity {
   if (response.errorCode !== 0) throw kafkaError(response.errorCode, "the Kafka broker refused Metadata", []);
   const clusterId = requireClusterId(response.clusterId);
   const byName = new Map(response.topics.map((t) => [t.name, t]));
@@ -158,7 +214,8 @@ function identityOf(response: MetadataResponse, topics: string[], version: numbe
     const code = t ? t.errorCode : UNKNOWN_TOPIC_OR_PARTITION;
     // a topic whose leader is being elected exists and has its id
     if (t?.topicId && (code === 0 || code === LEADER_NOT_AVAILABLE)) topicIds.set(name, t.topicId);
-    else failed.set(code, [...(failed.get(code) ?? []), name]);
+    else if (!(omitMissing && code === UNKNOWN_TOPIC_OR_PARTITION))
+      failed.set(code, [...(failed.get(code) ?? []), name]);
   }
   const [code, names] = [...failed][0] ?? [];
   if (code !== undefined && names) throw kafkaError(code, topicMessage(code, names), names);

@@ -318,6 +318,10 @@ export function registerKafkaIn(RED: RED): void {
       onRecord: (topic, partition, message) => delivery.onRecord(topic, partition, message),
       onBatchEnd: () => delivery.onBatchEnd(),
       onAssignment: (list) => delivery.onAssignment(list),
+      onTopicRecreated: (topic, partitions) => {
+        delivery.topicRecreated(topic);
+        node.warn(t("kafka-in.errors.topic-recreated", { topic, partitions: partitions.join(", ") }));
+      },
       onState: (s) => {
         consumerState = s;
         // A connection failure is logged once per distinct cause (Catch and the log see it), not per retry.
