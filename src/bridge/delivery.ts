@@ -6,7 +6,7 @@ import type { KafkaMessage } from "kafkajs";
 import { BridgeError, describeError, failureScope, isConsequential, isWait } from "../common/errors";
 import { compareOffsets, type OffsetLedger } from "./offsets";
 import { FailurePolicy, type Decision, type FailurePolicyOptions } from "./failure-policy";
-import { SettlementTracker } from "./settlement";
+import { SettlementTracker, type Reach } from "./settlement";
 import type { RecordMsg } from "./record-to-msg";
 import type { CarriedRecord, OrderedSource } from "./effectively-once";
 
@@ -90,6 +90,11 @@ export interface DeliveryOptions extends Omit<FailurePolicyOptions, "deadLetter"
   identity?: (topic: string) => Promise<string>;
   /** Nodes that settle what they hold themselves (SettlementOptions.independent). */
   independent?: (nodeId: string) => boolean;
+  /**
+   * What the deployed flows let each node do with a msg (see setReach); asked at the start and after every
+   * deploy. Undefined, or its answer undefined: every record blocks its partition's later ones in ordered mode.
+   */
+  reach?: () => ((nodeId: string) => Reach) | undefined;
 }
 
 interface BlockEntry {
@@ -165,9 +170,22 @@ export class Delivery implements OrderedSource {
           if (cause === "expired") this.events.expired(r, error);
           this.fail(r, error, cause === "interrupted" || isConsequential(error));
         },
+        passive: (r, passive) => {
+          const k = partKey(r.topic, r.partition);
+          let offsets = this.passive.get(k);
+          if (passive) {
+            if (!offsets) this.passive.set(k, (offsets = new Map<string, DeliveryRecord>()));
+            offsets.set(r.message.offset, r);
+            this.progressed();
+          } else if (offsets?.get(r.message.offset) === r) {
+            offsets.delete(r.message.offset);
+            if (offsets.size === 0) this.passive.delete(k);
+          }
+        },
       },
       { independent: o.independent },
     );
+    if (o.reach) this.setReach(o.reach());
     if (o.settled && o.settleTimeoutMs > 0) {
       const every = Math.min(1000, Math.max(50, Math.floor(o.settleTimeoutMs / 4)));
       this.deadlineTimer = setInterval(() => this.expire(), every);
@@ -304,6 +322,7 @@ export class Delivery implements OrderedSource {
   /** The flows were deployed again: blocked records get a fresh set of tries. */
   flowsStarted(): void {
     this.setStopping(undefined);
+    if (this.o.reach) this.setReach(this.o.reach());
     for (const records of this.blocks.values())
       for (const entry of records.values()) {
         if (entry.inFlight) continue;
@@ -374,7 +393,15 @@ export class Delivery implements OrderedSource {
     before: string,
     except?: ReadonlySet<string>,
   ): boolean {
-    return this.o.ledger.openBetween(topic, partition, after, before, except);
+    const passive = this.passive.get(partKey(topic, partition));
+    if (!except && !passive) return this.o.ledger.openBetween(topic, partition, after, before);
+    return this.o.ledger.openBetween(
+      topic,
+      partition,
+      after,
+      before,
+      (o) => except?.has(o) === true || passive?.has(o) === true,
+    );
   }
 
   onProgress(listener: () => void): () => void {
@@ -383,6 +410,27 @@ export class Delivery implements OrderedSource {
   }
 
   private readonly progressListeners = new Set<() => void>();
+
+  /**
+   * Ordered mode: per partition (partKey), the live records no msg can bring to a sink they were not
+   * admitted at any more (SettlementTracker.setReach): a later record of the partition need not wait for
+   * them (unsettledBetween).
+   */
+  private readonly passive = new Map<string, Map<string, DeliveryRecord>>();
+
+  /**
+   * What each node can still do with a msg it holds (flow-shape.ts reachOf), or undefined: every record
+   * blocks the later ones of its partition until it settles. Set again after every deploy.
+   */
+  setReach(reach: ((nodeId: string) => Reach) | undefined): void {
+    this.passive.clear();
+    this.tracker.setReach(reach);
+  }
+
+  /** The sink `sinkId` admitted the msg `msgId` (it sends it now): see OrderedSource.admitted. */
+  admitted(msgId: string | undefined, sinkId: string, msg?: object): void {
+    this.tracker.admitted(msgId, sinkId, msg);
+  }
   private progressScheduled = false;
 
   /** Tells the progress listeners, once per turn. */
@@ -860,5 +908,6 @@ export class Delivery implements OrderedSource {
       for (const { timer } of records.values()) if (timer) clearTimeout(timer);
     this.blocks.clear();
     this.tracker.clear();
+    this.passive.clear();
   }
 }

@@ -64,6 +64,11 @@ export interface OrderedSource {
     before: string,
     except?: ReadonlySet<string>,
   ): boolean;
+  /**
+   * The sink `sinkId` admitted the msg `msgId` to its stream: held there, it cannot come to another one,
+   * so it need not keep the partition's later records from other streams (unsettledBetween).
+   */
+  admitted?(msgId: string | undefined, sinkId: string, msg?: object): void;
   /** Calls `listener` (soon after) when a record settles or a partition gets a new pass. */
   onProgress(listener: () => void): () => void;
 }
@@ -360,6 +365,8 @@ export class EffectivelyOncePublisher {
       }
     } else if (source) current = source.epochOf(at.topic, at.partition);
     if (this.gate.admit(producerName, at.offset, at.attempt, epoch, current) === "stale") return "stale";
+    if (source && this.o.nodeId !== undefined)
+      source.admitted?.(typeof m._msgid === "string" ? m._msgid : undefined, this.o.nodeId, m);
     this.wakeWaiters();
     // one owner object per producer and source (the pool tags the producer with it)
     let owner = id.owner;

@@ -148,14 +148,14 @@ export class OffsetLedger {
 
   /**
    * Whether an unsettled offset of the partition lies strictly between `after` (undefined: from its first)
-   * and `before`, other than those in `except`. Walks only that span of the offsets added.
+   * and `before`, other than those `skip` passes over. Walks only that span of the offsets added.
    */
   openBetween(
     topic: string,
     partition: number,
     after: string | undefined,
     before: string,
-    except?: ReadonlySet<string>,
+    skip?: (offset: string) => boolean,
   ): boolean {
     const p = this.find(topic, partition);
     if (!p || p.open.size === 0) return false;
@@ -170,7 +170,7 @@ export class OffsetLedger {
     for (let i = lo; i < p.added.length; i++) {
       const o = p.added[i];
       if (compareOffsets(o, before) >= 0) return false;
-      if (p.open.has(o) && !except?.has(o)) return true;
+      if (p.open.has(o) && !skip?.(o)) return true;
     }
     return false;
   }

@@ -24,7 +24,21 @@ export interface SettlementEvents<R> {
   settled(record: R): void;
   /** A node reported an error, the node was stopped while holding it (interrupted), or it expired. */
   failed(record: R, error: unknown, cause: "error" | "interrupted" | "expired"): void;
+  /**
+   * With a reach set (setReach): the live record turned passive (true: no msg holding it can reach a sink
+   * it was not admitted at any more) or active again (false, also when it settles, fails or is forgotten).
+   */
+  passive?(record: R, passive: boolean): void;
 }
+
+/**
+ * What a msg held at a node can still do, for the ordered pipeline (see setReach): at an `inert` node it
+ * can reach no effectively-once sink any more (nothing it sends leads to one); at a `sink` (an
+ * effectively-once pulsar-out whose output leads to none) it is on its way once admitted there; at an
+ * `opaque` node (one that leads to a sink, a subflow, a link call, a node the flow config does not name)
+ * it may still reach any sink.
+ */
+export type Reach = "inert" | "sink" | "opaque";
 
 export interface SettlementOptions {
   /**
@@ -50,6 +64,8 @@ interface Root<R> {
   done: boolean;
   /** Forgotten for a replay (see forget): the flow's msgs that still hold it belong to a discarded pass. */
   discarded: boolean;
+  /** Entries holding it that may still bring it to a sink (see setReach); passive at 0. */
+  blockers: number;
 }
 
 /**
@@ -75,6 +91,10 @@ interface Entry<R> {
    * split part, a fresh msg) starts with the earliest arrival of what it was made from.
    */
   given: number;
+  /** Whether it counts among its live roots' blockers (see setReach). */
+  blocks: boolean;
+  /** Units admitted at sinks (see admitted), by node. */
+  admitted: Map<string, number> | undefined;
 }
 
 interface LegacyQueue<R> {
@@ -129,6 +149,8 @@ export class SettlementTracker<R> {
   private readonly now: () => number;
   private readonly independent: ((nodeId: string) => boolean) | undefined;
   private readonly independentNodes = new Map<string, boolean>();
+  private reach: ((nodeId: string) => Reach) | undefined;
+  private readonly reaches = new Map<string, Reach>();
 
   constructor(
     private readonly events: SettlementEvents<R>,
@@ -163,7 +185,8 @@ export class SettlementTracker<R> {
   }
 
   private newRoot(value: R, at: number): Root<R> {
-    const root: Root<R> = { value, at, holds: 1, done: false, discarded: false };
+    // held by a new entry, which blocks (see newEntry)
+    const root: Root<R> = { value, at, holds: 1, done: false, discarded: false, blockers: 1 };
     this.live.add(root);
     return root;
   }
@@ -179,9 +202,93 @@ export class SettlementTracker<R> {
       total: 0,
       tainted: false,
       given: this.now(),
+      // held by no node yet: on its way to one
+      blocks: true,
+      admitted: undefined,
     };
     this.entries.set(id, entry);
     return entry;
+  }
+
+  // ---- passive records (the ordered pipeline) ----
+
+  /**
+   * Starts (or, undefined, stops) telling which live records are passive: every msg holding one is at
+   * `inert` nodes, or at sinks that admitted it (see Reach), so it cannot come to another sink. An ordered
+   * publisher need not wait for a passive record of its partition before it sends a later one. Everything
+   * tracked is judged again under the new reach; events.passive tells each passive record once.
+   */
+  setReach(reach: ((nodeId: string) => Reach) | undefined): void {
+    this.reach = reach;
+    this.reaches.clear();
+    if (!reach) return;
+    for (const root of this.live) root.blockers = 0;
+    for (const entry of this.entries.values()) {
+      entry.blocks = this.entryBlocks(entry);
+      if (entry.blocks) this.eachRoot(entry, (root) => root.blockers++);
+    }
+    for (const root of this.live) if (root.blockers === 0) this.events.passive?.(root.value, true);
+  }
+
+  /** The sink `nodeId` admitted the msg it holds (it will send it to its topic). */
+  admitted(msgId: string | undefined, nodeId: string, msg?: object): void {
+    if (!this.reach) return;
+    const entry = this.holding(msgId, nodeId, msg);
+    if (!entry) return;
+    entry.admitted ??= new Map();
+    const held = entry.nodes ? (entry.nodes.get(nodeId) ?? 0) : entry.count;
+    entry.admitted.set(nodeId, Math.min(held, (entry.admitted.get(nodeId) ?? 0) + 1));
+    this.refresh(entry);
+  }
+
+  private reachOf(nodeId: string): Reach {
+    let r = this.reaches.get(nodeId);
+    if (r === undefined) this.reaches.set(nodeId, (r = this.reach ? this.reach(nodeId) : "opaque"));
+    return r;
+  }
+
+  private unitsBlock(entry: Entry<R>, nodeId: string, units: number): boolean {
+    if (units === 0) return false;
+    const r = this.reachOf(nodeId);
+    if (r === "inert") return false;
+    if (r === "opaque") return true;
+    return units > (entry.admitted?.get(nodeId) ?? 0);
+  }
+
+  private entryBlocks(entry: Entry<R>): boolean {
+    if (entry.total === 0) return true;
+    if (!entry.nodes) return this.unitsBlock(entry, entry.node as string, entry.count);
+    for (const [n, c] of entry.nodes) if (this.unitsBlock(entry, n, c)) return true;
+    return false;
+  }
+
+  private eachRoot(entry: Entry<R>, fn: (root: Root<R>) => void): void {
+    if (entry.root) {
+      if (!entry.root.done) fn(entry.root);
+    } else if (entry.roots) for (const r of entry.roots) if (!r.done) fn(r);
+  }
+
+  /** The entry's units changed: its share in its roots' blockers follows. */
+  private refresh(entry: Entry<R>): void {
+    if (!this.reach) return;
+    const blocks = this.entryBlocks(entry);
+    if (blocks === entry.blocks) return;
+    entry.blocks = blocks;
+    this.eachRoot(entry, (root) => this.addBlocker(root, blocks ? 1 : -1));
+  }
+
+  private addBlocker(root: Root<R>, by: 1 | -1): void {
+    root.blockers += by;
+    if (!this.reach) return;
+    if (by === 1 && root.blockers === 1) this.events.passive?.(root.value, false);
+    else if (by === -1 && root.blockers === 0) this.events.passive?.(root.value, true);
+  }
+
+  /** The root settled, failed or was forgotten. */
+  private end(root: Root<R>): void {
+    root.done = true;
+    this.live.delete(root);
+    if (this.reach && root.blockers === 0) this.events.passive?.(root.value, false);
   }
 
   has(msgId: string): boolean {
@@ -228,6 +335,7 @@ export class SettlementTracker<R> {
       first = true;
     }
     if (first) this.state(nodeId).holding.add(entry);
+    this.refresh(entry);
   }
 
   /** Closes one unit at `nodeId`; false when the node held none. */
@@ -246,6 +354,14 @@ export class SettlementTracker<R> {
     }
     entry.total--;
     if (last) this.nodes.get(nodeId)?.holding.delete(entry);
+    const admitted = entry.admitted?.get(nodeId);
+    if (admitted !== undefined) {
+      // the admitted units close first (a sink finishes what it sent)
+      const held = last ? 0 : entry.nodes ? (entry.nodes.get(nodeId) ?? 0) : entry.count;
+      if (held === 0) entry.admitted?.delete(nodeId);
+      else if (admitted > held) entry.admitted?.set(nodeId, held);
+    }
+    this.refresh(entry);
     return true;
   }
 
@@ -314,6 +430,7 @@ export class SettlementTracker<R> {
       if (root.done) return;
       if (child.root === root || child.roots?.has(root)) return;
       root.holds++;
+      if (child.blocks) this.addBlocker(root, 1);
       if (!child.root && !child.roots) child.root = root;
       else {
         child.roots ??= new Set([child.root as Root<R>]);
@@ -488,10 +605,9 @@ export class SettlementTracker<R> {
     const one = (root: Root<R>) => {
       if (root.done) return;
       if (--root.holds === 0) {
-        root.done = true;
-        this.live.delete(root);
+        this.end(root);
         this.events.settled(root.value);
-      }
+      } else if (entry.blocks) this.addBlocker(root, -1);
     };
     if (entry.root) one(entry.root);
     else if (entry.roots) for (const r of entry.roots) one(r);
@@ -500,8 +616,7 @@ export class SettlementTracker<R> {
   private failRoots(entry: Entry<R>, error: unknown, cause: "error" | "interrupted" | "expired"): void {
     const one = (root: Root<R>) => {
       if (root.done) return;
-      root.done = true;
-      this.live.delete(root);
+      this.end(root);
       this.events.failed(root.value, error, cause);
     };
     if (entry.root) one(entry.root);
@@ -593,8 +708,7 @@ export class SettlementTracker<R> {
     let failed = 0;
     for (const root of expired) {
       if (root.done || spared.has(root)) continue;
-      root.done = true;
-      this.live.delete(root);
+      this.end(root);
       failed++;
       this.events.failed(root.value, error([...(holders.get(root) ?? [])]), "expired");
     }
@@ -607,10 +721,9 @@ export class SettlementTracker<R> {
     const dropped: R[] = [];
     for (const root of this.live) {
       if (drop(root.value)) {
-        root.done = true;
+        this.end(root);
         root.discarded = true;
         this.keptDiscarded = true;
-        this.live.delete(root);
         dropped.push(root.value);
       }
     }

@@ -1,6 +1,7 @@
 // What the deployed flows wire after a node: the nodes a msg it sends can reach (through wires and link
 // nodes), read from the flow configuration Node-RED keeps, for warnings about flow shapes the bridge cannot
 // make lossless.
+import type { Reach } from "../bridge/settlement";
 import type { RED } from "./red";
 
 interface WiredConfig {
@@ -10,7 +11,73 @@ interface WiredConfig {
   wires?: string[][];
   /** link out: the link in nodes it goes to */
   links?: string[];
+  /** link out: "link" (to its link in nodes) or "return" (to the link call that called) */
+  mode?: string;
   stream?: unknown;
+  effectivelyOnce?: unknown;
+  /** disabled */
+  d?: unknown;
+}
+
+/** Nodes that hand msgs on in ways the wires do not show (Catch, Status, Complete get them from anywhere). */
+const WATCHERS = new Set(["catch", "status", "complete"]);
+
+/**
+ * What each node of the deployed flows can still do with a record's msg it holds (Reach, for the ordered
+ * pipeline): an effectively-once pulsar-out whose outputs lead to no other is a `sink`; a node from which
+ * no wire or link leads to an effectively-once pulsar-out is `inert`; the rest is `opaque`: a node that
+ * leads to one, a subflow instance, a link call or a link out returning to one (where they lead depends on
+ * the call), a node the config does not name (inside a subflow instance), and every node when a Catch,
+ * Status or Complete node leads to an effectively-once pulsar-out (any node's msg may go there then).
+ */
+export function reachOf(RED: RED): (nodeId: string) => Reach {
+  const all = new Map<string, WiredConfig>();
+  RED.nodes.eachNode((n: WiredConfig) => {
+    all.set(n.id, n);
+  });
+  const isSink = (n: WiredConfig) =>
+    n.type === "pulsar-out" && (n.effectivelyOnce === true || n.effectivelyOnce === "true");
+  const isOpaque = (n: WiredConfig) =>
+    (n.type ?? "").startsWith("subflow:") ||
+    n.type === "link call" ||
+    (n.type === "link out" && n.mode === "return");
+  const leadsToSink = new Map<string, boolean>();
+  /** Whether a msg `id` sends can reach a sink or an opaque node (not counting `id` itself, unless in a loop). */
+  const leads = (id: string): boolean => {
+    const known = leadsToSink.get(id);
+    if (known !== undefined) return known;
+    const seen = new Set<string>();
+    const next = (n: WiredConfig | undefined) => [
+      ...(n?.wires ?? []).flat(),
+      ...(n?.type === "link out" && n.mode !== "return" ? (n.links ?? []) : []),
+    ];
+    const queue = next(all.get(id));
+    let found = false;
+    while (queue.length > 0 && !found) {
+      const at = queue.shift() as string;
+      if (seen.has(at)) continue;
+      seen.add(at);
+      const n = all.get(at);
+      // a wire to a node that is not in the config: nothing is known of it
+      if (!n) found = true;
+      else if (n.d === true) continue;
+      else if (isSink(n) || isOpaque(n)) found = true;
+      else queue.push(...next(n));
+    }
+    leadsToSink.set(id, found);
+    return found;
+  };
+  let watched = false;
+  for (const n of all.values()) if (n.d !== true && WATCHERS.has(n.type ?? "") && leads(n.id)) watched = true;
+  if (watched) return () => "opaque";
+  return (id) => {
+    const n = all.get(id);
+    if (!n || isOpaque(n)) return "opaque";
+    // the window node's msgs are results of its own, holding none of the records it takes
+    if (n.type === "kafka-window") return "inert";
+    if (isSink(n)) return leads(id) ? "opaque" : "sink";
+    return leads(id) ? "opaque" : "inert";
+  };
 }
 
 /** The configs of every node reachable from node `id`'s outputs (not `id` itself, unless in a loop). */

@@ -8,7 +8,7 @@ import { instanceKey, onClose, registerType, type Node, type NodeConfig, type RE
 import type { KafkaClusterNode } from "./kafka-cluster";
 import type { PulsarClusterNode } from "./pulsar-cluster";
 import { trackFlows } from "./flow-hooks";
-import { streamingSplitsAfter } from "./flow-shape";
+import { reachOf, streamingSplitsAfter } from "./flow-shape";
 import { GroupConsumer, type ConsumerState } from "../kafka/group-consumer";
 import { OffsetLedger } from "../bridge/offsets";
 import { Delivery, type DeliveryRecord } from "../bridge/delivery";
@@ -169,6 +169,7 @@ export function registerKafkaIn(RED: RED): void {
         ordered: orderedDeployed(RED),
         sourceId: node.id,
         identity: (topic) => kafkaCluster.topicIdentity(topic),
+        reach: () => (orderedDeployed(RED) ? reachOf(RED) : undefined),
         independent: (id) =>
           (RED.nodes.getNode(id) as { settlesItself?: boolean } | null)?.settlesItself === true,
       },

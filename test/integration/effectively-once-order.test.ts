@@ -356,6 +356,65 @@ test("a Kafka topic deleted and recreated (offsets from 0 again): its new record
   ]);
 });
 
+test("records of one partition spread over two Pulsar topics, a join after pulsar-out: no record waits for another topic's receipt or for the join, none expires; each stored once, in order per topic", async () => {
+  const ns = await dedupNamespace();
+  const kafkaTopic = uniqueName("eo-spread");
+  const groupId = uniqueName("eo-spread-group");
+  await createTopic(kafkaTopic, 1);
+  const RECORDS = 40;
+  await produce(
+    kafkaTopic,
+    Array.from({ length: RECORDS }, (_, i) => ({ key: i % 2 === 0 ? "a" : "b", value: `v${i}` })),
+  );
+  const join = {
+    id: "j",
+    type: "join",
+    mode: "custom",
+    build: "array",
+    property: "payload",
+    propertyType: "msg",
+    count: "5",
+    timeout: "",
+    wires: [[]],
+  };
+  const caught: string[] = [];
+  await loadFlow([
+    ...bridge({
+      kafkaTopic,
+      groupId,
+      pulsarTopic: `persistent://public/${ns}/t-{{key}}`,
+      // a record still held when this runs out fails and is replayed: before, each waited for the
+      // join to let go of the one before it
+      kafkaIn: { settleTimeoutMs: 3000 },
+      pulsarOut: { outputs: 1, wires: [["j"]] },
+    }),
+    join,
+    { id: "c", type: "catch", scope: null, uncaught: false, wires: [["h"]] },
+    { id: "h", type: "helper" },
+  ]);
+  (helper.getNode("h") as unknown as { on(e: string, cb: (m: never) => void): void }).on(
+    "input",
+    (m: { error?: { message?: string } }) => caught.push(m.error?.message ?? "?"),
+  );
+  try {
+    await waitFor("every record committed", () => allCommitted(groupId, kafkaTopic, 1), 60_000);
+  } finally {
+    await unloadFlow();
+  }
+  assert.deepEqual(caught, [], "no error, no expired record");
+  for (const [key, first] of [
+    ["a", 0],
+    ["b", 1],
+  ] as const) {
+    const got = values(await readWithJavaPulsar(`persistent://public/${ns}/t-${key}`, RECORDS / 2, 15));
+    assert.deepEqual(
+      got,
+      Array.from({ length: RECORDS / 2 }, (_, i) => `v${first + 2 * i}`),
+      `topic t-${key}: each record once, in offset order`,
+    );
+  }
+});
+
 test("core join: a join over two partitions is refused with the reason and stores nothing; joined per partition (a switch on msg.kafka.partition), each partition's records are one message", async () => {
   const ns = await dedupNamespace();
   const pulsarTopic = `persistent://public/${ns}/joined`;

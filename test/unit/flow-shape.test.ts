@@ -1,7 +1,7 @@
 // What a node's msgs can reach in the deployed flows: wires, link nodes, loops.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { downstreamOf, streamingSplitsAfter } from "../../src/nodes/flow-shape";
+import { downstreamOf, reachOf, streamingSplitsAfter } from "../../src/nodes/flow-shape";
 import type { RED } from "../../src/nodes/red";
 
 function red(nodes: Record<string, unknown>[]): RED {
@@ -28,4 +28,40 @@ test("flow shape: downstream follows wires and link out → link in, stops at lo
     ["sp"],
   );
   assert.deepEqual(streamingSplitsAfter(r, "out"), []);
+});
+
+test("reach: an effectively-once pulsar-out leading to no other is a sink, nodes after it are inert, nodes before it, subflows, link calls and unknown nodes opaque; a Catch leading to one makes every node opaque", () => {
+  const flow = [
+    { id: "in", type: "kafka-in", wires: [["fn"]] },
+    { id: "fn", type: "function", wires: [["out"], ["log"]] },
+    { id: "log", type: "debug", wires: [] },
+    { id: "out", type: "pulsar-out", effectivelyOnce: true, wires: [["j"]] },
+    { id: "j", type: "join", wires: [["plain"]] },
+    { id: "plain", type: "pulsar-out", effectivelyOnce: false, wires: [] },
+    { id: "first", type: "pulsar-out", effectivelyOnce: true, wires: [["lo"]] },
+    { id: "lo", type: "link out", links: ["li"], wires: [] },
+    { id: "li", type: "link in", wires: [["out"]] },
+    { id: "sf", type: "subflow:abc", wires: [] },
+    { id: "call", type: "link call", wires: [] },
+    { id: "off", type: "pulsar-out", effectivelyOnce: true, d: true, wires: [] },
+    { id: "toOff", type: "change", wires: [["off"]] },
+    { id: "c", type: "catch", wires: [["log"]] },
+  ];
+  const reach = reachOf(red(flow));
+  assert.equal(reach("out"), "sink");
+  assert.equal(reach("j"), "inert");
+  assert.equal(reach("plain"), "inert");
+  assert.equal(reach("log"), "inert");
+  assert.equal(reach("fn"), "opaque");
+  assert.equal(reach("first"), "opaque", "its output leads to another effectively-once pulsar-out");
+  assert.equal(reach("lo"), "opaque");
+  assert.equal(reach("sf"), "opaque");
+  assert.equal(reach("call"), "opaque");
+  assert.equal(reach("inside-a-subflow"), "opaque");
+  assert.equal(reach("toOff"), "inert", "a disabled pulsar-out gets nothing");
+  const watched = reachOf(
+    red([...flow.filter((n) => n.id !== "c"), { id: "c", type: "catch", wires: [["fn"]] }]),
+  );
+  assert.equal(watched("j"), "opaque");
+  assert.equal(watched("log"), "opaque");
 });

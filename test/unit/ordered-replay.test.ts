@@ -11,6 +11,7 @@ import { OffsetLedger } from "../../src/bridge/offsets";
 import { BridgeError, ConfigurationError } from "../../src/common/errors";
 import { TimeoutError } from "../../src/pulsar/errors";
 import { EffectivelyOncePublisher, type StreamOwner } from "../../src/bridge/effectively-once";
+import type { Reach } from "../../src/bridge/settlement";
 
 type Sent = { _msgid: string; kafka: { offset: string; partition: number; attempt: number; epoch?: number } };
 
@@ -25,6 +26,8 @@ function harness(o: {
   batchSize?: number;
   /** The Kafka topics' identities (kafka-cluster's topicIdentity). */
   identity?: (topic: string) => Promise<string>;
+  /** What each node can do with a msg (flow-shape.ts reachOf). */
+  reach?: (nodeId: string) => Reach;
 }) {
   const ledger = new OffsetLedger();
   const sent: Sent[] = [];
@@ -61,6 +64,7 @@ function harness(o: {
       sourceId: "kin",
       identity: o.identity,
       replayDrainMs: 150,
+      reach: o.reach ? () => o.reach : undefined,
     },
     {
       send: (msg) => {
@@ -641,5 +645,59 @@ test("an offset reset (kafka-in: a topic deleted and created again without a reb
   assert.equal(await h.d.identityOf("t"), "id-1", "kept while nothing happens");
   h.d.forgetIdentity("t");
   assert.equal(await h.d.identityOf("t"), "id-2");
+  h.d.close();
+});
+
+test("review 13 F2: a record admitted at one Pulsar topic does not hold its partition's next record to another topic back while its receipt is out; a record a node after pulsar-out holds (a join) holds nothing back; one not yet admitted does", async () => {
+  // kafka-in → pulsar-out "out" (effectively-once, a topic per record) → join "j" (inert: leads to no sink)
+  const reach = (id: string): Reach => (id === "out" ? "sink" : id === "j" ? "inert" : "opaque");
+  const topics = ["persistent://public/default/a", "persistent://public/default/b"];
+  const run = async (withReach: boolean) => {
+    const h = harness({ ordered: true, reach: withReach ? reach : undefined });
+    const eo = new EffectivelyOncePublisher({
+      nodeId: "out",
+      findSource: () => h.d,
+      closeProducers: () => [],
+    });
+    for (let o = 0; o < 7; o++) h.record(0, o);
+    await tick();
+    const order: string[] = [];
+    const admit = (o: number) =>
+      eo.prepare(h.find(0, o), topics[o % 2]).then((p) => {
+        if (p !== "stale") order.push(p.offset);
+      });
+    const pending = [admit(0), admit(1), admit(2), admit(3)];
+    await Promise.race([Promise.all(pending), wait(200)]);
+    return { h, eo, order, admit, pending };
+  };
+  // without knowing the flow's shape, each record waits for the receipt of the one before it on the other topic
+  const blind = await run(false);
+  assert.deepEqual(blind.order, ["0"]);
+  for (let o = 0; o < 4; o++) blind.h.done(blind.h.find(0, o));
+  await Promise.all(blind.pending);
+  blind.eo.close();
+  blind.h.d.close();
+
+  const { h, eo, order, admit } = await run(true);
+  assert.deepEqual(order, ["0", "1", "2", "3"], "all four go out at once, receipts outstanding");
+  // 0's receipt: pulsar-out passes it on to the join, which keeps it; 4 goes at once all the same
+  h.d.delivered(h.find(0, 0)._msgid, "out", "j");
+  h.done(h.find(0, 0));
+  await admit(4);
+  // 6 (topic a) waits while 5 is at pulsar-out and not yet admitted (it may go to topic a yet)
+  const six = admit(6);
+  await wait(50);
+  assert.deepEqual(order, ["0", "1", "2", "3", "4"]);
+  await admit(5);
+  await six;
+  assert.deepEqual(order, ["0", "1", "2", "3", "4", "5", "6"]);
+  // nothing commits past 0 while the join holds it, and everything once all is done
+  for (let o = 1; o < 7; o++) h.done(h.find(0, o));
+  await tick();
+  assert.equal(h.ledger.takeCommittable("t", 0), undefined, "0 is still held by the join");
+  h.d.completed(h.find(0, 0)._msgid, "j");
+  await tick();
+  assert.equal(h.ledger.takeCommittable("t", 0), "7");
+  eo.close();
   h.d.close();
 });
