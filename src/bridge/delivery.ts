@@ -171,16 +171,8 @@ export class Delivery implements OrderedSource {
           this.fail(r, error, cause === "interrupted" || isConsequential(error));
         },
         passive: (r, passive) => {
-          const k = partKey(r.topic, r.partition);
-          let offsets = this.passive.get(k);
-          if (passive) {
-            if (!offsets) this.passive.set(k, (offsets = new Map<string, DeliveryRecord>()));
-            offsets.set(r.message.offset, r);
-            this.progressed();
-          } else if (offsets?.get(r.message.offset) === r) {
-            offsets.delete(r.message.offset);
-            if (offsets.size === 0) this.passive.delete(k);
-          }
+          this.o.ledger.setPassive(r.topic, r.partition, r.message.offset, passive);
+          if (passive) this.progressed();
         },
       },
       { independent: o.independent },
@@ -393,15 +385,7 @@ export class Delivery implements OrderedSource {
     before: string,
     except?: ReadonlySet<string>,
   ): boolean {
-    const passive = this.passive.get(partKey(topic, partition));
-    if (!except && !passive) return this.o.ledger.openBetween(topic, partition, after, before);
-    return this.o.ledger.openBetween(
-      topic,
-      partition,
-      after,
-      before,
-      (o) => except?.has(o) === true || passive?.has(o) === true,
-    );
+    return this.o.ledger.openBetween(topic, partition, after, before, except);
   }
 
   onProgress(listener: () => void): () => void {
@@ -412,18 +396,11 @@ export class Delivery implements OrderedSource {
   private readonly progressListeners = new Set<() => void>();
 
   /**
-   * Ordered mode: per partition (partKey), the live records no msg can bring to a sink they were not
-   * admitted at any more (SettlementTracker.setReach): a later record of the partition need not wait for
-   * them (unsettledBetween).
-   */
-  private readonly passive = new Map<string, Map<string, DeliveryRecord>>();
-
-  /**
    * What each node can still do with a msg it holds (flow-shape.ts reachOf), or undefined: every record
    * blocks the later ones of its partition until it settles. Set again after every deploy.
    */
   setReach(reach: ((nodeId: string) => Reach) | undefined): void {
-    this.passive.clear();
+    this.o.ledger.clearPassive();
     this.tracker.setReach(reach);
   }
 
@@ -908,6 +885,5 @@ export class Delivery implements OrderedSource {
       for (const { timer } of records.values()) if (timer) clearTimeout(timer);
     this.blocks.clear();
     this.tracker.clear();
-    this.passive.clear();
   }
 }

@@ -17,6 +17,8 @@ interface PartitionState {
   committed: bigint;
   /** The last commit point the broker confirmed (or where the partition started). */
   confirmed: bigint;
+  /** Open offsets that need not hold later ones back (see setPassive). */
+  passive: Set<string> | undefined;
 }
 
 const key = (topic: string, partition: number) => `${partition}:${topic}`;
@@ -46,7 +48,17 @@ export class OffsetLedger {
     let p = this.find(topic, partition);
     if (!p) {
       const o = BigInt(offset);
-      p = { topic, partition, added: [], head: 0, open: new Set(), last: offset, committed: o, confirmed: o };
+      p = {
+        topic,
+        partition,
+        added: [],
+        head: 0,
+        open: new Set(),
+        last: offset,
+        committed: o,
+        confirmed: o,
+        passive: undefined,
+      };
       let partitions = this.byTopic.get(topic);
       if (!partitions) this.byTopic.set(topic, (partitions = new Map<number, Partition>()));
       partitions.set(partition, p);
@@ -58,6 +70,7 @@ export class OffsetLedger {
       p.added = [];
       p.head = 0;
       p.open.clear();
+      p.passive = undefined;
       if (p.committed > o) p.committed = o;
       if (p.confirmed > o) p.confirmed = o;
     }
@@ -72,6 +85,7 @@ export class OffsetLedger {
     const p = this.find(topic, partition);
     if (!p) return;
     if (!p.open.delete(offset)) return;
+    p.passive?.delete(offset);
     this.count--;
     // advance over the settled prefix
     while (p.head < p.added.length && !p.open.has(p.added[p.head])) p.head++;
@@ -147,15 +161,34 @@ export class OffsetLedger {
   }
 
   /**
+   * Marks an open offset passive (or active again): its record can no longer reach the places a later
+   * record of its partition is bound for (the ordered pipeline, SettlementTracker.setReach), so openBetween
+   * passes over it. Settling, a rewind or a restart of the partition clears the mark.
+   */
+  setPassive(topic: string, partition: number, offset: string, passive: boolean): void {
+    const p = this.find(topic, partition);
+    if (!p) return;
+    if (!passive) p.passive?.delete(offset);
+    else if (p.open.has(offset)) (p.passive ??= new Set()).add(offset);
+  }
+
+  /** Clears every passive mark (see setPassive). */
+  clearPassive(): void {
+    for (const partitions of this.byTopic.values())
+      for (const p of partitions.values()) p.passive = undefined;
+  }
+
+  /**
    * Whether an unsettled offset of the partition lies strictly between `after` (undefined: from its first)
-   * and `before`, other than those `skip` passes over. Walks only that span of the offsets added.
+   * and `before`, other than passive ones (setPassive) and those in `except`. Walks only that span of the
+   * offsets added.
    */
   openBetween(
     topic: string,
     partition: number,
     after: string | undefined,
     before: string,
-    skip?: (offset: string) => boolean,
+    except?: ReadonlySet<string>,
   ): boolean {
     const p = this.find(topic, partition);
     if (!p || p.open.size === 0) return false;
@@ -170,7 +203,7 @@ export class OffsetLedger {
     for (let i = lo; i < p.added.length; i++) {
       const o = p.added[i];
       if (compareOffsets(o, before) >= 0) return false;
-      if (p.open.has(o) && !skip?.(o)) return true;
+      if (p.open.has(o) && !p.passive?.has(o) && !except?.has(o)) return true;
     }
     return false;
   }

@@ -232,7 +232,7 @@ export class SettlementTracker<R> {
 
   /** The sink `nodeId` admitted the msg it holds (it will send it to its topic). */
   admitted(msgId: string | undefined, nodeId: string, msg?: object): void {
-    if (!this.reach) return;
+    if (!this.reach || this.reachOf(nodeId) !== "sink") return;
     const entry = this.holding(msgId, nodeId, msg);
     if (!entry) return;
     entry.admitted ??= new Map();

@@ -15,6 +15,9 @@ interface WiredConfig {
   mode?: string;
   stream?: unknown;
   effectivelyOnce?: unknown;
+  /** pulsar-out: its topic setting and where it comes from ("str": fixed or a template, "msg") */
+  topic?: unknown;
+  topicType?: unknown;
   /** disabled */
   d?: unknown;
 }
@@ -24,7 +27,8 @@ const WATCHERS = new Set(["catch", "status", "complete"]);
 
 /**
  * What each node of the deployed flows can still do with a record's msg it holds (Reach, for the ordered
- * pipeline): an effectively-once pulsar-out whose outputs lead to no other is a `sink`; a node from which
+ * pipeline): an effectively-once pulsar-out whose outputs lead to no other is a `sink` (when a partition's
+ * records may go to several streams: more than one such node, or a topic set per msg); a node from which
  * no wire or link leads to an effectively-once pulsar-out is `inert`; the rest is `opaque`: a node that
  * leads to one, a subflow instance, a link call or a link out returning to one (where they lead depends on
  * the call), a node the config does not name (inside a subflow instance), and every node when a Catch,
@@ -70,12 +74,22 @@ export function reachOf(RED: RED): (nodeId: string) => Reach {
   let watched = false;
   for (const n of all.values()) if (n.d !== true && WATCHERS.has(n.type ?? "") && leads(n.id)) watched = true;
   if (watched) return () => "opaque";
+  // One effectively-once pulsar-out of a fixed topic: each Kafka partition's records go to one stream, whose
+  // gate keeps their order by itself, so an admission there frees nothing (and is not tracked: the sink
+  // counts as opaque).
+  const sinks = [...all.values()].filter((n) => n.d !== true && isSink(n));
+  const single =
+    sinks.length === 1 &&
+    (sinks[0].topicType ?? "str") === "str" &&
+    typeof sinks[0].topic === "string" &&
+    sinks[0].topic !== "" &&
+    !sinks[0].topic.includes("{{");
   return (id) => {
     const n = all.get(id);
     if (!n || isOpaque(n)) return "opaque";
     // the window node's msgs are results of its own, holding none of the records it takes
     if (n.type === "kafka-window") return "inert";
-    if (isSink(n)) return leads(id) ? "opaque" : "sink";
+    if (isSink(n)) return leads(id) || single ? "opaque" : "sink";
     return leads(id) ? "opaque" : "inert";
   };
 }

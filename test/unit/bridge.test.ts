@@ -243,3 +243,25 @@ test("kafka-in topics: a list or one /regex/, bad names refused", () => {
   assert.throws(() => parseTopics("a b"), /not a valid Kafka topic/);
   assert.throws(() => parseTopics("/(/"), /invalid topic pattern/);
 });
+
+test("offsets: openBetween passes over passive offsets until they settle, and a rewind forgets the marks", () => {
+  const ledger = new OffsetLedger();
+  for (let o = 0; o < 5; o++) ledger.add("t", 0, String(o));
+  assert.equal(ledger.openBetween("t", 0, "0", "4"), true, "1, 2 and 3 are open");
+  for (const o of ["1", "2", "3"]) ledger.setPassive("t", 0, o, true);
+  assert.equal(ledger.openBetween("t", 0, "0", "4"), false, "only passive offsets between");
+  assert.equal(ledger.openBetween("t", 0, undefined, "4"), true, "0 is open and not passive");
+  ledger.setPassive("t", 0, "2", false);
+  assert.equal(ledger.openBetween("t", 0, "0", "4"), true, "2 is active again");
+  assert.equal(ledger.openBetween("t", 0, "0", "4", new Set(["2"])), false, "except still counts");
+  ledger.setPassive("t", 0, "9", true); // not open: no mark
+  ledger.add("t", 0, "9");
+  assert.equal(ledger.openBetween("t", 0, "4", "10"), true, "9 was never marked");
+  ledger.settle("t", 0, "3");
+  ledger.add("t", 0, "3"); // a rewind to 3
+  ledger.add("t", 0, "4");
+  assert.equal(ledger.openBetween("t", 0, undefined, "4"), true, "the rewind's 3 is open, not passive");
+  ledger.setPassive("t", 0, "3", true);
+  ledger.clearPassive();
+  assert.equal(ledger.openBetween("t", 0, undefined, "4"), true, "clearPassive forgets the mark");
+});

@@ -65,3 +65,17 @@ test("reach: an effectively-once pulsar-out leading to no other is a sink, nodes
   assert.equal(watched("j"), "opaque");
   assert.equal(watched("log"), "opaque");
 });
+
+test("reach: with one effectively-once pulsar-out of a fixed topic, its gate keeps each partition's order and the sink is not tracked (opaque); a template or msg.topic makes it a sink", () => {
+  const flow = (topic: Record<string, unknown>) => [
+    { id: "in", type: "kafka-in", wires: [["out"]] },
+    { id: "out", type: "pulsar-out", effectivelyOnce: true, ...topic, wires: [["j"]] },
+    { id: "j", type: "join", wires: [] },
+    { id: "off", type: "pulsar-out", effectivelyOnce: true, d: true, wires: [] },
+  ];
+  const fixed = reachOf(red(flow({ topic: "persistent://public/default/t", topicType: "str" })));
+  assert.equal(fixed("out"), "opaque");
+  assert.equal(fixed("j"), "inert");
+  assert.equal(reachOf(red(flow({ topic: "t-{{kafka.key}}", topicType: "str" })))("out"), "sink");
+  assert.equal(reachOf(red(flow({ topic: "", topicType: "msg" })))("out"), "sink");
+});
