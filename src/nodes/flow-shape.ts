@@ -13,6 +13,8 @@ interface WiredConfig {
   links?: string[];
   /** link out: "link" (to its link in nodes) or "return" (to the link call that called) */
   mode?: string;
+  /** a subflow's template: the nodes its input port is wired to */
+  in?: { wires?: { id: string }[] }[];
   stream?: unknown;
   effectivelyOnce?: unknown;
   /** pulsar-out: its topic setting and where it comes from ("str": fixed or a template, "msg") */
@@ -94,18 +96,31 @@ export function reachOf(RED: RED): (nodeId: string) => Reach {
   };
 }
 
-/** The configs of every node reachable from node `id`'s outputs (not `id` itself, unless in a loop). */
+/**
+ * The configs of every node reachable from node `id`'s outputs (not `id` itself, unless in a loop): through
+ * wires, link out → link in, link call → link in (and a returning link out back to every link call), and
+ * into a subflow instance's template (its input port's wires; the instance's wires go on after it).
+ */
 export function downstreamOf(RED: RED, id: string): WiredConfig[] {
   const all = new Map<string, WiredConfig>();
   RED.nodes.eachNode((n: WiredConfig) => {
     all.set(n.id, n);
   });
+  const calls = [...all.values()].filter((n) => n.type === "link call");
   const seen = new Set<string>();
   const out: WiredConfig[] = [];
-  const next = (n: WiredConfig | undefined) => [
-    ...(n?.wires ?? []).flat(),
-    ...(n?.type === "link out" ? (n.links ?? []) : []),
-  ];
+  const next = (n: WiredConfig | undefined): string[] => {
+    if (!n) return [];
+    const to = (n.wires ?? []).flat();
+    if (n.type === "link out" && n.mode === "return")
+      for (const c of calls) to.push(...(c.wires ?? []).flat());
+    else if (n.type === "link out" || n.type === "link call") to.push(...(n.links ?? []));
+    else if (n.type?.startsWith("subflow:")) {
+      const template = all.get(n.type.slice("subflow:".length));
+      for (const port of template?.in ?? []) for (const w of port.wires ?? []) to.push(w.id);
+    }
+    return to;
+  };
   const queue = next(all.get(id));
   while (queue.length > 0) {
     const at = queue.shift() as string;

@@ -675,3 +675,52 @@ test("a split in stream mode after kafka-in is named in a warning: it carries a 
     await s.consumer.close();
   }
 });
+
+test("a split in stream mode inside a subflow or behind a link call is named too", async () => {
+  const s = await setup("split-stream-nested", 1);
+  const between = [
+    { id: "sfi", type: "subflow:sf", wires: [["call"]] },
+    {
+      id: "sf",
+      type: "subflow",
+      name: "lines",
+      in: [{ x: 50, y: 30, wires: [{ id: "inner" }] }],
+      out: [{ x: 250, y: 30, wires: [{ id: "inner", port: 0 }] }],
+    },
+    {
+      id: "inner",
+      z: "sf",
+      type: "split",
+      name: "in the subflow",
+      splt: "\\n",
+      spltType: "str",
+      stream: true,
+      wires: [[]],
+    },
+    { id: "call", type: "link call", links: ["li"], linkType: "static", timeout: "30", wires: [["out"]] },
+    { id: "li", type: "link in", links: [], wires: [["sp"]] },
+    {
+      id: "sp",
+      type: "split",
+      name: "behind the link call",
+      splt: "\\n",
+      spltType: "str",
+      stream: true,
+      wires: [["ret"]],
+    },
+    { id: "ret", type: "link out", mode: "return", links: [], wires: [] },
+  ];
+  await loadFlow(flow(s, between, { inWires: ["sfi"] }));
+  try {
+    const spy = (helper as unknown as { log(): { args: unknown[][] } }).log();
+    const warned = () =>
+      spy.args.map((a) => JSON.stringify(a)).filter((line) => line.includes("stream mode"));
+    await waitFor("the warnings", () => warned().length >= 2, 10_000);
+    const text = warned().join("\n");
+    assert.match(text, /split \\"in the subflow\\" is in stream mode/);
+    assert.match(text, /split \\"behind the link call\\" is in stream mode/);
+  } finally {
+    await unloadFlow();
+    await s.consumer.close();
+  }
+});

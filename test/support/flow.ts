@@ -56,6 +56,7 @@ const CORE_NODES: Record<string, string> = {
   batch: "sequence/19-batch.js",
   "link in": "common/60-link.js",
   "link out": "common/60-link.js",
+  "link call": "common/60-link.js",
   debug: "common/21-debug.js",
   comment: "common/90-comment.js",
   "tls-config": "network/05-tls.js",

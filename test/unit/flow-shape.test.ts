@@ -79,3 +79,28 @@ test("reach: with one effectively-once pulsar-out of a fixed topic, its gate kee
   assert.equal(reachOf(red(flow({ topic: "t-{{kafka.key}}", topicType: "str" })))("out"), "sink");
   assert.equal(reachOf(red(flow({ topic: "", topicType: "msg" })))("out"), "sink");
 });
+
+test("flow shape: downstream goes into a subflow instance's template, through a link call to its link in, and from a returning link out to the link calls' wires", () => {
+  const r = red([
+    { id: "in", type: "kafka-in", wires: [["sfi"]] },
+    { id: "sfi", type: "subflow:sf1", wires: [["call"]] },
+    {
+      id: "sf1",
+      type: "subflow",
+      in: [{ wires: [{ id: "inner" }] }],
+      out: [{ wires: [{ id: "inner", port: 0 }] }],
+    },
+    { id: "inner", type: "split", stream: true, z: "sf1", wires: [[]] },
+    { id: "call", type: "link call", links: ["li"], wires: [["after"]] },
+    { id: "li", type: "link in", wires: [["sp"]] },
+    { id: "sp", type: "split", stream: true, wires: [["ret"]] },
+    { id: "ret", type: "link out", mode: "return", wires: [] },
+    { id: "after", type: "split", stream: true, wires: [] },
+  ]);
+  assert.deepEqual(
+    streamingSplitsAfter(r, "in")
+      .map((n) => n.id)
+      .sort(),
+    ["after", "inner", "sp"],
+  );
+});
