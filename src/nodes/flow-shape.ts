@@ -31,7 +31,8 @@ const WATCHERS = new Set(["catch", "status", "complete"]);
  * What each node of the deployed flows can still do with a record's msg it holds (Reach, for the ordered
  * pipeline): an effectively-once pulsar-out whose outputs lead to no other is a `sink` (when a partition's
  * records may go to several streams: more than one such node, or a topic set per msg); a node from which
- * no wire or link leads to an effectively-once pulsar-out is `inert`; the rest is `opaque`: a node that
+ * no wire or link leads to an effectively-once pulsar-out is `inert` (a kafka-window's wires count from its
+ * late output only: its results hold none of the records); the rest is `opaque`: a node that
  * leads to one, a subflow instance, a link call or a link out returning to one (where they lead depends on
  * the call), a node the config does not name (inside a subflow instance), and every node when a Catch,
  * Status or Complete node leads to an effectively-once pulsar-out (any node's msg may go there then).
@@ -54,7 +55,8 @@ export function reachOf(RED: RED): (nodeId: string) => Reach {
     if (known !== undefined) return known;
     const seen = new Set<string>();
     const next = (n: WiredConfig | undefined) => [
-      ...(n?.wires ?? []).flat(),
+      // a window's results hold none of the records it takes; its late output sends the records themselves
+      ...(n?.type === "kafka-window" ? (n.wires?.[1] ?? []) : (n?.wires ?? []).flat()),
       ...(n?.type === "link out" && n.mode !== "return" ? (n.links ?? []) : []),
     ];
     const queue = next(all.get(id));
@@ -89,8 +91,6 @@ export function reachOf(RED: RED): (nodeId: string) => Reach {
   return (id) => {
     const n = all.get(id);
     if (!n || isOpaque(n)) return "opaque";
-    // the window node's msgs are results of its own, holding none of the records it takes
-    if (n.type === "kafka-window") return "inert";
     if (isSink(n)) return leads(id) || single ? "opaque" : "sink";
     return leads(id) ? "opaque" : "inert";
   };

@@ -104,3 +104,13 @@ test("flow shape: downstream goes into a subflow instance's template, through a 
     ["after", "inner", "sp"],
   );
 });
+
+test("reach: a window's results hold no record, its late output sends the records on: a window whose late output leads to an effectively-once pulsar-out is opaque", () => {
+  const flow = (wires: string[][]) => [
+    { id: "in", type: "kafka-in", wires: [["w", "out"]] },
+    { id: "w", type: "kafka-window", wires },
+    { id: "out", type: "pulsar-out", effectivelyOnce: true, topic: "t-{{kafka.key}}", wires: [] },
+  ];
+  assert.equal(reachOf(red(flow([["out"], []])))("w"), "inert", "results only");
+  assert.equal(reachOf(red(flow([[], ["out"]])))("w"), "opaque", "late records go to the sink");
+});

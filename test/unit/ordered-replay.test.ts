@@ -112,6 +112,10 @@ function publisher(source: Delivery, owners: StreamOwner[], closed: number[]) {
 
 const tick = () => new Promise((r) => setTimeout(r, 0));
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Waits until `ready` holds (a loaded machine may run a 20 ms back-off late), 5 s at most. */
+async function until(ready: () => boolean): Promise<void> {
+  for (let waited = 0; !ready() && waited < 5000; waited += 10) await wait(10);
+}
 
 test("ordered: a failure replays the partition's unsettled records in offset order, under a new epoch", async () => {
   const h = harness({ ordered: true });
@@ -145,7 +149,8 @@ test("ordered: a failure replays the partition's unsettled records in offset ord
   await tick();
   assert.equal(h.ledger.isUnsettled("t", 0, "4"), true);
   const before = h.sent.length;
-  await wait(60);
+  await until(() => h.sent.length >= before + 4);
+  await wait(20); // nothing more comes
   const replayed = h.sent.slice(before);
   assert.deepEqual(
     replayed.map((m) => `${m.kafka.partition}@${m.kafka.offset}#${m.kafka.attempt}`),
