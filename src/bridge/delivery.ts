@@ -333,6 +333,11 @@ export class Delivery implements OrderedSource {
 
   // ---- ordered mode (effectively-once) ----
 
+  /** Whether the partitions run as ordered pipelines (effectively-once or windows). */
+  get isOrdered(): boolean {
+    return this.ordered;
+  }
+
   requireOrdered(sinkId?: string): void {
     this.ordered = true;
     if (sinkId !== undefined) this.sinks.add(sinkId);
@@ -520,11 +525,15 @@ export class Delivery implements OrderedSource {
    */
   private restartRetained(keep: Set<string>): void {
     const kept = (r: DeliveryRecord) => keep.has(partKey(r.topic, r.partition));
+    const again: { topic: string; partition: number }[] = [];
     for (const [topic, partitions] of this.epochs)
       for (const partition of partitions.keys()) {
         this.newEpoch(topic, partition);
         this.o.ledger.restart(topic, partition);
+        again.push({ topic, partition });
       }
+    // their effectively-once producers open afresh (see OrderedSource.onRevoked)
+    if (again.length > 0) this.tellRevoked(again, false);
     for (const [r, { timer }] of this.retries)
       if (kept(r)) {
         clearTimeout(timer);

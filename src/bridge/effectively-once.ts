@@ -36,7 +36,10 @@ export interface OrderedSource {
   epochOf(topic: string, partition: number): number | undefined;
   /**
    * Tells `listener` the partitions a rebalance took away, so that their named producers are closed and
-   * the new owner (another instance) can open its own under the same names. Returns the way to stop.
+   * the new owner (another instance) can open its own under the same names; and, after a rebalance, the
+   * partitions kept, read again from their commit: their producers open afresh, so that the broker's last
+   * sequence id proves stored what the new pass sends again (a producer remembers a bounded number of the
+   * ranges it stored). Returns the way to stop.
    */
   onRevoked(
     listener: (revoked: readonly { topic: string; partition: number }[], closing: boolean) => void,

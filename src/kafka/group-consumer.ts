@@ -41,6 +41,12 @@ export interface GroupConsumerOptions {
    * flight forgotten (onTopicRecreated) and is read from offset 0. Default 1000; 0 looks never.
    */
   topicCheckMs?: number;
+  /**
+   * Every batch is handed over only after a look at the topics' ids that started after it was fetched
+   * (ordered mode: effectively-once must not publish a record of a recreated topic under the old topic's
+   * producer names). Costs a metadata request per fetch, shared by the batches fetched together.
+   */
+  topicCheckEveryBatch?: () => boolean;
   /** A topic was found deleted and created again: its partitions of this member are read from offset 0. */
   onTopicRecreated?: (topic: string, partitions: number[]) => void;
   /** How long a full window is waited out before the partitions are paused. Default 3000. */
@@ -254,14 +260,32 @@ export class GroupConsumer {
 
   /**
    * Looks at the consumed topics' ids when the last look is older than topicCheckMs (or `topic` was not
-   * looked at yet); a topic whose id changed is read again from offset 0 (see restartTopic). A failure to
-   * look is no reason to stop: the next batch looks again.
+   * looked at yet), or for every batch (topicCheckEveryBatch); a topic whose id changed is read again from
+   * offset 0 (see restartTopic). A failure to look is no reason to stop: the next batch looks again.
    */
   private async checkTopicIds(topic: string): Promise<void> {
+    if (!this.idWatch || !this.running) return;
+    if (!this.o.topicCheckEveryBatch?.()) {
+      if (Date.now() - this.topicsCheckedAt < (this.o.topicCheckMs ?? 1000) && this.topicIds.has(topic))
+        return;
+      await (this.topicCheck ??= this.lookAtTopicIds(topic));
+      return;
+    }
+    // a look that starts after this batch was fetched: one still under way may have answered before
+    const need = this.looksStarted + 1;
+    while (this.looksDone < need && this.idWatch && this.running)
+      await (this.topicCheck ??= this.lookAtTopicIds(topic));
+  }
+
+  private looksStarted = 0;
+  private looksDone = 0;
+
+  /** One look at the consumed topics' ids (and `topic`'s); see checkTopicIds. */
+  private lookAtTopicIds(topic: string): Promise<void> {
+    const look = ++this.looksStarted;
     const watch = this.idWatch;
-    if (!watch || !this.running) return;
-    if (Date.now() - this.topicsCheckedAt < (this.o.topicCheckMs ?? 1000) && this.topicIds.has(topic)) return;
-    this.topicCheck ??= (async () => {
+    return (async () => {
+      if (!watch) return;
       const consumer = this.consumer;
       const topics = [...new Set([...this.seenTopics, topic])];
       let timer: NodeJS.Timeout | undefined;
@@ -285,7 +309,7 @@ export class GroupConsumer {
           const known = this.topicIds.get(t);
           this.topicIds.set(t, id);
           if (known !== undefined && known !== id && consumer && this.consumer === consumer)
-            this.restartTopic(consumer, t);
+            await this.restartTopic(consumer, t);
         }
       } catch (err) {
         this.o.onError(err);
@@ -293,16 +317,21 @@ export class GroupConsumer {
         clearTimeout(timer);
         this.topicsCheckedAt = Date.now();
       }
-    })().finally(() => (this.topicCheck = undefined));
-    await this.topicCheck;
+    })().finally(() => {
+      this.looksDone = look;
+      this.topicCheck = undefined;
+    });
   }
 
   /**
    * `topic` was deleted and created again: what this member holds of it belongs to the old topic, so it is
    * forgotten (ledger, blocks, and the node's records in flight: onTopicRecreated) and every partition of
-   * it is read from offset 0, the new topic's start.
+   * it is read from offset 0, the new topic's start. The group's commit is set to 0 as well (awaited, after
+   * the commits queued before): the old topic's commit would make the next consumer (a redeploy, a
+   * restart, another member after a rebalance) skip the new topic's records below it, and nothing is
+   * committed for the new topic until one of its records settles.
    */
-  private restartTopic(consumer: Consumer, topic: string): void {
+  private async restartTopic(consumer: Consumer, topic: string): Promise<void> {
     const partitions = this.assignment.filter((a) => a.topic === topic).map((a) => a.partition);
     for (const partition of partitions) {
       this.o.ledger.restart(topic, partition);
@@ -312,6 +341,17 @@ export class GroupConsumer {
     }
     this.o.onTopicRecreated?.(topic, partitions);
     this.settled();
+    if (this.o.commitMode !== "settled" || partitions.length === 0) return;
+    const reset = partitions.map((partition) => ({ topic, partition, offset: "0" }));
+    this.committing = this.committing.then(async () => {
+      if (this.consumer !== consumer) return;
+      try {
+        await consumer.commitOffsets(reset);
+      } catch (err) {
+        this.o.onError(err);
+      }
+    });
+    await this.committing;
   }
 
   /**

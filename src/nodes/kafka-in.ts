@@ -318,6 +318,8 @@ export function registerKafkaIn(RED: RED): void {
       ledger,
       onRecord: (topic, partition, message) => delivery.onRecord(topic, partition, message),
       onBatchEnd: () => delivery.onBatchEnd(),
+      // effectively-once and windows: not one record of a recreated topic under the old topic's identity
+      topicCheckEveryBatch: () => delivery.isOrdered,
       onAssignment: (list) => delivery.onAssignment(list),
       onTopicRecreated: (topic, partitions) => {
         delivery.topicRecreated(topic);

@@ -97,3 +97,189 @@ for (const effectivelyOnce of [false, true]) {
       );
   });
 }
+
+test("a recreated topic whose first records are still held when the flow is redeployed: the group's commit was set back to 0, so the next kafka-in reads the new topic from its start", async () => {
+  const kafkaTopic = uniqueName("recreated-held");
+  const groupId = uniqueName("recreated-held-group");
+  const pulsarTopic = `persistent://public/default/${uniqueName("recreated-held")}`;
+  await createTopic(kafkaTopic, 1);
+  await produce(
+    kafkaTopic,
+    Array.from({ length: 100 }, (_, i) => ({ key: "k", value: `old-${i}` })),
+  );
+  const nodes = (between: Record<string, unknown>[], inWires: string[]) => [
+    { id: "kc", type: "kafka-cluster", brokers: kafkaBrokers.join(","), clientId: "recreate-held" },
+    { id: "pc", type: "pulsar-cluster", serviceUrl: pulsarUrl },
+    {
+      id: "in",
+      type: "kafka-in",
+      cluster: "kc",
+      topics: kafkaTopic,
+      groupId,
+      startFrom: "earliest",
+      wires: [inWires],
+    },
+    ...between,
+    { id: "out", type: "pulsar-out", cluster: "pc", topic: pulsarTopic, wires: [] },
+  ];
+  // the old topic's records go through; the new topic's wait in a delay of ten minutes
+  await loadFlow(
+    nodes(
+      [
+        {
+          id: "fn",
+          type: "function",
+          func: 'return String(msg.payload).startsWith("new-") ? [null, msg] : [msg, null];',
+          outputs: 2,
+          wires: [["out"], ["hold"]],
+        },
+        {
+          id: "hold",
+          type: "delay",
+          pauseType: "delay",
+          timeout: "10",
+          timeoutUnits: "minutes",
+          rate: "1",
+          nbRateUnits: "1",
+          rateUnits: "second",
+          drop: false,
+          outputs: 1,
+          wires: [["out"]],
+        },
+      ],
+      ["fn"],
+    ),
+  );
+  try {
+    await waitFor(
+      "the first topic's records committed",
+      () => allCommitted(groupId, kafkaTopic, 1, 100),
+      60_000,
+    );
+    const admin = testKafka("recreate-held-admin").admin();
+    await admin.connect();
+    try {
+      await admin.deleteTopics({ topics: [kafkaTopic] });
+      await waitFor("the topic gone", async () => !(await admin.listTopics()).includes(kafkaTopic), 60_000);
+    } finally {
+      await admin.disconnect();
+    }
+    await createTopic(kafkaTopic, 1);
+    await produce(
+      kafkaTopic,
+      Array.from({ length: 300 }, (_, i) => ({ key: "k", value: `new-${i}` })),
+    );
+    await waitFor(
+      "the group's commit set back to 0 while the new records are held",
+      async () => (await committedOffsets(groupId, kafkaTopic)).get(0)?.committed === 0,
+      60_000,
+    );
+  } finally {
+    await unloadFlow();
+  }
+  // the redeployed flow bridges every record
+  await loadFlow(nodes([], ["out"]));
+  try {
+    await waitFor(
+      "the new topic's records committed",
+      () => allCommitted(groupId, kafkaTopic, 1, 300),
+      60_000,
+    );
+  } finally {
+    await unloadFlow();
+  }
+  const got = (await readWithJavaPulsar(pulsarTopic, 500, 20)).map((m) => m.data?.toString() ?? "");
+  const missing = Array.from({ length: 300 }, (_, i) => `new-${i}`).filter((v) => !got.includes(v));
+  assert.deepEqual(missing, [], `records of the new topic never bridged (${got.length} read)`);
+});
+
+test("effectively-once: a topic recreated while another topic of the same kafka-in keeps the consumer busy, every record of the new topic once and in order", async () => {
+  const kafkaTopic = uniqueName("recreated-busy");
+  const busyTopic = uniqueName("recreated-busy-other");
+  const groupId = uniqueName("recreated-busy-group");
+  const ns = uniqueName("recreated-busy");
+  assert.equal((await pulsarAdmin("PUT", `/admin/v2/namespaces/public/${ns}`, {})).status, 204);
+  assert.equal(
+    (await pulsarAdmin("POST", `/admin/v2/namespaces/public/${ns}/deduplication`, true)).status,
+    204,
+  );
+  await createTopic(kafkaTopic, 1);
+  await createTopic(busyTopic, 1);
+  await produce(
+    kafkaTopic,
+    Array.from({ length: 100 }, (_, i) => ({ key: "k", value: `old-${i}` })),
+  );
+  await loadFlow([
+    { id: "kc", type: "kafka-cluster", brokers: kafkaBrokers.join(","), clientId: "recreate-busy" },
+    { id: "pc", type: "pulsar-cluster", serviceUrl: pulsarUrl, adminUrl: pulsarHttpUrl },
+    {
+      id: "in",
+      type: "kafka-in",
+      cluster: "kc",
+      topics: `${kafkaTopic},${busyTopic}`,
+      groupId,
+      startFrom: "earliest",
+      wires: [["out"]],
+    },
+    {
+      id: "out",
+      type: "pulsar-out",
+      cluster: "pc",
+      topic: `persistent://public/${ns}/{{kafka.topic}}`,
+      effectivelyOnce: true,
+      wires: [],
+    },
+  ]);
+  // the other topic gets a few records every 50 ms from now on: kafka-in fetches all the time
+  let busy = true;
+  let sent = 0;
+  const feeding = (async () => {
+    while (busy) {
+      await produce(
+        busyTopic,
+        Array.from({ length: 5 }, () => ({ key: "b", value: `busy-${sent++}` })),
+      );
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  })();
+  try {
+    await waitFor(
+      "the first topic's records committed",
+      () => allCommitted(groupId, kafkaTopic, 1, 100),
+      60_000,
+    );
+    const admin = testKafka("recreate-busy-admin").admin();
+    await admin.connect();
+    try {
+      await admin.deleteTopics({ topics: [kafkaTopic] });
+      await waitFor("the topic gone", async () => !(await admin.listTopics()).includes(kafkaTopic), 60_000);
+    } finally {
+      await admin.disconnect();
+    }
+    await createTopic(kafkaTopic, 1);
+    await produce(
+      kafkaTopic,
+      Array.from({ length: 300 }, (_, i) => ({ key: "k", value: `new-${i}` })),
+    );
+    await waitFor(
+      "the new topic's records committed",
+      () => allCommitted(groupId, kafkaTopic, 1, 300),
+      60_000,
+    );
+  } finally {
+    busy = false;
+    await feeding;
+    await unloadFlow();
+  }
+  const got = (await readWithJavaPulsar(`persistent://public/${ns}/${kafkaTopic}`, 500, 20)).map(
+    (m) => m.data?.toString() ?? "",
+  );
+  assert.deepEqual(
+    got,
+    [
+      ...Array.from({ length: 100 }, (_, i) => `old-${i}`),
+      ...Array.from({ length: 300 }, (_, i) => `new-${i}`),
+    ],
+    "each record once, in order",
+  );
+});
