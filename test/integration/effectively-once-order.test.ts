@@ -8,7 +8,14 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import { after, test } from "node:test";
 import { helper, loadFlow, unloadFlow, stopHelper } from "../support/flow";
-import { committedOffsets, createTopic, groupMembers, produce, testKafka } from "../support/kafka";
+import {
+  committedOffsets,
+  createTopic,
+  deleteTopic,
+  groupMembers,
+  produce,
+  testKafka,
+} from "../support/kafka";
 import { kafkaBrokers, pulsarAdmin, pulsarHttpUrl, pulsarUrl, uniqueName } from "../support/brokers";
 import { createClient } from "../../src/pulsar/client";
 import { readWithJavaPulsar, type JavaPulsarMessage } from "../support/java-kafka";
@@ -330,14 +337,7 @@ test("a Kafka topic deleted and recreated (offsets from 0 again): its new record
   } finally {
     await unloadFlow();
   }
-  const admin = testKafka("eo-recreated-admin").admin();
-  await admin.connect();
-  try {
-    await admin.deleteTopics({ topics: [kafkaTopic] });
-    await waitFor("the topic gone", async () => !(await admin.listTopics()).includes(kafkaTopic), 60_000);
-  } finally {
-    await admin.disconnect();
-  }
+  await deleteTopic(kafkaTopic);
   await createTopic(kafkaTopic, 1);
   await produce(
     kafkaTopic,

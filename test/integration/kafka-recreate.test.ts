@@ -3,8 +3,9 @@
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
 import { loadFlow, unloadFlow, stopHelper } from "../support/flow";
-import { committedOffsets, createTopic, produce, testKafka } from "../support/kafka";
-import { kafkaBrokers, pulsarAdmin, pulsarHttpUrl, pulsarUrl, uniqueName } from "../support/brokers";
+import { committedOffsets, createTopic, deleteTopic, produce } from "../support/kafka";
+import { kafkaBrokers, pulsarHttpUrl, pulsarUrl, uniqueName } from "../support/brokers";
+import { dedupNamespace } from "../support/pulsar";
 import { readWithJavaPulsar } from "../support/java-kafka";
 import { waitFor } from "../support/wait";
 
@@ -29,13 +30,7 @@ for (const effectivelyOnce of [false, true]) {
   }`, async () => {
     const kafkaTopic = uniqueName("recreated-live");
     const groupId = uniqueName("recreated-live-group");
-    // a namespace with deduplication on (effectively-once needs it)
-    const ns = uniqueName("recreated-live");
-    assert.equal((await pulsarAdmin("PUT", `/admin/v2/namespaces/public/${ns}`, {})).status, 204);
-    assert.equal(
-      (await pulsarAdmin("POST", `/admin/v2/namespaces/public/${ns}/deduplication`, true)).status,
-      204,
-    );
+    const ns = await dedupNamespace("recreated-live");
     const pulsarTopic = `persistent://public/${ns}/bridged`;
     await createTopic(kafkaTopic, 1);
     await produce(
@@ -62,14 +57,7 @@ for (const effectivelyOnce of [false, true]) {
         () => allCommitted(groupId, kafkaTopic, 1, 100),
         60_000,
       );
-      const admin = testKafka("recreate-admin").admin();
-      await admin.connect();
-      try {
-        await admin.deleteTopics({ topics: [kafkaTopic] });
-        await waitFor("the topic gone", async () => !(await admin.listTopics()).includes(kafkaTopic), 60_000);
-      } finally {
-        await admin.disconnect();
-      }
+      await deleteTopic(kafkaTopic);
       await createTopic(kafkaTopic, 1);
       await produce(
         kafkaTopic,
@@ -156,14 +144,7 @@ test("a recreated topic whose first records are still held when the flow is rede
       () => allCommitted(groupId, kafkaTopic, 1, 100),
       60_000,
     );
-    const admin = testKafka("recreate-held-admin").admin();
-    await admin.connect();
-    try {
-      await admin.deleteTopics({ topics: [kafkaTopic] });
-      await waitFor("the topic gone", async () => !(await admin.listTopics()).includes(kafkaTopic), 60_000);
-    } finally {
-      await admin.disconnect();
-    }
+    await deleteTopic(kafkaTopic);
     await createTopic(kafkaTopic, 1);
     await produce(
       kafkaTopic,
@@ -197,12 +178,7 @@ test("effectively-once: a topic recreated while another topic of the same kafka-
   const kafkaTopic = uniqueName("recreated-busy");
   const busyTopic = uniqueName("recreated-busy-other");
   const groupId = uniqueName("recreated-busy-group");
-  const ns = uniqueName("recreated-busy");
-  assert.equal((await pulsarAdmin("PUT", `/admin/v2/namespaces/public/${ns}`, {})).status, 204);
-  assert.equal(
-    (await pulsarAdmin("POST", `/admin/v2/namespaces/public/${ns}/deduplication`, true)).status,
-    204,
-  );
+  const ns = await dedupNamespace("recreated-busy");
   await createTopic(kafkaTopic, 1);
   await createTopic(busyTopic, 1);
   await produce(
@@ -248,14 +224,7 @@ test("effectively-once: a topic recreated while another topic of the same kafka-
       () => allCommitted(groupId, kafkaTopic, 1, 100),
       60_000,
     );
-    const admin = testKafka("recreate-busy-admin").admin();
-    await admin.connect();
-    try {
-      await admin.deleteTopics({ topics: [kafkaTopic] });
-      await waitFor("the topic gone", async () => !(await admin.listTopics()).includes(kafkaTopic), 60_000);
-    } finally {
-      await admin.disconnect();
-    }
+    await deleteTopic(kafkaTopic);
     await createTopic(kafkaTopic, 1);
     await produce(
       kafkaTopic,

@@ -11,6 +11,22 @@ export function testKafka(clientId = "tests", brokers = kafkaBrokers): Kafka {
  * Creates a topic that keeps its records: tests write records with event times years in the past, which
  * Kafka's time retention (7 days) deletes at its next check (every 5 minutes), in the middle of a test.
  */
+/** Deletes `topic` and waits (up to 60 s) until Kafka no longer lists it. */
+export async function deleteTopic(topic: string, brokers = kafkaBrokers): Promise<void> {
+  const admin = testKafka("tests", brokers).admin();
+  await admin.connect();
+  try {
+    await admin.deleteTopics({ topics: [topic] });
+    const until = Date.now() + 60_000;
+    while ((await admin.listTopics()).includes(topic)) {
+      if (Date.now() > until) throw new Error(`Kafka still lists ${topic} 60 s after deleting it`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 export async function createTopic(topic: string, numPartitions = 1, brokers = kafkaBrokers): Promise<void> {
   const admin = testKafka("tests", brokers).admin();
   await admin.connect();

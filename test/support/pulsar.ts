@@ -1,5 +1,7 @@
 // Reading a Pulsar topic back in tests with our own consumer.
+import assert from "node:assert/strict";
 import type { PulsarClient } from "../../src/pulsar/types";
+import { pulsarAdmin, uniqueName } from "./brokers";
 
 /** Every payload stored in `topic`, as text, from the earliest; stops after `quietMs` without a message. */
 export async function storedPayloads(client: PulsarClient, topic: string, quietMs = 3000): Promise<string[]> {
@@ -13,4 +15,15 @@ export async function storedPayloads(client: PulsarClient, topic: string, quietM
     await consumer.close();
   }
   return stored;
+}
+
+/** A new namespace of tenant public with deduplication on (effectively-once needs it); its name. */
+export async function dedupNamespace(prefix: string): Promise<string> {
+  const ns = uniqueName(prefix);
+  assert.equal((await pulsarAdmin("PUT", `/admin/v2/namespaces/public/${ns}`, {})).status, 204);
+  assert.equal(
+    (await pulsarAdmin("POST", `/admin/v2/namespaces/public/${ns}/deduplication`, true)).status,
+    204,
+  );
+  return ns;
 }
