@@ -26,6 +26,8 @@ export interface PoolOptions {
 
 export class ProducerPool<P extends Closable, T = undefined> {
   private readonly entries = new Map<string, Entry<P, T>>();
+  /** Closes under way, by key: a producer of the same key opens after its predecessor closed. */
+  private readonly closing = new Map<string, Promise<void>>();
   private readonly now: () => number;
 
   constructor(private readonly o: PoolOptions) {
@@ -63,7 +65,9 @@ export class ProducerPool<P extends Closable, T = undefined> {
       known.usedAt = this.now();
       return known;
     }
-    const producer = open();
+    // the broker refuses a second producer of one name (ProducerBusy) until the first one closed
+    const before = this.closing.get(key);
+    const producer = before ? before.then(open) : open();
     const entry: Entry<P, T> = { producer, usedAt: this.now(), inUse: 0, tag, pinned };
     this.entries.set(key, entry);
     producer.catch(() => {
@@ -103,12 +107,16 @@ export class ProducerPool<P extends Closable, T = undefined> {
   async closeAll(): Promise<void> {
     const all = [...this.entries];
     this.entries.clear();
-    await Promise.all(all.map(([key, e]) => this.close(key, e)));
+    await Promise.all([...all.map(([key, e]) => this.close(key, e)), ...this.closing.values()]);
   }
 
   private drop(key: string, entry: Entry<P, T>): void {
     this.entries.delete(key);
-    void this.close(key, entry);
+    const closed = this.close(key, entry);
+    this.closing.set(key, closed);
+    void closed.then(() => {
+      if (this.closing.get(key) === closed) this.closing.delete(key);
+    });
   }
 
   private async close(key: string, entry: Entry<P, T>): Promise<void> {

@@ -87,3 +87,36 @@ test("producer pool: idle producers are closed, not while in use, not pinned one
   assert.equal(fakes.get("p2")?.closed, 1);
   assert.equal(fakes.get("fixed")?.closed, 1);
 });
+
+test("producer pool: a producer closed by closeWhere is reopened under its key only after its close ended", async () => {
+  const pool = new ProducerPool<Fake, number>({ idleMs: 100 });
+  const events: string[] = [];
+  let endClose: () => void = () => undefined;
+  const slow = new Fake("old");
+  slow.close = () => {
+    events.push("close started");
+    return new Promise<void>((resolve) => {
+      endClose = () => {
+        events.push("close ended");
+        resolve();
+      };
+    });
+  };
+  await pool.use("k", () => Promise.resolve(slow), () => Promise.resolve(), { tag: 1 });
+  pool.closeWhere((t) => t === 1);
+  const reopened = pool.use(
+    "k",
+    () => {
+      events.push("open");
+      return Promise.resolve(new Fake("new"));
+    },
+    (p) => Promise.resolve(p.name),
+    { tag: 1 },
+  );
+  await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(events, ["close started"], "the broker would refuse a second producer of the name");
+  endClose();
+  assert.equal(await reopened, "new");
+  assert.deepEqual(events, ["close started", "close ended", "open"]);
+  await pool.closeAll();
+});
