@@ -28,6 +28,8 @@ export interface PartitionControl {
   settled(): void;
   block(topic: string, partition: number): void;
   unblock(topic: string, partition: number): void;
+  /** The id of the topic the consumer reads the partition as, once it looked (see GroupConsumer). */
+  topicIdOf?(topic: string, partition: number): string | undefined;
 }
 
 export interface Blocked {
@@ -86,8 +88,11 @@ export interface DeliveryOptions extends Omit<FailurePolicyOptions, "deadLetter"
   sourceId?: string;
   /** How long a replay waits at most for the flow to let go of the pass it discarded (REPLAY_DRAIN_MS). */
   replayDrainMs?: number;
-  /** The cluster's and a topic's ids (see OrderedSource.identityOf). */
-  identity?: (topic: string) => Promise<string>;
+  /**
+   * The cluster's and a topic's ids (see OrderedSource.identityOf); with `topicId`, the one the consumer
+   * reads the topic's partition as (PartitionControl.topicIdOf) stands for the topic's.
+   */
+  identity?: (topic: string, topicId?: string) => Promise<string>;
   /** Nodes that settle what they hold themselves (SettlementOptions.independent). */
   independent?: (nodeId: string) => boolean;
   /**
@@ -213,13 +218,14 @@ export class Delivery implements OrderedSource {
   }
 
   /**
-   * The consumer found `topic` deleted and created again and reads its partitions from offset 0: what the
-   * flow holds of the old topic is forgotten as at a revoke (its settlements no longer count, its
+   * The consumer found `topic` deleted and created again and reads `partitions` of it from offset 0: what
+   * the flow holds of them is forgotten as at a revoke (its settlements no longer count, its
    * effectively-once producers are closed), and the new topic's id names new ones.
    */
-  topicRecreated(topic: string): void {
-    this.identities.delete(topic);
-    this.forgetPartitions((t) => t === topic);
+  topicRecreated(topic: string, partitions: readonly number[]): void {
+    this.forgetIdentities(topic);
+    const afresh = new Set(partitions);
+    this.forgetPartitions((t, p) => t === topic && afresh.has(p));
     this.events.changed();
   }
 
@@ -355,20 +361,34 @@ export class Delivery implements OrderedSource {
    * deleted and created again without a rebalance, so its identity is asked for again.
    */
   forgetIdentity(topic: string): void {
-    this.identities.delete(topic);
+    this.forgetIdentities(topic);
   }
 
-  identityOf(topic: string): Promise<string> | undefined {
-    if (!this.o.identity) return undefined;
-    let id = this.identities.get(topic);
+  /**
+   * The identity of the topic the partition's records are read from: the id the consumer reads the
+   * partition as when it has one (so a topic recreated after the look does not rename the records read
+   * before), the topic's id as Kafka gives it now otherwise. One promise per topic and id, kept.
+   */
+  identityOf(topic: string, partition: number): Promise<string> | undefined {
+    const identity = this.o.identity;
+    if (!identity) return undefined;
+    const topicId = this.control?.topicIdOf?.(topic, partition);
+    const key = topicId === undefined ? topic : `${topic}\u0000${topicId}`;
+    let id = this.identities.get(key);
     if (!id) {
-      const asked = this.o.identity(topic);
-      this.identities.set(topic, (id = asked));
+      const asked = identity(topic, topicId);
+      this.identities.set(key, (id = asked));
       asked.catch(() => {
-        if (this.identities.get(topic) === asked) this.identities.delete(topic);
+        if (this.identities.get(key) === asked) this.identities.delete(key);
       });
     }
     return id;
+  }
+
+  /** Forgets the identities asked for `topic` (identityOf). */
+  private forgetIdentities(topic: string): void {
+    for (const key of this.identities.keys())
+      if (key === topic || key.startsWith(`${topic}\u0000`)) this.identities.delete(key);
   }
 
   carried(msgId: string): { records: CarriedRecord[]; live: boolean; tainted: boolean } | undefined {

@@ -50,7 +50,7 @@ export interface OrderedSource {
    * What names the topic in producer names: its cluster's and its own id, so that a topic deleted and
    * recreated (offsets from 0 again) or a changed broker list give the right names. Undefined: unknown.
    */
-  identityOf(topic: string): Promise<string> | undefined;
+  identityOf(topic: string, partition: number): Promise<string> | undefined;
   /**
    * What the flow's msg `msgId` carries (see SettlementTracker.carried): the records that settle with it
    * alone, and whether part of it is of a discarded pass. Undefined when kafka-in does not track the msg.
@@ -343,7 +343,7 @@ export class EffectivelyOncePublisher {
     }
     // the kafka-in knows the cluster's and the topic's ids; msg.kafka.cluster (the broker list) otherwise.
     // Awaited by every msg alike, so the msgs go on in the order they came.
-    const identity = source?.identityOf(at.topic);
+    const identity = source?.identityOf(at.topic, at.partition);
     const cluster = identity
       ? (this.known.get(identity) ?? (await this.resolved(identity)))
       : typeof k?.cluster === "string"

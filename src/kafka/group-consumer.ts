@@ -4,7 +4,7 @@
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from "kafkajs";
 import { Backoff } from "../pulsar/backoff";
 import type { OffsetLedger } from "../bridge/offsets";
-import { TopicIdWatch } from "./identity";
+import { type GroupCommit, TopicIdWatch } from "./identity";
 
 export type ConsumerState =
   | { kind: "connecting" }
@@ -36,18 +36,20 @@ export interface GroupConsumerOptions {
   /**
    * A topic deleted and created again under its name while consumed, the new one filled past the old
    * position before the next fetch, goes unnoticed by kafkajs (the positions are valid offsets of the new
-   * topic too) and its first records would be skipped. So the topics' ids (KIP-516) are looked at before a
-   * batch is handed over when the last look is older than this: a topic with a new id has its records in
-   * flight forgotten (onTopicRecreated) and is read from offset 0. Default 1000; 0 looks never.
+   * topic too) and its first records would be skipped. So each partition is read as one topic id (KIP-516),
+   * and the ids are looked at before a batch is handed over when the last look is older than this (and
+   * before a partition's first batch): a partition whose topic has a new id has its records in flight
+   * forgotten (onTopicRecreated) and is read from offset 0. See lookAtTopicIds. Default 1000; 0: never.
    */
   topicCheckMs?: number;
   /**
-   * Every batch is handed over only after a look at the topics' ids that started after it was fetched
-   * (ordered mode: effectively-once must not publish a record of a recreated topic under the old topic's
-   * producer names). Costs a metadata request per fetch, shared by the batches fetched together.
+   * Every batch is handed over only after a look at the topics' ids that started after it was fetched and
+   * found its topic (ordered mode: effectively-once must not publish a record of a recreated topic under
+   * the old topic's producer names). Costs a metadata request per fetch, shared by the batches fetched
+   * together; a batch waits (heartbeating) while the look fails.
    */
   topicCheckEveryBatch?: () => boolean;
-  /** A topic was found deleted and created again: its partitions of this member are read from offset 0. */
+  /** Partitions of a topic found deleted and created again: they are read from offset 0. */
   onTopicRecreated?: (topic: string, partitions: number[]) => void;
   /** How long a full window is waited out before the partitions are paused. Default 3000. */
   pauseAfterMs?: number;
@@ -72,10 +74,15 @@ export class GroupConsumer {
   private assigned = 0;
   /** This member's partitions (the last assignment). */
   private assignment: { topic: string; partition: number }[] = [];
-  /** Each consumed topic's id when last looked at, and when that was (see topicCheckMs). */
-  private readonly topicIds = new Map<string, string>();
+  /** Per assigned partition (blockKey), the id of the topic this member reads it as (see lookAtTopicIds). */
+  private readonly readIds = new Map<string, string>();
+  /** Per topic, its id when this member last read one of its partitions (kept across rebalances). */
+  private readonly lastIds = new Map<string, string>();
+  /** Partitions read again from offset 0 whose commit of 0 Kafka has not confirmed yet (by blockKey). */
+  private readonly resets = new Map<string, { topic: string; partition: number }>();
   private topicsCheckedAt = 0;
-  private topicCheck: Promise<void> | undefined;
+  private topicCheck: Promise<Look> | undefined;
+  private looksStarted = 0;
   /** Undefined once the brokers turned out to have no topic ids. */
   private idWatch: TopicIdWatch | undefined;
   private spaceWaiter: (() => void) | undefined;
@@ -142,6 +149,8 @@ export class GroupConsumer {
       this.assignment = list;
       this.o.ledger.retain(list);
       const keep = new Set(list.map((a) => blockKey(a.topic, a.partition)));
+      for (const k of this.readIds.keys()) if (!keep.has(k)) this.readIds.delete(k);
+      for (const k of this.resets.keys()) if (!keep.has(k)) this.resets.delete(k);
       for (const [k, b] of this.blocked) {
         if (!keep.has(k)) {
           this.blocked.delete(k);
@@ -154,6 +163,10 @@ export class GroupConsumer {
       this.settled();
       if (!this.paused) this.pauseBlocked();
       this.reportFlowing();
+      // The partitions new to this member are looked at now, not only before their first batch: one of a
+      // topic recreated while this member did not read it has no commit (Kafka deletes a topic's commits
+      // with it), and kafkajs would wait at its end for a record that may never come.
+      if (this.idWatch) void this.lookAfterNow();
     });
     consumer.on(REBALANCING, () => {
       this.o.onState({ kind: "rebalancing" });
@@ -207,6 +220,7 @@ export class GroupConsumer {
     // the next consumer starts over from the last commit: what is in flight is redelivered, so it is
     // forgotten here (as if every partition were revoked) and the blocks start afresh
     this.blocked.clear();
+    this.readIds.clear();
     this.assignment = [];
     this.o.ledger.retain([]);
     this.o.onAssignment?.([]);
@@ -226,7 +240,7 @@ export class GroupConsumer {
     const ledger = this.o.ledger;
     let unresolved: string | undefined;
     // a batch of a topic found recreated is stale (its partitions were sought to offset 0)
-    if (payload.isRunning() && !payload.isStale()) await this.checkTopicIds(topic);
+    if (payload.isRunning() && !payload.isStale()) await this.checkTopicIds(payload);
     if (payload.isRunning() && !payload.isStale()) {
       const blocked = this.blocked.size > 0 && this.blocked.has(blockKey(topic, partition));
       for (let i = 0; i < messages.length && this.running && !blocked; i++) {
@@ -259,99 +273,160 @@ export class GroupConsumer {
   };
 
   /**
-   * Looks at the consumed topics' ids when the last look is older than topicCheckMs (or `topic` was not
-   * looked at yet), or for every batch (topicCheckEveryBatch); a topic whose id changed is read again from
-   * offset 0 (see restartTopic). A failure to look is no reason to stop: the next batch looks again.
+   * Before a batch is handed over: a look at the topics' ids (lookAtTopicIds) when the last one is older
+   * than topicCheckMs or the batch's partition was not looked at yet; a failure to look is no reason to
+   * stop then. In ordered mode (topicCheckEveryBatch) a look that started after the batch was fetched and
+   * found its topic, tried again (heartbeating, the status saying why) until one does or the batch is stale.
    */
-  private async checkTopicIds(topic: string): Promise<void> {
+  private async checkTopicIds(payload: EachBatchPayload): Promise<void> {
+    const { topic, partition } = payload.batch;
     if (!this.idWatch || !this.running) return;
     if (!this.o.topicCheckEveryBatch?.()) {
-      if (Date.now() - this.topicsCheckedAt < (this.o.topicCheckMs ?? 1000) && this.topicIds.has(topic))
-        return;
-      await (this.topicCheck ??= this.lookAtTopicIds(topic));
+      const fresh = Date.now() - this.topicsCheckedAt < (this.o.topicCheckMs ?? 1000);
+      if (!fresh || !this.readIds.has(blockKey(topic, partition))) await this.lookAfterNow();
       return;
     }
-    // a look that starts after this batch was fetched: one still under way may have answered before
-    const need = this.looksStarted + 1;
-    while (this.looksDone < need && this.idWatch && this.running)
-      await (this.topicCheck ??= this.lookAtTopicIds(topic));
+    const live = () => this.running && payload.isRunning() && !payload.isStale();
+    let waitMs = 250;
+    let waited = false;
+    for (;;) {
+      const look = await this.lookAfterNow();
+      if (look.found.has(topic) || !this.idWatch || !live()) break;
+      waited = true;
+      this.o.onState({
+        kind: "reconnecting",
+        error: look.error ?? `Kafka gives no id for topic "${topic}" right now (deleted?)`,
+        retryInMs: waitMs,
+      });
+      await new Promise((r) => setTimeout(r, waitMs));
+      waitMs = Math.min(waitMs * 2, 5000);
+      if (!live()) break;
+      await payload.heartbeat();
+    }
+    if (waited && this.running) this.reportFlowing();
   }
 
-  private looksStarted = 0;
-  private looksDone = 0;
+  /** A look at the topics' ids that starts after this call (shared with the other callers waiting). */
+  private lookAfterNow(): Promise<Look> {
+    const current = this.topicCheck;
+    if (!current) return (this.topicCheck = this.lookAtTopicIds());
+    return current.then(() => (this.topicCheck ??= this.lookAtTopicIds()));
+  }
 
-  /** One look at the consumed topics' ids (and `topic`'s); see checkTopicIds. */
-  private lookAtTopicIds(topic: string): Promise<void> {
-    const look = ++this.looksStarted;
+  /**
+   * One look at the ids of the topics this member reads. Each assigned partition is read as one topic id:
+   * - a partition read as another id than its topic has now (deleted and created again) is read afresh
+   *   from offset 0 (restartPartitions);
+   * - a partition new to this member (after a rebalance or a restart of the consumer) is judged by the
+   *   group's commit of it, which names the topic id it was made for (see commit): a commit made for
+   *   another id, none at all where this member read the topic as another id before (Kafka deletes a
+   *   topic's commits with it), or a reset to 0 still owed, has it read from offset 0 too. A commit
+   *   without an id (an older version of this node, or auto-commit) is trusted.
+   * Never rejects: a failure is reported (onError) and named in the answer.
+   */
+  private lookAtTopicIds(): Promise<Look> {
+    const n = ++this.looksStarted;
     const watch = this.idWatch;
-    return (async () => {
-      if (!watch) return;
-      const consumer = this.consumer;
-      const topics = [...new Set([...this.seenTopics, topic])];
-      let timer: NodeJS.Timeout | undefined;
+    const consumer = this.consumer;
+    const look: Promise<Look> = (async (): Promise<Look> => {
+      if (!watch) return { n, found: new Set() };
       try {
-        const ids = await Promise.race([
-          watch.ids(topics),
-          new Promise<never>((_, reject) => {
-            timer = setTimeout(() => reject(new Error("Kafka gave no topic ids in 5 s")), 5000);
-          }),
-        ]);
+        const topics = [...new Set([...this.seenTopics, ...this.assignment.map((a) => a.topic)])];
+        const ids = await watch.ids(topics);
         if (!ids) {
           // brokers before Kafka 2.8: nothing to look at
           this.idWatch = undefined;
           await watch.close();
-          return;
+          return { n, found: new Set() };
         }
-        for (const t of topics) {
-          const id = ids.get(t);
-          // a topic gone right now (deleted, not yet created again) is judged when it is back
-          if (id === undefined || id === NO_TOPIC_ID) continue;
-          const known = this.topicIds.get(t);
-          this.topicIds.set(t, id);
-          if (known !== undefined && known !== id && consumer && this.consumer === consumer)
-            await this.restartTopic(consumer, t);
-        }
+        await this.judgePartitions(watch, consumer, ids);
+        return { n, found: new Set(ids.keys()) };
       } catch (err) {
         this.o.onError(err);
+        return { n, found: new Set(), error: `cannot look at the Kafka topics' ids: ${errorText(err)}` };
       } finally {
-        clearTimeout(timer);
         this.topicsCheckedAt = Date.now();
       }
     })().finally(() => {
-      this.looksDone = look;
-      this.topicCheck = undefined;
+      if (this.topicCheck === look) this.topicCheck = undefined;
     });
+    return look;
+  }
+
+  private async judgePartitions(
+    watch: TopicIdWatch,
+    consumer: Consumer | undefined,
+    ids: Map<string, string>,
+  ): Promise<void> {
+    const current = () => (consumer && this.consumer === consumer ? this.assignment : []);
+    const idOf = (topic: string) => {
+      const id = ids.get(topic);
+      // a topic gone right now (deleted, not yet created again) is judged when it is back
+      return id === undefined || id === NO_TOPIC_ID ? undefined : id;
+    };
+    const restart = new Map<string, number[]>();
+    const toRestart = (topic: string, partition: number) =>
+      restart.set(topic, [...(restart.get(topic) ?? []), partition]);
+    const unjudged: { topic: string; partition: number }[] = [];
+    for (const a of current()) {
+      const id = idOf(a.topic);
+      const read = this.readIds.get(blockKey(a.topic, a.partition));
+      if (id === undefined) continue;
+      if (read === undefined) unjudged.push(a);
+      else if (read !== id) toRestart(a.topic, a.partition);
+    }
+    if (unjudged.length > 0) {
+      const settled = this.o.commitMode === "settled";
+      const commits = settled
+        ? await watch.commits(this.o.groupId, [...new Set(unjudged.map((a) => a.topic))])
+        : undefined;
+      const still = new Set(current().map((a) => blockKey(a.topic, a.partition)));
+      for (const { topic, partition } of unjudged) {
+        const k = blockKey(topic, partition);
+        const id = idOf(topic);
+        if (!still.has(k) || id === undefined || this.readIds.has(k)) continue;
+        const commit = commits?.get(topic)?.get(partition);
+        if (settled && readAfresh(commit, id, this.lastIds.get(topic), this.resets.has(k)))
+          toRestart(topic, partition);
+        else {
+          this.readIds.set(k, id);
+          this.lastIds.set(topic, id);
+        }
+      }
+    }
+    for (const [topic, partitions] of restart) {
+      if (!consumer || this.consumer !== consumer) return;
+      const id = idOf(topic);
+      if (id) await this.restartPartitions(consumer, topic, partitions, id);
+    }
   }
 
   /**
-   * `topic` was deleted and created again: what this member holds of it belongs to the old topic, so it is
-   * forgotten (ledger, blocks, and the node's records in flight: onTopicRecreated) and every partition of
-   * it is read from offset 0, the new topic's start. The group's commit is set to 0 as well (awaited, after
-   * the commits queued before): the old topic's commit would make the next consumer (a redeploy, a
-   * restart, another member after a rebalance) skip the new topic's records below it, and nothing is
-   * committed for the new topic until one of its records settles.
+   * `partitions` of `topic` are to be read as the topic `id` from offset 0: what this member holds of them
+   * belongs to another topic of the name, so it is forgotten (ledger, blocks, and the node's records in
+   * flight: onTopicRecreated). The group's commit is set to 0 (see commit: tried until Kafka confirms it),
+   * since the old topic's commit would make the next consumer (a redeploy, a restart, another member after
+   * a rebalance) skip the new topic's records below it.
    */
-  private async restartTopic(consumer: Consumer, topic: string): Promise<void> {
-    const partitions = this.assignment.filter((a) => a.topic === topic).map((a) => a.partition);
+  private async restartPartitions(
+    consumer: Consumer,
+    topic: string,
+    partitions: number[],
+    id: string,
+  ): Promise<void> {
+    const settled = this.o.commitMode === "settled";
     for (const partition of partitions) {
+      const k = blockKey(topic, partition);
       this.o.ledger.restart(topic, partition);
-      if (this.blocked.delete(blockKey(topic, partition)) && !this.paused)
-        consumer.resume([{ topic, partitions: [partition] }]);
+      if (this.blocked.delete(k) && !this.paused) consumer.resume([{ topic, partitions: [partition] }]);
       consumer.seek({ topic, partition, offset: "0" });
+      this.readIds.set(k, id);
+      if (settled) this.resets.set(k, { topic, partition });
     }
+    this.lastIds.set(topic, id);
     this.o.onTopicRecreated?.(topic, partitions);
     this.settled();
-    if (this.o.commitMode !== "settled" || partitions.length === 0) return;
-    const reset = partitions.map((partition) => ({ topic, partition, offset: "0" }));
-    this.committing = this.committing.then(async () => {
-      if (this.consumer !== consumer) return;
-      try {
-        await consumer.commitOffsets(reset);
-      } catch (err) {
-        this.o.onError(err);
-      }
-    });
-    await this.committing;
+    if (settled) await this.commit();
   }
 
   /**
@@ -421,6 +496,11 @@ export class GroupConsumer {
     if (!this.paused) this.consumer?.resume([{ topic, partitions: [partition] }]);
   }
 
+  /** The id of the topic this member reads the partition as, once a look judged it (lookAtTopicIds). */
+  topicIdOf(topic: string, partition: number): string | undefined {
+    return this.readIds.get(blockKey(topic, partition));
+  }
+
   isBlocked(topic: string, partition: number): boolean {
     return this.blocked.has(blockKey(topic, partition));
   }
@@ -430,20 +510,36 @@ export class GroupConsumer {
     else this.o.onState({ kind: "consuming", partitions: this.assigned });
   }
 
-  /** Commits every partition's contiguous settled prefix. Serialised; errors are reported, not thrown. */
+  /**
+   * Commits every partition's contiguous settled prefix, and offset 0 of the partitions read afresh
+   * (restartPartitions) until one commit of theirs is confirmed. Each commit names the topic id the
+   * partition is read as (its metadata: see lookAtTopicIds). Serialised; errors are reported, not thrown.
+   */
   commit(): Promise<void> {
     this.committing = this.committing.then(async () => {
       const consumer = this.consumer;
       if (!consumer || this.o.commitMode !== "settled") return;
-      const offsets = [];
+      const offsets: { topic: string; partition: number; offset: string; metadata: string | null }[] = [];
+      const metadata = (topic: string, partition: number) => {
+        const id = this.readIds.get(blockKey(topic, partition));
+        return id === undefined ? null : `${COMMIT_ID_PREFIX}${id}`;
+      };
       for (const { topic, partition } of this.o.ledger.dirty()) {
         const offset = this.o.ledger.takeCommittable(topic, partition);
-        if (offset !== undefined) offsets.push({ topic, partition, offset });
+        if (offset !== undefined)
+          offsets.push({ topic, partition, offset, metadata: metadata(topic, partition) });
       }
+      const resets = new Map(this.resets);
+      for (const o of offsets) resets.delete(blockKey(o.topic, o.partition));
+      for (const { topic, partition } of resets.values())
+        offsets.push({ topic, partition, offset: "0", metadata: metadata(topic, partition) });
       if (offsets.length === 0) return;
       try {
         await consumer.commitOffsets(offsets);
-        for (const o of offsets) this.o.ledger.commitConfirmed(o.topic, o.partition, o.offset);
+        for (const o of offsets) {
+          this.o.ledger.commitConfirmed(o.topic, o.partition, o.offset);
+          this.resets.delete(blockKey(o.topic, o.partition));
+        }
       } catch (err) {
         // Retried at the next interval while the partition is ours. After a rebalance it may belong to
         // another member, which starts from the last commit: records are redelivered there, never lost.
@@ -465,6 +561,8 @@ export class GroupConsumer {
     if (this.commitTimer) clearInterval(this.commitTimer);
     // a consumer still connecting is disconnected once it has (see connect); waited for a while at most
     if (this.starting) await Promise.race([this.starting, new Promise((r) => setTimeout(r, 10_000).unref())]);
+    // a look under way may read partitions afresh, which the last commit must know of
+    await this.topicCheck;
     const consumer = this.consumer;
     if (consumer) {
       const topics = [...this.seenTopics];
@@ -484,6 +582,36 @@ export class GroupConsumer {
 }
 
 const blockKey = (topic: string, partition: number) => `${partition}\u0000${topic}`;
+
+/** The answer of one look at the topics' ids: its number, the topics it found, what failed. */
+interface Look {
+  n: number;
+  found: ReadonlySet<string>;
+  error?: string;
+}
+
+/** How a commit's metadata names the topic id it was made for. */
+const COMMIT_ID_PREFIX = "topic-id:";
+
+/**
+ * Whether a partition new to this member is read from offset 0 rather than from the group's commit: the
+ * commit was made for another topic of the name, or there is none where this member read the topic as
+ * another id before (Kafka deletes a topic's commits with it), or a reset of it to 0 is still owed.
+ */
+export function readAfresh(
+  commit: GroupCommit | undefined,
+  id: string,
+  lastId: string | undefined,
+  resetOwed: boolean,
+): boolean {
+  if (resetOwed) return true;
+  const none = !commit || commit.offset.startsWith("-");
+  if (none) return lastId !== undefined && lastId !== id;
+  const meta = commit.metadata ?? "";
+  return meta.startsWith(COMMIT_ID_PREFIX) && meta.slice(COMMIT_ID_PREFIX.length) !== id;
+}
+
+const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err)).trim();
 
 /** The id Kafka gives a topic it has none for (the zero UUID, in the base64url of identity.ts). */
 const NO_TOPIC_ID = "AAAAAAAAAAAAAAAAAAAAAA";

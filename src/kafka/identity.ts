@@ -13,7 +13,7 @@
 // 2. `broker.connectionPool.send({ request, response })`, which frames a request with header v1 (api key,
 //    version, correlation id, client id) and hands the response back after the correlation id;
 // 3. the request's `encode()` result is read as kafkajs's Encoder is: `{ buf, buffer }`.
-import type { Broker, Cluster, Kafka } from "kafkajs";
+import type { Admin, Broker, Cluster, Kafka } from "kafkajs";
 
 export interface KafkaIdentity {
   /** The cluster id, as `kafka-cluster.sh cluster-id` prints it. */
@@ -74,7 +74,7 @@ async function askIdentity(
   cluster: Cluster,
   names: string[],
   options: KafkaIdentityOptions,
-  omitMissing: boolean,
+  omitFailed: boolean,
 ): Promise<KafkaIdentity> {
   await cluster.refreshMetadata();
   const broker = await anyBroker(cluster);
@@ -87,49 +87,103 @@ async function askIdentity(
   if (!range || version < TOPIC_ID_VERSIONS.min || version < range.minVersion)
     return await identityWithoutTopicIds(broker, names, range?.maxVersion ?? 0);
   const response = await sendMetadata(broker, version, names);
-  return identityOf(response, names, version, omitMissing);
+  return identityOf(response, names, version, omitFailed);
+}
+
+/** A group's commit of one partition: the offset (-1: none) and the metadata string committed with it. */
+export interface GroupCommit {
+  offset: string;
+  metadata: string | null;
 }
 
 /**
- * Topic ids asked for again and again (kafka-in watches its topics for one deleted and created again)
- * over a cluster connection kept open between the questions, closed after a failure and by close().
+ * Topic ids and a group's commits asked for again and again (kafka-in watches its topics for one deleted
+ * and created again) over connections kept open between the questions, closed after a failure or a
+ * question left unanswered for `timeoutMs` (the next question connects afresh), and by close().
  */
 export class TopicIdWatch {
   private cluster: Cluster | undefined;
+  private admin: Promise<Admin> | undefined;
   private closed = false;
 
   constructor(
     private readonly kafka: Kafka,
-    private readonly options: KafkaIdentityOptions = {},
+    private readonly options: KafkaIdentityOptions & { timeoutMs?: number } = {},
   ) {}
 
   /**
-   * Each topic's id; a topic that does not exist right now is left out. Undefined when the brokers have
-   * no topic ids (before Kafka 2.8).
+   * Each topic's id; a topic the brokers give no id for right now (it does not exist, or they refuse to
+   * describe it) is left out, so that one such topic does not hide the others. Undefined when the brokers
+   * have no topic ids (before Kafka 2.8).
    */
   async ids(topics: string[]): Promise<Map<string, string> | undefined> {
     if (this.closed) throw new KafkaIdentityError("the topic id watch is closed", false);
-    let cluster = this.cluster;
+    const cluster = (this.cluster ??= createCluster(this.kafka));
     try {
-      if (!cluster) {
-        cluster = this.cluster = createCluster(this.kafka);
+      const identity = await this.within("no topic ids", async () => {
         await cluster.connect();
-      }
-      const identity = await askIdentity(cluster, [...new Set(topics)], this.options, true);
+        return await askIdentity(cluster, [...new Set(topics)], this.options, true);
+      });
       return identity.topicIdsSupported ? identity.topicIds : undefined;
     } catch (err) {
       // asked again on a new connection next time
-      if (cluster && this.cluster === cluster) this.cluster = undefined;
-      await cluster?.disconnect().catch(() => undefined);
+      if (this.cluster === cluster) this.cluster = undefined;
+      await cluster.disconnect().catch(() => undefined);
       throw err;
+    }
+  }
+
+  /** The commits of `groupId` for every partition of `topics`: topic -> partition -> commit. */
+  async commits(groupId: string, topics: string[]): Promise<Map<string, Map<number, GroupCommit>>> {
+    if (this.closed) throw new KafkaIdentityError("the topic id watch is closed", false);
+    const admin = (this.admin ??= (async () => {
+      const a = this.kafka.admin();
+      await a.connect();
+      return a;
+    })());
+    try {
+      const answer = await this.within("no commits of the group", async () =>
+        (await admin).fetchOffsets({ groupId, topics: [...new Set(topics)] }),
+      );
+      return new Map(
+        answer.map((t) => [
+          t.topic,
+          new Map(t.partitions.map((p) => [p.partition, { offset: p.offset, metadata: p.metadata }])),
+        ]),
+      );
+    } catch (err) {
+      if (this.admin === admin) this.admin = undefined;
+      await admin.then((a) => a.disconnect()).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private async within<T>(what: string, work: () => Promise<T>): Promise<T> {
+    const ms = this.options.timeoutMs ?? 5000;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        work(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new KafkaIdentityError(`Kafka gave ${what} in ${ms / 1000} s`, true)),
+            ms,
+          );
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
   async close(): Promise<void> {
     this.closed = true;
     const cluster = this.cluster;
+    const admin = this.admin;
     this.cluster = undefined;
+    this.admin = undefined;
     await cluster?.disconnect().catch(() => undefined);
+    await admin?.then((a) => a.disconnect()).catch(() => undefined);
   }
 }
 
@@ -202,7 +256,7 @@ function identityOf(
   response: MetadataResponse,
   topics: string[],
   version: number,
-  omitMissing = false,
+  omitFailed = false,
 ): KafkaIdentity {
   if (response.errorCode !== 0) throw kafkaError(response.errorCode, "the Kafka broker refused Metadata", []);
   const clusterId = requireClusterId(response.clusterId);
@@ -214,8 +268,7 @@ function identityOf(
     const code = t ? t.errorCode : UNKNOWN_TOPIC_OR_PARTITION;
     // a topic whose leader is being elected exists and has its id
     if (t?.topicId && (code === 0 || code === LEADER_NOT_AVAILABLE)) topicIds.set(name, t.topicId);
-    else if (!(omitMissing && code === UNKNOWN_TOPIC_OR_PARTITION))
-      failed.set(code, [...(failed.get(code) ?? []), name]);
+    else if (!omitFailed) failed.set(code, [...(failed.get(code) ?? []), name]);
   }
   const [code, names] = [...failed][0] ?? [];
   if (code !== undefined && names) throw kafkaError(code, topicMessage(code, names), names);

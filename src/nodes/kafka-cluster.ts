@@ -31,7 +31,7 @@ export interface KafkaClusterNode extends Node<KafkaClusterCredentials> {
    * The cluster's id and the topic's id (Kafka 4 topic ids: a recreated topic gets a new one), as
    * "<cluster id>/<topic id>", for effectively-once producer names; asked of the cluster on each call.
    */
-  topicIdentity(topic: string): Promise<string>;
+  topicIdentity(topic: string, topicId?: string): Promise<string>;
   producer: SharedResource<Producer>;
   /** Calls `fn` when a consumer of `groupId` lost its place (KafkaSettings.offsetReset); returns the undo. */
   onOffsetReset(groupId: string, fn: (topic: string, partition: number) => void): () => void;
@@ -52,10 +52,19 @@ export function registerKafkaCluster(RED: RED): void {
         .map((b) => b.trim())
         .sort()
         .join(",");
-    node.topicIdentity = async (topic) => {
+    // the cluster id never changes under a running node: asked once (again after a failure)
+    let clusterId: Promise<string> | undefined;
+    node.topicIdentity = async (topic, topicId) => {
       try {
-        const id = await kafkaIdentity(node.getKafka(), [topic]);
-        return `${id.clusterId}/${id.topicIds.get(topic) ?? ""}`;
+        if (topicId === undefined) {
+          const id = await kafkaIdentity(node.getKafka(), [topic]);
+          return `${id.clusterId}/${id.topicIds.get(topic) ?? ""}`;
+        }
+        const asked = (clusterId ??= kafkaIdentity(node.getKafka(), []).then((id) => id.clusterId));
+        asked.catch(() => {
+          if (clusterId === asked) clusterId = undefined;
+        });
+        return `${await asked}/${topicId}`;
       } catch (err) {
         throw new BridgeError(
           "kafka-in.errors.identity",

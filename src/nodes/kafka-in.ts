@@ -168,7 +168,7 @@ export function registerKafkaIn(RED: RED): void {
         // its first msg).
         ordered: orderedDeployed(RED),
         sourceId: node.id,
-        identity: (topic) => kafkaCluster.topicIdentity(topic),
+        identity: (topic, topicId) => kafkaCluster.topicIdentity(topic, topicId),
         reach: () => (orderedDeployed(RED) ? reachOf(RED) : undefined),
         independent: (id) =>
           (RED.nodes.getNode(id) as { settlesItself?: boolean } | null)?.settlesItself === true,
@@ -322,7 +322,7 @@ export function registerKafkaIn(RED: RED): void {
       topicCheckEveryBatch: () => delivery.isOrdered,
       onAssignment: (list) => delivery.onAssignment(list),
       onTopicRecreated: (topic, partitions) => {
-        delivery.topicRecreated(topic);
+        delivery.topicRecreated(topic, partitions);
         node.warn(t("kafka-in.errors.topic-recreated", { topic, partitions: partitions.join(", ") }));
       },
       onState: (s) => {

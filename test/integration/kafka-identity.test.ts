@@ -12,7 +12,7 @@ import { Kafka, logLevel } from "kafkajs";
 import { createKafka } from "../../src/kafka/client";
 import { KafkaIdentityError, kafkaIdentity } from "../../src/kafka/identity";
 import { kafkaBrokers, runToolOk, uniqueName } from "../support/brokers";
-import { createTopic, testKafka } from "../support/kafka";
+import { createTopic, testKafka, toolTopicId } from "../support/kafka";
 import { ownBrokers, type OwnBrokers } from "../support/own-brokers";
 
 const bootstrap = kafkaBrokers[0] ?? "";
@@ -45,18 +45,6 @@ async function toolClusterId(server = bootstrap, env?: NodeJS.ProcessEnv): Promi
   );
   const m = /Cluster ID: (\S+)/.exec(r.stdout);
   assert.ok(m?.[1], `no cluster id in ${r.stdout}`);
-  return m[1];
-}
-
-/** The TopicId column of bin/kafka-topics.sh --describe. */
-async function toolTopicId(topic: string, server = bootstrap, env?: NodeJS.ProcessEnv): Promise<string> {
-  const r = await runToolOk(
-    "kafka-tool",
-    ["topics", "--bootstrap-server", server, "--describe", "--topic", topic],
-    { env },
-  );
-  const m = /TopicId: (\S+)/.exec(r.stdout);
-  assert.ok(m?.[1], `no TopicId in ${r.stdout}`);
   return m[1];
 }
 

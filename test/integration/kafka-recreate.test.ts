@@ -3,7 +3,15 @@
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
 import { loadFlow, unloadFlow, stopHelper } from "../support/flow";
-import { committedOffsets, createTopic, deleteTopic, produce } from "../support/kafka";
+import {
+  commitAsMember,
+  committedOffsets,
+  createTopic,
+  deleteTopic,
+  produce,
+  testKafka,
+  toolTopicId,
+} from "../support/kafka";
 import { kafkaBrokers, pulsarHttpUrl, pulsarUrl, uniqueName } from "../support/brokers";
 import { dedupNamespace } from "../support/pulsar";
 import { readWithJavaPulsar } from "../support/java-kafka";
@@ -251,4 +259,72 @@ test("effectively-once: a topic recreated while another topic of the same kafka-
     ],
     "each record once, in order",
   );
+});
+
+test("a commit the group holds for the old topic (made after it was recreated, by a member at its old position) is not trusted: kafka-in reads the new topic from its start", async () => {
+  const kafkaTopic = uniqueName("recreated-stale");
+  const groupId = uniqueName("recreated-stale-group");
+  const pulsarTopic = `persistent://public/default/${uniqueName("recreated-stale")}`;
+  await createTopic(kafkaTopic, 1);
+  await produce(
+    kafkaTopic,
+    Array.from({ length: 100 }, (_, i) => ({ key: "k", value: `old-${i}` })),
+  );
+  const flow = [
+    { id: "kc", type: "kafka-cluster", brokers: kafkaBrokers.join(","), clientId: "recreate-stale" },
+    { id: "pc", type: "pulsar-cluster", serviceUrl: pulsarUrl },
+    {
+      id: "in",
+      type: "kafka-in",
+      cluster: "kc",
+      topics: kafkaTopic,
+      groupId,
+      startFrom: "latest",
+      wires: [["out"]],
+    },
+    { id: "out", type: "pulsar-out", cluster: "pc", topic: pulsarTopic, wires: [] },
+  ];
+  // the group starts at the old topic's first record (a commit of 0 without a topic id is trusted)
+  await commitAsMember(groupId, kafkaTopic, 0, "0", null);
+  await loadFlow(flow);
+  try {
+    await waitFor(
+      "the old topic's records committed",
+      () => allCommitted(groupId, kafkaTopic, 1, 100),
+      60_000,
+    );
+  } finally {
+    await unloadFlow();
+  }
+  const oldId = await toolTopicId(kafkaTopic);
+  const admin = testKafka().admin();
+  await admin.connect();
+  try {
+    const [commits] = await admin.fetchOffsets({ groupId, topics: [kafkaTopic] });
+    assert.equal(commits?.partitions[0]?.metadata, `topic-id:${oldId}`, "the commit names the topic id");
+  } finally {
+    await admin.disconnect();
+  }
+  await deleteTopic(kafkaTopic);
+  await createTopic(kafkaTopic, 1);
+  await produce(
+    kafkaTopic,
+    Array.from({ length: 300 }, (_, i) => ({ key: "k", value: `new-${i}` })),
+  );
+  assert.notEqual(await toolTopicId(kafkaTopic), oldId);
+  // Kafka deleted the group's commit with the topic; a member still at its old position commits it again
+  await commitAsMember(groupId, kafkaTopic, 0, "100", `topic-id:${oldId}`);
+  await loadFlow(flow);
+  try {
+    await waitFor(
+      "the new topic's records committed",
+      () => allCommitted(groupId, kafkaTopic, 1, 300),
+      60_000,
+    );
+  } finally {
+    await unloadFlow();
+  }
+  const got = (await readWithJavaPulsar(pulsarTopic, 500, 20)).map((m) => m.data?.toString() ?? "");
+  const missing = Array.from({ length: 300 }, (_, i) => `new-${i}`).filter((v) => !got.includes(v));
+  assert.deepEqual(missing, [], `records of the new topic never bridged (${got.length} read)`);
 });

@@ -7,10 +7,6 @@ export function testKafka(clientId = "tests", brokers = kafkaBrokers): Kafka {
   return new Kafka({ clientId, brokers, logLevel: logLevel.NOTHING });
 }
 
-/**
- * Creates a topic that keeps its records: tests write records with event times years in the past, which
- * Kafka's time retention (7 days) deletes at its next check (every 5 minutes), in the middle of a test.
- */
 /** Deletes `topic` and waits (up to 60 s) until Kafka no longer lists it. */
 export async function deleteTopic(topic: string, brokers = kafkaBrokers): Promise<void> {
   const admin = testKafka("tests", brokers).admin();
@@ -27,6 +23,50 @@ export async function deleteTopic(topic: string, brokers = kafkaBrokers): Promis
   }
 }
 
+/** The TopicId column of bin/kafka-topics.sh --describe. */
+export async function toolTopicId(
+  topic: string,
+  server = kafkaBrokers[0] ?? "",
+  env?: NodeJS.ProcessEnv,
+): Promise<string> {
+  const r = await runToolOk(
+    "kafka-tool",
+    ["topics", "--bootstrap-server", server, "--describe", "--topic", topic],
+    { env },
+  );
+  const m = /TopicId: (\S+)/.exec(r.stdout);
+  if (!m?.[1]) throw new Error(`no TopicId in ${r.stdout}`);
+  return m[1];
+}
+
+/**
+ * Commits `offset` of one partition for `groupId` with `metadata`, as a member of the group would (a
+ * kafkajs consumer joins it, commits and leaves): what a member still at an old position writes.
+ */
+export async function commitAsMember(
+  groupId: string,
+  topic: string,
+  partition: number,
+  offset: string,
+  metadata: string | null,
+): Promise<void> {
+  const consumer = testKafka("tests-committer").consumer({ groupId });
+  await consumer.connect();
+  try {
+    const joined = new Promise<void>((resolve) => consumer.on(consumer.events.GROUP_JOIN, () => resolve()));
+    await consumer.subscribe({ topics: [topic] });
+    await consumer.run({ autoCommit: false, eachMessage: () => Promise.resolve() });
+    await joined;
+    await consumer.commitOffsets([{ topic, partition, offset, metadata }]);
+  } finally {
+    await consumer.disconnect();
+  }
+}
+
+/**
+ * Creates a topic that keeps its records: tests write records with event times years in the past, which
+ * Kafka's time retention (7 days) deletes at its next check (every 5 minutes), in the middle of a test.
+ */
 export async function createTopic(topic: string, numPartitions = 1, brokers = kafkaBrokers): Promise<void> {
   const admin = testKafka("tests", brokers).admin();
   await admin.connect();

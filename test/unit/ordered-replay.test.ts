@@ -25,7 +25,7 @@ function harness(o: {
   /** Batch output: one msg per this many records. */
   batchSize?: number;
   /** The Kafka topics' identities (kafka-cluster's topicIdentity). */
-  identity?: (topic: string) => Promise<string>;
+  identity?: (topic: string, topicId?: string) => Promise<string>;
   /** What each node can do with a msg (flow-shape.ts reachOf). */
   reach?: (nodeId: string) => Reach;
 }) {
@@ -650,10 +650,30 @@ test("an offset reset (kafka-in: a topic deleted and created again without a reb
   const ids = ["id-1", "id-2"];
   let asked = 0;
   const h = harness({ ordered: true, identity: () => Promise.resolve(ids[asked++] ?? "more") });
-  assert.equal(await h.d.identityOf("t"), "id-1");
-  assert.equal(await h.d.identityOf("t"), "id-1", "kept while nothing happens");
+  assert.equal(await h.d.identityOf("t", 0), "id-1");
+  assert.equal(await h.d.identityOf("t", 0), "id-1", "kept while nothing happens");
   h.d.forgetIdentity("t");
-  assert.equal(await h.d.identityOf("t"), "id-2");
+  assert.equal(await h.d.identityOf("t", 0), "id-2");
+  h.d.close();
+});
+
+test("review 21 F4: a partition the consumer reads as a topic id is named by that id, not by the one Kafka gives the topic when the first msg reaches pulsar-out (recreated meanwhile)", async () => {
+  const asked: string[] = [];
+  const h = harness({
+    ordered: true,
+    identity: (topic, topicId) => {
+      asked.push(`${topic} ${topicId ?? "?"}`);
+      return Promise.resolve(`cluster/${topicId ?? "now-new"}`);
+    },
+  });
+  const readAs = new Map([[0, "old"]]);
+  h.d.control = { ...h.d.control!, topicIdOf: (_t, p) => readAs.get(p) };
+  assert.equal(await h.d.identityOf("t", 0), "cluster/old");
+  assert.equal(await h.d.identityOf("t", 1), "cluster/now-new", "a partition not looked at yet");
+  readAs.set(0, "new");
+  assert.equal(await h.d.identityOf("t", 0), "cluster/new", "read afresh as the new topic");
+  assert.equal(await h.d.identityOf("t", 0), "cluster/new");
+  assert.deepEqual(asked, ["t old", "t ?", "t new"], "asked once per topic id");
   h.d.close();
 });
 
