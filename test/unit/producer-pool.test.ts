@@ -102,7 +102,12 @@ test("producer pool: a producer closed by closeWhere is reopened under its key o
       };
     });
   };
-  await pool.use("k", () => Promise.resolve(slow), () => Promise.resolve(), { tag: 1 });
+  await pool.use(
+    "k",
+    () => Promise.resolve(slow),
+    () => Promise.resolve(),
+    { tag: 1 },
+  );
   pool.closeWhere((t) => t === 1);
   const reopened = pool.use(
     "k",
