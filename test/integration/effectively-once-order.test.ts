@@ -24,16 +24,9 @@ import { makeUserDir, startNodeRed } from "../support/node-red-process";
 import { tcpProxy } from "../support/tcp-proxy";
 import { javaStringHash } from "../../src/pulsar/hash";
 import { waitFor } from "../support/wait";
+import { dedupNamespace } from "../support/pulsar";
 
 after(() => stopHelper());
-
-/** A namespace of the shared Pulsar with deduplication on. */
-async function dedupNamespace(admin = pulsarAdmin): Promise<string> {
-  const ns = uniqueName("eo-order");
-  assert.equal((await admin("PUT", `/admin/v2/namespaces/public/${ns}`, {})).status, 204);
-  assert.equal((await admin("POST", `/admin/v2/namespaces/public/${ns}/deduplication`, true)).status, 204);
-  return ns;
-}
 
 async function allCommitted(groupId: string, topic: string, partitions: number): Promise<boolean> {
   const offsets = await committedOffsets(groupId, topic);
@@ -87,7 +80,7 @@ function bridge(o: {
 const values = (ms: JavaPulsarMessage[]) => ms.map((m) => m.data?.toString() ?? "");
 
 test("keyed records to a 4-partition topic: each key on the one partition its hash names, in offset order", async () => {
-  const ns = await dedupNamespace();
+  const ns = await dedupNamespace("eo-order");
   const pulsarTopic = `persistent://public/${ns}/keyed`;
   assert.equal(
     (await pulsarAdmin("PUT", `/admin/v2/persistent/public/${ns}/keyed/partitions`, 4)).status,
@@ -137,7 +130,7 @@ test("keyed records to a 4-partition topic: each key on the one partition its ha
 });
 
 test("a function that throws on the first try of some records: the partition is replayed from each, every record stored once and in order", async () => {
-  const ns = await dedupNamespace();
+  const ns = await dedupNamespace("eo-order");
   const pulsarTopic = `persistent://public/${ns}/throws`;
   const kafkaTopic = uniqueName("eo-throws");
   const groupId = uniqueName("eo-throws-group");
@@ -256,7 +249,7 @@ test("Pulsar out of reach longer than the send timeout mid-stream: the replay st
 });
 
 test("rebalance: a second instance joins mid-stream and takes partitions over; the first closes their producers, every record once and in order", async (t) => {
-  const ns = await dedupNamespace();
+  const ns = await dedupNamespace("eo-order");
   const pulsarTopic = `persistent://public/${ns}/scaled`;
   const kafkaTopic = uniqueName("eo-scale");
   const groupId = uniqueName("eo-scale-group");
@@ -321,7 +314,7 @@ test("rebalance: a second instance joins mid-stream and takes partitions over; t
 });
 
 test("a Kafka topic deleted and recreated (offsets from 0 again): its new records are stored, not taken for duplicates", async () => {
-  const ns = await dedupNamespace();
+  const ns = await dedupNamespace("eo-order");
   const pulsarTopic = `persistent://public/${ns}/recreated`;
   const kafkaTopic = uniqueName("eo-recreated");
   const groupId = uniqueName("eo-recreated-group");
@@ -357,7 +350,7 @@ test("a Kafka topic deleted and recreated (offsets from 0 again): its new record
 });
 
 test("records of one partition spread over two Pulsar topics, a join after pulsar-out: no record waits for another topic's receipt or for the join, none expires; each stored once, in order per topic", async () => {
-  const ns = await dedupNamespace();
+  const ns = await dedupNamespace("eo-order");
   const kafkaTopic = uniqueName("eo-spread");
   const groupId = uniqueName("eo-spread-group");
   await createTopic(kafkaTopic, 1);
@@ -416,7 +409,7 @@ test("records of one partition spread over two Pulsar topics, a join after pulsa
 });
 
 test("core join: a join over two partitions is refused with the reason and stores nothing; joined per partition (a switch on msg.kafka.partition), each partition's records are one message", async () => {
-  const ns = await dedupNamespace();
+  const ns = await dedupNamespace("eo-order");
   const pulsarTopic = `persistent://public/${ns}/joined`;
   const kafkaTopic = uniqueName("eo-join");
   const groupId = uniqueName("eo-join-group");
@@ -514,7 +507,7 @@ test("the native engine is refused for effectively-once at deploy, with the reas
 });
 
 test("a producer name Pulsar still has on another connection (ProducerBusy): the status says what it waits for, the records keep their tries (no dead letter at 1 try), and go once the name is free, each once", async () => {
-  const ns = await dedupNamespace();
+  const ns = await dedupNamespace("eo-order");
   const pulsarTopic = `persistent://public/${ns}/busy`;
   const kafkaTopic = uniqueName("eo-busy");
   const groupId = uniqueName("eo-busy-group");

@@ -9,16 +9,12 @@ import { kafkaBrokers, pulsarAdmin, pulsarHttpUrl, pulsarUrl, uniqueName } from 
 import { committedOffsets, createTopic, produce } from "../support/kafka";
 import { makeUserDir, startNodeRed } from "../support/node-red-process";
 import { waitFor } from "../support/wait";
+import { dedupNamespace } from "../support/pulsar";
 
 const RECORDS = 50_000;
 
 test("SIGKILL mid-stream and restart: every record is in Pulsar exactly once", async (t) => {
-  const ns = uniqueName("eo");
-  assert.equal((await pulsarAdmin("PUT", `/admin/v2/namespaces/public/${ns}`, {})).status, 204);
-  assert.equal(
-    (await pulsarAdmin("POST", `/admin/v2/namespaces/public/${ns}/deduplication`, true)).status,
-    204,
-  );
+  const ns = await dedupNamespace("eo");
   const kafkaTopic = uniqueName("eo");
   const groupId = uniqueName("eo-group");
   const pulsarTopic = `persistent://public/${ns}/bridged`;

@@ -13,7 +13,7 @@ import {
   PulsarError,
 } from "../../src/pulsar/errors";
 import { pulsarAdmin, pulsarHttpUrl, pulsarUrl, runToolOk, uniqueName } from "../support/brokers";
-import { storedPayloads } from "../support/pulsar";
+import { dedupNamespace, storedPayloads } from "../support/pulsar";
 import { waitFor } from "../support/wait";
 import { connections } from "../support/sockets";
 
@@ -229,12 +229,7 @@ test("messages produced by pulsar-perf with each compression are decoded by our 
 });
 
 test("deduplication: sequence ids at or below the last are duplicates; a new producer of the same name learns the last id", async () => {
-  const ns = uniqueName("dedup");
-  assert.equal((await pulsarAdmin("PUT", `/admin/v2/namespaces/public/${ns}`, {})).status, 204);
-  assert.equal(
-    (await pulsarAdmin("POST", `/admin/v2/namespaces/public/${ns}/deduplication`, true)).status,
-    204,
-  );
+  const ns = await dedupNamespace("dedup");
   const topic = `persistent://public/${ns}/events`;
   const name = "bridge-partition-0";
   const first = await client.createProducer({ topic, producerName: name, batchingEnabled: true });
@@ -259,12 +254,7 @@ test("deduplication: sequence ids at or below the last are duplicates; a new pro
 });
 
 test("deduplication with batching: a replay that runs past the last stored id loses nothing (never batched with newer ids)", async () => {
-  const ns = uniqueName("replay");
-  assert.equal((await pulsarAdmin("PUT", `/admin/v2/namespaces/public/${ns}`, {})).status, 204);
-  assert.equal(
-    (await pulsarAdmin("POST", `/admin/v2/namespaces/public/${ns}/deduplication`, true)).status,
-    204,
-  );
+  const ns = await dedupNamespace("replay");
   const topic = `persistent://public/${ns}/events`;
   const producer = await client.createProducer({
     topic,

@@ -12,17 +12,12 @@ import { TimeoutError } from "../../src/pulsar/errors";
 import type { SendReceipt } from "../../src/pulsar/types";
 import { pulsarAdmin, pulsarUrl, runToolOk, uniqueName } from "../support/brokers";
 import { freePort } from "../support/node-red-process";
-import { storedPayloads } from "../support/pulsar";
+import { dedupNamespace, storedPayloads } from "../support/pulsar";
 import { tcpProxy } from "../support/tcp-proxy";
 
 test("a replay with potential duplicates after a new producer session stores the new ids, once each", async (t) => {
-  const ns = uniqueName("dedup");
-  assert.equal((await pulsarAdmin("PUT", `/admin/v2/namespaces/public/${ns}`, {})).status, 204);
+  const ns = await dedupNamespace("dedup");
   t.after(() => pulsarAdmin("DELETE", `/admin/v2/namespaces/public/${ns}?force=true`).catch(() => undefined));
-  assert.equal(
-    (await pulsarAdmin("POST", `/admin/v2/namespaces/public/${ns}/deduplication`, true)).status,
-    204,
-  );
   const topic = `persistent://public/${ns}/replayed`;
   const producerName = uniqueName("dedup-producer");
   const send = (p: { send(m: { payload: Buffer; sequenceId: number }): Promise<SendReceipt> }, seq: number) =>
@@ -102,13 +97,8 @@ test("a replay with potential duplicates after a new producer session stores the
 });
 
 test("a named producer on a topic given more partitions starts new sequences: a record never stored is stored, not taken for a duplicate of another key's higher id", async (t) => {
-  const ns = uniqueName("dedup-parts");
-  assert.equal((await pulsarAdmin("PUT", `/admin/v2/namespaces/public/${ns}`, {})).status, 204);
+  const ns = await dedupNamespace("dedup-parts");
   t.after(() => pulsarAdmin("DELETE", `/admin/v2/namespaces/public/${ns}?force=true`).catch(() => undefined));
-  assert.equal(
-    (await pulsarAdmin("POST", `/admin/v2/namespaces/public/${ns}/deduplication`, true)).status,
-    204,
-  );
   const topic = `persistent://public/${ns}/grown`;
   assert.equal(
     (await pulsarAdmin("PUT", `/admin/v2/persistent/public/${ns}/grown/partitions`, 2)).status,

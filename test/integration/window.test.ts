@@ -8,11 +8,12 @@ import path from "node:path";
 import { after, before, test, type TestContext } from "node:test";
 import { helper, loadFlow, unloadFlow, stopHelper } from "../support/flow";
 import { committedOffsets, createTopic, produce, type TestRecord } from "../support/kafka";
-import { kafkaBrokers, pulsarAdmin, pulsarHttpUrl, pulsarUrl, ROOT, uniqueName } from "../support/brokers";
+import { kafkaBrokers, pulsarHttpUrl, pulsarUrl, ROOT, uniqueName } from "../support/brokers";
 import { createClient } from "../../src/pulsar/client";
 import type { Consumer, PulsarClient } from "../../src/pulsar/types";
 import { waitFor } from "../support/wait";
 import { makeUserDir, startNodeRed } from "../support/node-red-process";
+import { dedupNamespace } from "../support/pulsar";
 
 const SIZE = 5000;
 const T0 = 1_700_000_000_000;
@@ -353,12 +354,7 @@ function processFlow(s: Omit<Parameters<typeof flow>[0], "tag">, eo: boolean): R
 async function killMidWindow(t: TestContext, eo: boolean) {
   let ns: string | undefined;
   if (eo) {
-    ns = uniqueName("window-eo");
-    assert.equal((await pulsarAdmin("PUT", `/admin/v2/namespaces/public/${ns}`, {})).status, 204);
-    assert.equal(
-      (await pulsarAdmin("POST", `/admin/v2/namespaces/public/${ns}/deduplication`, true)).status,
-      204,
-    );
+    ns = await dedupNamespace("window-eo");
   }
   const s = await setup("window-kill", ns);
   const userDir = makeUserDir();

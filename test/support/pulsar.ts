@@ -18,12 +18,9 @@ export async function storedPayloads(client: PulsarClient, topic: string, quietM
 }
 
 /** A new namespace of tenant public with deduplication on (effectively-once needs it); its name. */
-export async function dedupNamespace(prefix: string): Promise<string> {
+export async function dedupNamespace(prefix: string, admin = pulsarAdmin): Promise<string> {
   const ns = uniqueName(prefix);
-  assert.equal((await pulsarAdmin("PUT", `/admin/v2/namespaces/public/${ns}`, {})).status, 204);
-  assert.equal(
-    (await pulsarAdmin("POST", `/admin/v2/namespaces/public/${ns}/deduplication`, true)).status,
-    204,
-  );
+  assert.equal((await admin("PUT", `/admin/v2/namespaces/public/${ns}`, {})).status, 204);
+  assert.equal((await admin("POST", `/admin/v2/namespaces/public/${ns}/deduplication`, true)).status, 204);
   return ns;
 }
