@@ -529,16 +529,19 @@ export class GroupConsumer {
         if (offset !== undefined)
           offsets.push({ topic, partition, offset, metadata: metadata(topic, partition) });
       }
-      const resets = new Map(this.resets);
-      for (const o of offsets) resets.delete(blockKey(o.topic, o.partition));
-      for (const { topic, partition } of resets.values())
-        offsets.push({ topic, partition, offset: "0", metadata: metadata(topic, partition) });
+      // the resets owed now: one owed by a restart while the commit travels is not paid by it
+      const owed = new Map(this.resets);
+      const withOffset = new Set(offsets.map((o) => blockKey(o.topic, o.partition)));
+      for (const [k, { topic, partition }] of owed)
+        if (!withOffset.has(k))
+          offsets.push({ topic, partition, offset: "0", metadata: metadata(topic, partition) });
       if (offsets.length === 0) return;
       try {
         await consumer.commitOffsets(offsets);
         for (const o of offsets) {
           this.o.ledger.commitConfirmed(o.topic, o.partition, o.offset);
-          this.resets.delete(blockKey(o.topic, o.partition));
+          const k = blockKey(o.topic, o.partition);
+          if (owed.has(k) && this.resets.get(k) === owed.get(k)) this.resets.delete(k);
         }
       } catch (err) {
         // Retried at the next interval while the partition is ours. After a rebalance it may belong to
