@@ -100,6 +100,14 @@ export class OffsetLedger {
     return p.head < p.added.length ? BigInt(p.added[p.head]) : BigInt(p.last) + 1n;
   }
 
+  /**
+   * What the partition's bookkeeping is now: a commit made before a restart of the partition (see
+   * restart) hands its token to commitConfirmed or commitFailed, which then leave the new one alone.
+   */
+  token(topic: string, partition: number): object | undefined {
+    return this.find(topic, partition);
+  }
+
   /** The offset to commit (the next one to read) when it moved since the last call. */
   takeCommittable(topic: string, partition: number): string | undefined {
     const p = this.find(topic, partition);
@@ -110,17 +118,19 @@ export class OffsetLedger {
     return point.toString();
   }
 
-  /** The broker accepted the commit of `offset` (from takeCommittable). */
-  commitConfirmed(topic: string, partition: number, offset: string): void {
+  /** The broker accepted the commit of `offset` (from takeCommittable, made while `token` was current). */
+  commitConfirmed(topic: string, partition: number, offset: string, token?: object): void {
     const p = this.find(topic, partition);
+    if (!p || (token !== undefined && p !== token)) return;
     const o = BigInt(offset);
-    if (p && o > p.confirmed) p.confirmed = o;
+    if (o > p.confirmed) p.confirmed = o;
   }
 
   /** The broker refused the commit of `offset`: the partition is dirty again, to be retried. */
-  commitFailed(topic: string, partition: number, offset: string): void {
+  commitFailed(topic: string, partition: number, offset: string, token?: object): void {
     const p = this.find(topic, partition);
-    if (p && p.committed === BigInt(offset)) p.committed = p.confirmed;
+    if (!p || (token !== undefined && p !== token)) return;
+    if (p.committed === BigInt(offset)) p.committed = p.confirmed;
   }
 
   /** Partitions whose commit point moved since their last takeCommittable. */

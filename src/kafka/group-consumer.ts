@@ -51,11 +51,16 @@ export interface GroupConsumerOptions {
   topicCheckEveryBatch?: () => boolean;
   /** Partitions of a topic found deleted and created again: they are read from offset 0. */
   onTopicRecreated?: (topic: string, partitions: number[]) => void;
+  /** Where the topics' ids and the group's commits are asked (tests); a TopicIdWatch of `kafka` by default. */
+  idWatch?: TopicIds;
   /** How long a full window is waited out before the partitions are paused. Default 3000. */
   pauseAfterMs?: number;
   /** Longest wait for in-flight records on stop. */
   drainTimeoutMs?: number;
 }
+
+/** What GroupConsumer asks of the topics' ids and the group's commits (TopicIdWatch). */
+export type TopicIds = Pick<TopicIdWatch, "ids" | "commits" | "close">;
 
 export class GroupConsumer {
   private consumer: Consumer | undefined;
@@ -80,11 +85,16 @@ export class GroupConsumer {
   private readonly lastIds = new Map<string, string>();
   /** Partitions read again from offset 0 whose commit of 0 Kafka has not confirmed yet (by blockKey). */
   private readonly resets = new Map<string, { topic: string; partition: number }>();
+  /**
+   * Partitions sought to 0 whose seek kafkajs may still hold (no batch of theirs came since): kafkajs keeps
+   * a seek of a partition revoked before the next fetch and applies it when the partition comes back.
+   */
+  private readonly sought = new Set<string>();
   private topicsCheckedAt = 0;
   private topicCheck: Promise<Look> | undefined;
   private looksStarted = 0;
   /** Undefined once the brokers turned out to have no topic ids. */
-  private idWatch: TopicIdWatch | undefined;
+  private idWatch: TopicIds | undefined;
   private spaceWaiter: (() => void) | undefined;
   /**
    * The window level that wakes a waiting batch: 1/64 of the window below maxInFlight. Waking at every
@@ -99,14 +109,20 @@ export class GroupConsumer {
     private readonly o: GroupConsumerOptions,
   ) {
     this.lowWater = o.maxInFlight - Math.max(1, Math.floor(o.maxInFlight / 64));
-    if ((o.topicCheckMs ?? 1000) > 0) this.idWatch = new TopicIdWatch(kafka);
+    if ((o.topicCheckMs ?? 1000) > 0) this.idWatch = o.idWatch ?? new TopicIdWatch(kafka);
   }
 
   /** Joins the group and starts consuming; failures are retried with back-off (reported via onState). */
   start(): void {
     this.running = true;
     void this.connect();
-    this.commitTimer = setInterval(() => void this.commit(), this.o.commitIntervalMs ?? 1000);
+    this.commitTimer = setInterval(() => {
+      void this.commit();
+      // a topic recreated shorter than the old position gives kafkajs an "offset out of range" and a
+      // reset to its end, and then no batch may come that would make a look: looked at while idle too
+      if (this.idWatch && this.assignment.length > 0 && Date.now() - this.topicsCheckedAt > IDLE_LOOK_MS)
+        void this.lookAfterNow();
+    }, this.o.commitIntervalMs ?? 1000);
   }
 
   /** Called when records were settled: resumes fetching below the low-water mark and commits soon. */
@@ -166,7 +182,7 @@ export class GroupConsumer {
       // The partitions new to this member are looked at now, not only before their first batch: one of a
       // topic recreated while this member did not read it has no commit (Kafka deletes a topic's commits
       // with it), and kafkajs would wait at its end for a record that may never come.
-      if (this.idWatch) void this.lookAfterNow();
+      if (this.idWatch && this.running) void this.lookAfterNow();
     });
     consumer.on(REBALANCING, () => {
       this.o.onState({ kind: "rebalancing" });
@@ -239,8 +255,12 @@ export class GroupConsumer {
     const settled = this.o.commitMode === "settled";
     const ledger = this.o.ledger;
     let unresolved: string | undefined;
-    // a batch of a topic found recreated is stale (its partitions were sought to offset 0)
-    if (payload.isRunning() && !payload.isStale()) await this.checkTopicIds(payload);
+    // a batch of a topic found recreated is stale (its partitions were sought to offset 0); one that is not
+    // came after every seek of its partition
+    if (!payload.isStale()) {
+      if (this.sought.size > 0) this.sought.delete(blockKey(topic, partition));
+      if (payload.isRunning()) await this.checkTopicIds(payload);
+    }
     if (payload.isRunning() && !payload.isStale()) {
       const blocked = this.blocked.size > 0 && this.blocked.has(blockKey(topic, partition));
       for (let i = 0; i < messages.length && this.running && !blocked; i++) {
@@ -289,9 +309,17 @@ export class GroupConsumer {
     const live = () => this.running && payload.isRunning() && !payload.isStale();
     let waitMs = 250;
     let waited = false;
+    let missingSince: number | undefined;
     for (;;) {
       const look = await this.lookAfterNow();
       if (look.found.has(topic) || !this.idWatch || !live()) break;
+      // Looks that answered and do not name the topic for a while: it was deleted (and not created again),
+      // so the batch holds the records of the topic the partition is read as. (A topic created again is
+      // named by every broker within moments; a failed look proves nothing and is waited out.)
+      if (look.error === undefined) {
+        missingSince ??= Date.now();
+        if (Date.now() - missingSince >= DELETED_AFTER_MS) break;
+      } else missingSince = undefined;
       waited = true;
       this.o.onState({
         kind: "reconnecting",
@@ -308,6 +336,7 @@ export class GroupConsumer {
 
   /** A look at the topics' ids that starts after this call (shared with the other callers waiting). */
   private lookAfterNow(): Promise<Look> {
+    if (!this.running) return Promise.resolve({ n: this.looksStarted, found: new Set() });
     const current = this.topicCheck;
     if (!current) return (this.topicCheck = this.lookAtTopicIds());
     return current.then(() => (this.topicCheck ??= this.lookAtTopicIds()));
@@ -354,7 +383,7 @@ export class GroupConsumer {
   }
 
   private async judgePartitions(
-    watch: TopicIdWatch,
+    watch: TopicIds,
     consumer: Consumer | undefined,
     ids: Map<string, string>,
   ): Promise<void> {
@@ -386,11 +415,19 @@ export class GroupConsumer {
         const id = idOf(topic);
         if (!still.has(k) || id === undefined || this.readIds.has(k)) continue;
         const commit = commits?.get(topic)?.get(partition);
-        if (settled && readAfresh(commit, id, this.lastIds.get(topic), this.resets.has(k)))
-          toRestart(topic, partition);
+        const others = [...(commits?.get(topic)?.values() ?? [])];
+        const judged = {
+          lastId: this.lastIds.get(topic),
+          resetOwed: this.resets.has(k),
+          groupReadsId: others.some((c) => commitIdOf(c) === id),
+        };
+        if (settled && readAfresh(commit, id, judged)) toRestart(topic, partition);
         else {
           this.readIds.set(k, id);
           this.lastIds.set(topic, id);
+          // a seek to 0 kafkajs kept from before a revoke would read the partition again from its start
+          if (this.sought.delete(k) && consumer && commit && !commit.offset.startsWith("-"))
+            consumer.seek({ topic, partition, offset: commit.offset });
         }
       }
     }
@@ -420,6 +457,7 @@ export class GroupConsumer {
       this.o.ledger.restart(topic, partition);
       if (this.blocked.delete(k) && !this.paused) consumer.resume([{ topic, partitions: [partition] }]);
       consumer.seek({ topic, partition, offset: "0" });
+      this.sought.add(k);
       this.readIds.set(k, id);
       if (settled) this.resets.set(k, { topic, partition });
     }
@@ -496,6 +534,11 @@ export class GroupConsumer {
     if (!this.paused) this.consumer?.resume([{ topic, partitions: [partition] }]);
   }
 
+  /** Looks at the topics' ids now (kafka-in: Kafka reset a partition's offset, the topic may be new). */
+  lookSoon(): void {
+    if (this.idWatch && this.running) void this.lookAfterNow();
+  }
+
   /** The id of the topic this member reads the partition as, once a look judged it (lookAtTopicIds). */
   topicIdOf(topic: string, partition: number): string | undefined {
     return this.readIds.get(blockKey(topic, partition));
@@ -524,7 +567,13 @@ export class GroupConsumer {
         const id = this.readIds.get(blockKey(topic, partition));
         return id === undefined ? null : `${COMMIT_ID_PREFIX}${id}`;
       };
+      const tokens = new Map<string, object | undefined>();
       for (const { topic, partition } of this.o.ledger.dirty()) {
+        const k = blockKey(topic, partition);
+        // Not before a look judged the partition (its commit could be the old topic's, a reset owed):
+        // a commit naming no topic id would be trusted by the next consumer and pay no reset.
+        if (this.idWatch && !this.readIds.has(k)) continue;
+        tokens.set(k, this.o.ledger.token(topic, partition));
         const offset = this.o.ledger.takeCommittable(topic, partition);
         if (offset !== undefined)
           offsets.push({ topic, partition, offset, metadata: metadata(topic, partition) });
@@ -539,14 +588,20 @@ export class GroupConsumer {
       try {
         await consumer.commitOffsets(offsets);
         for (const o of offsets) {
-          this.o.ledger.commitConfirmed(o.topic, o.partition, o.offset);
           const k = blockKey(o.topic, o.partition);
+          this.o.ledger.commitConfirmed(o.topic, o.partition, o.offset, tokens.get(k));
           if (owed.has(k) && this.resets.get(k) === owed.get(k)) this.resets.delete(k);
         }
       } catch (err) {
         // Retried at the next interval while the partition is ours. After a rebalance it may belong to
         // another member, which starts from the last commit: records are redelivered there, never lost.
-        for (const o of offsets) this.o.ledger.commitFailed(o.topic, o.partition, o.offset);
+        for (const o of offsets)
+          this.o.ledger.commitFailed(
+            o.topic,
+            o.partition,
+            o.offset,
+            tokens.get(blockKey(o.topic, o.partition)),
+          );
         this.o.onError(err);
       }
     });
@@ -564,8 +619,10 @@ export class GroupConsumer {
     if (this.commitTimer) clearInterval(this.commitTimer);
     // a consumer still connecting is disconnected once it has (see connect); waited for a while at most
     if (this.starting) await Promise.race([this.starting, new Promise((r) => setTimeout(r, 10_000).unref())]);
-    // a look under way may read partitions afresh, which the last commit must know of
-    await this.topicCheck;
+    // a look under way may read partitions afresh, which the last commit must know of (waited for a while
+    // at most: Node-RED gives a closing node 15 s)
+    if (this.topicCheck)
+      await Promise.race([this.topicCheck, new Promise((r) => setTimeout(r, 2000).unref())]);
     const consumer = this.consumer;
     if (consumer) {
       const topics = [...this.seenTopics];
@@ -595,23 +652,34 @@ interface Look {
 
 /** How a commit's metadata names the topic id it was made for. */
 const COMMIT_ID_PREFIX = "topic-id:";
+/** How long a kafka-in with partitions and no batch goes without a look at the topics' ids. */
+const IDLE_LOOK_MS = 5000;
+/** How long looks that answered must miss a topic before a batch of it is taken for the deleted topic's. */
+const DELETED_AFTER_MS = 30_000;
+
+/** The topic id a commit names (see commit), if it names one. */
+function commitIdOf(commit: GroupCommit): string | undefined {
+  const meta = commit.metadata ?? "";
+  return meta.startsWith(COMMIT_ID_PREFIX) ? meta.slice(COMMIT_ID_PREFIX.length) : undefined;
+}
 
 /**
- * Whether a partition new to this member is read from offset 0 rather than from the group's commit: the
- * commit was made for another topic of the name, or there is none where this member read the topic as
- * another id before (Kafka deletes a topic's commits with it), or a reset of it to 0 is still owed.
+ * Whether a partition new to this member, of the topic `id`, is read from offset 0 rather than from the
+ * group's commit: a reset of it to 0 is still owed, or the commit was made for another topic of the name,
+ * or there is none where this member read the topic as another id before (Kafka deletes a topic's commits
+ * with it) or where the group commits other partitions of this topic (it reads this topic, so "start from"
+ * is not for it: the partition's records were never committed, or it was added to the topic).
  */
 export function readAfresh(
   commit: GroupCommit | undefined,
   id: string,
-  lastId: string | undefined,
-  resetOwed: boolean,
+  known: { lastId: string | undefined; resetOwed: boolean; groupReadsId: boolean },
 ): boolean {
-  if (resetOwed) return true;
-  const none = !commit || commit.offset.startsWith("-");
-  if (none) return lastId !== undefined && lastId !== id;
-  const meta = commit.metadata ?? "";
-  return meta.startsWith(COMMIT_ID_PREFIX) && meta.slice(COMMIT_ID_PREFIX.length) !== id;
+  if (known.resetOwed) return true;
+  if (!commit || commit.offset.startsWith("-"))
+    return known.groupReadsId || (known.lastId !== undefined && known.lastId !== id);
+  const named = commitIdOf(commit);
+  return named !== undefined && named !== id;
 }
 
 const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err)).trim();

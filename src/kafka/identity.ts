@@ -126,9 +126,9 @@ export class TopicIdWatch {
       });
       return identity.topicIdsSupported ? identity.topicIds : undefined;
     } catch (err) {
-      // asked again on a new connection next time
+      // asked again on a new connection next time; the old one closed without waiting (it may hang)
       if (this.cluster === cluster) this.cluster = undefined;
-      await cluster.disconnect().catch(() => undefined);
+      void cluster.disconnect().catch(() => undefined);
       throw err;
     }
   }
@@ -153,7 +153,7 @@ export class TopicIdWatch {
       );
     } catch (err) {
       if (this.admin === admin) this.admin = undefined;
-      await admin.then((a) => a.disconnect()).catch(() => undefined);
+      void admin.then((a) => a.disconnect()).catch(() => undefined);
       throw err;
     }
   }

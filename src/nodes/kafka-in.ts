@@ -342,6 +342,8 @@ export function registerKafkaIn(RED: RED): void {
     // (and the topic's id is asked again: a topic recreated names new effectively-once producers)
     const stopResets = kafkaCluster.onOffsetReset(groupId, (topic, partition) => {
       delivery.forgetIdentity(topic);
+      // the topic may have been deleted and created again, shorter than the old position
+      consumer.lookSoon();
       node.error(t("kafka-in.errors.offset-reset", { topic, partition, from: cfg.startFrom }), {
         _msgid: nextMsgId(),
         topic,

@@ -66,6 +66,25 @@ test("offsets: a refused commit is handed out again; a confirmed one is not", ()
   assert.deepEqual(ledger.dirty(), []);
 });
 
+test("offsets: a commit made before the partition was restarted (a recreated topic read from 0) leaves the new bookkeeping alone when it is confirmed or refused", () => {
+  const ledger = new OffsetLedger();
+  for (const o of ["0", "1", "2", "3", "4"]) ledger.add("t", 0, o);
+  for (const o of ["0", "1", "2", "3", "4"]) ledger.settle("t", 0, o);
+  const token = ledger.token("t", 0);
+  assert.equal(ledger.takeCommittable("t", 0), "5");
+  ledger.restart("t", 0);
+  ledger.add("t", 0, "0");
+  ledger.add("t", 0, "1");
+  ledger.settle("t", 0, "0");
+  ledger.commitConfirmed("t", 0, "5", token);
+  assert.equal(ledger.takeCommittable("t", 0), "1");
+  ledger.commitFailed("t", 0, "1");
+  ledger.settle("t", 0, "1");
+  assert.equal(ledger.takeCommittable("t", 0), "2", "not held back to the old topic's 5");
+  ledger.commitFailed("t", 0, "2", token);
+  assert.deepEqual(ledger.dirty(), [], "a stale refusal does not make it dirty");
+});
+
 test("offsets: a rewind (Kafka delivers again from an earlier offset) starts the partition afresh", () => {
   const ledger = new OffsetLedger();
   for (let o = 10; o < 20; o++) ledger.add("t", 0, String(o));

@@ -1,29 +1,234 @@
 // Which partitions new to a kafka-in are read from offset 0 rather than from the group's commit, after a
-// topic of the name was deleted and created again (GroupConsumer's look at the topics' ids).
+// topic of the name was deleted and created again (GroupConsumer's look at the topics' ids), and what the
+// consumer seeks, commits and hands over around such a look.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { readAfresh } from "../../src/kafka/group-consumer";
+import type { EachBatchPayload, Kafka } from "kafkajs";
+import { OffsetLedger } from "../../src/bridge/offsets";
+import { GroupConsumer, readAfresh, type TopicIds } from "../../src/kafka/group-consumer";
 
 const NEW = "bmV3LXRvcGljLWlkLTAwMA";
 const OLD = "b2xkLXRvcGljLWlkLTAwMA";
-
-test("a commit made for another topic id is not trusted; one for this id, or one without an id, is", () => {
-  assert.equal(readAfresh({ offset: "100", metadata: `topic-id:${OLD}` }, NEW, undefined, false), true);
-  assert.equal(readAfresh({ offset: "100", metadata: `topic-id:${NEW}` }, NEW, OLD, false), false);
-  // an older version of the node, auto-commit, or another tool of the group
-  assert.equal(readAfresh({ offset: "100", metadata: null }, NEW, OLD, false), false);
-  assert.equal(readAfresh({ offset: "100", metadata: "something else" }, NEW, OLD, false), false);
+const known = (o: { lastId?: string; resetOwed?: boolean; groupReadsId?: boolean } = {}) => ({
+  lastId: o.lastId,
+  resetOwed: o.resetOwed ?? false,
+  groupReadsId: o.groupReadsId ?? false,
 });
 
-test("no commit: read from 0 where this member read the topic as another id (Kafka deleted the commits with it)", () => {
-  assert.equal(readAfresh({ offset: "-1", metadata: null }, NEW, OLD, false), true);
-  assert.equal(readAfresh(undefined, NEW, OLD, false), true);
-  // the same topic, or one this member never read: the node's "start from"
-  assert.equal(readAfresh({ offset: "-1", metadata: null }, NEW, NEW, false), false);
-  assert.equal(readAfresh({ offset: "-1", metadata: null }, NEW, undefined, false), false);
+test("a commit made for another topic id is not trusted; one for this id, or one without an id, is", () => {
+  assert.equal(readAfresh({ offset: "100", metadata: `topic-id:${OLD}` }, NEW, known()), true);
+  assert.equal(
+    readAfresh({ offset: "100", metadata: `topic-id:${NEW}` }, NEW, known({ lastId: OLD })),
+    false,
+  );
+  // an older version of the node, auto-commit, or another tool of the group
+  assert.equal(readAfresh({ offset: "100", metadata: null }, NEW, known({ lastId: OLD })), false);
+  assert.equal(readAfresh({ offset: "100", metadata: "something else" }, NEW, known({ lastId: OLD })), false);
+});
+
+test("no commit: read from 0 where this member read the topic as another id (Kafka deleted the commits with it), or where the group commits other partitions of this topic id", () => {
+  const none = { offset: "-1", metadata: null };
+  assert.equal(readAfresh(none, NEW, known({ lastId: OLD })), true);
+  assert.equal(readAfresh(undefined, NEW, known({ lastId: OLD })), true);
+  assert.equal(readAfresh(none, NEW, known({ groupReadsId: true })), true, "the group reads this topic");
+  // the same topic, or one this member never read, and no other partition committed: "start from"
+  assert.equal(readAfresh(none, NEW, known({ lastId: NEW })), false);
+  assert.equal(readAfresh(none, NEW, known()), false);
 });
 
 test("a reset to 0 still owed (its commit failed) is read from 0 again, whatever the group holds", () => {
-  assert.equal(readAfresh({ offset: "100", metadata: `topic-id:${NEW}` }, NEW, NEW, true), true);
-  assert.equal(readAfresh(undefined, NEW, NEW, true), true);
+  assert.equal(
+    readAfresh({ offset: "100", metadata: `topic-id:${NEW}` }, NEW, known({ lastId: NEW, resetOwed: true })),
+    true,
+  );
+  assert.equal(readAfresh(undefined, NEW, known({ resetOwed: true })), true);
+});
+
+// ---- GroupConsumer over a stand-in kafkajs consumer: what it seeks, commits and hands over ----
+
+type Assignment = Record<string, number[]>;
+interface Commit {
+  topic: string;
+  partition: number;
+  offset: string;
+  metadata: string | null;
+}
+
+function standIn() {
+  const handlers = new Map<string, (e: { payload: unknown }) => void>();
+  const seeks: string[] = [];
+  const commits: Commit[][] = [];
+  let failCommits = 0;
+  let eachBatch: ((payload: EachBatchPayload) => Promise<void>) | undefined;
+  const pendingSeeks = new Set<string>();
+  const consumer = {
+    events: { CRASH: "crash", GROUP_JOIN: "join", REBALANCING: "rebalancing", DISCONNECT: "disconnect" },
+    on: (event: string, fn: (e: { payload: unknown }) => void) => handlers.set(event, fn),
+    connect: () => Promise.resolve(),
+    subscribe: () => Promise.resolve(),
+    run: (o: { eachBatch: (payload: EachBatchPayload) => Promise<void> }) => {
+      eachBatch = o.eachBatch;
+      return Promise.resolve();
+    },
+    disconnect: () => Promise.resolve(),
+    pause: () => undefined,
+    resume: () => undefined,
+    seek: (s: { topic: string; partition: number; offset: string }) => {
+      seeks.push(`${s.topic}/${s.partition}@${s.offset}`);
+      pendingSeeks.add(`${s.topic}/${s.partition}`);
+    },
+    commitOffsets: (offsets: Commit[]) => {
+      commits.push(offsets.map((o) => ({ ...o })));
+      if (failCommits > 0) {
+        failCommits--;
+        return Promise.reject(new Error("REBALANCE_IN_PROGRESS"));
+      }
+      return Promise.resolve();
+    },
+  };
+  const kafka = { consumer: () => consumer } as unknown as Kafka;
+  return {
+    kafka,
+    seeks,
+    commits,
+    failNextCommits: (n: number) => (failCommits = n),
+    join: (assignment: Assignment) => handlers.get("join")?.({ payload: { memberAssignment: assignment } }),
+    /** Hands a batch to the consumer as kafkajs would; stale once a seek of its partition is pending. */
+    batch: async (topic: string, partition: number, offsets: number[]) => {
+      const key = `${topic}/${partition}`;
+      const stale = pendingSeeks.has(key);
+      if (!eachBatch) throw new Error("not running");
+      await eachBatch({
+        batch: { topic, partition, messages: offsets.map((o) => ({ offset: String(o), value: null })) },
+        isRunning: () => true,
+        isStale: () => stale,
+        resolveOffset: () => undefined,
+        heartbeat: () => Promise.resolve(),
+      } as unknown as EachBatchPayload);
+    },
+    /** The next fetch applies the pending seeks. */
+    fetch: () => pendingSeeks.clear(),
+  };
+}
+
+function consumerOf(
+  kafka: Kafka,
+  watch: TopicIds,
+  o: { ordered?: boolean; onRecord?: (offset: string) => void; states?: string[] } = {},
+) {
+  const ledger = new OffsetLedger();
+  const recreated: string[] = [];
+  const gc = new GroupConsumer(kafka, {
+    groupId: "g",
+    topics: ["t"],
+    fromBeginning: false,
+    commitMode: "settled",
+    maxInFlight: 100,
+    ledger,
+    onRecord: (topic, partition, m) => {
+      o.onRecord?.(m.offset);
+      ledger.settle(topic, partition, m.offset);
+    },
+    onState: (s) => o.states?.push(s.kind === "reconnecting" ? `${s.kind}: ${s.error}` : s.kind),
+    onError: () => undefined,
+    onTopicRecreated: (topic, partitions) => recreated.push(`${topic} ${partitions.join(",")}`),
+    topicCheckEveryBatch: () => o.ordered === true,
+    commitIntervalMs: 60_000,
+    idWatch: watch,
+  });
+  return { gc, ledger, recreated };
+}
+
+const watchOf = (
+  ids: () => Promise<Map<string, string>>,
+  commits: () => Promise<Map<string, Map<number, { offset: string; metadata: string | null }>>>,
+): TopicIds => ({ ids, commits, close: () => Promise.resolve() });
+
+const settle = () => new Promise((r) => setTimeout(r, 20));
+
+test("a partition given to this member with a commit made for the old topic is read from 0, and the reset to 0 is committed until Kafka confirms it", async (t) => {
+  const k = standIn();
+  const watch = watchOf(
+    () => Promise.resolve(new Map([["t", NEW]])),
+    () => Promise.resolve(new Map([["t", new Map([[0, { offset: "100", metadata: `topic-id:${OLD}` }]])]])),
+  );
+  const { gc, recreated } = consumerOf(k.kafka, watch);
+  gc.start();
+  t.after(() => gc.stop());
+  await settle();
+  k.failNextCommits(1);
+  k.join({ t: [0] });
+  await settle();
+  assert.deepEqual(k.seeks, ["t/0@0"]);
+  assert.deepEqual(recreated, ["t 0"]);
+  assert.deepEqual(k.commits, [[{ topic: "t", partition: 0, offset: "0", metadata: `topic-id:${NEW}` }]]);
+  // refused (a rebalance): owed, and sent again with the next commit
+  await gc.commit();
+  assert.equal(k.commits.length, 2);
+  assert.deepEqual(k.commits[1], [{ topic: "t", partition: 0, offset: "0", metadata: `topic-id:${NEW}` }]);
+  await gc.commit();
+  assert.equal(k.commits.length, 2, "paid once confirmed");
+  // the new topic's records commit under its id
+  k.fetch();
+  await k.batch("t", 0, [0, 1, 2]);
+  await gc.commit();
+  assert.deepEqual(k.commits[2], [{ topic: "t", partition: 0, offset: "3", metadata: `topic-id:${NEW}` }]);
+});
+
+test("records of a partition no look has judged yet are not committed (a commit naming no topic id would be trusted and pay no reset); committed once a look has", async (t) => {
+  const k = standIn();
+  let failLooks = true;
+  const watch = watchOf(
+    () =>
+      failLooks
+        ? Promise.reject(new Error("Kafka gave no topic ids in 5 s"))
+        : Promise.resolve(new Map([["t", NEW]])),
+    () => Promise.resolve(new Map([["t", new Map([[0, { offset: "10", metadata: `topic-id:${NEW}` }]])]])),
+  );
+  const handed: string[] = [];
+  const { gc } = consumerOf(k.kafka, watch, { onRecord: (o) => handed.push(o) });
+  gc.start();
+  t.after(() => gc.stop());
+  await settle();
+  k.join({ t: [0] });
+  await settle();
+  await k.batch("t", 0, [10, 11]);
+  assert.deepEqual(handed, ["10", "11"], "outside ordered mode a failed look does not stop the stream");
+  await gc.commit();
+  assert.deepEqual(k.commits, [], "not committed unjudged");
+  failLooks = false;
+  await k.batch("t", 0, [12]);
+  await gc.commit();
+  assert.deepEqual(k.commits, [[{ topic: "t", partition: 0, offset: "13", metadata: `topic-id:${NEW}` }]]);
+});
+
+test("ordered mode: a batch waits for a look that answers and names its topic (the status says why), then goes", async (t) => {
+  const k = standIn();
+  let failures = 2;
+  const watch = watchOf(
+    () =>
+      failures-- > 0
+        ? Promise.reject(new Error("Kafka gave no topic ids in 5 s"))
+        : Promise.resolve(new Map([["t", NEW]])),
+    () => Promise.resolve(new Map([["t", new Map([[0, { offset: "5", metadata: `topic-id:${NEW}` }]])]])),
+  );
+  const handed: string[] = [];
+  const states: string[] = [];
+  const { gc } = consumerOf(k.kafka, watch, { ordered: true, onRecord: (o) => handed.push(o), states });
+  gc.start();
+  t.after(() => gc.stop());
+  await settle();
+  k.join({ t: [0] });
+  const batch = k.batch("t", 0, [5, 6]);
+  await settle();
+  assert.deepEqual(handed, [], "not handed over while no look answered");
+  await batch;
+  assert.deepEqual(handed, ["5", "6"]);
+  assert.ok(
+    states.some((s) =>
+      s.startsWith("reconnecting: cannot look at the Kafka topics' ids: Kafka gave no topic ids"),
+    ),
+    states.join(" | "),
+  );
+  assert.equal(states.at(-1), "consuming");
 });
