@@ -4,7 +4,7 @@
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from "kafkajs";
 import { Backoff } from "../pulsar/backoff";
 import type { OffsetLedger } from "../bridge/offsets";
-import { type GroupCommit, TopicIdWatch } from "./identity";
+import { type GroupCommit, KafkaIdentityError, TopicIdWatch } from "./identity";
 
 export type ConsumerState =
   | { kind: "connecting" }
@@ -49,6 +49,11 @@ export interface GroupConsumerOptions {
    * together; a batch waits (heartbeating) while the look fails.
    */
   topicCheckEveryBatch?: () => boolean;
+  /**
+   * The topics' ids can never be looked at (an error no retry mends): a topic deleted and created again
+   * goes unnoticed from now on.
+   */
+  onIdsUnavailable?: (reason: string) => void;
   /** Partitions of a topic found deleted and created again: they are read from offset 0. */
   onTopicRecreated?: (topic: string, partitions: number[]) => void;
   /** Where the topics' ids and the group's commits are asked (tests); a TopicIdWatch of `kafka` by default. */
@@ -372,6 +377,13 @@ export class GroupConsumer {
         return { n, found: new Set(ids.keys()) };
       } catch (err) {
         this.o.onError(err);
+        if (err instanceof KafkaIdentityError && !err.retriable && this.idWatch === watch) {
+          // no look will ever answer (kafkajs's internals changed): read, commit and warn as without ids
+          this.idWatch = undefined;
+          void watch.close();
+          this.o.onIdsUnavailable?.(errorText(err));
+          return { n, found: new Set() };
+        }
         return { n, found: new Set(), error: `cannot look at the Kafka topics' ids: ${errorText(err)}` };
       } finally {
         this.topicsCheckedAt = Date.now();

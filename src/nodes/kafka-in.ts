@@ -321,6 +321,7 @@ export function registerKafkaIn(RED: RED): void {
       // effectively-once and windows: not one record of a recreated topic under the old topic's identity
       topicCheckEveryBatch: () => delivery.isOrdered,
       onAssignment: (list) => delivery.onAssignment(list),
+      onIdsUnavailable: (reason) => node.warn(t("kafka-in.errors.ids-unavailable", { reason })),
       onTopicRecreated: (topic, partitions) => {
         delivery.topicRecreated(topic, partitions);
         node.warn(t("kafka-in.errors.topic-recreated", { topic, partitions: partitions.join(", ") }));
