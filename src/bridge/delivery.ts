@@ -95,6 +95,8 @@ export interface DeliveryOptions extends Omit<FailurePolicyOptions, "deadLetter"
   identity?: (topic: string, topicId?: string) => Promise<string>;
   /** Nodes that settle what they hold themselves (SettlementOptions.independent). */
   independent?: (nodeId: string) => boolean;
+  /** Nodes that finish msgs as a group (SettlementOptions.groups). */
+  groups?: (nodeId: string) => boolean;
   /**
    * What the deployed flows let each node do with a msg (see setReach); asked at the start and after every
    * deploy. Undefined, or its answer undefined: every record blocks its partition's later ones in ordered mode.
@@ -180,7 +182,7 @@ export class Delivery implements OrderedSource {
           if (passive) this.progressed();
         },
       },
-      { independent: o.independent },
+      { independent: o.independent, groups: o.groups },
     );
     if (o.reach) this.setReach(o.reach());
     if (o.settled && o.settleTimeoutMs > 0) {

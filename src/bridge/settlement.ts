@@ -54,6 +54,13 @@ export interface SettlementOptions {
    * track what they send. Asked once per node.
    */
   independent?: (nodeId: string) => boolean;
+  /**
+   * Nodes that finish msgs as a group (core join, batch, sort): one that calls done(error) in a turn has
+   * failed the group, and the msgs it finished without an error and without a send in that turn fail with
+   * it (core join calls done() for every part of a group whose reduce failed and done(error) for the last).
+   * Asked once per node.
+   */
+  groups?: (nodeId: string) => boolean;
 }
 
 interface Root<R> {
@@ -124,6 +131,13 @@ interface NodeState<R> {
   progress?: number;
   progressOf?: number;
   progressTurn?: number;
+  /**
+   * The error of a done(error) the node called in turn `failedTurn`: the msgs it finished without an
+   * error and without a send in that turn failed with it (a join whose reduce failed, a sort, a buffer
+   * overflow: core N->1 nodes call done() for every msg of the group and done(error) for the last).
+   */
+  failedTurn?: number;
+  failure?: unknown;
 }
 
 export class SettlementTracker<R> {
@@ -149,6 +163,8 @@ export class SettlementTracker<R> {
   private readonly now: () => number;
   private readonly independent: ((nodeId: string) => boolean) | undefined;
   private readonly independentNodes = new Map<string, boolean>();
+  private readonly groups: ((nodeId: string) => boolean) | undefined;
+  private readonly groupNodes = new Map<string, boolean>();
   private reach: ((nodeId: string) => Reach) | undefined;
   private readonly reaches = new Map<string, Reach>();
 
@@ -159,6 +175,14 @@ export class SettlementTracker<R> {
     this.defer = o.defer ?? queueMicrotask;
     this.now = o.now ?? Date.now;
     this.independent = o.independent;
+    this.groups = o.groups;
+  }
+
+  private isGroups(nodeId: string): boolean {
+    if (!this.groups) return false;
+    let known = this.groupNodes.get(nodeId);
+    if (known === undefined) this.groupNodes.set(nodeId, (known = this.groups(nodeId)));
+    return known;
   }
 
   private isIndependent(nodeId: string): boolean {
@@ -474,6 +498,11 @@ export class SettlementTracker<R> {
   private afterClose(entry: Entry<R>, nodeId: string, error?: unknown): void {
     const msgId = entry.id;
     if (error !== undefined && error !== null) {
+      const s = this.nodes.get(nodeId);
+      if (s && this.isGroups(nodeId)) {
+        s.failedTurn = this.turn;
+        s.failure = error;
+      }
       this.failRoots(entry, error, "error");
       if (entry.total === 0) this.entries.delete(msgId);
       return;
@@ -638,7 +667,10 @@ export class SettlementTracker<R> {
       if (this.entries.get(entry.id) !== entry || entry.total > 0) continue;
       const s = node && !this.isIndependent(node) ? this.nodes.get(node) : undefined;
       if (s && s.turn === this.turn && s.sent.length > 0) this.handOver(entry, s.sent);
-      else {
+      else if (s && s.failedTurn === this.turn) {
+        this.entries.delete(entry.id);
+        this.failRoots(entry, s.failure, "error");
+      } else {
         this.entries.delete(entry.id);
         this.release(entry);
       }

@@ -24,6 +24,12 @@ interface WiredConfig {
   d?: unknown;
 }
 
+/**
+ * Core nodes that finish msgs as a group (SettlementOptions.groups): join, batch and sort call done() for
+ * every msg of a group they give up on and done(error) for one of them, sending nothing.
+ */
+export const GROUP_NODES: ReadonlySet<string> = new Set(["join", "batch", "sort"]);
+
 /** Nodes that hand msgs on in ways the wires do not show (Catch, Status, Complete get them from anywhere). */
 const WATCHERS = new Set(["catch", "status", "complete"]);
 

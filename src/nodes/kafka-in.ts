@@ -8,7 +8,7 @@ import { instanceKey, onClose, registerType, type Node, type NodeConfig, type RE
 import type { KafkaClusterNode } from "./kafka-cluster";
 import type { PulsarClusterNode } from "./pulsar-cluster";
 import { trackFlows } from "./flow-hooks";
-import { reachOf, streamingSplitsAfter } from "./flow-shape";
+import { GROUP_NODES, reachOf, streamingSplitsAfter } from "./flow-shape";
 import { GroupConsumer, type ConsumerState } from "../kafka/group-consumer";
 import { OffsetLedger } from "../bridge/offsets";
 import { Delivery, type DeliveryRecord } from "../bridge/delivery";
@@ -172,6 +172,7 @@ export function registerKafkaIn(RED: RED): void {
         reach: () => (orderedDeployed(RED) ? reachOf(RED) : undefined),
         independent: (id) =>
           (RED.nodes.getNode(id) as { settlesItself?: boolean } | null)?.settlesItself === true,
+        groups: (id) => GROUP_NODES.has(RED.nodes.getNode(id)?.type ?? ""),
       },
       {
         send: (msg) => node.send(msg),

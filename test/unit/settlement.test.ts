@@ -24,7 +24,7 @@ function tracker(now = () => 0) {
       settled: (r) => settled.push(r),
       failed: (r, error, cause) => failed.push({ r, cause, error }),
     },
-    { defer: (fn) => deferred.push(fn), now },
+    { defer: (fn) => deferred.push(fn), now, groups: (id) => id === "join" },
   );
   /** The end of the turn (Node-RED's synchronous run): what the microtask would do. */
   const endTurn = () => {
@@ -151,6 +151,33 @@ test("settlement: core join keeps every part open until the merged msg settles d
   second.t.completed("m3", "out");
   second.endTurn();
   assert.deepEqual(second.settled.sort(), ["r1", "r2", "r3"]);
+});
+
+test("settlement: a join (or sort, or batch) that fails its group calls done() for every part and done(error) for the last, sending nothing: every part fails, none is taken for a drop", () => {
+  const { t, settled, failed, endTurn } = tracker();
+  for (let i = 1; i <= 3; i++) {
+    t.track(`m${i}`, `r${i}`);
+    t.delivered(`m${i}`, "in", "join");
+    endTurn();
+  }
+  // core join, reduce mode, the expression failed on the group: 17-split.js calls done() for the first
+  // parts and done(err) for the last in one synchronous run
+  t.completed("m1", "join");
+  t.completed("m2", "join");
+  t.completed("m3", "join", new Error("reduce: $number of abc"));
+  endTurn();
+  assert.deepEqual(settled, [], "not one part committed: none reached Pulsar");
+  assert.deepEqual(
+    failed.map((f) => `${f.r} ${String(f.error)}`).sort(),
+    ["r1", "r2", "r3"].map((r) => `${r} Error: reduce: $number of abc`),
+  );
+  // a later turn of the same node: a drop is a drop again
+  t.track("m4", "r4");
+  t.delivered("m4", "in", "join");
+  endTurn();
+  t.completed("m4", "join");
+  endTurn();
+  assert.deepEqual(settled, ["r4"]);
 });
 
 test("settlement: a merging node that builds a fresh msg (new id) hands over every record it holds", () => {
