@@ -686,13 +686,36 @@ export class SettlementTracker<R> {
    */
   setStopping(isStopping: ((nodeId: string) => boolean) | undefined): void {
     this.stopping = isStopping;
-    if (isStopping) for (const [nodeId, q] of this.legacy) if (isStopping(nodeId)) q.stopped = true;
+    if (isStopping) {
+      for (const [nodeId, q] of this.legacy) if (isStopping(nodeId)) q.stopped = true;
+      for (const [nodeId, s] of this.nodes)
+        if (s.holding.size > 0 && isStopping(nodeId)) {
+          let held = this.heldByStopped.get(nodeId);
+          if (!held) this.heldByStopped.set(nodeId, (held = new Set()));
+          for (const entry of s.holding) held.add(entry);
+        }
+      return;
+    }
     // the flows started again: what the stopped instances queued is interrupted now, and the new instance
     // (the same node id) queues afresh
-    if (!isStopping)
-      for (const [nodeId, q] of [...this.legacy])
-        if (q.stopped) this.releaseLegacy(nodeId, q, q.queue.length);
+    for (const [nodeId, q] of [...this.legacy]) if (q.stopped) this.releaseLegacy(nodeId, q, q.queue.length);
+    // What a stopped instance held and never finished (a function whose close cleared the timer that
+    // would have sent it, a link call waiting for its answer) it never will: interrupted, tried again.
+    const held = [...this.heldByStopped];
+    this.heldByStopped.clear();
+    for (const [nodeId, entries] of held)
+      for (const entry of entries) {
+        if (this.entries.get(entry.id) !== entry) continue;
+        let closed = false;
+        while (this.close(entry, nodeId)) closed = true;
+        if (!closed) continue;
+        this.failRoots(entry, new InterruptedError(nodeId), "interrupted");
+        if (entry.total === 0) this.entries.delete(entry.id);
+      }
   }
+
+  /** What the nodes a deploy is stopping held when it began (see setStopping). */
+  private readonly heldByStopped = new Map<string, Set<Entry<R>>>();
 
   /**
    * Fails every live root tracked before `before` (ms clock) as expired, with the ids of the nodes that

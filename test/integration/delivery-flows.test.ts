@@ -357,6 +357,47 @@ test("a function that throws, with the dead-letter policy: the record is dead-le
   }
 });
 
+test("batch -> join (reduce) whose expression fails on one record of a group: every record of the group is dead-lettered, none committed unpublished; the next group is published", async () => {
+  const values = ["10", "abc", "30", "40", "50", "60"];
+  const s = await setup("join-fails", values.length, (i) => values[i] ?? "");
+  const dlq = uniqueName("join-fails-dlq");
+  await createTopic(dlq, 1);
+  const between = [
+    { id: "batch", type: "batch", mode: "count", count: 3, overlap: 0, interval: 10, wires: [["join"]] },
+    {
+      id: "join",
+      type: "join",
+      mode: "reduce",
+      reduceRight: false,
+      reduceExp: "$A + $number(payload)",
+      reduceInit: "0",
+      reduceInitType: "num",
+      reduceFixup: "",
+      wires: [["out"]],
+    },
+  ];
+  await loadFlow(
+    flow(s, between, {
+      inWires: ["batch"],
+      kafkaIn: { failurePolicy: "dead-letter", deadLetterTopic: dlq, maxAttempts: 2, retryBackoffMs: 100 },
+    }),
+  );
+  try {
+    await waitFor(
+      "offset 6 committed",
+      async () => (await committed(s.groupId, s.kafkaTopic)) === values.length,
+      60_000,
+    );
+    const published = (await drain(s.consumer, 1)).map((m) => m.payload.toString());
+    assert.deepEqual(published, ["150"]);
+    const dead = await consoleConsume(dlq, 3);
+    for (const v of ["10", "abc", "30"]) assert.match(dead, new RegExp(`\\t${v}$`, "m"), dead);
+  } finally {
+    await unloadFlow();
+    await s.consumer.close();
+  }
+});
+
 test("a record a node holds past the settle deadline fails, and the dead letter names the node that held it", async () => {
   const s = await setup("deadline", 3);
   const dlq = uniqueName("deadline-dlq");

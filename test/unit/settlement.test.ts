@@ -180,6 +180,33 @@ test("settlement: a join (or sort, or batch) that fails its group calls done() f
   assert.deepEqual(settled, ["r4"]);
 });
 
+test("settlement: what a node held when a deploy stopped it and never finished (a function whose close cleared its timer) is interrupted once the flows started again; what the new instance gets is not", () => {
+  const { t, settled, failed, endTurn } = tracker();
+  t.track("m1", "r1");
+  t.delivered("m1", "in", "fn");
+  endTurn();
+  t.track("m2", "r2");
+  t.delivered("m2", "in", "other");
+  endTurn();
+  t.setStopping((id) => id === "fn");
+  // the old instance is closed: its setTimeout (send + done) never runs
+  t.setStopping(undefined);
+  assert.deepEqual(
+    failed.map((f) => `${f.r} ${f.cause}`),
+    ["r1 interrupted"],
+  );
+  t.track("m3", "r3");
+  t.delivered("m3", "in", "fn");
+  endTurn();
+  t.setStopping((id) => id === "nothing-held");
+  t.setStopping(undefined);
+  t.completed("m3", "fn");
+  t.completed("m2", "other");
+  endTurn();
+  assert.deepEqual(settled.sort(), ["r2", "r3"]);
+  assert.equal(failed.length, 1);
+});
+
 test("settlement: a merging node that builds a fresh msg (new id) hands over every record it holds", () => {
   const { t, settled, endTurn } = tracker();
   t.track("a", "ra");
