@@ -475,6 +475,46 @@ test("core switch and filter (rbe) never call done(): records they pass on settl
   }
 });
 
+test("a deploy of only the async function while it holds records (its close clears the timers that would send them): they are tried again at once, not held until a deadline", async () => {
+  const s = await setup("held-by-fn", 3);
+  const between = [
+    {
+      id: "fn",
+      type: "function",
+      func: "setTimeout(() => { node.send(msg); node.done(); }, 60000); return null;",
+      outputs: 1,
+      wires: [["out"]],
+    },
+  ];
+  // no settle deadline: without the interruption the records would wait for ever
+  const f = flow(s, between, { inWires: ["fn"], kafkaIn: { settleTimeoutMs: 0 } });
+  await loadFlow(f);
+  try {
+    await waitFor(
+      "the function holding the 3 records",
+      () => helper.getNode("fn") !== null && helper.getNode("in") !== null,
+      10_000,
+    );
+    await new Promise((r) => setTimeout(r, 2000));
+    assert.ok((await committed(s.groupId, s.kafkaTopic)) <= 0, "held: nothing committed yet");
+    // a "nodes" deploy of the function only, now quick: kafka-in and pulsar-out keep running
+    await (helper as unknown as { setFlows(f: unknown[], type: string): Promise<void> }).setFlows(
+      f.map((n) =>
+        (n as { id?: string }).id === "fn"
+          ? { ...n, func: "setTimeout(() => { node.send(msg); node.done(); }, 5); return null;" }
+          : n,
+      ),
+      "nodes",
+    );
+    await waitFor("offset 3 committed", async () => (await committed(s.groupId, s.kafkaTopic)) === 3, 30_000);
+    const got = (await drain(s.consumer, 3, 10_000)).map((m) => m.payload.toString()).sort();
+    assert.deepEqual(got, ["v0", "v1", "v2"]);
+  } finally {
+    await unloadFlow();
+    await s.consumer.close();
+  }
+});
+
 test("a deploy of only pulsar-out while records stream through an async function: none is committed without reaching Pulsar", async () => {
   const N = 3000;
   const s = await setup("partial", N);
