@@ -357,14 +357,25 @@ export class EffectivelyOncePublisher {
       // after it, the earlier one would be a hole Pulsar takes for a duplicate. (Only offsets below this
       // one are looked at: the records it covers do not count.)
       const except = at.covers ? new Set(at.covers.map(String)) : undefined;
-      for (;;) {
-        current = source.epochOf(at.topic, at.partition);
-        // revoked (the new owner publishes it), or a pass kafka-in discarded
-        if (current === undefined || epoch < current) return "stale";
-        const after = this.gate.lastOf(producerName, epoch);
-        if (after !== undefined && compareOffsets(at.offset, after) <= 0) break;
-        if (!source.unsettledBetween(at.topic, at.partition, after, at.offset, except)) break;
-        await this.progress(source);
+      const me = { offset: at.offset, covers: at.covers, epoch };
+      let waiting = this.waitingAt.get(producerName);
+      if (!waiting) this.waitingAt.set(producerName, (waiting = new Set()));
+      waiting.add(me);
+      try {
+        for (;;) {
+          current = source.epochOf(at.topic, at.partition);
+          // revoked (the new owner publishes it), or a pass kafka-in discarded
+          if (current === undefined || epoch < current) return "stale";
+          const after = this.gate.lastOf(producerName, epoch);
+          if (after !== undefined && compareOffsets(at.offset, after) <= 0) break;
+          if (!source.unsettledBetween(at.topic, at.partition, after, at.offset, except)) break;
+          this.refuseCrossedMerge(waiting, me, after);
+          await this.progress(source);
+        }
+      } finally {
+        waiting.delete(me);
+        if (waiting.size === 0 && this.waitingAt.get(producerName) === waiting)
+          this.waitingAt.delete(producerName);
       }
     } else if (source) current = source.epochOf(at.topic, at.partition);
     if (this.gate.admit(producerName, at.offset, at.attempt, epoch, current) === "stale") return "stale";
@@ -411,6 +422,38 @@ export class EffectivelyOncePublisher {
   }
 
   private readonly waiters = new Set<() => void>();
+
+  /** Per producer name, the msgs waiting for the records below their offset (see refuseCrossedMerge). */
+  private readonly waitingAt = new Map<
+    string,
+    Set<{ offset: string; covers: number[] | undefined; epoch: number }>
+  >();
+
+  /**
+   * A msg waiting for a record below its offset that a msg with a higher offset carries, waiting here too,
+   * waits for ever: that one can only be stored after it (sequence ids only grow), and the record only with
+   * that one. Two merges of one partition's records crossed (a join per key, records going around a join):
+   * refused as a configuration error, rather than a stall.
+   */
+  private refuseCrossedMerge(
+    waiting: ReadonlySet<{ offset: string; covers: number[] | undefined; epoch: number }>,
+    me: { offset: string; epoch: number },
+    after: string | undefined,
+  ): void {
+    const low = after === undefined ? -1 : Number(after);
+    const high = Number(me.offset);
+    for (const w of waiting) {
+      if (w === me || w.epoch !== me.epoch || !w.covers || compareOffsets(w.offset, me.offset) <= 0) continue;
+      const held = w.covers.find((c) => c > low && c < high);
+      if (held !== undefined)
+        throw new ConfigurationError(
+          "pulsar-out.errors.crossed-merge",
+          `offset ${me.offset} waits for offset ${held}, which a msg of offset ${w.offset} carries, waiting ` +
+            "for it in turn: in effectively-once mode every record of a partition must reach the one node " +
+            "that merges them (no join per key, no records around the join)",
+        );
+    }
+  }
 
   /** Resolves at the source's next progress, the next admission here, or after a second at most. */
   private progress(source: OrderedSource): Promise<void> {

@@ -353,6 +353,34 @@ function join(h: ReturnType<typeof harness>, parts: Sent[]): Sent {
   return last;
 }
 
+test("review 23 F2: two merges of one partition's records that cross (a join per key: 0,2,4 and 1,3,5) wait for each other; refused as a configuration error, not a stall", async (t) => {
+  const h = harness({ ordered: true, to: "j" });
+  const eo = publisher(h.d, [], []);
+  t.after(() => {
+    h.d.close();
+    eo.close();
+  });
+  const topic = "persistent://public/default/out";
+  for (let o = 0; o < 6; o++) h.record(0, o);
+  await tick();
+  const a = join(h, [h.find(0, 0), h.find(0, 2), h.find(0, 4)]);
+  await tick();
+  const pa = eo.prepare(a, topic);
+  const b = join(h, [h.find(0, 1), h.find(0, 3), h.find(0, 5)]);
+  await tick();
+  const pb = eo.prepare(b, topic);
+  pb.catch(() => undefined);
+  const outcome = await Promise.race([
+    pa.then(
+      () => "published",
+      (err: Error) => err,
+    ),
+    wait(3000).then(() => "still waiting"),
+  ]);
+  assert.ok(outcome instanceof ConfigurationError, String(outcome));
+  assert.match(outcome.message, /offset 4 waits for offset 1, which a msg of offset 5 carries/);
+});
+
 test("merged msgs (core join): published under the highest offset they settle; two partitions are refused; a part of a discarded pass taints the msg", async () => {
   const h = harness({ ordered: true, to: "j" });
   const owners: StreamOwner[] = [];
