@@ -363,9 +363,9 @@ test("batch -> join (reduce) whose expression fails on one record of a group: ev
   const dlq = uniqueName("join-fails-dlq");
   await createTopic(dlq, 1);
   const between = [
-    { id: "batch", type: "batch", mode: "count", count: 3, overlap: 0, interval: 10, wires: [["join"]] },
+    { id: "grp", type: "batch", mode: "count", count: 3, overlap: 0, interval: 10, wires: [["sum"]] },
     {
-      id: "join",
+      id: "sum",
       type: "join",
       mode: "reduce",
       reduceRight: false,
@@ -378,7 +378,7 @@ test("batch -> join (reduce) whose expression fails on one record of a group: ev
   ];
   await loadFlow(
     flow(s, between, {
-      inWires: ["batch"],
+      inWires: ["grp"],
       kafkaIn: { failurePolicy: "dead-letter", deadLetterTopic: dlq, maxAttempts: 2, retryBackoffMs: 100 },
     }),
   );
@@ -388,7 +388,7 @@ test("batch -> join (reduce) whose expression fails on one record of a group: ev
       async () => (await committed(s.groupId, s.kafkaTopic)) === values.length,
       60_000,
     );
-    const published = (await drain(s.consumer, 1)).map((m) => m.payload.toString());
+    const published = (await drain(s.consumer, 1, 10_000)).map((m) => m.payload.toString());
     assert.deepEqual(published, ["150"]);
     const dead = await consoleConsume(dlq, 3);
     for (const v of ["10", "abc", "30"]) assert.match(dead, new RegExp(`\\t${v}$`, "m"), dead);
