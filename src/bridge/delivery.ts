@@ -287,8 +287,15 @@ export class Delivery implements OrderedSource {
    * member of a msg.parts sequence either: a join in automatic mode would wait for it for ever.
    */
   receiving(msgId: string | undefined, nodeId: string, msg?: object): boolean {
-    if (!this.ordered || msgId === undefined || !this.tracker.discarded(msgId)) return true;
-    if (msg && (msg as { parts?: unknown }).parts !== undefined) return true;
+    const drop =
+      this.ordered &&
+      msgId !== undefined &&
+      this.tracker.discarded(msgId) &&
+      (msg as { parts?: unknown } | undefined)?.parts === undefined;
+    if (!drop) {
+      this.tracker.arrived(msgId, nodeId, msg);
+      return true;
+    }
     this.tracker.completed(msgId, nodeId, undefined, msg);
     return false;
   }
