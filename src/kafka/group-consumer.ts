@@ -88,6 +88,11 @@ export class GroupConsumer {
   private readonly readIds = new Map<string, string>();
   /** Per topic, its id when this member last read one of its partitions (kept across rebalances). */
   private readonly lastIds = new Map<string, string>();
+  /**
+   * Per topic, the ids it had before this member found it created again: a look naming one of them was
+   * answered by a broker whose metadata lags (a topic's id never comes back), and is not acted on.
+   */
+  private readonly retiredIds = new Map<string, Set<string>>();
   /** Partitions read again from offset 0 whose commit of 0 Kafka has not confirmed yet (by blockKey). */
   private readonly resets = new Map<string, { topic: string; partition: number }>();
   /**
@@ -402,8 +407,9 @@ export class GroupConsumer {
     const current = () => (consumer && this.consumer === consumer ? this.assignment : []);
     const idOf = (topic: string) => {
       const id = ids.get(topic);
-      // a topic gone right now (deleted, not yet created again) is judged when it is back
-      return id === undefined || id === NO_TOPIC_ID ? undefined : id;
+      // a topic gone right now (deleted, not yet created again) is judged when it is back; an id it had
+      // before it was created again, when a broker that has caught up answers
+      return id === undefined || id === NO_TOPIC_ID || this.retiredIds.get(topic)?.has(id) ? undefined : id;
     };
     const restart = new Map<string, number[]>();
     const toRestart = (topic: string, partition: number) =>
@@ -464,8 +470,14 @@ export class GroupConsumer {
     id: string,
   ): Promise<void> {
     const settled = this.o.commitMode === "settled";
+    let retired = this.retiredIds.get(topic);
+    if (!retired) this.retiredIds.set(topic, (retired = new Set()));
+    const last = this.lastIds.get(topic);
+    if (last !== undefined && last !== id) retired.add(last);
     for (const partition of partitions) {
       const k = blockKey(topic, partition);
+      const before = this.readIds.get(k);
+      if (before !== undefined && before !== id) retired.add(before);
       this.o.ledger.restart(topic, partition);
       if (this.blocked.delete(k) && !this.paused) consumer.resume([{ topic, partitions: [partition] }]);
       consumer.seek({ topic, partition, offset: "0" });

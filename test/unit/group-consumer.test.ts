@@ -93,7 +93,7 @@ function standIn() {
     commits,
     failNextCommits: (n: number) => (failCommits = n),
     join: (assignment: Assignment) => handlers.get("join")?.({ payload: { memberAssignment: assignment } }),
-    /** Hands a batch to the consumer as kafkajs would; stale once a seek of its partition is pending. */
+    /** Hands a batch to the consumer as kafkajs would; stale while a seek of its partition is pending. */
     batch: async (topic: string, partition: number, offsets: number[]) => {
       const key = `${topic}/${partition}`;
       const stale = pendingSeeks.has(key);
@@ -101,7 +101,8 @@ function standIn() {
       await eachBatch({
         batch: { topic, partition, messages: offsets.map((o) => ({ offset: String(o), value: null })) },
         isRunning: () => true,
-        isStale: () => stale,
+        // a seek during the batch makes it stale too (kafkajs marks the partition's batch stale)
+        isStale: () => stale || pendingSeeks.has(key),
         resolveOffset: () => undefined,
         heartbeat: () => Promise.resolve(),
       } as unknown as EachBatchPayload);
@@ -231,4 +232,34 @@ test("ordered mode: a batch waits for a look that answers and names its topic (t
     states.join(" | "),
   );
   assert.equal(states.at(-1), "consuming");
+});
+
+test("a look answered by a broker that still has the old topic id (its metadata lags) does not read the new topic again from 0", async (t) => {
+  const k = standIn();
+  const answers = [OLD, NEW, OLD, NEW];
+  let asked = 0;
+  const watch = watchOf(
+    () => Promise.resolve(new Map([["t", answers[Math.min(asked++, answers.length - 1)]]])),
+    () => Promise.resolve(new Map([["t", new Map([[0, { offset: "5", metadata: `topic-id:${OLD}` }]])]])),
+  );
+  const handed: string[] = [];
+  const { gc, recreated } = consumerOf(k.kafka, watch, { ordered: true, onRecord: (o) => handed.push(o) });
+  gc.start();
+  t.after(() => gc.stop());
+  await settle();
+  k.join({ t: [0] });
+  await settle();
+  assert.deepEqual(k.seeks, [], "the commit names the topic id the first look gives");
+  // the topic is deleted and created again: the next look finds the new id
+  await k.batch("t", 0, [5]);
+  assert.deepEqual(k.seeks, ["t/0@0"]);
+  assert.deepEqual(recreated, ["t 0"]);
+  k.fetch();
+  // the look before the new topic's first batch asks a broker that still names the old id
+  await k.batch("t", 0, [0, 1]);
+  await k.batch("t", 0, [2]);
+  assert.deepEqual(k.seeks, ["t/0@0"], "not sought to 0 again");
+  assert.deepEqual(recreated, ["t 0"]);
+  assert.deepEqual(handed, ["0", "1", "2"]);
+  assert.ok(asked >= 4, `looks: ${asked}`);
 });
