@@ -652,6 +652,8 @@ export class Delivery implements OrderedSource {
       const fields = this.o.decode(r);
       fields.kafka.attempt = r.attempt;
       fields.kafka.cluster = this.o.cluster;
+      const topicId = this.control?.topicIdOf?.(r.topic, r.partition);
+      if (topicId !== undefined) fields.kafka.topicId = topicId;
       if (this.ordered) {
         fields.kafka.epoch = this.epochFor(r.topic, r.partition);
         fields.kafka.source = this.o.sourceId;

@@ -53,6 +53,11 @@ export interface KafkaProvenance {
   attempt?: number;
   cluster?: string;
   /**
+   * Added by kafka-in on Kafka 2.8 and later: the id of the topic the record was read from (a topic deleted
+   * and created again under its name has a new one), as `kafka-topics.sh --describe` prints it.
+   */
+  topicId?: string;
+  /**
    * Only when an effectively-once pulsar-out is deployed: the pass of the partition this msg belongs to
    * (a replay after a failure starts a new one) and the id of the kafka-in node that emitted it.
    */

@@ -38,6 +38,8 @@ export interface WindowInput {
   epoch?: number;
   /** Which try of the record this msg is (msg.kafka.attempt): a second msg of one try is a split record. */
   attempt?: number;
+  /** The id of the topic kafka-in read it from (msg.kafka.topicId; Kafka 2.8 and later). */
+  topicId?: string;
 }
 
 export interface InputHandle {
@@ -80,9 +82,10 @@ export interface ProcessorOptions {
   reduceState?: string;
   /**
    * The source topic's identity (its Kafka topic id): a topic deleted and created again under the same name
-   * has a new one, and its offsets start at 0 again, below what the state says it applied.
+   * has a new one, and its offsets start at 0 again, below what the state says it applied. `topicId`: the
+   * id kafka-in read the partition's first record as (WindowInput.topicId), when it says.
    */
-  identityOf?(topic: string): Promise<string>;
+  identityOf?(topic: string, topicId: string | undefined): Promise<string>;
 }
 
 export interface ProcessorEvents {
@@ -186,6 +189,8 @@ class Partition {
   incarnation: string | undefined;
   /** The source topic's identity (ProcessorOptions.identityOf). */
   source: string | undefined;
+  /** The id of the topic its first record was read from (WindowInput.topicId). */
+  topicId: string | undefined;
   /** Names in the changelog to delete with the next checkpoint (the state of a deleted source topic). */
   tombstones = new Set<string>();
   late: string[] = [];
@@ -302,6 +307,9 @@ export class WindowProcessor {
     await Promise.allSettled(all.map((p) => this.drop(p, new Error("the window node was stopped"))));
   }
 
+  /** Per partition (partKey), the ids its topic had before it was found recreated (see apply). */
+  private readonly retiredIds = new Map<string, Set<string>>();
+
   private partitionOf(topic: string, partition: number): Partition {
     const k = partKey(topic, partition);
     let p = this.partitions.get(k);
@@ -312,8 +320,9 @@ export class WindowProcessor {
     return p;
   }
 
-  private async open(p: Partition): Promise<void> {
-    const source = await this.o.identityOf?.(p.topic);
+  private async open(p: Partition, topicId: string | undefined): Promise<void> {
+    p.topicId = topicId;
+    const source = await this.o.identityOf?.(p.topic, topicId);
     const log = await this.o.openLog(p.topic, p.partition);
     if (p.dropped || this.closed) {
       await log.close();
@@ -375,8 +384,27 @@ export class WindowProcessor {
       this.input(r, handle);
       return;
     }
+    if (p.log && r.topicId !== undefined && p.topicId !== undefined && r.topicId !== p.topicId) {
+      const key = partKey(p.topic, p.partition);
+      if (this.retiredIds.get(key)?.has(r.topicId)) {
+        // a msg of the old topic that kafka-in let go of, late (a node before the window held it)
+        handle.done(
+          new Error(`${r.topic}/${r.partition}@${r.offset} is a record of the topic before it was recreated`),
+        );
+        return;
+      }
+      // kafka-in found the topic deleted and created again and reads it from offset 0: the state open
+      // here is the old topic's, whose offsets would pass the new records over. Opened again, the
+      // partition finds the state made from another topic and starts afresh (see open).
+      let retired = this.retiredIds.get(key);
+      if (!retired) this.retiredIds.set(key, (retired = new Set()));
+      retired.add(p.topicId);
+      await this.drop(p, new Error(`${p.topic} was deleted and created again`));
+      this.input(r, handle);
+      return;
+    }
     if (!p.log) {
-      p.opening ??= this.open(p);
+      p.opening ??= this.open(p, r.topicId);
       try {
         await p.opening;
       } catch (err) {

@@ -207,7 +207,7 @@ export function registerKafkaWindow(RED: RED): void {
           idleMs: cfg.idleTimeoutMs,
           isFenced: isFencedError,
           reduceState: custom ? JSON.stringify([cfg.reduceInit.trim(), cfg.reduceStep.trim()]) : undefined,
-          identityOf: (source) => cluster.topicIdentity(source),
+          identityOf: (source, topicId) => cluster.topicIdentity(source, topicId),
         },
         {
           result: (pending) => {
@@ -294,6 +294,7 @@ export function registerKafkaWindow(RED: RED): void {
               offset?: unknown;
               epoch?: unknown;
               attempt?: unknown;
+              topicId?: unknown;
             };
           }
         ).kafka;
@@ -323,6 +324,7 @@ export function registerKafkaWindow(RED: RED): void {
             value,
             epoch: typeof k.epoch === "number" ? k.epoch : undefined,
             attempt: typeof k.attempt === "number" ? k.attempt : undefined,
+            topicId: typeof k.topicId === "string" ? k.topicId : undefined,
           };
           processor.input(input, {
             done: (err) => (err === undefined ? done() : fail(err)),

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
 import { loadFlow, unloadFlow, stopHelper, helper } from "../support/flow";
-import { committedOffsets, createTopic, produce, testKafka } from "../support/kafka";
+import { committedOffsets, createTopic, produce, testKafka, toolTopicId } from "../support/kafka";
 import { kafkaBrokers, pulsarUrl, runToolOk, uniqueName } from "../support/brokers";
 import { produceWithJava, readWithJavaPulsar, type JavaRecord } from "../support/java-kafka";
 import { waitFor } from "../support/wait";
@@ -128,6 +128,7 @@ test("Java-written records: null header values, repeated names, tombstone, empty
   ]);
   assert.deepEqual(first.kafka.headers, { A: "a2", h: null, bin: Buffer.from([0xc3, 0x28]) });
   assert.equal(first.kafka.timestampType, "CreateTime");
+  assert.equal(first.kafka.topicId, await toolTopicId(kafkaTopic), "the topic id, as kafka-topics.sh says");
   assert.equal(seen.find((m) => m.kafka.offset === "2")?.payload, null, "a tombstone is null");
   assert.equal(seen.find((m) => m.kafka.offset === "3")?.payload, "", "an empty value is empty");
   assert.equal(seen.find((m) => m.kafka.offset === "6")?.kafka.timestamp, -1);

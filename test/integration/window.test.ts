@@ -7,7 +7,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { after, before, test, type TestContext } from "node:test";
 import { helper, loadFlow, unloadFlow, stopHelper } from "../support/flow";
-import { committedOffsets, createTopic, produce, type TestRecord } from "../support/kafka";
+import { committedOffsets, createTopic, deleteTopic, produce, type TestRecord } from "../support/kafka";
 import { kafkaBrokers, pulsarHttpUrl, pulsarUrl, ROOT, uniqueName } from "../support/brokers";
 import { createClient } from "../../src/pulsar/client";
 import type { Consumer, PulsarClient } from "../../src/pulsar/types";
@@ -217,6 +217,45 @@ test("a redeploy in the middle of the windows: the new instance restores their s
     got.push(...(await drain(s.consumer, 3000)));
     compare(got, want);
     await waitFor("every offset committed", () => committedAll(s.groupId, s.kafkaTopic, 800), 30_000);
+  } finally {
+    await unloadFlow();
+    await s.consumer.close();
+  }
+});
+
+test("the source topic deleted and created again while the windows are open: the new topic's records are counted from its offset 0 (not taken for records the state holds), and every window equals the reference", async () => {
+  const s = await setup("window-recreated");
+  const first = records(0, 400);
+  const second = records(400, 400);
+  await produce(s.kafkaTopic, first);
+  await loadFlow(flow({ ...s, tag: "a" }));
+  const got: Result[] = [];
+  try {
+    const before = reference(first);
+    await waitFor(
+      "every window of the first topic (the last ones closed as idle)",
+      async () => {
+        got.push(...(await drain(s.consumer, 1000)));
+        return new Set(got.map((r) => `${r.key}@${r.start}`)).size >= before.size;
+      },
+      90_000,
+    );
+    await waitFor("the first topic committed", () => committedAll(s.groupId, s.kafkaTopic, 400), 30_000);
+    await deleteTopic(s.kafkaTopic);
+    await createTopic(s.kafkaTopic, 2);
+    await produce(s.kafkaTopic, second);
+    const want = reference([...first, ...second]);
+    await waitFor(
+      "every window's result",
+      async () => {
+        got.push(...(await drain(s.consumer, 1000)));
+        return new Set(got.map((r) => `${r.key}@${r.start}`)).size >= want.size;
+      },
+      120_000,
+    );
+    got.push(...(await drain(s.consumer, 4000)));
+    compare(got, want);
+    await waitFor("the new topic committed", () => committedAll(s.groupId, s.kafkaTopic, 400), 30_000);
   } finally {
     await unloadFlow();
     await s.consumer.close();

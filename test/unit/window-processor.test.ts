@@ -570,3 +570,78 @@ test("a source topic deleted and created again (a new topic id): the old topic's
   assert.notEqual(sent[0]?.incarnation, incarnation);
   await fresh.close();
 });
+
+test("a source topic deleted and created again while its partition's state is open (kafka-in reads it from 0 under a new msg.kafka.topicId): the new records are counted, not taken for redeliveries; a late msg of the old topic is refused", async () => {
+  const log = new MemoryChangelog();
+  const sent: PendingResult[] = [];
+  const warnings: string[] = [];
+  const asked: (string | undefined)[] = [];
+  const p = new WindowProcessor(
+    {
+      spec: SECOND_WINDOWS,
+      aggregator,
+      openLog: () => Promise.resolve(log.open()),
+      checkpointMs: 5,
+      identityOf: (_topic, topicId) => {
+        asked.push(topicId);
+        return Promise.resolve(`cluster/${topicId}`);
+      },
+    },
+    {
+      result: (r) => sent.push(r),
+      changed: () => undefined,
+      checkpointFailed: () => undefined,
+      warn: (m) => warnings.push(m),
+    },
+  );
+  const input = (offset: number, time: number, topicId: string) =>
+    new Promise<unknown>((resolve) =>
+      p.input(
+        {
+          topic: "t",
+          partition: 0,
+          offset: String(offset),
+          key: "k",
+          time,
+          value: 1,
+          epoch: 1,
+          attempt: 1,
+          topicId,
+        },
+        { done: (err) => resolve(err), late: () => undefined },
+      ),
+    );
+  for (const [o, time] of [
+    [0, 0],
+    [1, 100],
+    [2, 200],
+    [3, 1500],
+  ] as const)
+    assert.equal(await input(o, time, "A"), undefined);
+  await sleep(30);
+  assert.deepEqual(
+    sent.map((r) => [r.result.start, r.result.count]),
+    [[0, 3]],
+  );
+  // the new topic's records, offsets from 0 again
+  for (const [o, time] of [
+    [0, 2000],
+    [1, 2100],
+    [2, 3500],
+  ] as const)
+    assert.equal(await input(o, time, "B"), undefined);
+  await sleep(30);
+  assert.deepEqual(asked, ["A", "B"]);
+  assert.equal(warnings.length, 1, warnings.join(" | "));
+  assert.deepEqual(
+    sent.map((r) => [r.result.start, r.result.count]),
+    [
+      [0, 3],
+      [0, 3], // pending from before (not settled): sent again when the state is opened again
+      [2000, 2], // the new topic's offsets 0 and 1, closed by its offset 2
+    ],
+  );
+  const late = await input(4, 1600, "A");
+  assert.match(String(late), /a record of the topic before it was recreated/);
+  await p.close();
+});
