@@ -58,6 +58,13 @@ export interface GroupConsumerOptions {
   onTopicRecreated?: (topic: string, partitions: number[]) => void;
   /** Where the topics' ids and the group's commits are asked (tests); a TopicIdWatch of `kafka` by default. */
   idWatch?: TopicIds;
+  /**
+   * Per topic, the id this member's predecessors read it as (the consumers of this group and cluster the
+   * process ran before, across redeploys): see lastIds.
+   */
+  lastIds?: Map<string, string>;
+  /** Ordered mode: how long answered looks must miss a topic before its batches go on (30 s; tests). */
+  deletedAfterMs?: number;
   /** How long a full window is waited out before the partitions are paused. Default 3000. */
   pauseAfterMs?: number;
   /** Longest wait for in-flight records on stop. */
@@ -86,13 +93,18 @@ export class GroupConsumer {
   private assignment: { topic: string; partition: number }[] = [];
   /** Per assigned partition (blockKey), the id of the topic this member reads it as (see lookAtTopicIds). */
   private readonly readIds = new Map<string, string>();
-  /** Per topic, its id when this member last read one of its partitions (kept across rebalances). */
-  private readonly lastIds = new Map<string, string>();
+  /**
+   * Per topic, its id when this member (or a predecessor: GroupConsumerOptions.lastIds) last read one of
+   * its partitions (kept across rebalances).
+   */
+  private readonly lastIds: Map<string, string>;
   /**
    * Per topic, the ids it had before this member found it created again: a look naming one of them was
    * answered by a broker whose metadata lags (a topic's id never comes back), and is not acted on.
    */
   private readonly retiredIds = new Map<string, Set<string>>();
+  /** Per topic, since when the looks that answered have not named it (see checkTopicIds). */
+  private readonly missingSince = new Map<string, number>();
   /** Partitions read again from offset 0 whose commit of 0 Kafka has not confirmed yet (by blockKey). */
   private readonly resets = new Map<string, { topic: string; partition: number }>();
   /**
@@ -119,6 +131,7 @@ export class GroupConsumer {
     private readonly o: GroupConsumerOptions,
   ) {
     this.lowWater = o.maxInFlight - Math.max(1, Math.floor(o.maxInFlight / 64));
+    this.lastIds = o.lastIds ?? new Map<string, string>();
     if ((o.topicCheckMs ?? 1000) > 0) this.idWatch = o.idWatch ?? new TopicIdWatch(kafka);
   }
 
@@ -177,6 +190,10 @@ export class GroupConsumer {
       const keep = new Set(list.map((a) => blockKey(a.topic, a.partition)));
       for (const k of this.readIds.keys()) if (!keep.has(k)) this.readIds.delete(k);
       for (const k of this.resets.keys()) if (!keep.has(k)) this.resets.delete(k);
+      // kafkajs resumes every partition from the group's commit after a rebalance, kept ones too: one whose
+      // reset to 0 is still owed (its commit was refused, as it often is while a deletion makes the group
+      // rebalance) would go on from the old topic's commit. It is judged again, and read from 0 again.
+      for (const k of this.resets.keys()) this.readIds.delete(k);
       for (const [k, b] of this.blocked) {
         if (!keep.has(k)) {
           this.blocked.delete(k);
@@ -319,17 +336,19 @@ export class GroupConsumer {
     const live = () => this.running && payload.isRunning() && !payload.isStale();
     let waitMs = 250;
     let waited = false;
-    let missingSince: number | undefined;
     for (;;) {
       const look = await this.lookAfterNow();
+      if (look.found.has(topic)) this.missingSince.delete(topic);
       if (look.found.has(topic) || !this.idWatch || !live()) break;
       // Looks that answered and do not name the topic for a while: it was deleted (and not created again),
       // so the batch holds the records of the topic the partition is read as. (A topic created again is
-      // named by every broker within moments; a failed look proves nothing and is waited out.)
+      // named by every broker within moments; a failed look proves nothing and is waited out.) Counted per
+      // topic, not per batch: the batches of its other partitions do not wait as long again, one by one.
       if (look.error === undefined) {
-        missingSince ??= Date.now();
-        if (Date.now() - missingSince >= DELETED_AFTER_MS) break;
-      } else missingSince = undefined;
+        const since = this.missingSince.get(topic) ?? Date.now();
+        this.missingSince.set(topic, since);
+        if (Date.now() - since >= (this.o.deletedAfterMs ?? DELETED_AFTER_MS)) break;
+      } else this.missingSince.delete(topic);
       waited = true;
       this.o.onState({
         kind: "reconnecting",
@@ -404,7 +423,8 @@ export class GroupConsumer {
     consumer: Consumer | undefined,
     ids: Map<string, string>,
   ): Promise<void> {
-    const current = () => (consumer && this.consumer === consumer ? this.assignment : []);
+    // a look that ends while stop() makes its last commit restarts nothing (that commit would miss it)
+    const current = () => (this.running && consumer && this.consumer === consumer ? this.assignment : []);
     const idOf = (topic: string) => {
       const id = ids.get(topic);
       // a topic gone right now (deleted, not yet created again) is judged when it is back; an id it had
@@ -437,7 +457,9 @@ export class GroupConsumer {
         const judged = {
           lastId: this.lastIds.get(topic),
           resetOwed: this.resets.has(k),
-          groupReadsId: others.some((c) => commitIdOf(c) === id),
+          // Kafka deleted the topic's commits with it: one that names an id was made since, by a member
+          // reading the topic (the old id: one still at its old place), so "start from" is not for it
+          groupReadsTopic: others.some((c) => commitIdOf(c) !== undefined),
         };
         if (settled && readAfresh(commit, id, judged)) toRestart(topic, partition);
         else {
@@ -450,7 +472,7 @@ export class GroupConsumer {
       }
     }
     for (const [topic, partitions] of restart) {
-      if (!consumer || this.consumer !== consumer) return;
+      if (!this.running || !consumer || this.consumer !== consumer) return;
       const id = idOf(topic);
       if (id) await this.restartPartitions(consumer, topic, partitions, id);
     }
@@ -643,8 +665,9 @@ export class GroupConsumer {
     if (this.commitTimer) clearInterval(this.commitTimer);
     // a consumer still connecting is disconnected once it has (see connect); waited for a while at most
     if (this.starting) await Promise.race([this.starting, new Promise((r) => setTimeout(r, 10_000).unref())]);
-    // a look under way may read partitions afresh, which the last commit must know of (waited for a while
-    // at most: Node-RED gives a closing node 15 s)
+    // a look under way ends before the watch closes (it restarts nothing now: the last commit names the id
+    // each partition was read as, which the next consumer judges; waited for a while at most: Node-RED
+    // gives a closing node 15 s)
     if (this.topicCheck)
       await Promise.race([this.topicCheck, new Promise((r) => setTimeout(r, 2000).unref())]);
     const consumer = this.consumer;
@@ -697,11 +720,11 @@ function commitIdOf(commit: GroupCommit): string | undefined {
 export function readAfresh(
   commit: GroupCommit | undefined,
   id: string,
-  known: { lastId: string | undefined; resetOwed: boolean; groupReadsId: boolean },
+  known: { lastId: string | undefined; resetOwed: boolean; groupReadsTopic: boolean },
 ): boolean {
   if (known.resetOwed) return true;
   if (!commit || commit.offset.startsWith("-"))
-    return known.groupReadsId || (known.lastId !== undefined && known.lastId !== id);
+    return known.groupReadsTopic || (known.lastId !== undefined && known.lastId !== id);
   const named = commitIdOf(commit);
   return named !== undefined && named !== id;
 }

@@ -18,6 +18,14 @@ import type { OrderedSource } from "../bridge/effectively-once";
 
 const NS = "node-red-contrib-kafka-pulsar/kafka:";
 
+/**
+ * Per Kafka cluster and group: the id each topic was last read as by a kafka-in of this process. A node
+ * redeployed while a topic is deleted and created again (Kafka deletes the group's commits with it) then
+ * knows it read the topic under another id, and reads the partitions without a commit from their start
+ * rather than from where "start from" says.
+ */
+const topicIdsRead = new Map<string, Map<string, string>>();
+
 /** Comma-separated names, or one /regular expression/. */
 export function parseTopics(text: string): (string | RegExp)[] {
   const t = text.trim();
@@ -310,8 +318,12 @@ export function registerKafkaIn(RED: RED): void {
       }
     };
 
+    const readKey = `${kafkaCluster.identity()}\u0000${groupId}`;
+    let lastIds = topicIdsRead.get(readKey);
+    if (!lastIds) topicIdsRead.set(readKey, (lastIds = new Map<string, string>()));
     const consumer = new GroupConsumer(kafkaCluster.getKafka(), {
       groupId,
+      lastIds,
       topics,
       fromBeginning: cfg.startFrom === "earliest",
       commitMode: settled ? "settled" : "auto",

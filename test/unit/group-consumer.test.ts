@@ -9,10 +9,10 @@ import { GroupConsumer, readAfresh, type TopicIds } from "../../src/kafka/group-
 
 const NEW = "bmV3LXRvcGljLWlkLTAwMA";
 const OLD = "b2xkLXRvcGljLWlkLTAwMA";
-const known = (o: { lastId?: string; resetOwed?: boolean; groupReadsId?: boolean } = {}) => ({
+const known = (o: { lastId?: string; resetOwed?: boolean; groupReadsTopic?: boolean } = {}) => ({
   lastId: o.lastId,
   resetOwed: o.resetOwed ?? false,
-  groupReadsId: o.groupReadsId ?? false,
+  groupReadsTopic: o.groupReadsTopic ?? false,
 });
 
 test("a commit made for another topic id is not trusted; one for this id, or one without an id, is", () => {
@@ -30,7 +30,7 @@ test("no commit: read from 0 where this member read the topic as another id (Kaf
   const none = { offset: "-1", metadata: null };
   assert.equal(readAfresh(none, NEW, known({ lastId: OLD })), true);
   assert.equal(readAfresh(undefined, NEW, known({ lastId: OLD })), true);
-  assert.equal(readAfresh(none, NEW, known({ groupReadsId: true })), true, "the group reads this topic");
+  assert.equal(readAfresh(none, NEW, known({ groupReadsTopic: true })), true, "the group reads this topic");
   // the same topic, or one this member never read, and no other partition committed: "start from"
   assert.equal(readAfresh(none, NEW, known({ lastId: NEW })), false);
   assert.equal(readAfresh(none, NEW, known()), false);
@@ -115,7 +115,13 @@ function standIn() {
 function consumerOf(
   kafka: Kafka,
   watch: TopicIds,
-  o: { ordered?: boolean; onRecord?: (offset: string) => void; states?: string[] } = {},
+  o: {
+    ordered?: boolean;
+    onRecord?: (offset: string) => void;
+    states?: string[];
+    lastIds?: Map<string, string>;
+    deletedAfterMs?: number;
+  } = {},
 ) {
   const ledger = new OffsetLedger();
   const recreated: string[] = [];
@@ -136,6 +142,8 @@ function consumerOf(
     topicCheckEveryBatch: () => o.ordered === true,
     commitIntervalMs: 60_000,
     idWatch: watch,
+    lastIds: o.lastIds,
+    deletedAfterMs: o.deletedAfterMs,
   });
   return { gc, ledger, recreated };
 }
@@ -262,4 +270,121 @@ test("a look answered by a broker that still has the old topic id (its metadata 
   assert.deepEqual(recreated, ["t 0"]);
   assert.deepEqual(handed, ["0", "1", "2"]);
   assert.ok(asked >= 4, `looks: ${asked}`);
+});
+
+test("a reset to 0 still owed (its commit refused) on a partition this member keeps through a rebalance: read from 0 again after it (kafkajs resumes kept partitions from the group's commit)", async (t) => {
+  const k = standIn();
+  let id = OLD;
+  const watch = watchOf(
+    () => Promise.resolve(new Map([["t", id]])),
+    () => Promise.resolve(new Map([["t", new Map([[0, { offset: "100", metadata: `topic-id:${OLD}` }]])]])),
+  );
+  const handed: string[] = [];
+  const { gc, recreated } = consumerOf(k.kafka, watch, { ordered: true, onRecord: (o) => handed.push(o) });
+  gc.start();
+  t.after(() => gc.stop());
+  await settle();
+  k.join({ t: [0] });
+  await settle();
+  await k.batch("t", 0, [100, 101]);
+  await gc.commit();
+  // the topic is deleted and created again; the commit of the reset is refused
+  id = NEW;
+  k.failNextCommits(10);
+  await k.batch("t", 0, [102]);
+  assert.deepEqual(recreated, ["t 0"]);
+  assert.deepEqual(k.seeks, ["t/0@0"]);
+  k.fetch();
+  // the rebalance keeps the partition; kafkajs resumes it from the group's commit (102, the old topic's)
+  k.failNextCommits(0);
+  k.join({ t: [0] });
+  await settle();
+  await k.batch("t", 0, [102, 103]);
+  assert.deepEqual(k.seeks, ["t/0@0", "t/0@0"], "sought to 0 again");
+  k.fetch();
+  await k.batch("t", 0, [0, 1]);
+  await gc.commit();
+  assert.deepEqual(handed, ["100", "101", "0", "1"], "the new topic from its start, nothing of it skipped");
+  assert.deepEqual(k.commits.at(-1), [
+    { topic: "t", partition: 0, offset: "2", metadata: `topic-id:${NEW}` },
+  ]);
+});
+
+test("a kafka-in new to the group during a recreate, given a partition without a commit: read from 0 where its predecessor in this process read the topic as the old id, or where the group commits another partition under any id", async (t) => {
+  const none = () =>
+    Promise.resolve(new Map<string, Map<number, { offset: string; metadata: string | null }>>());
+  // a redeployed node: the instance before it (this process) read the topic as the old id
+  const k1 = standIn();
+  const first = consumerOf(
+    k1.kafka,
+    watchOf(() => Promise.resolve(new Map([["t", NEW]])), none),
+    {
+      lastIds: new Map([["t", OLD]]),
+    },
+  );
+  first.gc.start();
+  t.after(() => first.gc.stop());
+  await settle();
+  k1.join({ t: [0] });
+  await settle();
+  assert.deepEqual(k1.seeks, ["t/0@0"]);
+  // a new member: another one still at its old place committed partition 1 under the old id
+  const k2 = standIn();
+  const second = consumerOf(
+    k2.kafka,
+    watchOf(
+      () => Promise.resolve(new Map([["t", NEW]])),
+      () => Promise.resolve(new Map([["t", new Map([[1, { offset: "80", metadata: `topic-id:${OLD}` }]])]])),
+    ),
+  );
+  second.gc.start();
+  t.after(() => second.gc.stop());
+  await settle();
+  k2.join({ t: [0] });
+  await settle();
+  assert.deepEqual(k2.seeks, ["t/0@0"]);
+});
+
+test("ordered mode, a topic deleted: its batches wait for it once, not each for as long again (the wait is the topic's, not the batch's)", async (t) => {
+  const k = standIn();
+  let gone = false;
+  const watch = watchOf(
+    () => Promise.resolve(new Map(gone ? [] : [["t", NEW]])),
+    () =>
+      Promise.resolve(
+        new Map([
+          [
+            "t",
+            new Map([
+              [0, { offset: "5", metadata: `topic-id:${NEW}` }],
+              [1, { offset: "5", metadata: `topic-id:${NEW}` }],
+            ]),
+          ],
+        ]),
+      ),
+  );
+  const handed: string[] = [];
+  const states: string[] = [];
+  const { gc } = consumerOf(k.kafka, watch, {
+    ordered: true,
+    onRecord: (o) => handed.push(o),
+    states,
+    deletedAfterMs: 300,
+  });
+  gc.start();
+  t.after(() => gc.stop());
+  await settle();
+  k.join({ t: [0, 1] });
+  await settle();
+  gone = true;
+  await k.batch("t", 0, [5]);
+  const waits = states.filter((s) => s.startsWith("reconnecting")).length;
+  assert.ok(waits > 0, "the first batch waited for the topic");
+  await k.batch("t", 1, [5]);
+  assert.equal(
+    states.filter((s) => s.startsWith("reconnecting")).length,
+    waits,
+    "the second did not wait again",
+  );
+  assert.deepEqual(handed, ["5", "5"]);
 });
