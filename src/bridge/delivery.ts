@@ -97,6 +97,8 @@ export interface DeliveryOptions extends Omit<FailurePolicyOptions, "deadLetter"
   independent?: (nodeId: string) => boolean;
   /** Nodes that finish msgs as a group (SettlementOptions.groups). */
   groups?: (nodeId: string) => boolean;
+  /** Nodes without done callback that hold sequences (SettlementOptions.sequences). */
+  sequences?: (nodeId: string) => boolean;
   /**
    * What the deployed flows let each node do with a msg (see setReach); asked at the start and after every
    * deploy. Undefined, or its answer undefined: every record blocks its partition's later ones in ordered mode.
@@ -182,7 +184,7 @@ export class Delivery implements OrderedSource {
           if (passive) this.progressed();
         },
       },
-      { independent: o.independent, groups: o.groups },
+      { independent: o.independent, groups: o.groups, sequences: o.sequences },
     );
     if (o.reach) this.setReach(o.reach());
     if (o.settled && o.settleTimeoutMs > 0) {

@@ -61,6 +61,12 @@ export interface SettlementOptions {
    * Asked once per node.
    */
   groups?: (nodeId: string) => boolean;
+  /**
+   * Nodes without a done callback that hold the msgs of a sequence until it is complete (core switch
+   * recreating message sequences): what they queue is not taken for dropped when they are idle, only when
+   * they send a msg they queued later. Asked once per node.
+   */
+  sequences?: (nodeId: string) => boolean;
 }
 
 interface Root<R> {
@@ -175,6 +181,8 @@ export class SettlementTracker<R> {
   private readonly independentNodes = new Map<string, boolean>();
   private readonly groups: ((nodeId: string) => boolean) | undefined;
   private readonly groupNodes = new Map<string, boolean>();
+  private readonly sequences: ((nodeId: string) => boolean) | undefined;
+  private readonly sequenceNodes = new Map<string, boolean>();
   private reach: ((nodeId: string) => Reach) | undefined;
   private readonly reaches = new Map<string, Reach>();
 
@@ -186,6 +194,14 @@ export class SettlementTracker<R> {
     this.now = o.now ?? Date.now;
     this.independent = o.independent;
     this.groups = o.groups;
+    this.sequences = o.sequences;
+  }
+
+  private holdsSequences(nodeId: string): boolean {
+    if (!this.sequences) return false;
+    let known = this.sequenceNodes.get(nodeId);
+    if (known === undefined) this.sequenceNodes.set(nodeId, (known = this.sequences(nodeId)));
+    return known;
   }
 
   private isGroups(nodeId: string): boolean {
@@ -634,7 +650,7 @@ export class SettlementTracker<R> {
 
   private touchLegacy(nodeId: string, q: LegacyQueue<R>): void {
     q.last = this.now();
-    if (q.timer) return;
+    if (q.timer || this.holdsSequences(nodeId)) return;
     const check = () => {
       q.timer = undefined;
       const idle = this.now() - q.last;

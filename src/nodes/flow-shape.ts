@@ -150,3 +150,32 @@ export function streamingSplitsAfter(RED: RED, id: string): WiredConfig[] {
     (n) => n.type === "split" && (n.stream === true || n.stream === "true"),
   );
 }
+
+/**
+ * Core nodes after node `id` that send a group once they hold `count` msgs of it (join in manual mode with
+ * a count, batch by count), with their count: a source that lets fewer of its records be in flight than
+ * such nodes wait for together never fills their groups (a join with a timeout sends what it has then).
+ */
+export function groupCountsAfter(RED: RED, id: string): { node: WiredConfig; count: number }[] {
+  const out: { node: WiredConfig; count: number }[] = [];
+  for (const n of downstreamOf(RED, id)) {
+    if (n.d === true) continue;
+    const c = n as WiredConfig & { mode?: unknown; count?: unknown };
+    const counted = (n.type === "join" && c.mode === "custom") || (n.type === "batch" && c.mode === "count");
+    const count = Number(c.count);
+    if (counted && Number.isInteger(count) && count > 0) out.push({ node: n, count });
+  }
+  return out;
+}
+
+/**
+ * Whether node `id` is a core switch that recreates message sequences: it holds the msgs of a sequence
+ * (msg.parts) until the last one came, without a done callback (SettlementOptions.sequences).
+ */
+export function holdsSequences(RED: RED, id: string): boolean {
+  let found = false;
+  RED.nodes.eachNode((n: WiredConfig & { repair?: unknown }) => {
+    if (n.id === id && n.type === "switch" && (n.repair === true || n.repair === "true")) found = true;
+  });
+  return found;
+}

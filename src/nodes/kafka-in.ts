@@ -8,7 +8,7 @@ import { instanceKey, onClose, registerType, type Node, type NodeConfig, type RE
 import type { KafkaClusterNode } from "./kafka-cluster";
 import type { PulsarClusterNode } from "./pulsar-cluster";
 import { trackFlows } from "./flow-hooks";
-import { GROUP_NODES, reachOf, streamingSplitsAfter } from "./flow-shape";
+import { GROUP_NODES, groupCountsAfter, holdsSequences, reachOf, streamingSplitsAfter } from "./flow-shape";
 import { GroupConsumer, type ConsumerState } from "../kafka/group-consumer";
 import { OffsetLedger } from "../bridge/offsets";
 import { Delivery, type DeliveryRecord } from "../bridge/delivery";
@@ -181,6 +181,7 @@ export function registerKafkaIn(RED: RED): void {
         independent: (id) =>
           (RED.nodes.getNode(id) as { settlesItself?: boolean } | null)?.settlesItself === true,
         groups: (id) => GROUP_NODES.has(RED.nodes.getNode(id)?.type ?? ""),
+        sequences: (id) => holdsSequences(RED, id),
       },
       {
         send: (msg) => node.send(msg),
@@ -321,13 +322,31 @@ export function registerKafkaIn(RED: RED): void {
     const readKey = `${kafkaCluster.identity()}\u0000${groupId}`;
     let lastIds = topicIdsRead.get(readKey);
     if (!lastIds) topicIdsRead.set(readKey, (lastIds = new Map<string, string>()));
+    // Joins and batches by count after this node fill their groups only with that many records in flight
+    // (paused below it, kafka-in would wait for them to settle, and they for more records): the window
+    // holds twice what they wait for together.
+    let maxInFlight = Math.max(1, cfg.maxInFlight);
+    if (settled) {
+      const groups = groupCountsAfter(RED, node.id);
+      const needed = 2 * groups.reduce((sum, g) => sum + g.count, 0);
+      if (needed > maxInFlight) {
+        maxInFlight = needed;
+        node.warn(
+          t("kafka-in.errors.in-flight-raised", {
+            nodes: groups.map((g) => `${g.node.type} "${g.node.name || g.node.id}" (${g.count})`).join(", "),
+            max: cfg.maxInFlight,
+            raised: needed,
+          }),
+        );
+      }
+    }
     const consumer = new GroupConsumer(kafkaCluster.getKafka(), {
       groupId,
       lastIds,
       topics,
       fromBeginning: cfg.startFrom === "earliest",
       commitMode: settled ? "settled" : "auto",
-      maxInFlight: Math.max(1, cfg.maxInFlight),
+      maxInFlight,
       ledger,
       onRecord: (topic, partition, message) => delivery.onRecord(topic, partition, message),
       onBatchEnd: () => delivery.onBatchEnd(),

@@ -211,6 +211,32 @@ test("a join holding parts when it is redeployed: the parts are emitted again to
   }
 });
 
+test("a join of 10 behind a kafka-in with max in flight 5: the window is raised for it, so its groups fill; each record once", async () => {
+  const s = await setup("join-window", 20);
+  const between = [
+    { id: "j10", type: "join", mode: "custom", build: "array", count: "10", timeout: "", wires: [["out"]] },
+  ];
+  await loadFlow(
+    flow(s, between, { inWires: ["j10"], kafkaIn: { maxInFlight: 5, settleTimeoutMs: 20_000 } }),
+  );
+  try {
+    const got = await drain(s.consumer, 2, 60_000);
+    assert.deepEqual(
+      got.map((m) => JSON.parse(m.payload.toString()) as string[]),
+      [Array.from({ length: 10 }, (_, i) => `v${i}`), Array.from({ length: 10 }, (_, i) => `v${i + 10}`)],
+    );
+    await waitFor(
+      "offset 20 committed",
+      async () => (await committed(s.groupId, s.kafkaTopic)) === 20,
+      30_000,
+    );
+    assert.deepEqual(await extra(s.consumer, 2000), [], "nothing sent twice");
+  } finally {
+    await unloadFlow();
+    await s.consumer.close();
+  }
+});
+
 test("split -> join: a record split in parts settles only when the joined msg is in Pulsar", async () => {
   const s = await setup("split-join", 20, (i) => JSON.stringify([i, i + 1, i + 2]));
   const between = [

@@ -903,3 +903,41 @@ test("settlement: the settle deadline spares a join still filling its group (giv
   );
   assert.match(String(failed[0]?.error), /held by kjoin/);
 });
+
+test("settlement: a switch recreating message sequences holds a sequence's msgs past an idle second: they are not taken for dropped until it sends a later msg", async () => {
+  const settled: string[] = [];
+  let deferred: (() => void)[] = [];
+  const t = new SettlementTracker<string>(
+    { settled: (r) => settled.push(r), failed: () => undefined },
+    { defer: (fn) => deferred.push(fn), now: Date.now, sequences: (id) => id === "sw" },
+  );
+  const endTurn = () => {
+    const d = deferred;
+    deferred = [];
+    for (const fn of d) fn();
+  };
+  for (const id of ["p0", "p1"]) {
+    t.track(id, `r${id}`);
+    t.delivered(id, "in", "sw");
+    endTurn();
+    t.received(id, "sw");
+    endTurn();
+  }
+  // the sequence's last part is slow to come (a rate-limiting delay before the switch)
+  await new Promise((r) => setTimeout(r, LEGACY_IDLE_MS + 300));
+  endTurn();
+  assert.deepEqual(settled, [], "held, not dropped");
+  // the last part comes: the switch sends the parts that match (p0 and p2; p1 is dropped)
+  t.track("p2", "rp2");
+  t.delivered("p2", "in", "sw");
+  endTurn();
+  t.delivered("p0", "sw", "out");
+  t.delivered("p2", "sw", "out");
+  t.received("p2", "sw");
+  endTurn();
+  assert.deepEqual(settled, ["rp1"], "p1, queued before the sent p2, was dropped");
+  t.completed("p0", "out");
+  t.completed("p2", "out");
+  endTurn();
+  assert.deepEqual(settled.sort(), ["rp0", "rp1", "rp2"]);
+});
