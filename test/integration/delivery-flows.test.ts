@@ -237,6 +237,69 @@ test("a join of 10 behind a kafka-in with max in flight 5: the window is raised 
   }
 });
 
+test("a switch recreating message sequences between batch and join, slowed by a delay, with Pulsar down: nothing commits while it holds parts; afterwards the joined parts arrive and commit", async () => {
+  const s = await setup("switch-repair", 3);
+  const between = [
+    { id: "bt", type: "batch", mode: "count", count: 3, overlap: 0, wires: [["dl"]] },
+    // one msg every 2 s: the switch holds the sequence's first part for 4 s, idle
+    {
+      id: "dl",
+      type: "delay",
+      pauseType: "rate",
+      timeout: "5",
+      timeoutUnits: "seconds",
+      rate: "1",
+      nbRateUnits: "2",
+      rateUnits: "second",
+      drop: false,
+      outputs: 1,
+      wires: [["sw"]],
+    },
+    {
+      id: "sw",
+      type: "switch",
+      property: "payload",
+      propertyType: "msg",
+      rules: [{ t: "neq", v: "v1", vt: "str" }],
+      checkall: "true",
+      repair: true,
+      outputs: 1,
+      wires: [["jn"]],
+    },
+    {
+      id: "jn",
+      type: "join",
+      mode: "auto",
+      build: "array",
+      property: "payload",
+      propertyType: "msg",
+      wires: [["out"]],
+    },
+  ];
+  const down = `pulsar://127.0.0.1:${await deadPort()}`;
+  await loadFlow(flow(s, between, { inWires: ["bt"], serviceUrl: down }));
+  try {
+    await new Promise((r) => setTimeout(r, 8000));
+    assert.equal(
+      await committed(s.groupId, s.kafkaTopic),
+      -1,
+      "nothing committed while the switch or Pulsar holds it",
+    );
+  } finally {
+    await unloadFlow();
+  }
+  assert.equal(await committed(s.groupId, s.kafkaTopic), -1, "nothing committed by the close");
+  await loadFlow(flow(s, between, { inWires: ["bt"] }));
+  try {
+    const got = await drain(s.consumer, 1, 60_000);
+    assert.deepEqual(JSON.parse(got[0]?.payload.toString() ?? ""), ["v0", "v2"]);
+    await waitFor("offset 3 committed", async () => (await committed(s.groupId, s.kafkaTopic)) === 3, 30_000);
+  } finally {
+    await unloadFlow();
+    await s.consumer.close();
+  }
+});
+
 test("split -> join: a record split in parts settles only when the joined msg is in Pulsar", async () => {
   const s = await setup("split-join", 20, (i) => JSON.stringify([i, i + 1, i + 2]));
   const between = [
