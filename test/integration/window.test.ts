@@ -223,6 +223,39 @@ test("a redeploy in the middle of the windows: the new instance restores their s
   }
 });
 
+test("20 redeploys while records stream in: every window's result equals the reference, each offset commits", async () => {
+  const s = await setup("window-redeploys");
+  const all: TestRecord[] = [];
+  await loadFlow(flow({ ...s, tag: "a" }));
+  const got: Result[] = [];
+  try {
+    for (let i = 0; i < 20; i++) {
+      const chunk = records(i * 40, 40);
+      all.push(...chunk);
+      await produce(s.kafkaTopic, chunk);
+      // some of the chunk is in the windows (and some in flight) when the flow is stopped and started again
+      await new Promise((r) => setTimeout(r, 300));
+      got.push(...(await drain(s.consumer, 50)));
+      await helper.setFlows(flow({ ...s, tag: i % 2 === 0 ? "b" : "a" }), "full");
+    }
+    const want = reference(all);
+    await waitFor(
+      "every window's result",
+      async () => {
+        got.push(...(await drain(s.consumer, 1000)));
+        return new Set(got.map((r) => `${r.key}@${r.start}`)).size >= want.size;
+      },
+      120_000,
+    );
+    got.push(...(await drain(s.consumer, 3000)));
+    compare(got, want);
+    await waitFor("every offset committed", () => committedAll(s.groupId, s.kafkaTopic, all.length), 30_000);
+  } finally {
+    await unloadFlow();
+    await s.consumer.close();
+  }
+});
+
 test("the source topic deleted and created again while the windows are open: the new topic's records are counted from its offset 0 (not taken for records the state holds), and every window equals the reference", async () => {
   const s = await setup("window-recreated");
   const first = records(0, 400);
