@@ -200,3 +200,36 @@ export async function consoleConsume(
   ]);
   return r.stdout;
 }
+
+/**
+ * The records of `topic` as Kafka's own console consumer reads them from the beginning (the independent
+ * reader): key, value and timestamp of each, `maxMessages` of them (it fails when fewer come).
+ */
+export async function consoleRecords(
+  topic: string,
+  maxMessages: number,
+  bootstrap = kafkaBrokers[0] ?? "",
+): Promise<{ key: string; value: string; timestamp: number }[]> {
+  const r = await runToolOk("kafka-tool", [
+    "console-consumer",
+    "--bootstrap-server",
+    bootstrap,
+    "--topic",
+    topic,
+    "--from-beginning",
+    "--max-messages",
+    String(maxMessages),
+    "--property",
+    "print.timestamp=true",
+    "--property",
+    "print.key=true",
+  ]);
+  // CreateTime:<ms> TAB key TAB value
+  return r.stdout
+    .split("\n")
+    .filter((line) => /^(CreateTime|LogAppendTime):/.test(line))
+    .map((line) => {
+      const [time = "", key = "", ...value] = line.split("\t");
+      return { key, value: value.join("\t"), timestamp: Number(time.slice(time.indexOf(":") + 1)) };
+    });
+}
