@@ -234,6 +234,8 @@ function provenanceOf(k: KafkaFields | undefined): CarriedRecord | undefined {
 interface WindowResultFields {
   /** The window node's changelog topic. */
   source: string;
+  /** The kafka-in that emitted the partition's records (msg.kafka.source of them), when it said. */
+  kafkaSource: string | undefined;
   /** The partition state's incarnation (a state begun afresh numbers its results from 0 again). */
   incarnation: string | undefined;
   topic: string;
@@ -256,6 +258,7 @@ function resultOf(w: unknown): WindowResultFields | undefined {
     return undefined;
   return {
     source: o.source,
+    kafkaSource: typeof o.kafkaSource === "string" ? o.kafkaSource : undefined,
     topic: o.topic,
     partition: o.partition,
     seq: o.seq,
@@ -599,8 +602,12 @@ export class EffectivelyOncePublisher {
     );
     const offset = String(r.seq);
     this.gate.admit(producerName, offset, r.attempt, undefined, undefined);
+    // the kafka-in the window's records came from tells when a rebalance takes the source partition away:
+    // the producer is closed then, so that the partition's new owner can open it
+    const source = r.kafkaSource === undefined ? undefined : this.o.findSource(r.kafkaSource);
+    if (source) this.watch(source);
     return {
-      owner: { source: undefined, topic: r.topic, partition: r.partition, producerName },
+      owner: { source, topic: r.topic, partition: r.partition, producerName },
       producerKey,
       sequenceId: r.seq,
       offset,

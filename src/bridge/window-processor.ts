@@ -267,6 +267,18 @@ export class WindowProcessor {
     p.chain = p.chain.then(() => this.apply(p, r, handle)).catch((err: unknown) => handle.done(err));
   }
 
+  /**
+   * A rebalance took these partitions away, or kept them and kafka-in reads them again from their commit:
+   * their state here is given up (what it applied and did not checkpoint comes again from Kafka, to this
+   * node or to the partition's new owner, which restores the rest from the changelog).
+   */
+  async revoked(partitions: readonly { topic: string; partition: number }[]): Promise<void> {
+    const gone = partitions
+      .map((r) => this.partitions.get(partKey(r.topic, r.partition)))
+      .filter((p): p is Partition => p !== undefined);
+    await Promise.allSettled(gone.map((p) => this.drop(p, new Error("the partition was revoked"))));
+  }
+
   /** The flow settled a result: it leaves the changelog with the next checkpoint. */
   resultSettled(topic: string, partition: number, seq: number): void {
     const p = this.partitions.get(partKey(topic, partition));

@@ -25,6 +25,7 @@ import { PartitionWindows, type WindowSpec, type WindowType } from "../bridge/wi
 import { WindowProcessor, type PendingResult, type WindowInput } from "../bridge/window-processor";
 import { ResultFlow } from "../bridge/result-flow";
 import { Changelog, isFencedError } from "../kafka/changelog";
+import type { OrderedSource } from "../bridge/effectively-once";
 
 const NS = "node-red-contrib-kafka-pulsar/kafka:";
 
@@ -233,6 +234,7 @@ export function registerKafkaWindow(RED: RED): void {
                 // an effectively-once pulsar-out publishes it under this node's producer for the
                 // partition, seq as sequence id; a try after a failure is told apart from a second msg
                 source: topic,
+                kafkaSource: kafkaSources.get(`${pending.topic}\u0000${pending.partition}`),
                 incarnation: pending.incarnation,
                 attempt: attemptOf(pending),
               },
@@ -279,6 +281,25 @@ export function registerKafkaWindow(RED: RED): void {
     const hookLabel = `kafkaWindow${node.id.replace(/[^A-Za-z0-9]/g, "")}_${instanceKey(node).split("#")[1]}`;
     const stopTracking = setup ? trackFlows(RED, hookLabel, setup.flow) : () => undefined;
 
+    // The kafka-in each partition's records come from (msg.kafka.source): the partitions a rebalance takes
+    // away are given up here too (their new owner restores them), and the results name it, so that an
+    // effectively-once pulsar-out closes their producers then and the new owner can open them.
+    const kafkaSources = new Map<string, string>();
+    const watches = new Map<string, () => void>();
+    const watchSource = (id: string) => {
+      if (watches.has(id)) return;
+      const source = (RED.nodes.getNode(id) as { orderedSource?: OrderedSource } | null)?.orderedSource;
+      if (!source) return;
+      const stop = source.onRevoked((revoked, closing) => {
+        void setup?.processor.revoked(revoked);
+        if (closing) {
+          stop();
+          watches.delete(id);
+        }
+      });
+      watches.set(id, stop);
+    };
+
     node.on(
       "input",
       (msg: NodeMessage, send: (m: (NodeMessage | null)[]) => void, done: (err?: Error) => void) => {
@@ -295,6 +316,7 @@ export function registerKafkaWindow(RED: RED): void {
               epoch?: unknown;
               attempt?: unknown;
               topicId?: unknown;
+              source?: unknown;
             };
           }
         ).kafka;
@@ -311,6 +333,10 @@ export function registerKafkaWindow(RED: RED): void {
               false,
             ),
           );
+        if (typeof k.source === "string") {
+          watchSource(k.source);
+          kafkaSources.set(`${k.topic}\u0000${k.partition}`, k.source);
+        }
         const by = spec.by;
         void Promise.all([readKey(msg), readTime(msg), readValue(msg)]).then(([key, time, value]) => {
           const at = eventTime(time);
@@ -336,6 +362,8 @@ export function registerKafkaWindow(RED: RED): void {
 
     onClose(node, async () => {
       stopTracking();
+      for (const stop of watches.values()) stop();
+      watches.clear();
       setup?.flow.close();
       await setup?.processor.close();
       node.status({});

@@ -674,6 +674,35 @@ test("a window result is published under a producer of its node's changelog, par
   assert.notEqual(await name(result(0)), a, "a state saved before incarnations: the name it had");
 });
 
+test("a window result names the kafka-in its records came from: when a rebalance takes that source partition away, its producer is closed (the partition's new owner can open it)", async () => {
+  const h = harness({ ordered: true });
+  h.d.onAssignment([
+    { topic: "t", partition: 0 },
+    { topic: "t", partition: 1 },
+  ]);
+  // the window's records (kafka-in emitted them)
+  h.record(0, 0);
+  h.record(1, 0);
+  await tick();
+  const closed: number[] = [];
+  const owners: StreamOwner[] = [];
+  const eo = publisher(h.d, owners, closed);
+  for (const partition of [0, 1]) {
+    const p = await eo.prepare(
+      {
+        payload: 1,
+        window: { source: "changelog", kafkaSource: "kin", topic: "t", partition, seq: 0, attempt: 1 },
+      },
+      "persistent://public/default/out",
+    );
+    if (p === "stale") return assert.fail("a result is never stale");
+    owners.push(p.owner);
+  }
+  h.d.onAssignment([{ topic: "t", partition: 1 }]);
+  assert.ok(closed.includes(0), `closed: ${closed.join(",")}`);
+  h.d.close();
+});
+
 test("an offset reset (kafka-in: a topic deleted and created again without a rebalance) makes the topic's identity be asked again, so that effectively-once names new producers", async () => {
   const ids = ["id-1", "id-2"];
   let asked = 0;

@@ -645,3 +645,39 @@ test("a source topic deleted and created again while its partition's state is op
   assert.match(String(late), /a record of the topic before it was recreated/);
   await p.close();
 });
+
+test("a partition revoked (or kept and read again from its commit): its state is given up and restored from the changelog when its records come again; nothing is counted twice", async () => {
+  const log = new MemoryChangelog();
+  const sent: PendingResult[] = [];
+  const p = new WindowProcessor(
+    { spec: SECOND_WINDOWS, aggregator, openLog: () => Promise.resolve(log.open()), checkpointMs: 5 },
+    { result: (r) => sent.push(r), changed: () => undefined, checkpointFailed: () => undefined },
+  );
+  const input = (offset: number, time: number) =>
+    new Promise<unknown>((resolve) =>
+      p.input(
+        { topic: "t", partition: 0, offset: String(offset), key: "k", time, value: 1, epoch: 1, attempt: 1 },
+        { done: (err) => resolve(err), late: () => undefined },
+      ),
+    );
+  for (const [o, time] of [
+    [0, 0],
+    [1, 100],
+  ] as const)
+    assert.equal(await input(o, time), undefined);
+  // on its way when the rebalance comes (kafka-in forgets it and delivers it again)
+  const pending = input(2, 200);
+  const opened = log.epoch;
+  await p.revoked([{ topic: "t", partition: 0 }]);
+  await pending;
+  // kafka-in reads the partition again from its commit (2)
+  assert.equal(await input(2, 200), undefined);
+  assert.equal(await input(3, 1500), undefined);
+  await sleep(30);
+  assert.ok(log.epoch > opened, "opened again (restored from the changelog)");
+  assert.deepEqual(
+    sent.map((r) => [r.seq, r.result.start, r.result.count]),
+    [[0, 0, 3]],
+  );
+  await p.close();
+});
