@@ -40,17 +40,24 @@ export interface PartitionLog {
 
 /** The changelog topic: created compacted when missing, with at least the source topic's partitions. */
 export class Changelog {
-  private ensured: Promise<void> | undefined;
+  /** The check under way or done, and the partition count it is for. */
+  private ensured: { partitions: number; done: Promise<void> } | undefined;
 
   constructor(private readonly o: ChangelogOptions) {}
 
-  /** Creates the topic (compacted, `partitions` partitions) when it does not exist; checks it when it does. */
+  /**
+   * Creates the topic (compacted, `partitions` partitions) when it does not exist; checks it when it does.
+   * Asked again with more partitions (a source topic given more, another source topic), it checks again.
+   */
   ensureTopic(partitions: number): Promise<void> {
-    this.ensured ??= this.create(partitions).catch((err: unknown) => {
-      this.ensured = undefined;
+    const known = this.ensured;
+    if (known && known.partitions >= partitions) return known.done;
+    const done = this.create(partitions).catch((err: unknown) => {
+      if (this.ensured?.done === done) this.ensured = undefined;
       throw err;
     });
-    return this.ensured;
+    this.ensured = { partitions, done };
+    return done;
   }
 
   private async create(partitions: number): Promise<void> {

@@ -163,15 +163,27 @@ export function registerKafkaWindow(RED: RED): void {
       readValue = reader(cfg.value, cfg.valueType);
       const changelog = new Changelog({ kafka: cluster.getKafka(), topic, owner: topic });
       const kafka = cluster.getKafka();
-      const partitionsOf = async (source: string) => {
-        const admin = kafka.admin();
-        await admin.connect();
-        try {
-          const meta = await admin.fetchTopicMetadata({ topics: [source] });
-          return meta.topics[0]?.partitions.length ?? 1;
-        } finally {
-          await admin.disconnect().catch(() => undefined);
+      // asked once per source topic (again after a failure), not at every partition's opening
+      const counts = new Map<string, Promise<number>>();
+      const partitionsOf = (source: string) => {
+        let count = counts.get(source);
+        if (!count) {
+          const asked = (async () => {
+            const admin = kafka.admin();
+            await admin.connect();
+            try {
+              const meta = await admin.fetchTopicMetadata({ topics: [source] });
+              return meta.topics[0]?.partitions.length ?? 1;
+            } finally {
+              await admin.disconnect().catch(() => undefined);
+            }
+          })();
+          counts.set(source, (count = asked));
+          asked.catch(() => {
+            if (counts.get(source) === asked) counts.delete(source);
+          });
         }
+        return count;
       };
       // how many times each result was sent (while it is not settled)
       const attempts = new Map<string, number>();
@@ -201,7 +213,13 @@ export function registerKafkaWindow(RED: RED): void {
           spec,
           aggregator,
           openLog: async (source, partition) => {
-            await changelog.ensureTopic(await partitionsOf(source));
+            let count = await partitionsOf(source);
+            if (partition >= count) {
+              // partitions were added to the topic since it was asked
+              counts.delete(source);
+              count = await partitionsOf(source);
+            }
+            await changelog.ensureTopic(Math.max(count, partition + 1));
             return changelog.open(source, partition);
           },
           checkpointMs: cfg.checkpointMs,

@@ -141,3 +141,11 @@ test("a changelog topic with fewer partitions than its source is refused with th
   const log = new Changelog({ kafka, topic, owner: uniqueName("owner") });
   await assert.rejects(log.ensureTopic(3), /has 1 partitions, fewer than the 3 of its source topic/);
 });
+
+test("a changelog checked for a source of 1 partition is checked again for one of 3 (another source topic, or partitions added): refused when it has fewer", async () => {
+  const topic = uniqueName("changelog-grow");
+  const log = new Changelog({ kafka, topic, owner: uniqueName("owner") });
+  await log.ensureTopic(1);
+  await log.ensureTopic(1);
+  await assert.rejects(log.ensureTopic(3), /has 1 partitions, fewer than the 3 of its source topic/);
+});
