@@ -150,7 +150,12 @@ export class PartitionWindows {
    * are at the top, so a record costs no scan of every key (with 100k keys open that scan made the node
    * 20 times slower). Entries of windows closed otherwise are dropped when they come up.
    */
-  private readonly ends: EndHeap | undefined;
+  private readonly ends: MinHeap<EndEntry> | undefined;
+  /**
+   * Sliding windows under the partition's watermark: each key's kept records by time, so that a move of
+   * the watermark prunes the keys whose oldest kept record it passed, not every key.
+   */
+  private readonly keptTimes: MinHeap<{ time: number; key: string }> | undefined;
 
   constructor(
     readonly spec: WindowSpec,
@@ -158,7 +163,9 @@ export class PartitionWindows {
   ) {
     assertSpec(spec);
     this.advance = spec.type === "hopping" ? (spec.advance as number) : spec.size;
-    if (spec.by === "time" && spec.watermark === "partition") this.ends = new EndHeap();
+    if (spec.by === "time" && spec.watermark === "partition") this.ends = new MinHeap(endFirst);
+    if (spec.type === "sliding" && spec.watermark === "partition")
+      this.keptTimes = new MinHeap((a, b) => a.time < b.time);
   }
 
   /** Open windows, all keys. */
@@ -248,6 +255,7 @@ export class PartitionWindows {
       let at = k.kept.length;
       while (at > 0 && k.kept[at - 1].time > r.time) at--;
       k.kept.splice(at, 0, plan.keep);
+      this.keptTimes?.push({ time: plan.keep.time, key: r.key });
     }
     this.keys.set(r.key, k);
     this.changed.add(r.key);
@@ -263,9 +271,17 @@ export class PartitionWindows {
         state.kept = state.kept.filter((x) => this.mayReach(x.time, wm));
         if (state.kept.length !== n) this.changed.add(name);
       };
-      // the partition's watermark reaches other keys' records only when it moves
-      if (this.spec.watermark === "key" || wm === previousWm) prune(r.key, k);
-      else for (const [name, state] of this.keys) prune(name, state);
+      prune(r.key, k);
+      // the partition's watermark reaches other keys' records only when it moves, and then only those
+      // whose kept records it passed
+      if (this.keptTimes && wm !== previousWm)
+        for (let e = this.keptTimes.peek(); e && !this.mayReach(e.time, wm); e = this.keptTimes.peek()) {
+          this.keptTimes.pop();
+          const state = this.keys.get(e.key);
+          if (!state || e.key === r.key) continue;
+          prune(e.key, state);
+          if (state.windows.size === 0 && state.kept.length === 0) this.keys.delete(e.key);
+        }
     }
     for (const c of [{ key: r.key }, ...closing]) {
       const state = this.keys.get(c.key);
@@ -288,6 +304,7 @@ export class PartitionWindows {
     for (const key of this.keys.keys()) this.changed.add(key);
     this.keys.clear();
     this.ends?.clear();
+    this.keptTimes?.clear();
     this.open = 0;
     return results;
   }
@@ -336,6 +353,7 @@ export class PartitionWindows {
       this.ends?.push({ end: copy.end, start: copy.start, key, w: copy });
     }
     this.keys.set(key, { wm: s.wm ?? NONE, seen: s.seen, windows, kept: s.kept.map((x) => ({ ...x })) });
+    for (const x of s.kept) this.keptTimes?.push({ time: x.time, key });
     this.open += windows.size;
   }
 
@@ -520,7 +538,7 @@ function stamp(w: Win, r: WindowRecord): void {
   if (w.lastOffset === "" || r.offset > BigInt(w.lastOffset)) w.lastOffset = o;
 }
 
-/** A window in EndHeap. */
+/** A window in the heap of window ends. */
 interface EndEntry {
   end: number;
   start: number;
@@ -528,31 +546,33 @@ interface EndEntry {
   w: Win;
 }
 
-/** A binary min-heap of windows by end (then start and key, as results are ordered: byEnd). */
-class EndHeap {
-  private items: EndEntry[] = [];
+/** Windows by end (then start and key, as results are ordered: byEnd). */
+const endFirst = (a: EndEntry, b: EndEntry): boolean =>
+  a.end !== b.end ? a.end < b.end : a.start !== b.start ? a.start < b.start : a.key < b.key;
 
-  private static less(a: EndEntry, b: EndEntry): boolean {
-    return a.end !== b.end ? a.end < b.end : a.start !== b.start ? a.start < b.start : a.key < b.key;
-  }
+/** A binary min-heap under `less`. */
+class MinHeap<T> {
+  private items: T[] = [];
 
-  peek(): EndEntry | undefined {
+  constructor(private readonly less: (a: T, b: T) => boolean) {}
+
+  peek(): T | undefined {
     return this.items[0];
   }
 
-  push(e: EndEntry): void {
+  push(e: T): void {
     const a = this.items;
     a.push(e);
     let i = a.length - 1;
     while (i > 0) {
       const up = (i - 1) >> 1;
-      if (!EndHeap.less(a[i], a[up])) break;
+      if (!this.less(a[i], a[up])) break;
       [a[i], a[up]] = [a[up], a[i]];
       i = up;
     }
   }
 
-  pop(): EndEntry | undefined {
+  pop(): T | undefined {
     const a = this.items;
     const top = a[0];
     const last = a.pop();
@@ -563,8 +583,8 @@ class EndHeap {
         const l = 2 * i + 1;
         const r = l + 1;
         let m = i;
-        if (l < a.length && EndHeap.less(a[l], a[m])) m = l;
-        if (r < a.length && EndHeap.less(a[r], a[m])) m = r;
+        if (l < a.length && this.less(a[l], a[m])) m = l;
+        if (r < a.length && this.less(a[r], a[m])) m = r;
         if (m === i) break;
         [a[i], a[m]] = [a[m], a[i]];
         i = m;
