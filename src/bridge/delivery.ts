@@ -294,10 +294,7 @@ export class Delivery implements OrderedSource {
       msgId !== undefined &&
       this.tracker.discarded(msgId) &&
       (msg as { parts?: unknown } | undefined)?.parts === undefined;
-    if (!drop) {
-      this.tracker.arrived(msgId, nodeId, msg);
-      return true;
-    }
+    if (!drop) return true;
     this.tracker.completed(msgId, nodeId, undefined, msg);
     return false;
   }

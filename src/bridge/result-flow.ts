@@ -57,11 +57,6 @@ export class ResultFlow<R> {
     this.tracker.completed(msgId, nodeId, error, msg);
   }
 
-  receiving(msgId: string | undefined, nodeId: string, msg?: object): boolean {
-    this.tracker.arrived(msgId, nodeId, msg);
-    return true;
-  }
-
   routed(msgId: string, destinationId: string): void {
     this.tracker.routed(msgId, destinationId);
   }

@@ -144,14 +144,6 @@ interface NodeState<R> {
    */
   failedTurn?: number;
   failure?: unknown;
-  /**
-   * In turn `turnOf`: the entries the node received (onReceive), the fresh msgs it made from everything it
-   * held (see delivered) with the roots they took that way, and the entries it finished and handed over.
-   */
-  turnOf?: number;
-  got?: Entry<R>[];
-  made?: { child: Entry<R>; from: Root<R>[] }[];
-  finished?: Entry<R>[];
 }
 
 export class SettlementTracker<R> {
@@ -162,8 +154,6 @@ export class SettlementTracker<R> {
    */
   private readonly byObject = new WeakMap<object, Entry<R> | Entry<R>[]>();
   private readonly nodes = new Map<string, NodeState<R>>();
-  /** Nodes that made fresh msgs in this turn (see narrow). */
-  private readonly makers = new Set<string>();
   /** Msgs queued by nodes without a done callback, per node. */
   private readonly legacy = new Map<string, LegacyQueue<R>>();
   /** Live roots in the order they were tracked (for the settle deadline). */
@@ -434,10 +424,6 @@ export class SettlementTracker<R> {
         this.inherit(entry, parent);
         if (parent.given < entry.given) entry.given = parent.given;
       }
-      // which of these it was made from is known at the end of the turn (see narrow)
-      const from = entry.root ? [entry.root] : [...(entry.roots ?? [])];
-      this.ofTurn(source).made?.push({ child: entry, from });
-      this.makers.add(sourceId);
     }
     const arrived = entry.given;
     this.open(entry, destinationId);
@@ -504,58 +490,6 @@ export class SettlementTracker<R> {
   routed(msgId: string, destinationId: string): void {
     const entry = this.entries.get(msgId);
     if (entry) this.failRoots(entry, new InterruptedError(destinationId), "interrupted");
-  }
-
-  /**
-   * `nodeId` is about to run its input handler for the msg (onReceive): what it sends in this turn is
-   * made from this msg (see narrow).
-   */
-  arrived(msgId: string | undefined, nodeId: string, msg?: object): void {
-    const entry = this.holding(msgId, nodeId, msg);
-    if (!entry) return;
-    this.ofTurn(this.state(nodeId)).got?.push(entry);
-    // the turn ends with this run of the handler, even if the node sends and finishes nothing in it
-    this.schedule();
-  }
-
-  /** The node's lists of the current turn (see NodeState.turnOf). */
-  private ofTurn(s: NodeState<R>): NodeState<R> {
-    if (s.turnOf !== this.turn) {
-      s.turnOf = this.turn;
-      s.got = [];
-      s.made = [];
-      s.finished = [];
-    }
-    return s;
-  }
-
-  /**
-   * The end of a turn in which `nodeId` made fresh msgs (split parts, a function's new msg, the result of
-   * an async call). Each was made to hold every record the node held when it sent it, for nothing else is
-   * known then. A node that received msgs or finished msgs in that turn made it from those (split makes
-   * its parts from the msg it is handling; an async function sends its result and calls done() for the
-   * msg it came from): the fresh msg lets go of the other records, which the node still holds on their
-   * own, so that one refused fresh msg does not fail, or dead-letter, records it never carried. A node
-   * that did neither (it sends from a timer of its own) keeps them all in it.
-   */
-  private narrow(nodeId: string): void {
-    const s = this.nodes.get(nodeId);
-    if (!s || s.turnOf !== this.turn || !s.made?.length) return;
-    const keep = new Set<Root<R>>();
-    const add = (e: Entry<R>) => {
-      if (e.root) keep.add(e.root);
-      else if (e.roots) for (const r of e.roots) keep.add(r);
-    };
-    for (const e of s.got ?? []) add(e);
-    for (const e of s.finished ?? []) add(e);
-    if (keep.size === 0) return;
-    for (const { child, from } of s.made)
-      for (const root of from) {
-        if (keep.has(root)) continue;
-        if (child.root === root) child.root = undefined;
-        else if (!child.roots?.delete(root)) continue;
-        this.releaseRoot(child, root);
-      }
   }
 
   /** `nodeId` called done(error?) for the msg `msg` with this id (onComplete). */
@@ -707,7 +641,6 @@ export class SettlementTracker<R> {
   /** The finished `entry`'s roots go to the msgs its last holder `s` sent; then it is released. */
   private handOver(entry: Entry<R>, s: NodeState<R>): void {
     const sent = s.sent;
-    this.ofTurn(s).finished?.push(entry);
     this.entries.delete(entry.id);
     for (const child of sent)
       if (child !== entry && this.entries.get(child.id) === child) this.inherit(child, entry, true);
@@ -761,8 +694,6 @@ export class SettlementTracker<R> {
         this.release(entry);
       }
     }
-    for (const nodeId of this.makers) this.narrow(nodeId);
-    this.makers.clear();
     this.turn++;
     // forget nodes that hold nothing (their sent lists belong to an ended turn)
     for (const [id, s] of this.nodes) if (s.holding.size === 0) this.nodes.delete(id);
@@ -951,7 +882,6 @@ export class SettlementTracker<R> {
     this.entries.clear();
     this.nodes.clear();
     this.live.clear();
-    this.makers.clear();
     this.pending = [];
   }
 }

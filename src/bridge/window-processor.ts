@@ -583,7 +583,11 @@ export class WindowProcessor {
       await p.log.write(records);
     } catch (err) {
       p.writing = false;
-      if (p.dropped) return;
+      if (p.dropped) {
+        // given up meanwhile: what this checkpoint held is not durable
+        for (const h of waiting) h.done(err);
+        return;
+      }
       if (this.o.isFenced?.(err)) {
         // another owner has the partition now: nothing of this one's state counts any more
         p.waiting = [...waiting, ...p.waiting];
@@ -603,7 +607,11 @@ export class WindowProcessor {
       return;
     }
     p.writing = false;
-    if (p.dropped) return;
+    if (p.dropped) {
+      // given up meanwhile, but this checkpoint is committed: what it held is durable
+      for (const h of waiting) h.done();
+      return;
+    }
     if (applied > p.durable) p.durable = applied;
     for (const o of p.appliedTries.keys()) if (BigInt(o) <= p.durable) p.appliedTries.delete(o);
     for (const f of fresh) p.pending.set(f.seq, f);

@@ -398,7 +398,9 @@ export class GroupConsumer {
           return { n, found: new Set() };
         }
         await this.judgePartitions(watch, consumer, ids);
-        return { n, found: new Set(ids.keys()) };
+        // a topic named with an id it had before it was recreated (a lagging broker) is not found
+        const found = new Set([...ids].filter(([t, i]) => !this.retiredIds.get(t)?.has(i)).map(([t]) => t));
+        return { n, found };
       } catch (err) {
         this.o.onError(err);
         if (err instanceof KafkaIdentityError && !err.retriable && this.idWatch === watch) {
@@ -457,9 +459,14 @@ export class GroupConsumer {
         const judged = {
           lastId: this.lastIds.get(topic),
           resetOwed: this.resets.has(k),
-          // Kafka deleted the topic's commits with it: one that names an id was made since, by a member
-          // reading the topic (the old id: one still at its old place), so "start from" is not for it
-          groupReadsTopic: others.some((c) => commitIdOf(c) !== undefined),
+          // Kafka deleted the topic's commits with it: one that names another id was made since, by a
+          // member still at its old place, so the group reads across the recreate and "start from" is not
+          // for it. (One naming this id proves nothing: a partition no record reached since a group began
+          // at "latest" has no commit either.)
+          groupRecreated: others.some((c) => {
+            const named = commitIdOf(c);
+            return named !== undefined && named !== id;
+          }),
         };
         if (settled && readAfresh(commit, id, judged)) toRestart(topic, partition);
         else {
@@ -494,8 +501,8 @@ export class GroupConsumer {
     const settled = this.o.commitMode === "settled";
     let retired = this.retiredIds.get(topic);
     if (!retired) this.retiredIds.set(topic, (retired = new Set()));
-    const last = this.lastIds.get(topic);
-    if (last !== undefined && last !== id) retired.add(last);
+    // only ids this member read itself: the last id in lastIds may be a sibling's, which a look of this
+    // one that lags would retire
     for (const partition of partitions) {
       const k = blockKey(topic, partition);
       const before = this.readIds.get(k);
@@ -628,7 +635,9 @@ export class GroupConsumer {
       const owed = new Map(this.resets);
       const withOffset = new Set(offsets.map((o) => blockKey(o.topic, o.partition)));
       for (const [k, { topic, partition }] of owed)
-        if (!withOffset.has(k))
+        // not while a look is to judge it again (after a rebalance): a reset naming no topic id would be
+        // trusted, and pay what the look is to seek
+        if (!withOffset.has(k) && this.readIds.has(k))
           offsets.push({ topic, partition, offset: "0", metadata: metadata(topic, partition) });
       if (offsets.length === 0) return;
       try {
@@ -720,11 +729,11 @@ function commitIdOf(commit: GroupCommit): string | undefined {
 export function readAfresh(
   commit: GroupCommit | undefined,
   id: string,
-  known: { lastId: string | undefined; resetOwed: boolean; groupReadsTopic: boolean },
+  known: { lastId: string | undefined; resetOwed: boolean; groupRecreated: boolean },
 ): boolean {
   if (known.resetOwed) return true;
   if (!commit || commit.offset.startsWith("-"))
-    return known.groupReadsTopic || (known.lastId !== undefined && known.lastId !== id);
+    return known.groupRecreated || (known.lastId !== undefined && known.lastId !== id);
   const named = commitIdOf(commit);
   return named !== undefined && named !== id;
 }

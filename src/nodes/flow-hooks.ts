@@ -12,7 +12,7 @@ export interface FlowTarget extends DeployListener {
   completed(msgId: string | undefined, nodeId: string, error?: unknown, msg?: object): void;
   routed(msgId: string, destinationId: string): void;
   /** The node is about to run its input handler for the msg (onReceive); false halts it before. */
-  receiving(msgId: string | undefined, nodeId: string, msg?: object): boolean;
+  receiving?(msgId: string | undefined, nodeId: string, msg?: object): boolean;
   received(msgId: string | undefined, nodeId: string, msg?: object): void;
   unhandled(msgId: string | undefined, nodeId: string, msg?: object): void;
 }
@@ -38,9 +38,12 @@ export function trackFlows(RED: RED, label: string, target: FlowTarget): () => v
     const id = e.msg?._msgid;
     if (id && target.deploying && !RED.nodes.getNode(e.destination.id)) target.routed(id, e.destination.id);
   });
-  hook("onReceive", (e: HookReceiveEvent) => {
-    if (e.msg && !target.receiving(e.msg._msgid, e.destination.id, e.msg)) return false;
-  });
+  if (target.receiving) {
+    const receiving = target.receiving.bind(target);
+    hook("onReceive", (e: HookReceiveEvent) => {
+      if (e.msg && !receiving(e.msg._msgid, e.destination.id, e.msg)) return false;
+    });
+  }
   // A node whose input handler takes no done callback (core switch and filter, many older contrib nodes)
   // never completes a msg: the tracker infers it from what the node sends next.
   hook("postReceive", (e: HookReceiveEvent) => {

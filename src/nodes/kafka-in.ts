@@ -26,6 +26,9 @@ const NS = "node-red-contrib-kafka-pulsar/kafka:";
  */
 const topicIdsRead = new Map<string, Map<string, string>>();
 
+/** The most max in flight is raised to for joins and batches by count (see below). */
+const RAISED_MAX = 100_000;
+
 /** Comma-separated names, or one /regular expression/. */
 export function parseTopics(text: string): (string | RegExp)[] {
   const t = text.trim();
@@ -328,7 +331,8 @@ export function registerKafkaIn(RED: RED): void {
     let maxInFlight = Math.max(1, cfg.maxInFlight);
     if (settled) {
       const groups = groupCountsAfter(RED, node.id);
-      const needed = 2 * groups.reduce((sum, g) => sum + g.count, 0);
+      // at most RAISED_MAX: a count that big wants a window set by hand (and memory to match)
+      const needed = Math.min(RAISED_MAX, 2 * groups.reduce((sum, g) => sum + g.count, 0));
       if (needed > maxInFlight) {
         maxInFlight = needed;
         node.warn(

@@ -4,7 +4,6 @@
 import path from "node:path";
 import { ROOT } from "./brokers";
 import { nodeRedHome, resolveFromNodeRed } from "./node-red-process";
-import { CONTRIB_NODES } from "./contrib-nodes";
 
 interface TestHelper {
   init(runtimePath: string, settings?: Record<string, unknown>): void;
@@ -91,7 +90,6 @@ export async function loadFlow(flow: unknown[], credentials: Record<string, unkn
   for (const [type, file] of Object.entries(CORE_NODES)) if (types.has(type)) files.add(file);
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   for (const file of files) core.push(require(path.join(coreDir, file)) as NodeSet);
-  for (const [type, set] of Object.entries(CONTRIB_NODES)) if (types.has(type)) core.push(set as NodeSet);
   await helper.load([withHooks(kafka), withHooks(pulsar), ...core], flow, credentials);
 }
 

@@ -9,10 +9,10 @@ import { GroupConsumer, readAfresh, type TopicIds } from "../../src/kafka/group-
 
 const NEW = "bmV3LXRvcGljLWlkLTAwMA";
 const OLD = "b2xkLXRvcGljLWlkLTAwMA";
-const known = (o: { lastId?: string; resetOwed?: boolean; groupReadsTopic?: boolean } = {}) => ({
+const known = (o: { lastId?: string; resetOwed?: boolean; groupRecreated?: boolean } = {}) => ({
   lastId: o.lastId,
   resetOwed: o.resetOwed ?? false,
-  groupReadsTopic: o.groupReadsTopic ?? false,
+  groupRecreated: o.groupRecreated ?? false,
 });
 
 test("a commit made for another topic id is not trusted; one for this id, or one without an id, is", () => {
@@ -30,7 +30,11 @@ test("no commit: read from 0 where this member read the topic as another id (Kaf
   const none = { offset: "-1", metadata: null };
   assert.equal(readAfresh(none, NEW, known({ lastId: OLD })), true);
   assert.equal(readAfresh(undefined, NEW, known({ lastId: OLD })), true);
-  assert.equal(readAfresh(none, NEW, known({ groupReadsTopic: true })), true, "the group reads this topic");
+  assert.equal(
+    readAfresh(none, NEW, known({ groupRecreated: true })),
+    true,
+    "the group read the old topic since",
+  );
   // the same topic, or one this member never read, and no other partition committed: "start from"
   assert.equal(readAfresh(none, NEW, known({ lastId: NEW })), false);
   assert.equal(readAfresh(none, NEW, known()), false);
@@ -387,4 +391,21 @@ test("ordered mode, a topic deleted: its batches wait for it once, not each for 
     "the second did not wait again",
   );
   assert.deepEqual(handed, ["5", "5"]);
+});
+
+test("review 27 N1: a partition without a commit in a group that commits others under the topic's current id (no record reached it since the group began at latest) starts where 'start from' says, not at 0", async (t) => {
+  const k = standIn();
+  const { gc } = consumerOf(
+    k.kafka,
+    watchOf(
+      () => Promise.resolve(new Map([["t", NEW]])),
+      () => Promise.resolve(new Map([["t", new Map([[0, { offset: "6", metadata: `topic-id:${NEW}` }]])]])),
+    ),
+  );
+  gc.start();
+  t.after(() => gc.stop());
+  await settle();
+  k.join({ t: [0, 1] });
+  await settle();
+  assert.deepEqual(k.seeks, [], "neither partition read again from its start");
 });
