@@ -396,25 +396,8 @@ export class WindowProcessor {
       this.input(r, handle);
       return;
     }
-    if (p.log && r.topicId !== undefined && p.topicId !== undefined && r.topicId !== p.topicId) {
-      const key = partKey(p.topic, p.partition);
-      if (this.retiredIds.get(key)?.has(r.topicId)) {
-        // a msg of the old topic that kafka-in let go of, late (a node before the window held it)
-        handle.done(
-          new Error(`${r.topic}/${r.partition}@${r.offset} is a record of the topic before it was recreated`),
-        );
-        return;
-      }
-      // kafka-in found the topic deleted and created again and reads it from offset 0: the state open
-      // here is the old topic's, whose offsets would pass the new records over. Opened again, the
-      // partition finds the state made from another topic and starts afresh (see open).
-      let retired = this.retiredIds.get(key);
-      if (!retired) this.retiredIds.set(key, (retired = new Set()));
-      retired.add(p.topicId);
-      await this.drop(p, new Error(`${p.topic} was deleted and created again`));
-      this.input(r, handle);
+    if (p.log && r.topicId !== undefined && r.topicId !== p.topicId && (await this.idChanged(p, r, handle)))
       return;
-    }
     if (!p.log) {
       p.opening ??= this.open(p, r.topicId);
       try {
@@ -501,6 +484,60 @@ export class WindowProcessor {
     p.dirty = true;
     this.schedule(p, p.waiting.length >= this.batch ? 0 : undefined);
     this.idle(p);
+  }
+
+  /**
+   * A record of the partition read as another topic id than its open state: kafka-in found the topic
+   * deleted and created again and reads it from offset 0 (the state is the old topic's, whose offsets would
+   * pass the new records over), or the record is a late msg of the old topic. Kafka's current id tells
+   * which. True when the record was handled here (refused, or input again to the partition opened afresh).
+   */
+  private async idChanged(p: Partition, r: WindowInput, handle: InputHandle): Promise<boolean> {
+    const id = r.topicId as string;
+    const named = (identity: string | undefined) => identity !== undefined && identity.endsWith(`/${id}`);
+    // opened from a record kafka-in had not judged yet: named by the id Kafka gave then
+    if (p.topicId === undefined && (p.source === undefined || named(p.source))) {
+      p.topicId = id;
+      return false;
+    }
+    const key = partKey(p.topic, p.partition);
+    let now: string | undefined;
+    if (!this.retiredIds.get(key)?.has(id)) {
+      try {
+        now = await this.o.identityOf?.(p.topic, undefined);
+      } catch (err) {
+        handle.done(err);
+        return true;
+      }
+    }
+    if (now !== undefined && !named(now)) {
+      // Kafka names another id: the record's is the old topic's (or the topic changed again: tried later)
+      handle.done(
+        new BridgeError(
+          "kafka-window.errors.old-topic",
+          `${r.topic}/${r.partition}@${r.offset} is a record of the topic before it was recreated`,
+          now.endsWith(`/${p.topicId ?? ""}`) ? false : true,
+        ),
+      );
+      return true;
+    }
+    if (now === undefined && this.retiredIds.get(key)?.has(id)) {
+      handle.done(
+        new BridgeError(
+          "kafka-window.errors.old-topic",
+          `${r.topic}/${r.partition}@${r.offset} is a record of the topic before it was recreated`,
+          false,
+        ),
+      );
+      return true;
+    }
+    // Opened again, the partition finds the state made from another topic and starts afresh (see open).
+    let retired = this.retiredIds.get(key);
+    if (!retired) this.retiredIds.set(key, (retired = new Set()));
+    if (p.topicId !== undefined) retired.add(p.topicId);
+    await this.drop(p, new Error(`${p.topic} was deleted and created again`));
+    this.input(r, handle);
+    return true;
   }
 
   /** The partition's next result. */

@@ -576,6 +576,8 @@ test("a source topic deleted and created again while its partition's state is op
   const sent: PendingResult[] = [];
   const warnings: string[] = [];
   const asked: (string | undefined)[] = [];
+  /** The id Kafka gives the topic now. */
+  let current = "A";
   const p = new WindowProcessor(
     {
       spec: SECOND_WINDOWS,
@@ -584,7 +586,7 @@ test("a source topic deleted and created again while its partition's state is op
       checkpointMs: 5,
       identityOf: (_topic, topicId) => {
         asked.push(topicId);
-        return Promise.resolve(`cluster/${topicId}`);
+        return Promise.resolve(`cluster/${topicId ?? current}`);
       },
     },
     {
@@ -624,6 +626,7 @@ test("a source topic deleted and created again while its partition's state is op
     [[0, 3]],
   );
   // the new topic's records, offsets from 0 again
+  current = "B";
   for (const [o, time] of [
     [0, 2000],
     [1, 2100],
@@ -631,7 +634,7 @@ test("a source topic deleted and created again while its partition's state is op
   ] as const)
     assert.equal(await input(o, time, "B"), undefined);
   await sleep(30);
-  assert.deepEqual(asked, ["A", "B"]);
+  assert.deepEqual(asked, ["A", undefined, "B"], "Kafka's current id asked once, when the id changed");
   assert.equal(warnings.length, 1, warnings.join(" | "));
   assert.deepEqual(
     sent.map((r) => [r.result.start, r.result.count]),
@@ -678,6 +681,69 @@ test("a partition revoked (or kept and read again from its commit): its state is
   assert.deepEqual(
     sent.map((r) => [r.seq, r.result.start, r.result.count]),
     [[0, 0, 3]],
+  );
+  await p.close();
+});
+
+test("review 27 W1, W2: a state opened by a record without msg.kafka.topicId takes the id of the records that follow when Kafka named it so; a late msg of the old topic reaching a state opened under the new id is refused, and the state stays", async () => {
+  const log = new MemoryChangelog();
+  const sent: PendingResult[] = [];
+  const warnings: string[] = [];
+  let current = "A";
+  const p = new WindowProcessor(
+    {
+      spec: SECOND_WINDOWS,
+      aggregator,
+      openLog: () => Promise.resolve(log.open()),
+      checkpointMs: 5,
+      identityOf: (_topic, topicId) => Promise.resolve(`cluster/${topicId ?? current}`),
+    },
+    {
+      result: (r) => sent.push(r),
+      changed: () => undefined,
+      checkpointFailed: () => undefined,
+      warn: (m) => warnings.push(m),
+    },
+  );
+  const input = (offset: number, time: number, topicId: string | undefined) =>
+    new Promise<unknown>((resolve) =>
+      p.input(
+        {
+          topic: "t",
+          partition: 0,
+          offset: String(offset),
+          key: "k",
+          time,
+          value: 1,
+          epoch: 1,
+          attempt: 1,
+          topicId,
+        },
+        { done: (err) => resolve(err), late: () => undefined },
+      ),
+    );
+  // W1: the first record was emitted before kafka-in judged the partition (no topic id)
+  assert.equal(await input(0, 0, undefined), undefined);
+  assert.equal(await input(1, 100, "A"), undefined);
+  // the topic is recreated: the new records come under B, from offset 0
+  current = "B";
+  assert.equal(await input(0, 2000, "B"), undefined);
+  assert.equal(await input(1, 3500, "B"), undefined);
+  await sleep(30);
+  assert.equal(warnings.length, 1, "given up once, for the recreate");
+  // W2: a late msg of the old topic (a node before the window held it)
+  const late = await input(2, 200, "A");
+  assert.match(String(late), /a record of the topic before it was recreated/);
+  assert.equal(await input(2, 5000, "B"), undefined);
+  await sleep(30);
+  assert.equal(warnings.length, 1, "the new topic's state stays");
+  assert.deepEqual(
+    sent.map((r) => [r.result.start, r.result.count]),
+    [
+      [2000, 1],
+      [3000, 1],
+    ],
+    "the old topic's open window was given up; the new topic's windows closed in order",
   );
   await p.close();
 });
