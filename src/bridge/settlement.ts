@@ -116,6 +116,15 @@ interface LegacyQueue<R> {
   timer: NodeJS.Timeout | undefined;
   /** A deploy stopped the node while it queued these: it never handles them. */
   stopped?: boolean;
+  /**
+   * A node that holds sequences (SettlementOptions.sequences): the sequence (msg.parts.id) each queued
+   * entry came in, and the sequences it sent msgs of in the current turn (see releaseSequences).
+   */
+  seqOf?: Map<Entry<R>, string | undefined>;
+  /** Per sequence: its length (msg.parts.count, once a part said) and how many of its parts came. */
+  seqs?: Map<string, { count: number | undefined; got: number }>;
+  /** Sequences whose last part came in this turn: the node handled them whole (see releaseSequences). */
+  complete?: Set<string>;
 }
 
 /** How long a node without a done callback must be idle before the msgs it queued count as dropped. */
@@ -449,7 +458,8 @@ export class SettlementTracker<R> {
     // postReceive has not come), it had no msg waiting, so every one it queued was dropped.
     // Those it dropped settle as drops: their records were never handed to what the node sends now.
     const q = this.legacy.get(sourceId);
-    if (q) {
+    if (q?.seqOf) this.sentOfSequence(sourceId, q, entry);
+    else if (q) {
       const at = q.queue.indexOf(entry);
       if (at >= 0) this.releaseLegacy(sourceId, q, at + 1);
       else if (this.holding(entry.id, sourceId) === entry) this.releaseLegacy(sourceId, q, q.queue.length);
@@ -547,6 +557,7 @@ export class SettlementTracker<R> {
   received(msgId: string | undefined, nodeId: string, msg?: object): void {
     const entry = this.holding(msgId, nodeId, msg);
     if (!entry) return;
+    const seq = this.holdsSequences(nodeId) ? this.partOf(nodeId, msg) : undefined;
     const s = this.nodes.get(nodeId);
     if (s && s.turn === this.turn && s.sent.includes(entry)) {
       if (this.close(entry, nodeId)) this.afterClose(entry, nodeId);
@@ -557,7 +568,34 @@ export class SettlementTracker<R> {
     let q = this.legacy.get(nodeId);
     if (!q) this.legacy.set(nodeId, (q = { queue: [], last: 0, timer: undefined }));
     q.queue.push(entry);
+    if (seq !== undefined) (q.seqOf ??= new Map()).set(entry, seq);
     this.touchLegacy(nodeId, q);
+  }
+
+  /**
+   * A node holding sequences got a part of one (msg.parts): counted, and the sequence is complete when its
+   * last part came (the node handles it whole in that turn). The sequence's id, if the msg is a part.
+   */
+  private partOf(nodeId: string, msg: object | undefined): string | undefined {
+    const parts = (msg as { parts?: { id?: unknown; count?: unknown } } | undefined)?.parts;
+    if (typeof parts?.id !== "string") return undefined;
+    let q = this.legacy.get(nodeId);
+    if (!q) this.legacy.set(nodeId, (q = { queue: [], last: 0, timer: undefined }));
+    const seqs = (q.seqs ??= new Map<string, { count: number | undefined; got: number }>());
+    const known: { count: number | undefined; got: number } = seqs.get(parts.id) ?? {
+      count: undefined,
+      got: 0,
+    };
+    known.got++;
+    if (typeof parts.count === "number") known.count = parts.count;
+    seqs.set(parts.id, known);
+    if (known.count !== undefined && known.got >= known.count) {
+      seqs.delete(parts.id);
+      (q.complete ??= new Set()).add(parts.id);
+      this.sequencesSent.add(nodeId);
+      this.schedule();
+    }
+    return parts.id;
   }
 
   /**
@@ -582,9 +620,55 @@ export class SettlementTracker<R> {
     return undefined;
   }
 
+  /**
+   * A node holding sequences (core switch recreating them, or with a "tail" rule) sends `entry`: it sends
+   * a sequence's msgs together once the sequence is complete, in no order with other sequences. A queued
+   * msg it sends is passed on; the other msgs of its sequence that it does not send in that turn were
+   * dropped (see releaseSequences). Msgs of other sequences stay queued.
+   */
+  private sentOfSequence(nodeId: string, q: LegacyQueue<R>, entry: Entry<R>): void {
+    const at = q.queue.indexOf(entry);
+    if (at < 0) {
+      this.touchLegacy(nodeId, q);
+      return;
+    }
+    // a msg that is no part of a sequence: handled in order with the others like it
+    if (q.seqOf?.get(entry) === undefined) return this.releaseLegacy(nodeId, q, at + 1);
+    q.queue.splice(at, 1);
+    q.seqOf.delete(entry);
+    if (this.entries.get(entry.id) === entry) this.close(entry, nodeId);
+  }
+
+  /** Nodes that got the last part of a sequence in this turn (see partOf). */
+  private readonly sequencesSent = new Set<string>();
+
+  /** The end of a turn: what nodes holding sequences did not send of the sequences they completed is dropped. */
+  private releaseSequences(): void {
+    for (const nodeId of this.sequencesSent) {
+      const q = this.legacy.get(nodeId);
+      const complete = q?.complete;
+      if (!q || !complete) continue;
+      q.complete = undefined;
+      const dropped = q.queue.filter((e) => {
+        const seq = q.seqOf?.get(e);
+        return seq !== undefined && complete.has(seq);
+      });
+      for (const e of dropped) {
+        q.queue.splice(q.queue.indexOf(e), 1);
+        q.seqOf?.delete(e);
+        if (this.entries.get(e.id) === e && this.close(e, nodeId)) this.dropped(e, nodeId);
+      }
+      if (q.queue.length === 0 && !q.seqs?.size) {
+        if (q.timer) clearTimeout(q.timer);
+        this.legacy.delete(nodeId);
+      }
+    }
+    this.sequencesSent.clear();
+  }
+
   private touchLegacy(nodeId: string, q: LegacyQueue<R>): void {
     q.last = this.now();
-    if (q.timer || this.holdsSequences(nodeId)) return;
+    if (q.timer) return;
     const check = () => {
       q.timer = undefined;
       const idle = this.now() - q.last;
@@ -599,10 +683,21 @@ export class SettlementTracker<R> {
     q.timer.unref?.();
   }
 
-  /** Closes the first `n` queued msgs of a node without done callback. */
+  /**
+   * Closes the first `n` queued msgs of a node without done callback; of a node holding sequences, only
+   * those that are no part of one (its parts go with their sequence: see releaseSequences), unless a
+   * deploy stopped it.
+   */
   private releaseLegacy(nodeId: string, q: LegacyQueue<R>, n: number): void {
-    const done = q.queue.splice(0, n);
-    if (q.queue.length === 0) {
+    let done = q.queue.splice(0, n);
+    if (q.seqOf && !q.stopped) {
+      const seqOf = q.seqOf;
+      const held = done.filter((e) => seqOf.get(e) !== undefined);
+      done = done.filter((e) => seqOf.get(e) === undefined);
+      q.queue.unshift(...held);
+    }
+    for (const e of done) q.seqOf?.delete(e);
+    if (q.queue.length === 0 && !q.seqs?.size) {
       if (q.timer) clearTimeout(q.timer);
       this.legacy.delete(nodeId);
     }
@@ -694,6 +789,7 @@ export class SettlementTracker<R> {
         this.release(entry);
       }
     }
+    if (this.sequencesSent.size > 0) this.releaseSequences();
     this.turn++;
     // forget nodes that hold nothing (their sent lists belong to an ended turn)
     for (const [id, s] of this.nodes) if (s.holding.size === 0) this.nodes.delete(id);

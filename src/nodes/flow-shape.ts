@@ -169,13 +169,17 @@ export function groupCountsAfter(RED: RED, id: string): { node: WiredConfig; cou
 }
 
 /**
- * Whether node `id` is a core switch that recreates message sequences: it holds the msgs of a sequence
+ * Whether node `id` is a core switch that recreates message sequences (or has a "tail" rule): it holds the msgs of a sequence
  * (msg.parts) until the last one came, without a done callback (SettlementOptions.sequences).
  */
 export function holdsSequences(RED: RED, id: string): boolean {
+  // a node inside a subflow instance runs under an id of its own; its config is the template's (_alias)
+  const alias = (RED.nodes.getNode(id) as { _alias?: unknown } | null)?._alias;
   let found = false;
-  RED.nodes.eachNode((n: WiredConfig & { repair?: unknown }) => {
-    if (n.id === id && n.type === "switch" && (n.repair === true || n.repair === "true")) found = true;
+  RED.nodes.eachNode((n: WiredConfig & { repair?: unknown; rules?: { t?: unknown }[] }) => {
+    if ((n.id !== id && n.id !== alias) || n.type !== "switch") return;
+    // "recreate message sequences", or a rule on a sequence's last parts: the switch waits for its end
+    if (n.repair === true || n.repair === "true" || (n.rules ?? []).some((r) => r.t === "tail")) found = true;
   });
   return found;
 }

@@ -847,7 +847,7 @@ test("settlement: the settle deadline spares a join still filling its group (giv
   assert.match(String(failed[0]?.error), /held by kjoin/);
 });
 
-test("settlement: a switch recreating message sequences holds a sequence's msgs past an idle second: they are not taken for dropped until it sends a later msg", async () => {
+test("settlement: a switch recreating message sequences holds a sequence's parts until its last one came, whatever else it passes meanwhile: then the parts it did not send were dropped", async () => {
   const settled: string[] = [];
   let deferred: (() => void)[] = [];
   const t = new SettlementTracker<string>(
@@ -859,28 +859,46 @@ test("settlement: a switch recreating message sequences holds a sequence's msgs 
     deferred = [];
     for (const fn of d) fn();
   };
-  for (const id of ["p0", "p1"]) {
+  const part = (index: number) => ({ parts: { id: "seq-1", index, count: 3 } });
+  const msgs = new Map<string, object>();
+  for (const [id, index] of [
+    ["p0", 0],
+    ["p1", 1],
+  ] as const) {
+    const m = part(index);
+    msgs.set(id, m);
     t.track(id, `r${id}`);
-    t.delivered(id, "in", "sw");
+    t.delivered(id, "in", "sw", m);
     endTurn();
-    t.received(id, "sw");
+    t.received(id, "sw", m);
     endTurn();
   }
+  // a msg that is no part of a sequence passes straight through meanwhile
+  t.track("m", "rm");
+  t.delivered("m", "in", "sw", {});
+  endTurn();
+  t.delivered("m", "sw", "out");
+  t.received("m", "sw", {});
+  endTurn();
   // the sequence's last part is slow to come (a rate-limiting delay before the switch)
   await new Promise((r) => setTimeout(r, LEGACY_IDLE_MS + 300));
   endTurn();
-  assert.deepEqual(settled, [], "held, not dropped");
+  assert.deepEqual(settled, [], "the parts are held, neither by the msg passed nor by an idle second");
+  t.completed("m", "out");
+  endTurn();
+  assert.deepEqual(settled, ["rm"]);
   // the last part comes: the switch sends the parts that match (p0 and p2; p1 is dropped)
+  const last = part(2);
   t.track("p2", "rp2");
-  t.delivered("p2", "in", "sw");
+  t.delivered("p2", "in", "sw", last);
   endTurn();
   t.delivered("p0", "sw", "out");
   t.delivered("p2", "sw", "out");
-  t.received("p2", "sw");
+  t.received("p2", "sw", last);
   endTurn();
-  assert.deepEqual(settled, ["rp1"], "p1, queued before the sent p2, was dropped");
+  assert.deepEqual(settled, ["rm", "rp1"], "p1, not sent with its completed sequence, was dropped");
   t.completed("p0", "out");
   t.completed("p2", "out");
   endTurn();
-  assert.deepEqual(settled.sort(), ["rp0", "rp1", "rp2"]);
+  assert.deepEqual(settled.sort(), ["rm", "rp0", "rp1", "rp2"]);
 });
