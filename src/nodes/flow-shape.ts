@@ -102,19 +102,13 @@ export function reachOf(RED: RED): (nodeId: string) => Reach {
   };
 }
 
-/**
- * The configs of every node reachable from node `id`'s outputs (not `id` itself, unless in a loop): through
- * wires, link out → link in, link call → link in (and a returning link out back to every link call), and
- * into a subflow instance's template (its input port's wires; the instance's wires go on after it).
- */
-export function downstreamOf(RED: RED, id: string): WiredConfig[] {
+/** The deployed flows' nodes by id, and where a msg a node sends goes next. */
+function wiring(RED: RED): { all: Map<string, WiredConfig>; next: (n: WiredConfig | undefined) => string[] } {
   const all = new Map<string, WiredConfig>();
   RED.nodes.eachNode((n: WiredConfig) => {
     all.set(n.id, n);
   });
   const calls = [...all.values()].filter((n) => n.type === "link call");
-  const seen = new Set<string>();
-  const out: WiredConfig[] = [];
   const next = (n: WiredConfig | undefined): string[] => {
     if (!n) return [];
     const to = (n.wires ?? []).flat();
@@ -127,6 +121,18 @@ export function downstreamOf(RED: RED, id: string): WiredConfig[] {
     }
     return to;
   };
+  return { all, next };
+}
+
+/**
+ * The configs of every node reachable from node `id`'s outputs (not `id` itself, unless in a loop): through
+ * wires, link out → link in, link call → link in (and a returning link out back to every link call), and
+ * into a subflow instance's template (its input port's wires; the instance's wires go on after it).
+ */
+export function downstreamOf(RED: RED, id: string): WiredConfig[] {
+  const { all, next } = wiring(RED);
+  const seen = new Set<string>();
+  const out: WiredConfig[] = [];
   const queue = next(all.get(id));
   while (queue.length > 0) {
     const at = queue.shift() as string;
@@ -153,17 +159,40 @@ export function streamingSplitsAfter(RED: RED, id: string): WiredConfig[] {
 
 /**
  * Core nodes after node `id` that send a group once they hold `count` msgs of it (join in manual mode with
- * a count, batch by count), with their count: a source that lets fewer of its records be in flight than
- * such nodes wait for together never fills their groups (a join with a timeout sends what it has then).
+ * a count, batch by count), with their count and the records they hold then (`needs`: the count times the
+ * records each msg reaching them holds, which joins and batches before them multiply, and `perMsg` for the
+ * source's msgs: batch output): a source that lets fewer of its records be in flight than such nodes wait
+ * for together never fills their groups (a join with a timeout sends what it has then).
  */
-export function groupCountsAfter(RED: RED, id: string): { node: WiredConfig; count: number }[] {
-  const out: { node: WiredConfig; count: number }[] = [];
-  for (const n of downstreamOf(RED, id)) {
-    if (n.d === true) continue;
+export function groupCountsAfter(
+  RED: RED,
+  id: string,
+  perMsg = 1,
+): { node: WiredConfig; count: number; needs: number }[] {
+  const { all, next } = wiring(RED);
+  const countOf = (n: WiredConfig): number | undefined => {
     const c = n as WiredConfig & { mode?: unknown; count?: unknown };
     const counted = (n.type === "join" && c.mode === "custom") || (n.type === "batch" && c.mode === "count");
     const count = Number(c.count);
-    if (counted && Number.isInteger(count) && count > 0) out.push({ node: n, count });
+    return counted && Number.isInteger(count) && count > 0 ? count : undefined;
+  };
+  // the most records one msg holds on arriving at each node, over the paths to it (a loop stops growing it)
+  const held = new Map<string, number>();
+  const queue: [string, number][] = next(all.get(id)).map((to) => [to, perMsg]);
+  while (queue.length > 0) {
+    const [at, records] = queue.shift() as [string, number];
+    if ((held.get(at) ?? 0) >= records) continue;
+    held.set(at, records);
+    const n = all.get(at);
+    if (!n || n.d === true) continue;
+    const after = records * (countOf(n) ?? 1);
+    if (after <= 10_000_000) queue.push(...next(n).map((to): [string, number] => [to, after]));
+  }
+  const out: { node: WiredConfig; count: number; needs: number }[] = [];
+  for (const [at, records] of held) {
+    const n = all.get(at);
+    const count = n && n.d !== true ? countOf(n) : undefined;
+    if (n && count !== undefined) out.push({ node: n, count, needs: count * records });
   }
   return out;
 }

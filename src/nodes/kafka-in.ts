@@ -330,14 +330,14 @@ export function registerKafkaIn(RED: RED): void {
     // holds twice what they wait for together.
     let maxInFlight = Math.max(1, cfg.maxInFlight);
     if (settled) {
-      const groups = groupCountsAfter(RED, node.id);
+      const groups = groupCountsAfter(RED, node.id, cfg.batchOutput ? Math.max(1, cfg.batchSize) : 1);
       // at most RAISED_MAX: a count that big wants a window set by hand (and memory to match)
-      const needed = Math.min(RAISED_MAX, 2 * groups.reduce((sum, g) => sum + g.count, 0));
+      const needed = Math.min(RAISED_MAX, 2 * groups.reduce((sum, g) => sum + g.needs, 0));
       if (needed > maxInFlight) {
         maxInFlight = needed;
         node.warn(
           t("kafka-in.errors.in-flight-raised", {
-            nodes: groups.map((g) => `${g.node.type} "${g.node.name || g.node.id}" (${g.count})`).join(", "),
+            nodes: groups.map((g) => `${g.node.type} "${g.node.name || g.node.id}" (${g.needs})`).join(", "),
             max: cfg.maxInFlight,
             raised: needed,
           }),

@@ -1,7 +1,7 @@
 // What a node's msgs can reach in the deployed flows: wires, link nodes, loops.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { downstreamOf, reachOf, streamingSplitsAfter } from "../../src/nodes/flow-shape";
+import { downstreamOf, groupCountsAfter, reachOf, streamingSplitsAfter } from "../../src/nodes/flow-shape";
 import type { RED } from "../../src/nodes/red";
 
 function red(nodes: Record<string, unknown>[]): RED {
@@ -113,4 +113,20 @@ test("reach: a window's results hold no record, its late output sends the record
   ];
   assert.equal(reachOf(red(flow([["out"], []])))("w"), "inert", "results only");
   assert.equal(reachOf(red(flow([[], ["out"]])))("w"), "opaque", "late records go to the sink");
+});
+
+test("joins and batches by count after a node: what each waits for in records, joins in a chain multiplying (review 26), batch output counting its records per msg; disabled ones, joins by parts and by time not counted", () => {
+  const r = red([
+    { id: "in", type: "kafka-in", wires: [["j5", "b3", "auto", "off"]] },
+    { id: "j5", type: "join", mode: "custom", count: "5", timeout: "", wires: [["j4"]] },
+    { id: "j4", type: "join", mode: "custom", count: "4", timeout: "", wires: [["out"]] },
+    { id: "b3", type: "batch", mode: "count", count: 3, wires: [["out"]] },
+    { id: "auto", type: "join", mode: "auto", wires: [["out"]] },
+    { id: "off", type: "join", mode: "custom", count: "50", d: true, wires: [["out"]] },
+    { id: "out", type: "pulsar-out", wires: [] },
+  ]);
+  const needs = (perMsg?: number) =>
+    Object.fromEntries(groupCountsAfter(r, "in", perMsg).map((g) => [g.node.id, g.needs]));
+  assert.deepEqual(needs(), { j5: 5, j4: 20, b3: 3 });
+  assert.deepEqual(needs(10), { j5: 50, j4: 200, b3: 30 }, "batch output: 10 records per msg");
 });
