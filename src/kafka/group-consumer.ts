@@ -63,6 +63,8 @@ export interface GroupConsumerOptions {
    * process ran before, across redeploys): see lastIds.
    */
   lastIds?: Map<string, string>;
+  /** The resets to 0 its predecessors still owed (see resets), shared with them. */
+  resets?: Map<string, { topic: string; partition: number }>;
   /** Ordered mode: how long answered looks must miss a topic before its batches go on (30 s; tests). */
   deletedAfterMs?: number;
   /** How long a full window is waited out before the partitions are paused. Default 3000. */
@@ -105,8 +107,11 @@ export class GroupConsumer {
   private readonly retiredIds = new Map<string, Set<string>>();
   /** Per topic, since when the looks that answered have not named it (see checkTopicIds). */
   private readonly missingSince = new Map<string, number>();
-  /** Partitions read again from offset 0 whose commit of 0 Kafka has not confirmed yet (by blockKey). */
-  private readonly resets = new Map<string, { topic: string; partition: number }>();
+  /**
+   * Partitions read again from offset 0 whose commit of 0 Kafka has not confirmed yet (by blockKey); kept
+   * by the predecessors of this member too (GroupConsumerOptions.resets).
+   */
+  private readonly resets: Map<string, { topic: string; partition: number }>;
   /**
    * Partitions sought to 0 whose seek kafkajs may still hold (no batch of theirs came since): kafkajs keeps
    * a seek of a partition revoked before the next fetch and applies it when the partition comes back.
@@ -132,6 +137,7 @@ export class GroupConsumer {
   ) {
     this.lowWater = o.maxInFlight - Math.max(1, Math.floor(o.maxInFlight / 64));
     this.lastIds = o.lastIds ?? new Map<string, string>();
+    this.resets = o.resets ?? new Map<string, { topic: string; partition: number }>();
     if ((o.topicCheckMs ?? 1000) > 0) this.idWatch = o.idWatch ?? new TopicIdWatch(kafka);
   }
 

@@ -22,9 +22,13 @@ const NS = "node-red-contrib-kafka-pulsar/kafka:";
  * Per Kafka cluster and group: the id each topic was last read as by a kafka-in of this process. A node
  * redeployed while a topic is deleted and created again (Kafka deletes the group's commits with it) then
  * knows it read the topic under another id, and reads the partitions without a commit from their start
- * rather than from where "start from" says.
+ * rather than from where "start from" says; and the resets to offset 0 a node redeployed meanwhile still
+ * owed (their commit was refused), which its successor pays.
  */
-const topicIdsRead = new Map<string, Map<string, string>>();
+const topicIdsRead = new Map<
+  string,
+  { lastIds: Map<string, string>; resets: Map<string, { topic: string; partition: number }> }
+>();
 
 /** The most max in flight is raised to for joins and batches by count (see below). */
 const RAISED_MAX = 100_000;
@@ -323,8 +327,8 @@ export function registerKafkaIn(RED: RED): void {
     };
 
     const readKey = `${kafkaCluster.identity()}\u0000${groupId}`;
-    let lastIds = topicIdsRead.get(readKey);
-    if (!lastIds) topicIdsRead.set(readKey, (lastIds = new Map<string, string>()));
+    let memory = topicIdsRead.get(readKey);
+    if (!memory) topicIdsRead.set(readKey, (memory = { lastIds: new Map(), resets: new Map() }));
     // Joins and batches by count after this node fill their groups only with that many records in flight
     // (paused below it, kafka-in would wait for them to settle, and they for more records): the window
     // holds twice what they wait for together.
@@ -346,7 +350,8 @@ export function registerKafkaIn(RED: RED): void {
     }
     const consumer = new GroupConsumer(kafkaCluster.getKafka(), {
       groupId,
-      lastIds,
+      lastIds: memory.lastIds,
+      resets: memory.resets,
       topics,
       fromBeginning: cfg.startFrom === "earliest",
       commitMode: settled ? "settled" : "auto",

@@ -124,6 +124,7 @@ function consumerOf(
     onRecord?: (offset: string) => void;
     states?: string[];
     lastIds?: Map<string, string>;
+    resets?: Map<string, { topic: string; partition: number }>;
     deletedAfterMs?: number;
   } = {},
 ) {
@@ -147,6 +148,7 @@ function consumerOf(
     commitIntervalMs: 60_000,
     idWatch: watch,
     lastIds: o.lastIds,
+    resets: o.resets,
     deletedAfterMs: o.deletedAfterMs,
   });
   return { gc, ledger, recreated };
@@ -408,4 +410,41 @@ test("review 27 N1: a partition without a commit in a group that commits others 
   k.join({ t: [0, 1] });
   await settle();
   assert.deepEqual(k.seeks, [], "neither partition read again from its start");
+});
+
+test("review 27 N3: a kafka-in redeployed while the reset to 0 it owed was never confirmed: its successor in the process pays it, reading the partition from 0", async (t) => {
+  const lastIds = new Map<string, string>();
+  const resets = new Map<string, { topic: string; partition: number }>();
+  let id = OLD;
+  let commits = new Map([["t", new Map([[0, { offset: "100", metadata: `topic-id:${OLD}` }]])]]);
+  const watch = () =>
+    watchOf(
+      () => Promise.resolve(new Map([["t", id]])),
+      () => Promise.resolve(commits),
+    );
+  const k1 = standIn();
+  const first = consumerOf(k1.kafka, watch(), { ordered: true, lastIds, resets });
+  first.gc.start();
+  await settle();
+  k1.join({ t: [0] });
+  await settle();
+  // the topic is recreated; every commit of the reset is refused (the group rebalances)
+  id = NEW;
+  k1.failNextCommits(100);
+  await k1.batch("t", 0, [100]);
+  assert.deepEqual(k1.seeks, ["t/0@0"]);
+  await first.gc.stop();
+  // Kafka deleted the group's commit with the topic
+  commits = new Map();
+  const k2 = standIn();
+  const second = consumerOf(k2.kafka, watch(), { ordered: true, lastIds, resets });
+  second.gc.start();
+  t.after(() => second.gc.stop());
+  await settle();
+  k2.join({ t: [0] });
+  await settle();
+  assert.deepEqual(k2.seeks, ["t/0@0"], "read from 0, not from where 'start from' says");
+  assert.deepEqual(k2.commits.at(-1), [
+    { topic: "t", partition: 0, offset: "0", metadata: `topic-id:${NEW}` },
+  ]);
 });
