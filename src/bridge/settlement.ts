@@ -63,10 +63,12 @@ export interface SettlementOptions {
   groups?: (nodeId: string) => boolean;
   /**
    * Nodes without a done callback that hold the msgs of a sequence until it is complete (core switch
-   * recreating message sequences): what they queue is not taken for dropped when they are idle, only when
-   * they send a msg they queued later. Asked once per node.
+   * recreating message sequences): a part they queue is dropped only once they are done with its
+   * sequence (see partOf). Asked once per node.
    */
   sequences?: (nodeId: string) => boolean;
+  /** Runs `fn` in the next event-loop iteration (default setImmediate): see partOf. */
+  nextLoop?: (fn: () => void) => void;
 }
 
 interface Root<R> {
@@ -118,13 +120,20 @@ interface LegacyQueue<R> {
   stopped?: boolean;
   /**
    * A node that holds sequences (SettlementOptions.sequences): the sequence (msg.parts.id) each queued
-   * entry came in, and the sequences it sent msgs of in the current turn (see releaseSequences).
+   * entry came in, and the order it came in (a serial per receipt).
    */
   seqOf?: Map<Entry<R>, string | undefined>;
+  serialOf?: Map<Entry<R>, number>;
+  serial?: number;
   /** Per sequence: its length (msg.parts.count, once a part said) and how many of its parts came. */
   seqs?: Map<string, { count: number | undefined; got: number }>;
-  /** Sequences whose last part came in this turn: the node handled them whole (see releaseSequences). */
-  complete?: Set<string>;
+  /**
+   * Sequences whose last part came: the serial of that part, and whether enough event-loop iterations
+   * passed since for the node to have handled it (see partOf).
+   */
+  complete?: Map<string, { serial: number; drained: boolean }>;
+  /** Complete sequences the node is done with: what it did not send of them is dropped at the turn's end. */
+  finished?: Set<string>;
 }
 
 /** How long a node without a done callback must be idle before the msgs it queued count as dropped. */
@@ -175,6 +184,7 @@ export class SettlementTracker<R> {
   private keptDiscarded = false;
   private stopping: ((nodeId: string) => boolean) | undefined;
   private readonly defer: (fn: () => void) => void;
+  private readonly nextLoop: (fn: () => void) => void;
   private readonly now: () => number;
   private readonly independent: ((nodeId: string) => boolean) | undefined;
   private readonly independentNodes = new Map<string, boolean>();
@@ -190,6 +200,7 @@ export class SettlementTracker<R> {
     o: SettlementOptions = {},
   ) {
     this.defer = o.defer ?? queueMicrotask;
+    this.nextLoop = o.nextLoop ?? ((fn) => void setImmediate(fn));
     this.now = o.now ?? Date.now;
     this.independent = o.independent;
     this.groups = o.groups;
@@ -557,45 +568,67 @@ export class SettlementTracker<R> {
   received(msgId: string | undefined, nodeId: string, msg?: object): void {
     const entry = this.holding(msgId, nodeId, msg);
     if (!entry) return;
-    const seq = this.holdsSequences(nodeId) ? this.partOf(nodeId, msg) : undefined;
+    const ofSequences = this.holdsSequences(nodeId) ? this.legacyOf(nodeId) : undefined;
+    if (ofSequences) {
+      ofSequences.seqOf ??= new Map();
+      ofSequences.serialOf ??= new Map();
+    }
+    const serial = ofSequences ? (ofSequences.serial = (ofSequences.serial ?? 0) + 1) : 0;
+    const seq = ofSequences ? this.partOf(nodeId, ofSequences, msg, serial) : undefined;
     const s = this.nodes.get(nodeId);
     if (s && s.turn === this.turn && s.sent.includes(entry)) {
+      if (ofSequences) this.forgetIfEmpty(nodeId, ofSequences);
       if (this.close(entry, nodeId)) this.afterClose(entry, nodeId);
       return;
     }
     // a deploy is stopping the node: its input handler is gone, or it ends before handling what it queued
     if (this.stopping?.(nodeId)) return this.interruptAt(entry, nodeId);
+    const q = this.legacyOf(nodeId);
+    q.queue.push(entry);
+    q.seqOf?.set(entry, seq);
+    q.serialOf?.set(entry, serial);
+    this.touchLegacy(nodeId, q);
+  }
+
+  private legacyOf(nodeId: string): LegacyQueue<R> {
     let q = this.legacy.get(nodeId);
     if (!q) this.legacy.set(nodeId, (q = { queue: [], last: 0, timer: undefined }));
-    q.queue.push(entry);
-    if (seq !== undefined) (q.seqOf ??= new Map()).set(entry, seq);
-    this.touchLegacy(nodeId, q);
+    return q;
   }
 
   /**
    * A node holding sequences got a part of one (msg.parts): counted, and the sequence is complete when its
-   * last part came (the node handles it whole in that turn). The sequence's id, if the msg is a part.
+   * last part came. Core switch then handles its parts one per event-loop iteration (after those it
+   * queued before) and sends those it passes together, when it handled the last one. So it is done with a
+   * complete sequence when it sends a part of it or a msg it got after the sequence's last part (it
+   * handles msgs in order: see sentOfSequence), or when it has been idle for LEGACY_IDLE_MS once enough
+   * iterations passed for it to handle every msg it queued (it sent nothing of the sequence: all its parts
+   * were dropped). The sequence's id, if the msg is a part.
    */
-  private partOf(nodeId: string, msg: object | undefined): string | undefined {
+  private partOf(nodeId: string, q: LegacyQueue<R>, msg: object | undefined, serial: number): string | undefined {
     const parts = (msg as { parts?: { id?: unknown; count?: unknown } } | undefined)?.parts;
     if (typeof parts?.id !== "string") return undefined;
-    let q = this.legacy.get(nodeId);
-    if (!q) this.legacy.set(nodeId, (q = { queue: [], last: 0, timer: undefined }));
+    const id = parts.id;
     const seqs = (q.seqs ??= new Map<string, { count: number | undefined; got: number }>());
-    const known: { count: number | undefined; got: number } = seqs.get(parts.id) ?? {
-      count: undefined,
-      got: 0,
-    };
+    const known: { count: number | undefined; got: number } = seqs.get(id) ?? { count: undefined, got: 0 };
     known.got++;
     if (typeof parts.count === "number") known.count = parts.count;
-    seqs.set(parts.id, known);
+    seqs.set(id, known);
     if (known.count !== undefined && known.got >= known.count) {
-      seqs.delete(parts.id);
-      (q.complete ??= new Set()).add(parts.id);
-      this.sequencesSent.add(nodeId);
-      this.schedule();
+      seqs.delete(id);
+      const mark = { serial, drained: false };
+      (q.complete ??= new Map()).set(id, mark);
+      // what it queued before, and the sequences among it completing, at most two iterations a msg
+      let left = 2 * (q.queue.length + known.got) + 2;
+      const hop = () => {
+        if (this.legacy.get(nodeId) !== q || q.complete?.get(id) !== mark) return;
+        if (--left > 0) return this.nextLoop(hop);
+        mark.drained = true;
+        this.armLegacy(nodeId, q);
+      };
+      this.nextLoop(hop);
     }
-    return parts.id;
+    return id;
   }
 
   /**
@@ -621,63 +654,94 @@ export class SettlementTracker<R> {
   }
 
   /**
-   * A node holding sequences (core switch recreating them, or with a "tail" rule) sends `entry`: it sends
-   * a sequence's msgs together once the sequence is complete, in no order with other sequences. A queued
-   * msg it sends is passed on; the other msgs of its sequence that it does not send in that turn were
-   * dropped (see releaseSequences). Msgs of other sequences stay queued.
+   * A node holding sequences (core switch recreating them, or with a "tail" rule) sends `entry`. It
+   * handles msgs in the order they came: sending a msg, it is done with what came before it; sending a
+   * part of a complete sequence, it is handling the sequence's last part (it sends the parts it passes
+   * together). The complete sequences it is done with lose the parts it did not send by the turn's end
+   * (see releaseSequences); msgs that are no part of a sequence follow the in-order rule.
    */
   private sentOfSequence(nodeId: string, q: LegacyQueue<R>, entry: Entry<R>): void {
     const at = q.queue.indexOf(entry);
+    const seq = at >= 0 ? q.seqOf?.get(entry) : undefined;
+    let position: number | undefined;
+    if (at < 0) position = this.holding(entry.id, nodeId) === entry ? Infinity : undefined;
+    else position = (seq !== undefined ? q.complete?.get(seq)?.serial : undefined) ?? q.serialOf?.get(entry);
+    if (position !== undefined && q.complete)
+      for (const [id, c] of q.complete)
+        if (c.serial <= position) {
+          (q.finished ??= new Set()).add(id);
+          this.sequencesSent.add(nodeId);
+        }
     if (at < 0) {
-      this.touchLegacy(nodeId, q);
+      // the msg it is being given: it had handled every msg it queued
+      if (position !== undefined) this.releaseLegacy(nodeId, q, q.queue.length);
+      if (this.legacy.get(nodeId) === q) this.touchLegacy(nodeId, q);
       return;
     }
-    // a msg that is no part of a sequence: handled in order with the others like it
-    if (q.seqOf?.get(entry) === undefined) return this.releaseLegacy(nodeId, q, at + 1);
+    if (seq === undefined) return this.releaseLegacy(nodeId, q, at + 1);
     q.queue.splice(at, 1);
-    q.seqOf.delete(entry);
+    q.seqOf?.delete(entry);
+    q.serialOf?.delete(entry);
     if (this.entries.get(entry.id) === entry) this.close(entry, nodeId);
+    this.touchLegacy(nodeId, q);
   }
 
-  /** Nodes that got the last part of a sequence in this turn (see partOf). */
+  /** Nodes holding sequences that are done with complete sequences in this turn (see sentOfSequence). */
   private readonly sequencesSent = new Set<string>();
 
-  /** The end of a turn: what nodes holding sequences did not send of the sequences they completed is dropped. */
+  /** The end of a turn: what nodes holding sequences did not send of the sequences they are done with is dropped. */
   private releaseSequences(): void {
     for (const nodeId of this.sequencesSent) {
       const q = this.legacy.get(nodeId);
-      const complete = q?.complete;
-      if (!q || !complete) continue;
-      q.complete = undefined;
-      const dropped = q.queue.filter((e) => {
-        const seq = q.seqOf?.get(e);
-        return seq !== undefined && complete.has(seq);
-      });
-      for (const e of dropped) {
-        q.queue.splice(q.queue.indexOf(e), 1);
-        q.seqOf?.delete(e);
-        if (this.entries.get(e.id) === e && this.close(e, nodeId)) this.dropped(e, nodeId);
-      }
-      if (q.queue.length === 0 && !q.seqs?.size) {
-        if (q.timer) clearTimeout(q.timer);
-        this.legacy.delete(nodeId);
-      }
+      const finished = q?.finished;
+      if (!q || !finished) continue;
+      q.finished = undefined;
+      for (const id of finished) q.complete?.delete(id);
+      this.dropParts(nodeId, q, (seq) => finished.has(seq));
     }
     this.sequencesSent.clear();
   }
 
+  /** Drops the queued parts of the sequences `which` names; forgets the queue once it holds nothing. */
+  private dropParts(nodeId: string, q: LegacyQueue<R>, which: (seq: string) => boolean): void {
+    const dropped = q.queue.filter((e) => {
+      const seq = q.seqOf?.get(e);
+      return seq !== undefined && which(seq);
+    });
+    for (const e of dropped) {
+      q.queue.splice(q.queue.indexOf(e), 1);
+      q.seqOf?.delete(e);
+      q.serialOf?.delete(e);
+    }
+    this.forgetIfEmpty(nodeId, q);
+    for (const e of dropped) if (this.entries.get(e.id) === e && this.close(e, nodeId)) this.dropped(e, nodeId);
+  }
+
+  private forgetIfEmpty(nodeId: string, q: LegacyQueue<R>): void {
+    if (q.queue.length > 0 || q.seqs?.size || q.complete?.size) return;
+    if (q.timer) clearTimeout(q.timer);
+    q.timer = undefined;
+    if (this.legacy.get(nodeId) === q) this.legacy.delete(nodeId);
+  }
+
   private touchLegacy(nodeId: string, q: LegacyQueue<R>): void {
     q.last = this.now();
+    this.armLegacy(nodeId, q);
+  }
+
+  /** Releases what the node queued once it has been idle for LEGACY_IDLE_MS. */
+  private armLegacy(nodeId: string, q: LegacyQueue<R>): void {
     if (q.timer) return;
     const check = () => {
       q.timer = undefined;
+      if (this.legacy.get(nodeId) !== q) return;
       const idle = this.now() - q.last;
       if (idle < LEGACY_IDLE_MS) {
         q.timer = setTimeout(check, LEGACY_IDLE_MS - idle);
         q.timer.unref?.();
         return;
       }
-      this.releaseLegacy(nodeId, q, q.queue.length);
+      this.releaseLegacy(nodeId, q, q.queue.length, true);
     };
     q.timer = setTimeout(check, LEGACY_IDLE_MS);
     q.timer.unref?.();
@@ -685,22 +749,31 @@ export class SettlementTracker<R> {
 
   /**
    * Closes the first `n` queued msgs of a node without done callback; of a node holding sequences, only
-   * those that are no part of one (its parts go with their sequence: see releaseSequences), unless a
-   * deploy stopped it.
+   * those that are no part of one (a part goes with its sequence: see releaseSequences), and when it was
+   * idle (`idle`) the parts of the complete sequences it had time to handle, unless a deploy stopped it.
    */
-  private releaseLegacy(nodeId: string, q: LegacyQueue<R>, n: number): void {
+  private releaseLegacy(nodeId: string, q: LegacyQueue<R>, n: number, idle = false): void {
     let done = q.queue.splice(0, n);
     if (q.seqOf && !q.stopped) {
       const seqOf = q.seqOf;
-      const held = done.filter((e) => seqOf.get(e) !== undefined);
-      done = done.filter((e) => seqOf.get(e) === undefined);
+      const gone = (e: Entry<R>) => {
+        const seq = seqOf.get(e);
+        return seq === undefined || (idle && q.complete?.get(seq)?.drained === true);
+      };
+      const held = done.filter((e) => !gone(e));
+      done = done.filter(gone);
       q.queue.unshift(...held);
+      if (idle && q.complete) for (const [id, c] of q.complete) if (c.drained) q.complete.delete(id);
     }
-    for (const e of done) q.seqOf?.delete(e);
-    if (q.queue.length === 0 && !q.seqs?.size) {
-      if (q.timer) clearTimeout(q.timer);
-      this.legacy.delete(nodeId);
+    for (const e of done) {
+      q.seqOf?.delete(e);
+      q.serialOf?.delete(e);
     }
+    if (q.stopped) {
+      q.seqs?.clear();
+      q.complete?.clear();
+    }
+    this.forgetIfEmpty(nodeId, q);
     for (const e of done) {
       if (this.entries.get(e.id) !== e) continue;
       if (q.stopped) this.interruptAt(e, nodeId);

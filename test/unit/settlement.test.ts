@@ -887,18 +887,80 @@ test("settlement: a switch recreating message sequences holds a sequence's parts
   t.completed("m", "out");
   endTurn();
   assert.deepEqual(settled, ["rm"]);
-  // the last part comes: the switch sends the parts that match (p0 and p2; p1 is dropped)
+  // the last part comes: core switch handles the parts one per event-loop iteration and sends the parts
+  // that match (p0 and p2; p1 is dropped) together when it handled the last, iterations later
   const last = part(2);
   t.track("p2", "rp2");
   t.delivered("p2", "in", "sw", last);
   endTurn();
+  t.received("p2", "sw", last);
+  for (let i = 0; i < 3; i++) endTurn();
+  assert.deepEqual(settled, ["rm"], "the switch is still handling the sequence: nothing dropped");
   t.delivered("p0", "sw", "out");
   t.delivered("p2", "sw", "out");
-  t.received("p2", "sw", last);
   endTurn();
   assert.deepEqual(settled, ["rm", "rp1"], "p1, not sent with its completed sequence, was dropped");
   t.completed("p0", "out");
   t.completed("p2", "out");
   endTurn();
   assert.deepEqual(settled.sort(), ["rm", "rp0", "rp1", "rp2"]);
+});
+
+test("settlement: a switch recreating message sequences that drops every part of one: the parts are dropped once it sends a msg that came later, or once it had the iterations to handle them and was idle a second", async () => {
+  const settled: string[] = [];
+  let deferred: (() => void)[] = [];
+  let loops: (() => void)[] = [];
+  const t = new SettlementTracker<string>(
+    { settled: (r) => settled.push(r), failed: () => undefined },
+    {
+      defer: (fn) => deferred.push(fn),
+      nextLoop: (fn) => loops.push(fn),
+      now: Date.now,
+      sequences: (id) => id === "sw",
+    },
+  );
+  const endTurn = () => {
+    const d = deferred;
+    deferred = [];
+    for (const fn of d) fn();
+  };
+  const iteration = () => {
+    const l = loops;
+    loops = [];
+    for (const fn of l) fn();
+    endTurn();
+  };
+  const give = (id: string, m: object) => {
+    t.track(id, `r${id}`);
+    t.delivered(id, "in", "sw", m);
+    endTurn();
+    t.received(id, "sw", m);
+    endTurn();
+  };
+  // seq-a: both parts fail the rules; then a msg that is no part of a sequence passes
+  give("a0", { parts: { id: "seq-a", index: 0, count: 2 } });
+  give("a1", { parts: { id: "seq-a", index: 1, count: 2 } });
+  iteration();
+  assert.deepEqual(settled, []);
+  const m = {};
+  t.track("m", "rm");
+  t.delivered("m", "in", "sw", m);
+  t.delivered("m", "sw", "out");
+  t.received("m", "sw", m);
+  endTurn();
+  assert.deepEqual(settled.sort(), ["ra0", "ra1"], "it handled seq-a before the msg it sent after");
+  t.completed("m", "out");
+  endTurn();
+  // seq-b: both parts fail, nothing comes after
+  give("b0", { parts: { id: "seq-b", index: 0, count: 2 } });
+  give("b1", { parts: { id: "seq-b", index: 1, count: 2 } });
+  // a slow event loop: a second passes before the switch had the iterations to handle the parts
+  await new Promise((r) => setTimeout(r, LEGACY_IDLE_MS + 300));
+  endTurn();
+  assert.deepEqual(settled.sort(), ["ra0", "ra1", "rm"], "held while the switch may still handle them");
+  for (let i = 0; i < 12; i++) iteration();
+  assert.deepEqual(settled.sort(), ["ra0", "ra1", "rm"], "not before it was idle a second after that");
+  await new Promise((r) => setTimeout(r, LEGACY_IDLE_MS + 300));
+  endTurn();
+  assert.deepEqual(settled.sort(), ["ra0", "ra1", "rb0", "rb1", "rm"]);
 });
