@@ -300,6 +300,51 @@ test("a switch recreating message sequences between batch and join, slowed by a 
   }
 });
 
+test("split -> switch recreating sequences -> join, 60 parts a record, every part of some records dropped: nothing commits while Pulsar is down; then each kept record arrives joined once, and the dropped ones commit too", async () => {
+  // even records: the parts 0..59, odd ones dropped by the switch; odd records: every part negative
+  const value = (i: number) =>
+    JSON.stringify(Array.from({ length: 60 }, (_, k) => (i % 2 === 0 ? (k % 2 === 0 ? k : -k) : -1 - k)));
+  const s = await setup("split-switch", 10, value);
+  const between = [
+    { id: "sp2", type: "split", splt: "\\n", spltType: "str", arraySplt: 1, arraySpltType: "len", wires: [["sw2"]] },
+    {
+      id: "sw2",
+      type: "switch",
+      property: "payload",
+      propertyType: "msg",
+      rules: [{ t: "gte", v: "0", vt: "num" }],
+      checkall: "true",
+      repair: true,
+      outputs: 1,
+      wires: [["j2"]],
+    },
+    { id: "j2", type: "join", mode: "auto", wires: [["out"]] },
+  ];
+  const down = `pulsar://127.0.0.1:${await deadPort()}`;
+  await loadFlow(flow(s, between, { inWires: ["sp2"], serviceUrl: down, kafkaIn: { valueFormat: "json" } }));
+  try {
+    await new Promise((r) => setTimeout(r, 8_000));
+    assert.equal(await committed(s.groupId, s.kafkaTopic), -1, "no record committed while Pulsar is down");
+  } finally {
+    await unloadFlow();
+  }
+  assert.equal(await committed(s.groupId, s.kafkaTopic), -1, "nothing committed by the close");
+  await loadFlow(flow(s, between, { inWires: ["sp2"], kafkaIn: { valueFormat: "json" } }));
+  try {
+    const got = await drain(s.consumer, 5, 60_000);
+    const kept = Array.from({ length: 30 }, (_, k) => 2 * k);
+    assert.deepEqual(
+      got.map((m) => JSON.parse(m.payload.toString()) as number[]),
+      Array.from({ length: 5 }, () => kept),
+    );
+    await waitFor("offset 10 committed", async () => (await committed(s.groupId, s.kafkaTopic)) === 10, 30_000);
+    assert.deepEqual(await extra(s.consumer, 2000), [], "nothing sent twice");
+  } finally {
+    await unloadFlow();
+    await s.consumer.close();
+  }
+});
+
 test("split -> join: a record split in parts settles only when the joined msg is in Pulsar", async () => {
   const s = await setup("split-join", 20, (i) => JSON.stringify([i, i + 1, i + 2]));
   const between = [
