@@ -1,0 +1,262 @@
+// Registered schemas -> decoders of the bodies that follow the wire format's header, into plain values:
+// Avro with avsc, Protobuf with protobufjs, JSON Schema as JSON text. The mapping (docs in kafka-in's help):
+// - integers: numbers, and BigInt beyond 2^53 (Avro long, Protobuf 64-bit types, JSON integers);
+// - Avro bytes and fixed, Protobuf bytes: Buffer; Avro decimal: a string of its exact digits ("-12.30");
+//   other Avro logical types keep their underlying value (timestamp-millis: a number of milliseconds);
+// - Avro unions: the value itself when its branches tell apart in JavaScript (null and one type), else
+//   { "<branch name>": value }; enums: their symbol (Protobuf: its name); Protobuf fields left unset: their
+//   default value.
+import avro from "avsc";
+import protobuf from "protobufjs";
+import { parseJson } from "../common/json";
+import type { RegisteredSchema, SchemaReference, SchemaType } from "./client";
+
+export interface BodyDecoder {
+  readonly type: SchemaType;
+  /** Decodes the body starting at `offset` (after magic byte and schema id); throws on bytes that do not fit. */
+  decode(bytes: Buffer, offset: number): unknown;
+}
+
+/** Fetches a referenced schema (subject and version). */
+export type ReferenceLoader = (ref: SchemaReference) => Promise<RegisteredSchema>;
+
+/** The schema cannot be turned into a decoder (invalid, or it names what no reference defines). */
+export class SchemaError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "SchemaError";
+  }
+}
+
+export async function bodyDecoder(schema: RegisteredSchema, load: ReferenceLoader): Promise<BodyDecoder> {
+  try {
+    switch (schema.schemaType) {
+      case "AVRO":
+        return await avroDecoder(schema, load);
+      case "PROTOBUF":
+        return await protobufDecoder(schema, load);
+      default:
+        return jsonDecoder();
+    }
+  } catch (err) {
+    if (err instanceof SchemaError) throw err;
+    // an error of the registry (loading a reference) goes up as it is
+    if ((err as Error).name === "RegistryError") throw err;
+    throw new SchemaError(`the ${schema.schemaType} schema cannot be used: ${(err as Error).message}`);
+  }
+}
+
+/** Each reference once, those it references first (the order definitions must be read in). */
+async function referencesInOrder(
+  schema: RegisteredSchema,
+  load: ReferenceLoader,
+): Promise<{ ref: SchemaReference; schema: RegisteredSchema }[]> {
+  const out: { ref: SchemaReference; schema: RegisteredSchema }[] = [];
+  const seen = new Set<string>();
+  const visit = async (s: RegisteredSchema, depth: number): Promise<void> => {
+    if (depth > 32) throw new SchemaError("schema references nest deeper than 32");
+    for (const ref of s.references) {
+      const key = `${ref.subject}\u0000${ref.version}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const loaded = await load(ref);
+      await visit(loaded, depth + 1);
+      out.push({ ref, schema: loaded });
+    }
+  };
+  await visit(schema, 0);
+  return out;
+}
+
+// ---- JSON Schema
+
+function jsonDecoder(): BodyDecoder {
+  return {
+    type: "JSON",
+    decode: (bytes, offset) => parseJson(bytes.toString("utf8", offset)),
+  };
+}
+
+// ---- Avro
+
+const MIN_SAFE = BigInt(Number.MIN_SAFE_INTEGER);
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+const exactInteger = (n: bigint): number | bigint => (n >= MIN_SAFE && n <= MAX_SAFE ? Number(n) : n);
+
+/** Avro long as a number, or a BigInt beyond 2^53 (avsc's own long refuses those). */
+const exactLong = avro.types.LongType.__with({
+  fromBuffer: (b: Buffer) => exactInteger(b.readBigInt64LE()),
+  toBuffer: (n: number | bigint) => {
+    const b = Buffer.alloc(8);
+    b.writeBigInt64LE(BigInt(n));
+    return b;
+  },
+  fromJSON: (n: number | bigint | string) => (typeof n === "string" ? exactInteger(BigInt(n)) : n),
+  toJSON: (n: number | bigint) => (typeof n === "bigint" ? Number(n) : n),
+  isValid: (n: unknown) => typeof n === "bigint" || Number.isSafeInteger(n),
+  compare: (a: number | bigint, b: number | bigint) => (a < b ? -1 : a > b ? 1 : 0),
+});
+
+/** Avro decimal (bytes or fixed: a big-endian two's complement unscaled integer) as a string of its digits. */
+class DecimalAsString extends avro.types.LogicalType {
+  private readonly scale: number;
+  constructor(schema: avro.Schema, opts?: unknown) {
+    super(schema, opts);
+    this.scale = Number((schema as { scale?: unknown }).scale ?? 0);
+  }
+  protected override _fromValue(b: Buffer): string {
+    let n = 0n;
+    for (const byte of b) n = (n << 8n) | BigInt(byte);
+    if (b.length > 0 && (b[0] as number) & 0x80) n -= 1n << BigInt(8 * b.length);
+    const negative = n < 0n;
+    let digits = (negative ? -n : n).toString();
+    if (this.scale > 0) {
+      digits = digits.padStart(this.scale + 1, "0");
+      digits = `${digits.slice(0, -this.scale)}.${digits.slice(-this.scale)}`;
+    }
+    return negative ? `-${digits}` : digits;
+  }
+  protected override _toValue(text: string): Buffer {
+    const m = /^(-?)(\d*)(?:\.(\d*))?$/.exec(String(text));
+    if (!m) throw new Error(`${String(text)} is not a decimal`);
+    const fraction = (m[3] ?? "").padEnd(this.scale, "0");
+    if (fraction.length > this.scale) throw new Error(`${text} has more than ${this.scale} decimals`);
+    let n = BigInt(`${m[2] || "0"}${fraction}`);
+    if (m[1]) n = -n;
+    const out: number[] = [];
+    for (;;) {
+      out.unshift(Number(n & 0xffn));
+      const rest = n >> 8n;
+      const sign = (out[0] as number) & 0x80;
+      if ((rest === 0n && !sign) || (rest === -1n && sign)) break;
+      n = rest;
+    }
+    return Buffer.from(out);
+  }
+  protected override _resolve(type: avro.Type): ((x: unknown) => unknown) | undefined {
+    return avro.Type.isType(type, "bytes", "fixed") ? (x) => x : undefined;
+  }
+}
+
+async function avroDecoder(schema: RegisteredSchema, load: ReferenceLoader): Promise<BodyDecoder> {
+  const registry: Record<string, avro.Type> = { long: exactLong as unknown as avro.Type };
+  const opts = {
+    registry,
+    wrapUnions: "auto" as const,
+    logicalTypes: { decimal: DecimalAsString },
+  };
+  for (const { schema: ref } of await referencesInOrder(schema, load))
+    avro.Type.forSchema(JSON.parse(ref.schema), opts);
+  const type = avro.Type.forSchema(JSON.parse(schema.schema) as avro.Schema, opts);
+  return { type: "AVRO", decode: (bytes, offset) => type.fromBuffer(bytes.subarray(offset)) };
+}
+
+// ---- Protobuf
+
+const LONG_TYPES = new Set(["int64", "uint64", "sint64", "fixed64", "sfixed64"]);
+
+/** Confluent's message indexes after the schema id: which message of the schema the body is. */
+function readIndexes(bytes: Buffer, offset: number): { path: number[]; offset: number } {
+  const varint = (): number => {
+    let result = 0;
+    let shift = 0;
+    for (;;) {
+      if (offset >= bytes.length) throw new Error("the message indexes run past the end of the value");
+      const b = bytes[offset++] as number;
+      result += (b & 0x7f) * 2 ** shift;
+      if ((b & 0x80) === 0) break;
+      shift += 7;
+      if (shift > 28) throw new Error("a message index is too long");
+    }
+    // zigzag
+    return result % 2 === 0 ? result / 2 : -(result + 1) / 2;
+  };
+  const count = varint();
+  if (count < 0 || count > 64) throw new Error(`${count} message indexes`);
+  if (count === 0) return { path: [0], offset };
+  const path: number[] = [];
+  for (let i = 0; i < count; i++) path.push(varint());
+  return { path, offset };
+}
+
+/** The message types a namespace declares, in declaration order (what the indexes count). */
+const messagesOf = (ns: protobuf.NamespaceBase): protobuf.Type[] =>
+  ns.nestedArray.filter((n): n is protobuf.Type => n instanceof protobuf.Type);
+
+async function protobufDecoder(schema: RegisteredSchema, load: ReferenceLoader): Promise<BodyDecoder> {
+  const root = new protobuf.Root();
+  const files = new Set<string>();
+  const addFile = (name: string, text: string) => {
+    if (files.has(name)) return;
+    files.add(name);
+    const parsed = protobuf.parse(text, root, { keepCase: true });
+    for (const imported of [...(parsed.imports ?? []), ...(parsed.weakImports ?? [])]) {
+      const common = protobuf.common.get(imported);
+      if (common && !files.has(imported)) {
+        files.add(imported);
+        root.addJSON((common as { nested: Record<string, protobuf.AnyNestedObject> }).nested);
+      }
+    }
+  };
+  for (const { ref, schema: s } of await referencesInOrder(schema, load)) addFile(ref.name, s.schema);
+  // the schema's own declaration order, read from it alone (references of the same package share the
+  // namespace in the full root)
+  const own = protobuf.parse(schema.schema, new protobuf.Root(), { keepCase: true });
+  const ownNs = own.package ? own.root.lookup(own.package) : own.root;
+  if (!(ownNs instanceof protobuf.Namespace) && !(ownNs instanceof protobuf.Root))
+    throw new SchemaError(`package ${own.package ?? ""} declares nothing`);
+  addFile("\u0000main", schema.schema);
+  root.resolveAll();
+  const byPath = new Map<string, protobuf.Type>();
+  const typeAt = (path: number[]): protobuf.Type => {
+    const key = path.join(".");
+    const known = byPath.get(key);
+    if (known) return known;
+    let ns: protobuf.NamespaceBase = ownNs as protobuf.NamespaceBase;
+    let found: protobuf.Type | undefined;
+    for (const i of path) {
+      found = messagesOf(ns)[i];
+      if (!found) throw new Error(`the schema has no message at index ${key}`);
+      ns = found;
+    }
+    const resolved = root.lookupType((found as protobuf.Type).fullName);
+    byPath.set(key, resolved);
+    return resolved;
+  };
+  return {
+    type: "PROTOBUF",
+    decode: (bytes, offset) => {
+      const { path, offset: bodyAt } = readIndexes(bytes, offset);
+      const type = typeAt(path);
+      const message = type.decode(bytes.subarray(bodyAt));
+      const object = type.toObject(message, {
+        longs: String,
+        enums: String,
+        defaults: true,
+        arrays: true,
+        objects: true,
+      });
+      return exactLongs(type, object);
+    },
+  };
+}
+
+/** protobufjs gives 64-bit integers as strings (longs: String): numbers, or BigInt beyond 2^53. */
+function exactLongs(type: protobuf.Type, object: Record<string, unknown>): Record<string, unknown> {
+  for (const field of type.fieldsArray) {
+    const value = object[field.name];
+    if (value === undefined || value === null) continue;
+    const one = (v: unknown): unknown => {
+      if (LONG_TYPES.has(field.type) && typeof v === "string") return exactInteger(BigInt(v));
+      if (field.resolvedType instanceof protobuf.Type && v !== null && typeof v === "object")
+        return exactLongs(field.resolvedType, v as Record<string, unknown>);
+      return v;
+    };
+    if (field.map) {
+      const map = value as Record<string, unknown>;
+      for (const k of Object.keys(map)) map[k] = one(map[k]);
+    } else if (field.repeated && Array.isArray(value)) object[field.name] = value.map(one);
+    else object[field.name] = one(value);
+  }
+  return object;
+}

@@ -1,0 +1,187 @@
+// Values in the schema registry's wire format (magic byte 0, a 4-byte big-endian schema id, for Protobuf
+// the message indexes, then the encoded body) -> plain values. Decoding is synchronous, per record, from a
+// cache of the schemas; a schema not in the cache yet is loaded in the background (and ahead of time by
+// prefetch, which kafka-in awaits per fetched batch), and the record fails as retriable meanwhile.
+import { bodyDecoder, type BodyDecoder } from "./codecs";
+import { RegistryError, type RegistryClient, type SchemaType } from "./client";
+
+export interface SchemaInfo {
+  id: number;
+  type: SchemaType;
+  /** Under which subject and version the registry has it (the topic's own subject when it is among them). */
+  subject?: string;
+  version?: number;
+}
+
+export type DecodeFailure =
+  /** The bytes are not in the wire format: not a value written with a schema registry serializer. */
+  | "wire"
+  /** The registry has no schema with this id. */
+  | "unknown"
+  /** The registry's schema cannot be used (invalid, a type not supported). */
+  | "schema"
+  /** The body does not decode with its schema. */
+  | "body"
+  /** The schema is being loaded, or the registry could not be asked: trying later helps. */
+  | "unavailable"
+  /** The registry refused the credentials (401, 403): every record fails until they are fixed. */
+  | "refused";
+
+export class SchemaDecodeError extends Error {
+  constructor(
+    readonly failure: DecodeFailure,
+    message: string,
+    readonly schemaId?: number,
+  ) {
+    super(message);
+    this.name = "SchemaDecodeError";
+  }
+}
+
+type Entry =
+  | { state: "loading"; done: Promise<void> }
+  | { state: "ready"; decoder: BodyDecoder; versions: { subject: string; version: number }[] }
+  | { state: "failed"; error: SchemaDecodeError; at: number };
+
+export interface SchemaDecoderOptions {
+  /** After a failure to reach the registry, how long before the schema is asked for again (default 1 s). */
+  retryAfterMs?: number;
+  /** After the registry said it has no such schema (or it is unusable), how long that answer holds (default 30 s). */
+  negativeForMs?: number;
+  /** Schemas kept (default 1000): the oldest loaded go first. */
+  maxSchemas?: number;
+  now?: () => number;
+}
+
+const MAGIC = 0;
+
+/** The schema id of a value in the wire format; throws a SchemaDecodeError ("wire") otherwise. */
+export function schemaIdOf(bytes: Buffer): number {
+  if (bytes.length < 5 || bytes[0] !== MAGIC)
+    throw new SchemaDecodeError(
+      "wire",
+      bytes.length < 5
+        ? `the value (${bytes.length} bytes) is too short for the schema registry's wire format`
+        : `the value does not start with the schema registry's magic byte 0 (it starts with ${bytes[0]})`,
+    );
+  return bytes.readUInt32BE(1);
+}
+
+export class SchemaDecoder {
+  private readonly entries = new Map<number, Entry>();
+  private readonly retryAfterMs: number;
+  private readonly negativeForMs: number;
+  private readonly maxSchemas: number;
+  private readonly now: () => number;
+  private closed = false;
+
+  constructor(
+    private readonly client: RegistryClient,
+    o: SchemaDecoderOptions = {},
+  ) {
+    this.retryAfterMs = o.retryAfterMs ?? 1000;
+    this.negativeForMs = o.negativeForMs ?? 30_000;
+    this.maxSchemas = o.maxSchemas ?? 1000;
+    this.now = o.now ?? Date.now;
+  }
+
+  /**
+   * The value and its schema. `subject` is the subject the value's topic would have (topic-value or
+   * topic-key): the schema's subject when the registry has it under several.
+   */
+  decode(bytes: Buffer, subject?: string): { value: unknown; schema: SchemaInfo } {
+    const id = schemaIdOf(bytes);
+    const entry = this.entry(id);
+    if (entry.state === "loading")
+      throw new SchemaDecodeError("unavailable", `schema ${id} is being loaded from the registry`, id);
+    if (entry.state === "failed") throw entry.error;
+    let value: unknown;
+    try {
+      value = entry.decoder.decode(bytes, 5);
+    } catch (err) {
+      throw new SchemaDecodeError(
+        "body",
+        `the value does not decode with its ${entry.decoder.type} schema ${id}: ${(err as Error).message}`,
+        id,
+      );
+    }
+    const schema: SchemaInfo = { id, type: entry.decoder.type };
+    const v = entry.versions.find((x) => x.subject === subject) ?? entry.versions[0];
+    if (v) {
+      schema.subject = v.subject;
+      schema.version = v.version;
+    }
+    return { value, schema };
+  }
+
+  /** Loads the schemas these values name that are not loaded yet; never rejects. */
+  async prefetch(values: Iterable<Buffer | null | undefined>): Promise<void> {
+    const waits: Promise<void>[] = [];
+    const seen = new Set<number>();
+    for (const v of values) {
+      if (!v || v.length < 5 || v[0] !== MAGIC) continue;
+      const id = v.readUInt32BE(1);
+      if (seen.has(id)) continue;
+      seen.add(id);
+      const e = this.entry(id);
+      if (e.state === "loading") waits.push(e.done);
+    }
+    await Promise.all(waits);
+  }
+
+  close(): void {
+    this.closed = true;
+    this.entries.clear();
+    this.client.close();
+  }
+
+  /** The cache entry of `id`, starting a load when there is none or a failure has aged. */
+  private entry(id: number): Entry {
+    const e = this.entries.get(id);
+    if (e && e.state !== "failed") return e;
+    if (
+      e &&
+      this.now() - e.at <
+        (e.error.failure === "unavailable" || e.error.failure === "refused"
+          ? this.retryAfterMs
+          : this.negativeForMs)
+    )
+      return e;
+    const loading: Entry = { state: "loading", done: this.load(id) };
+    this.entries.set(id, loading);
+    return loading;
+  }
+
+  private async load(id: number): Promise<void> {
+    let next: Entry;
+    try {
+      const schema = await this.client.schemaById(id);
+      const decoder = await bodyDecoder(schema, (ref) => this.client.schemaOf(ref.subject, ref.version));
+      const versions = await this.client.versionsOf(id).catch(() => []);
+      next = { state: "ready", decoder, versions };
+    } catch (err) {
+      next = { state: "failed", error: this.failureOf(id, err), at: this.now() };
+    }
+    if (this.closed) return;
+    this.entries.set(id, next);
+    if (next.state === "ready") this.trim();
+  }
+
+  private failureOf(id: number, err: unknown): SchemaDecodeError {
+    if (err instanceof RegistryError) {
+      if (err.notFound && err.message.includes(`schemas/ids/${id}`))
+        return new SchemaDecodeError("unknown", `the schema registry has no schema with id ${id}`, id);
+      if (err.status === 401 || err.status === 403) return new SchemaDecodeError("refused", err.message, id);
+      return new SchemaDecodeError(err.retriable ? "unavailable" : "schema", err.message, id);
+    }
+    return new SchemaDecodeError("schema", (err as Error).message, id);
+  }
+
+  private trim(): void {
+    if (this.entries.size <= this.maxSchemas) return;
+    for (const [id, e] of this.entries) {
+      if (this.entries.size <= this.maxSchemas) break;
+      if (e.state !== "loading") this.entries.delete(id);
+    }
+  }
+}

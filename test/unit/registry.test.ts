@@ -1,0 +1,276 @@
+// The schema registry wire format and decoders, with a registry client stand-in (the real registry and a
+// Java serializer are in test/integration/schema-registry.test.ts).
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import avro from "avsc";
+import protobuf from "protobufjs";
+import { RegistryError, type RegisteredSchema, type RegistryClient } from "../../src/registry/client";
+import { SchemaDecodeError, SchemaDecoder, schemaIdOf } from "../../src/registry/decoder";
+
+function framed(id: number, body: Buffer, indexes?: Buffer): Buffer {
+  const head = Buffer.alloc(5);
+  head.writeUInt32BE(id, 1);
+  return Buffer.concat([head, indexes ?? Buffer.alloc(0), body]);
+}
+
+function fakeClient(schemas: Record<number, RegisteredSchema>, o: { down?: () => boolean } = {}) {
+  const asked: number[] = [];
+  const client: RegistryClient = {
+    schemaById: async (id) => {
+      asked.push(id);
+      if (o.down?.()) throw new RegistryError("cannot reach the schema registry", undefined, undefined);
+      const s = schemas[id];
+      if (!s)
+        throw new RegistryError(`the schema registry answered 404 to GET /schemas/ids/${id}`, 404, 40403);
+      return s;
+    },
+    versionsOf: async (id) => [
+      { subject: "other-value", version: 3 },
+      { subject: `t${id}-value`, version: 1 },
+    ],
+    schemaOf: async (subject) => {
+      const s = Object.values(schemas).find((x) => x.schema.includes(subject));
+      if (!s) throw new RegistryError("404", 404, 40401);
+      return s;
+    },
+    close: () => undefined,
+  };
+  return { client, asked };
+}
+
+async function decodeOnce(d: SchemaDecoder, bytes: Buffer, subject?: string) {
+  await d.prefetch([bytes]);
+  return d.decode(bytes, subject);
+}
+
+test("registry: the wire format's header is checked: magic byte, length", () => {
+  assert.equal(schemaIdOf(Buffer.from([0, 0, 0, 1, 2, 9])), 258);
+  assert.throws(
+    () => schemaIdOf(Buffer.from([1, 0, 0, 0, 1])),
+    (e: unknown) => e instanceof SchemaDecodeError && e.failure === "wire" && /magic byte/.test(e.message),
+  );
+  assert.throws(
+    () => schemaIdOf(Buffer.from([0, 0, 1])),
+    (e: unknown) => e instanceof SchemaDecodeError && e.failure === "wire" && /too short/.test(e.message),
+  );
+});
+
+test("registry: Avro records decode into plain values: long beyond 2^53 as BigInt, decimal as its digits, bytes as Buffer, unions, enums; the topic's subject is picked", async () => {
+  const schema = {
+    type: "record",
+    name: "Reading",
+    namespace: "com.example",
+    fields: [
+      { name: "id", type: "long" },
+      { name: "big", type: "long" },
+      { name: "price", type: { type: "bytes", logicalType: "decimal", precision: 10, scale: 2 } },
+      { name: "raw", type: "bytes" },
+      { name: "note", type: ["null", "string"] },
+      { name: "kind", type: { type: "enum", name: "Kind", symbols: ["A", "B"] } },
+      { name: "either", type: ["int", "string"] },
+      {
+        name: "shape",
+        type: [
+          { type: "record", name: "Circle", fields: [{ name: "r", type: "int" }] },
+          { type: "record", name: "Square", fields: [{ name: "side", type: "int" }] },
+        ],
+      },
+    ],
+  };
+  const writer = avro.Type.forSchema(
+    {
+      ...schema,
+      fields: schema.fields.map((f) => (f.name === "big" ? { ...f, type: "long" } : f)),
+    } as avro.Schema,
+    { wrapUnions: true },
+  );
+  // avsc's own long refuses 2^53+: write that field with a Buffer-level long
+  const body = Buffer.concat([
+    writer.toBuffer({
+      id: 7,
+      big: 0,
+      price: Buffer.from([0xfb, 0x2e]),
+      raw: Buffer.from([1, 2]),
+      note: { string: "hi" },
+      kind: "B",
+      either: { string: "x" },
+      shape: { "com.example.Square": { side: 2 } },
+    }),
+  ]);
+  // replace the zigzag varint of big (0 -> one byte 0x00, right after id's one byte 0x0e) with 2^60+1
+  const big = (1n << 60n) + 1n;
+  let z = big << 1n;
+  const varint: number[] = [];
+  while (z >= 0x80n) {
+    varint.push(Number((z & 0x7fn) | 0x80n));
+    z >>= 7n;
+  }
+  varint.push(Number(z));
+  const patched = Buffer.concat([body.subarray(0, 1), Buffer.from(varint), body.subarray(2)]);
+  const { client } = fakeClient({
+    5: { schema: JSON.stringify(schema), schemaType: "AVRO", references: [] },
+  });
+  const d = new SchemaDecoder(client);
+  const got = await decodeOnce(d, framed(5, patched), "t5-value");
+  const v = got.value as Record<string, unknown>;
+  assert.equal(v.id, 7);
+  assert.equal(v.big, big);
+  assert.equal(v.price, "-12.34");
+  assert.deepEqual(v.raw, Buffer.from([1, 2]));
+  assert.equal(v.note, "hi");
+  assert.equal(v.kind, "B");
+  assert.equal(v.either, "x", "int or string: told apart by its JavaScript type");
+  assert.deepEqual(
+    JSON.parse(JSON.stringify(v.shape)),
+    { "com.example.Square": { side: 2 } },
+    "two records: wrapped",
+  );
+  assert.deepEqual(got.schema, { id: 5, type: "AVRO", subject: "t5-value", version: 1 });
+  assert.deepEqual(JSON.parse(JSON.stringify({ ...v, big: String(v.big) })).note, "hi");
+});
+
+test("registry: Protobuf values with Confluent's message indexes pick the message; 64-bit fields exact; unset fields their defaults", async () => {
+  const proto = `syntax = "proto3";
+package shop;
+message First { string a = 1; }
+message Order {
+  int64 id = 1;
+  uint64 huge = 2;
+  string item = 3;
+  repeated sint64 parts = 4;
+  message Line { int32 n = 1; fixed64 f = 2; }
+  Line line = 5;
+  bytes blob = 6;
+  enum State { NEW = 0; PAID = 1; }
+  State state = 7;
+}`;
+  const root = protobuf.parse(proto, { keepCase: true }).root;
+  const Order = root.lookupType("shop.Order");
+  const body = Buffer.from(
+    Order.encode(
+      Order.fromObject({
+        id: "12",
+        huge: "18446744073709551615",
+        parts: ["-3", "9007199254740993"],
+        line: { n: 4, f: "5" },
+        state: "PAID",
+      }),
+    ).finish(),
+  );
+  const Line = root.lookupType("shop.Order.Line");
+  const lineBody = Buffer.from(Line.encode(Line.fromObject({ n: 9 })).finish());
+  const { client } = fakeClient({ 9: { schema: proto, schemaType: "PROTOBUF", references: [] } });
+  const d = new SchemaDecoder(client);
+  // indexes [1]: count 1 (zigzag 2), index 1 (zigzag 2)
+  const order = (await decodeOnce(d, framed(9, body, Buffer.from([2, 2])))).value as Record<string, unknown>;
+  assert.equal(order.id, 12);
+  assert.equal(order.huge, 18446744073709551615n);
+  assert.deepEqual(order.parts, [-3, 9007199254740993n]);
+  assert.deepEqual(order.line, { n: 4, f: 5 });
+  assert.equal(order.item, "", "unset: the default");
+  assert.equal(order.state, "PAID");
+  // [1, 0]: Order.Line
+  assert.deepEqual(d.decode(framed(9, lineBody, Buffer.from([4, 2, 0]))).value, { n: 9, f: 0 });
+  // a single 0 is [0]: First
+  const First = root.lookupType("shop.First");
+  const first = Buffer.from(First.encode(First.fromObject({ a: "z" })).finish());
+  assert.deepEqual(d.decode(framed(9, first, Buffer.from([0]))).value, { a: "z" });
+  assert.throws(
+    () => d.decode(framed(9, first, Buffer.from([2, 10]))),
+    (e: unknown) =>
+      e instanceof SchemaDecodeError && e.failure === "body" && /no message at index 5/.test(e.message),
+  );
+});
+
+test("registry: JSON Schema values are their JSON (integers beyond 2^53 exact)", async () => {
+  const { client } = fakeClient({ 3: { schema: '{"type":"object"}', schemaType: "JSON", references: [] } });
+  const d = new SchemaDecoder(client);
+  const got = await decodeOnce(d, framed(3, Buffer.from('{"n":12345678901234567890,"s":"x"}')));
+  assert.deepEqual(got.value, { n: 12345678901234567890n, s: "x" });
+  assert.equal(got.schema.type, "JSON");
+});
+
+test("registry: Avro references are read first, so the schema can name their types", async () => {
+  const address = {
+    type: "record",
+    name: "Address",
+    namespace: "com.example",
+    fields: [{ name: "city", type: "string" }],
+  };
+  const person = {
+    type: "record",
+    name: "Person",
+    namespace: "com.example",
+    fields: [{ name: "home", type: "com.example.Address" }],
+  };
+  const client: RegistryClient = {
+    schemaById: async () => ({
+      schema: JSON.stringify(person),
+      schemaType: "AVRO",
+      references: [{ name: "com.example.Address", subject: "address", version: 1 }],
+    }),
+    versionsOf: async () => [],
+    schemaOf: async (subject, version) => {
+      assert.deepEqual([subject, version], ["address", 1]);
+      return { schema: JSON.stringify(address), schemaType: "AVRO", references: [] };
+    },
+    close: () => undefined,
+  };
+  const body = avro.Type.forSchema({
+    ...person,
+    fields: [{ name: "home", type: address }],
+  } as avro.Schema).toBuffer({ home: { city: "Oslo" } });
+  const got = await decodeOnce(new SchemaDecoder(client), framed(1, body));
+  assert.deepEqual(JSON.parse(JSON.stringify(got.value)), { home: { city: "Oslo" } });
+});
+
+test("registry: an unknown id, a body that does not fit and a registry that is down fail with what to do; a schema loaded once is not asked again", async () => {
+  let down = true;
+  let clock = 0;
+  const { client, asked } = fakeClient(
+    { 1: { schema: '"string"', schemaType: "AVRO", references: [] } },
+    { down: () => down },
+  );
+  const d = new SchemaDecoder(client, { now: () => clock, retryAfterMs: 1000 });
+  const value = framed(1, avro.Type.forSchema("string").toBuffer("ok"));
+  const failure = (fn: () => unknown) => {
+    try {
+      fn();
+    } catch (e) {
+      return e instanceof SchemaDecodeError ? e.failure : "other";
+    }
+    return "none";
+  };
+  assert.equal(
+    failure(() => d.decode(value)),
+    "unavailable",
+    "being loaded",
+  );
+  await d.prefetch([value]);
+  assert.equal(
+    failure(() => d.decode(value)),
+    "unavailable",
+    "the registry is down",
+  );
+  down = false;
+  assert.equal(
+    failure(() => d.decode(value)),
+    "unavailable",
+    "not asked again within a second",
+  );
+  clock += 1000;
+  await d.prefetch([value]);
+  assert.equal(d.decode(value).value, "ok");
+  assert.equal(d.decode(value).value, "ok");
+  assert.deepEqual(asked, [1, 1]);
+  await d.prefetch([framed(2, Buffer.from("x"))]);
+  assert.equal(
+    failure(() => d.decode(framed(2, Buffer.from("x")))),
+    "unknown",
+  );
+  assert.equal(
+    failure(() => d.decode(framed(1, Buffer.from([0x09])))),
+    "body",
+    "a string longer than its bytes",
+  );
+});
