@@ -68,7 +68,7 @@ function asSchema(body: unknown, what: string): RegisteredSchema {
   const b = body as { schema?: unknown; schemaType?: unknown; references?: unknown } | null;
   if (!b || typeof b.schema !== "string")
     throw new RegistryError(`the registry's answer for ${what} has no schema`, 200, undefined);
-  const schemaType = b.schemaType === undefined ? "AVRO" : String(b.schemaType).toUpperCase();
+  const schemaType = typeof b.schemaType === "string" ? b.schemaType.toUpperCase() : "AVRO";
   if (!SCHEMA_TYPES.has(schemaType))
     throw new RegistryError(
       `${what} is of schema type ${schemaType}, which is not supported`,

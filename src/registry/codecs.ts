@@ -107,7 +107,7 @@ class DecimalAsString extends avro.types.LogicalType {
   protected override _fromValue(b: Buffer): string {
     let n = 0n;
     for (const byte of b) n = (n << 8n) | BigInt(byte);
-    if (b.length > 0 && (b[0] as number) & 0x80) n -= 1n << BigInt(8 * b.length);
+    if (b.length > 0 && b[0] & 0x80) n -= 1n << BigInt(8 * b.length);
     const negative = n < 0n;
     let digits = (negative ? -n : n).toString();
     if (this.scale > 0) {
@@ -127,7 +127,7 @@ class DecimalAsString extends avro.types.LogicalType {
     for (;;) {
       out.unshift(Number(n & 0xffn));
       const rest = n >> 8n;
-      const sign = (out[0] as number) & 0x80;
+      const sign = out[0] & 0x80;
       if ((rest === 0n && !sign) || (rest === -1n && sign)) break;
       n = rest;
     }
@@ -139,16 +139,16 @@ class DecimalAsString extends avro.types.LogicalType {
 }
 
 async function avroDecoder(schema: RegisteredSchema, load: ReferenceLoader): Promise<BodyDecoder> {
-  const registry: Record<string, avro.Type> = { long: exactLong as unknown as avro.Type };
+  const registry: Record<string, avro.Type> = { long: exactLong };
   const opts = {
     registry,
     wrapUnions: "auto" as const,
     logicalTypes: { decimal: DecimalAsString },
   };
   for (const { schema: ref } of await referencesInOrder(schema, load))
-    avro.Type.forSchema(JSON.parse(ref.schema), opts);
+    avro.Type.forSchema(JSON.parse(ref.schema) as avro.Schema, opts);
   const type = avro.Type.forSchema(JSON.parse(schema.schema) as avro.Schema, opts);
-  return { type: "AVRO", decode: (bytes, offset) => type.fromBuffer(bytes.subarray(offset)) };
+  return { type: "AVRO", decode: (bytes, offset): unknown => type.fromBuffer(bytes.subarray(offset)) };
 }
 
 // ---- Protobuf
@@ -162,7 +162,7 @@ function readIndexes(bytes: Buffer, offset: number): { path: number[]; offset: n
     let shift = 0;
     for (;;) {
       if (offset >= bytes.length) throw new Error("the message indexes run past the end of the value");
-      const b = bytes[offset++] as number;
+      const b = bytes[offset++];
       result += (b & 0x7f) * 2 ** shift;
       if ((b & 0x80) === 0) break;
       shift += 7;
@@ -212,7 +212,7 @@ async function protobufDecoder(schema: RegisteredSchema, load: ReferenceLoader):
     const key = path.join(".");
     const known = byPath.get(key);
     if (known) return known;
-    let ns: protobuf.NamespaceBase = ownNs as protobuf.NamespaceBase;
+    let ns: protobuf.NamespaceBase = ownNs;
     let found: protobuf.Type | undefined;
     for (const i of path) {
       found = messagesOf(ns)[i];
