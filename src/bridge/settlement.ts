@@ -605,7 +605,12 @@ export class SettlementTracker<R> {
    * iterations passed for it to handle every msg it queued (it sent nothing of the sequence: all its parts
    * were dropped). The sequence's id, if the msg is a part.
    */
-  private partOf(nodeId: string, q: LegacyQueue<R>, msg: object | undefined, serial: number): string | undefined {
+  private partOf(
+    nodeId: string,
+    q: LegacyQueue<R>,
+    msg: object | undefined,
+    serial: number,
+  ): string | undefined {
     const parts = (msg as { parts?: { id?: unknown; count?: unknown } } | undefined)?.parts;
     if (typeof parts?.id !== "string") return undefined;
     const id = parts.id;
@@ -714,7 +719,8 @@ export class SettlementTracker<R> {
       q.serialOf?.delete(e);
     }
     this.forgetIfEmpty(nodeId, q);
-    for (const e of dropped) if (this.entries.get(e.id) === e && this.close(e, nodeId)) this.dropped(e, nodeId);
+    for (const e of dropped)
+      if (this.entries.get(e.id) === e && this.close(e, nodeId)) this.dropped(e, nodeId);
   }
 
   private forgetIfEmpty(nodeId: string, q: LegacyQueue<R>): void {

@@ -306,7 +306,15 @@ test("split -> switch recreating sequences -> join, 60 parts a record, every par
     JSON.stringify(Array.from({ length: 60 }, (_, k) => (i % 2 === 0 ? (k % 2 === 0 ? k : -k) : -1 - k)));
   const s = await setup("split-switch", 10, value);
   const between = [
-    { id: "sp2", type: "split", splt: "\\n", spltType: "str", arraySplt: 1, arraySpltType: "len", wires: [["sw2"]] },
+    {
+      id: "sp2",
+      type: "split",
+      splt: "\\n",
+      spltType: "str",
+      arraySplt: 1,
+      arraySpltType: "len",
+      wires: [["sw2"]],
+    },
     {
       id: "sw2",
       type: "switch",
@@ -337,7 +345,11 @@ test("split -> switch recreating sequences -> join, 60 parts a record, every par
       got.map((m) => JSON.parse(m.payload.toString()) as number[]),
       Array.from({ length: 5 }, () => kept),
     );
-    await waitFor("offset 10 committed", async () => (await committed(s.groupId, s.kafkaTopic)) === 10, 30_000);
+    await waitFor(
+      "offset 10 committed",
+      async () => (await committed(s.groupId, s.kafkaTopic)) === 10,
+      30_000,
+    );
     assert.deepEqual(await extra(s.consumer, 2000), [], "nothing sent twice");
   } finally {
     await unloadFlow();
