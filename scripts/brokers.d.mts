@@ -2,3 +2,6 @@
 export declare function kafkaClusterId(): string;
 export declare function javaHome(): string;
 export declare function pulsarDist(): string;
+export declare function registryUrl(): string;
+export declare function registryJavaHome(): string;
+export declare function serdesClasspath(): Promise<string>;

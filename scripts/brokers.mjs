@@ -1,10 +1,11 @@
 #!/usr/bin/env node
-// Local Apache Kafka (KRaft, one node) and Apache Pulsar (standalone) for development and tests,
-// resolved from Maven Central with `mvn` and started without docker.
+// Local Apache Kafka (KRaft, one node), Apache Pulsar (standalone) and a schema registry (Apicurio Registry,
+// in memory, its Confluent-compatible API at REGISTRY_URL) for development and tests, resolved from Maven
+// Central with `mvn` and started without docker.
 //
-//   node scripts/brokers.mjs start [kafka|pulsar]   start (no-op for a broker already running)
-//   node scripts/brokers.mjs stop [kafka|pulsar]    stop what this script started (by pid)
-//   node scripts/brokers.mjs status                 one line per broker; exit 0 when both are ready
+//   node scripts/brokers.mjs start [kafka|pulsar|registry]   start (no-op for one already running)
+//   node scripts/brokers.mjs stop [kafka|pulsar|registry]    stop what this script started (by pid)
+//   node scripts/brokers.mjs status                 one line per broker; exit 0 when all are ready
 //   node scripts/brokers.mjs fetch                  download and unpack only
 //   node scripts/brokers.mjs env                    the settings in effect, as shell assignments
 //   node scripts/brokers.mjs kafka-tool <tool|class> [args...]   an official Kafka CLI tool
@@ -80,6 +81,15 @@ export const SETTINGS = {
   kafkaTimeoutS: Number(env.KAFKA_START_TIMEOUT || 120),
   pulsarTimeoutS: Number(env.PULSAR_START_TIMEOUT || 300),
   keepData: env.BROKERS_KEEP_DATA === "1",
+  // Apicurio Registry (Java 21+: REGISTRY_JAVA_HOME, or a JDK 21 or later under /usr/lib/jvm)
+  registryVersion: env.REGISTRY_VERSION || "3.3.3",
+  registryPort: Number(env.REGISTRY_PORT || 8081),
+  // Quarkus's management interface (health, metrics): bound to loopback too
+  registryManagementPort: Number(env.REGISTRY_MANAGEMENT_PORT || 8082),
+  registryHeap: env.REGISTRY_HEAP_OPTS || "-Xmx384m",
+  registryTimeoutS: Number(env.REGISTRY_START_TIMEOUT || 120),
+  // the Java serializers tests write registry records with (Apicurio serdes in Confluent-compatible mode)
+  serdesVersion: env.SERDES_VERSION || "2.6.13.Final",
 };
 
 const S = SETTINGS;
@@ -87,6 +97,9 @@ const kafkaDist = () => path.join(S.cacheDir, `kafka-${S.kafkaVersion}`);
 // Where the Pulsar distribution is unpacked (ready once it holds a READY file).
 export const pulsarDist = () => path.join(S.cacheDir, `apache-pulsar-${S.pulsarVersion}`);
 const kafkaHome = () => path.join(S.home, "kafka");
+const registryDist = () => path.join(S.cacheDir, `apicurio-registry-${S.registryVersion}`);
+const registryHome = () => path.join(S.home, "registry");
+export const registryUrl = () => `http://${S.host}:${S.registryPort}/apis/ccompat/v7`;
 const pulsarHome = () => path.join(S.home, "pulsar");
 
 function log(...args) {
@@ -226,6 +239,68 @@ async function fetchPulsar() {
   fs.rmSync(dist, { recursive: true, force: true });
   fs.renameSync(tmp, dist);
   return dist;
+}
+
+// Resolves `pom` into a folder of the cache (ready once it holds a READY file) and lets `finish` shape it.
+async function fetchInto(dist, what, pom, props, watch, expectedMb, finish) {
+  if (fs.existsSync(path.join(dist, "READY"))) return dist;
+  log(`resolving ${what} with mvn into ${dist}`);
+  const tmp = `${dist}.tmp-${process.pid}`;
+  fs.rmSync(tmp, { recursive: true, force: true });
+  try {
+    await mvn(
+      [
+        "-f",
+        path.join(ROOT, "scripts", "brokers", pom),
+        ...props,
+        "dependency:copy-dependencies",
+        `-DoutputDirectory=${path.join(tmp, "download")}`,
+      ],
+      watch,
+      expectedMb,
+    );
+    finish?.(tmp);
+  } catch (err) {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw err;
+  }
+  fs.writeFileSync(path.join(tmp, "READY"), `${new Date().toISOString()}\n`);
+  fs.rmSync(dist, { recursive: true, force: true });
+  fs.renameSync(tmp, dist);
+  return dist;
+}
+
+function fetchRegistry() {
+  return fetchInto(
+    registryDist(),
+    `Apicurio Registry ${S.registryVersion} (~160 MB on first use)`,
+    "registry-pom.xml",
+    [`-Dregistry.version=${S.registryVersion}`],
+    path.join(m2Repo(), "io", "apicurio", "apicurio-registry-app"),
+    160,
+    (tmp) => {
+      const dl = path.join(tmp, "download");
+      const tarball = fs.readdirSync(dl).find((f) => f.endsWith(".tar.gz"));
+      if (!tarball) throw new BrokerError(`mvn produced no tarball in ${dl}`);
+      const r = spawnSync("tar", ["xzf", path.join(dl, tarball), "-C", tmp], { stdio: "inherit" });
+      if (r.status !== 0) throw new BrokerError(`tar failed on ${tarball}`);
+      fs.rmSync(dl, { recursive: true, force: true });
+      if (!fs.existsSync(path.join(tmp, "quarkus-run.jar")))
+        throw new BrokerError(`${tarball} holds no quarkus-run.jar`);
+    },
+  );
+}
+
+/** The classpath (a folder of jars, as "dir/*") of the Java serializers tests write registry records with. */
+export async function serdesClasspath() {
+  const dist = await fetchInto(
+    path.join(S.cacheDir, `apicurio-serdes-${S.serdesVersion}`),
+    `Apicurio's serializers ${S.serdesVersion}`,
+    "serdes-pom.xml",
+    [`-Dserdes.version=${S.serdesVersion}`],
+    path.join(m2Repo(), "io", "apicurio"),
+  );
+  return path.join(dist, "download", "*");
 }
 
 // ---------------------------------------------------------------- processes
@@ -981,6 +1056,74 @@ async function waitFor(name, ready, timeoutS, pidFile, logFile) {
   );
 }
 
+// ---------------------------------------------------------------- schema registry
+
+// A JDK 21 or later (Apicurio Registry 3 needs it): REGISTRY_JAVA_HOME, or the newest under /usr/lib/jvm.
+export function registryJavaHome() {
+  if (env.REGISTRY_JAVA_HOME) return env.REGISTRY_JAVA_HOME;
+  const major = (home) => {
+    const r = spawnSync(path.join(home, "bin", "java"), ["-version"], { encoding: "utf8" });
+    const m = r.status === 0 ? /version "(\d+)/.exec(r.stderr) : null;
+    return m ? Number(m[1]) : 0;
+  };
+  const jvm = "/usr/lib/jvm";
+  const found = fs.existsSync(jvm)
+    ? fs
+        .readdirSync(jvm)
+        .map((d) => path.join(jvm, d))
+        .filter((h) => fs.existsSync(path.join(h, "bin", "java")))
+        .map((h) => ({ h, v: major(h) }))
+        .filter((x) => x.v >= 21)
+        .sort((a, b) => b.v - a.v)
+    : [];
+  if (found[0]) return found[0].h;
+  throw new BrokerError(
+    "the schema registry (Apicurio Registry 3) needs Java 21 or later: install one under /usr/lib/jvm or set REGISTRY_JAVA_HOME",
+  );
+}
+
+async function registryReady() {
+  return (await httpStatus(`${registryUrl()}/subjects`)) === 200;
+}
+
+async function startRegistry() {
+  const home = registryHome();
+  const pidFile = path.join(home, "registry.pid");
+  if (alive(readPid(pidFile))) {
+    if (await registryReady()) {
+      log(`registry: already running (pid ${readPid(pidFile)}) at ${registryUrl()}`);
+      return;
+    }
+  } else if (await tcpOpen(S.registryPort)) {
+    if (await registryReady()) {
+      log(`registry: a registry not started by this script answers at ${registryUrl()}; using it`);
+      return;
+    }
+    throw new BrokerError(`registry: port ${S.registryPort} is taken by something that is not a schema registry`);
+  }
+  const dist = await fetchRegistry();
+  const logFile = path.join(home, "registry.log");
+  if (!alive(readPid(pidFile))) {
+    fs.mkdirSync(home, { recursive: true });
+    fs.writeFileSync(logFile, "");
+    const java = path.join(registryJavaHome(), "bin", "java");
+    const args = [
+      ...S.registryHeap.split(/\s+/).filter(Boolean),
+      // every listener on loopback (the management interface listens on 0.0.0.0:9000 by default);
+      // storage is the default in-memory database: each start is empty
+      `-Dquarkus.http.host=${S.host}`,
+      `-Dquarkus.http.port=${S.registryPort}`,
+      `-Dquarkus.management.host=${S.host}`,
+      `-Dquarkus.management.port=${S.registryManagementPort}`,
+      "-jar",
+      path.join(dist, "quarkus-run.jar"),
+    ];
+    const pid = launch(java, args, { cwd: home, logFile, pidFile });
+    log(`registry: started pid ${pid}, waiting for ${registryUrl()} (log: ${logFile})`);
+  }
+  await waitFor("registry", registryReady, S.registryTimeoutS, pidFile, logFile);
+}
+
 // ---------------------------------------------------------------- tools
 
 const KAFKA_TOOLS = {
@@ -1036,6 +1179,7 @@ async function runTool(cmd, args) {
 async function status() {
   const k = await kafkaReady();
   const p = await pulsarReady();
+  const r = await registryReady();
   const who = (pidFile) => {
     const pid = readPid(pidFile);
     return alive(pid) ? `pid ${pid}, started by this script` : "not started by this script";
@@ -1046,6 +1190,9 @@ async function status() {
   console.log(
     `pulsar ${p ? "ready" : "down"}  pulsar://${S.host}:${S.pulsarPort} http://${S.host}:${S.pulsarHttpPort}  (${who(path.join(pulsarHome(), "pulsar.pid"))})`,
   );
+  console.log(
+    `registry ${r ? "ready" : "down"}  ${registryUrl()}  (${who(path.join(registryHome(), "registry.pid"))})`,
+  );
   if (kafkaSecured())
     console.log(
       `kafka  secured  SASL_SSL ${S.host}:${S.kafkaSaslSslPort}  mTLS ${S.host}:${S.kafkaMtlsPort}`,
@@ -1055,7 +1202,7 @@ async function status() {
     console.log(
       `pulsar secured  pulsar+ssl://${S.host}:${S.pulsarTlsPort} https://${S.host}:${S.pulsarHttpsPort}`,
     );
-  return k && p;
+  return k && p && r;
 }
 
 // ---------------------------------------------------------------- main
@@ -1066,14 +1213,16 @@ async function main(argv) {
   const both = !which || which === "all";
   switch (cmd) {
     case "fetch":
-      await Promise.all([fetchKafka(), fetchPulsar()]);
+      await Promise.all([fetchKafka(), fetchPulsar(), fetchRegistry()]);
       return;
     case "start": {
-      if (!both && which !== "kafka" && which !== "pulsar") throw new BrokerError(`unknown broker ${which}`);
-      // Pulsar dominates the start time; both start in parallel.
+      if (!both && !["kafka", "pulsar", "registry"].includes(which))
+        throw new BrokerError(`unknown broker ${which}`);
+      // Pulsar dominates the start time; they start in parallel.
       const jobs = [];
       if (both || which === "kafka") jobs.push(startKafka());
       if (both || which === "pulsar") jobs.push(startPulsar());
+      if (both || which === "registry") jobs.push(startRegistry());
       const results = await Promise.allSettled(jobs);
       const failed = results.filter((r) => r.status === "rejected");
       if (failed.length)
@@ -1083,6 +1232,7 @@ async function main(argv) {
     case "stop":
       if (both || which === "kafka") await stopPid("kafka", path.join(kafkaHome(), "kafka.pid"));
       if (both || which === "pulsar") await stopPid("pulsar", path.join(pulsarHome(), "pulsar.pid"));
+      if (both || which === "registry") await stopPid("registry", path.join(registryHome(), "registry.pid"));
       return;
     case "status":
       process.exitCode = (await status()) ? 0 : 1;
@@ -1093,6 +1243,7 @@ async function main(argv) {
       console.log(`PULSAR_HTTP_URL=http://${S.host}:${S.pulsarHttpPort}`);
       console.log(`PULSAR_AUTH=${S.pulsarAuth}`);
       console.log(`PULSAR_DEDUP=${S.pulsarDedup ? 1 : 0}`);
+      console.log(`REGISTRY_URL=${registryUrl()}`);
       console.log(`BROKERS_HOME=${S.home}`);
       console.log(`BROKERS_CACHE=${S.cacheDir}`);
       // the secured listeners only when they are on, so that the default output stays as it was

@@ -218,14 +218,14 @@ async function main() {
     const before = brokers("status");
     const alreadyRunning = before.status === 0;
     // a broker that was already ready is left alone at the end; only the others are stopped
-    const readyBefore = ["kafka", "pulsar"].filter((b) =>
+    const readyBefore = ["kafka", "pulsar", "registry"].filter((b) =>
       new RegExp(`^${b}\\s+ready`, "m").test(before.stdout),
     );
     let started = false;
     if (alreadyRunning) {
       console.log("\n=== brokers: already running, using them (they will be left running)");
     } else {
-      console.log("\n=== brokers: starting Kafka and Pulsar");
+      console.log("\n=== brokers: starting Kafka, Pulsar and the schema registry");
       const r = spawnSync(process.execPath, [path.join(ROOT, "scripts", "brokers.mjs"), "start"], {
         cwd: ROOT,
         stdio: "inherit",
@@ -274,7 +274,7 @@ async function main() {
     } finally {
       if (started) {
         console.log("\n=== brokers: stopping what this run started");
-        for (const broker of ["kafka", "pulsar"].filter((b) => !readyBefore.includes(b))) {
+        for (const broker of ["kafka", "pulsar", "registry"].filter((b) => !readyBefore.includes(b))) {
           spawnSync(process.execPath, [path.join(ROOT, "scripts", "brokers.mjs"), "stop", broker], {
             cwd: ROOT,
             stdio: "inherit",
