@@ -98,7 +98,7 @@ export interface DeliveryOptions extends Omit<FailurePolicyOptions, "deadLetter"
   /** Nodes that finish msgs as a group (SettlementOptions.groups). */
   groups?: (nodeId: string) => boolean;
   /** Nodes without done callback that hold sequences (SettlementOptions.sequences). */
-  sequences?: (nodeId: string) => boolean;
+  sequences?: (nodeId: string) => boolean | "tail";
   /**
    * What the deployed flows let each node do with a msg (see setReach); asked at the start and after every
    * deploy. Undefined, or its answer undefined: every record blocks its partition's later ones in ordered mode.

@@ -18,6 +18,7 @@
 // Node-RED is stopping it (join, batch and delay call their held done()s on close) did not finish the work:
 // its roots fail as interrupted instead of settling.
 import { BridgeError } from "../common/errors";
+import { MinHeap } from "../common/min-heap";
 
 export interface SettlementEvents<R> {
   /** Every entry holding the record finished without error. */
@@ -62,11 +63,12 @@ export interface SettlementOptions {
    */
   groups?: (nodeId: string) => boolean;
   /**
-   * Nodes without a done callback that hold the msgs of a sequence until it is complete (core switch
-   * recreating message sequences): a part they queue is dropped only once they are done with its
-   * sequence (see partOf). Asked once per node.
+   * Nodes without a done callback that hold the msgs of a sequence until it is complete (core switch): true
+   * when it sends the parts it passes together once it handled the last (recreating message sequences),
+   * "tail" when it sends each as it handles it (a "tail" rule without recreating). A part they queue is
+   * dropped only once they are done with it (see partOf). Asked once per node.
    */
-  sequences?: (nodeId: string) => boolean;
+  sequences?: (nodeId: string) => boolean | "tail";
   /** Runs `fn` in the next event-loop iteration (default setImmediate): see partOf. */
   nextLoop?: (fn: () => void) => void;
 }
@@ -118,22 +120,40 @@ interface LegacyQueue<R> {
   timer: NodeJS.Timeout | undefined;
   /** A deploy stopped the node while it queued these: it never handles them. */
   stopped?: boolean;
-  /**
-   * A node that holds sequences (SettlementOptions.sequences): the sequence (msg.parts.id) each queued
-   * entry came in, and the order it came in (a serial per receipt).
-   */
+  /** A node that holds sequences (SettlementOptions.sequences): whether it sends their parts together. */
+  mode?: "together" | "one-by-one";
+  /** The sequence (msg.parts.id) of each queued entry, and its receipt's serial (see receipts). */
   seqOf?: Map<Entry<R>, string | undefined>;
   serialOf?: Map<Entry<R>, number>;
-  serial?: number;
-  /** Per sequence: its length (msg.parts.count, once a part said) and how many of its parts came. */
-  seqs?: Map<string, { count: number | undefined; got: number }>;
-  /**
-   * Sequences whose last part came: the serial of that part, and whether enough event-loop iterations
-   * passed since for the node to have handled it (see partOf).
-   */
-  complete?: Map<string, { serial: number; drained: boolean }>;
+  /** Every msg the node got (tracked by this tracker or not), counted: receipt serials. */
+  receipts?: number;
+  /** The node has handled every msg it got up to this serial (what it sent shows, or a drain mark). */
+  handledUpTo?: number;
+  /** When it last sent a msg this tracker tracks. */
+  lastSend?: number;
+  /** Per incomplete sequence: its length (once a part said), how many parts came, when the first came. */
+  seqs?: Map<string, { count: number | undefined; got: number; since: number }>;
+  /** Sequences whose last part came, until the node is done with them (see partOf). */
+  complete?: Map<string, DrainMark<R>>;
   /** Complete sequences the node is done with: what it did not send of them is dropped at the turn's end. */
   finished?: Set<string>;
+  /** A node sending parts one by one: per sequence, the serial below which its queued parts were dropped. */
+  dropBefore?: Map<string, number>;
+  /** Drops the parts of drained sequences once the node has been quiet (see armSequences). */
+  seqTimer?: NodeJS.Timeout;
+}
+
+/** A complete sequence at a node holding sequences: when the node must have handled it (see partOf). */
+interface DrainMark<R> {
+  nodeId: string;
+  q: LegacyQueue<R>;
+  id: string;
+  /** The serial of its last part's receipt. */
+  serial: number;
+  /** The event-loop iteration (the tracker's tick) by which the node has handled what it got till then. */
+  drainAt: number;
+  drained: boolean;
+  drainedAt: number;
 }
 
 /** How long a node without a done callback must be idle before the msgs it queued count as dropped. */
@@ -190,8 +210,12 @@ export class SettlementTracker<R> {
   private readonly independentNodes = new Map<string, boolean>();
   private readonly groups: ((nodeId: string) => boolean) | undefined;
   private readonly groupNodes = new Map<string, boolean>();
-  private readonly sequences: ((nodeId: string) => boolean) | undefined;
-  private readonly sequenceNodes = new Map<string, boolean>();
+  private readonly sequences: ((nodeId: string) => boolean | "tail") | undefined;
+  private readonly sequenceNodes = new Map<string, LegacyQueue<R>["mode"] | null>();
+  /** Event-loop iterations counted while a drain mark waits (see partOf). */
+  private tick = 0;
+  private ticking = false;
+  private readonly drainMarks = new MinHeap<DrainMark<R>>((a, b) => a.drainAt < b.drainAt);
   private reach: ((nodeId: string) => Reach) | undefined;
   private readonly reaches = new Map<string, Reach>();
 
@@ -207,11 +231,15 @@ export class SettlementTracker<R> {
     this.sequences = o.sequences;
   }
 
-  private holdsSequences(nodeId: string): boolean {
-    if (!this.sequences) return false;
+  private holdsSequences(nodeId: string): LegacyQueue<R>["mode"] {
+    if (!this.sequences) return undefined;
     let known = this.sequenceNodes.get(nodeId);
-    if (known === undefined) this.sequenceNodes.set(nodeId, (known = this.sequences(nodeId)));
-    return known;
+    if (known === undefined) {
+      const says = this.sequences(nodeId);
+      known = says === "tail" ? "one-by-one" : says ? "together" : null;
+      this.sequenceNodes.set(nodeId, known);
+    }
+    return known ?? undefined;
   }
 
   private isGroups(nodeId: string): boolean {
@@ -566,15 +594,24 @@ export class SettlementTracker<R> {
    * this one was dropped) or has been idle for LEGACY_IDLE_MS.
    */
   received(msgId: string | undefined, nodeId: string, msg?: object): void {
-    const entry = this.holding(msgId, nodeId, msg);
-    if (!entry) return;
-    const ofSequences = this.holdsSequences(nodeId) ? this.legacyOf(nodeId) : undefined;
+    // a node holding sequences: every msg it gets is counted, whoever tracks it (another kafka-in's, an
+    // inject's parts complete a sequence too, and take the node's time)
+    const mode = this.holdsSequences(nodeId);
+    const ofSequences = mode ? this.legacyOf(nodeId) : undefined;
+    let serial = 0;
+    let seq: string | undefined;
     if (ofSequences) {
+      ofSequences.mode = mode;
       ofSequences.seqOf ??= new Map();
       ofSequences.serialOf ??= new Map();
+      serial = ofSequences.receipts = (ofSequences.receipts ?? 0) + 1;
+      seq = this.partOf(nodeId, ofSequences, msg, serial);
     }
-    const serial = ofSequences ? (ofSequences.serial = (ofSequences.serial ?? 0) + 1) : 0;
-    const seq = ofSequences ? this.partOf(nodeId, ofSequences, msg, serial) : undefined;
+    const entry = this.holding(msgId, nodeId, msg);
+    if (!entry) {
+      if (ofSequences) this.forgetIfEmpty(nodeId, ofSequences);
+      return;
+    }
     const s = this.nodes.get(nodeId);
     if (s && s.turn === this.turn && s.sent.includes(entry)) {
       if (ofSequences) this.forgetIfEmpty(nodeId, ofSequences);
@@ -598,12 +635,13 @@ export class SettlementTracker<R> {
 
   /**
    * A node holding sequences got a part of one (msg.parts): counted, and the sequence is complete when its
-   * last part came. Core switch then handles its parts one per event-loop iteration (after those it
-   * queued before) and sends those it passes together, when it handled the last one. So it is done with a
-   * complete sequence when it sends a part of it or a msg it got after the sequence's last part (it
-   * handles msgs in order: see sentOfSequence), or when it has been idle for LEGACY_IDLE_MS once enough
-   * iterations passed for it to handle every msg it queued (it sent nothing of the sequence: all its parts
-   * were dropped). The sequence's id, if the msg is a part.
+   * last part came. Core switch then handles the sequence's parts one per event-loop iteration, after what
+   * it got before (it handles msgs in order, at most two iterations each), and sends those it passes
+   * together when it handled the last (recreating sequences) or each as it handles it. So it is done with
+   * a complete sequence when it sends a part of it (together), or a msg it got after the sequence's last
+   * part (see sentOfSequence); or, failing any such sign (it dropped every part), once it had the
+   * iterations to handle what it got till then (the drain mark) and sent nothing for LEGACY_IDLE_MS (an
+   * asynchronous rule may take longer). The sequence's id, if the msg is a part.
    */
   private partOf(
     nodeId: string,
@@ -614,26 +652,72 @@ export class SettlementTracker<R> {
     const parts = (msg as { parts?: { id?: unknown; count?: unknown } } | undefined)?.parts;
     if (typeof parts?.id !== "string") return undefined;
     const id = parts.id;
-    const seqs = (q.seqs ??= new Map<string, { count: number | undefined; got: number }>());
-    const known: { count: number | undefined; got: number } = seqs.get(id) ?? { count: undefined, got: 0 };
+    const seqs = (q.seqs ??= new Map<string, { count: number | undefined; got: number; since: number }>());
+    const known = seqs.get(id) ?? { count: undefined, got: 0, since: this.now() };
     known.got++;
     if (typeof parts.count === "number") known.count = parts.count;
     seqs.set(id, known);
     if (known.count !== undefined && known.got >= known.count) {
       seqs.delete(id);
-      const mark = { serial, drained: false };
-      (q.complete ??= new Map()).set(id, mark);
-      // what it queued before, and the sequences among it completing, at most two iterations a msg
-      let left = 2 * (q.queue.length + known.got) + 2;
-      const hop = () => {
-        if (this.legacy.get(nodeId) !== q || q.complete?.get(id) !== mark) return;
-        if (--left > 0) return this.nextLoop(hop);
-        mark.drained = true;
-        this.armLegacy(nodeId, q);
+      const mark: DrainMark<R> = {
+        nodeId,
+        q,
+        id,
+        serial,
+        drainAt: this.tick + 2 * (serial - (q.handledUpTo ?? 0)) + 2,
+        drained: false,
+        drainedAt: 0,
       };
-      this.nextLoop(hop);
+      (q.complete ??= new Map()).set(id, mark);
+      this.drainMarks.push(mark);
+      this.startTicking();
     }
     return id;
+  }
+
+  /** Counts event-loop iterations while drain marks wait: one ticker for every node and mark. */
+  private startTicking(): void {
+    if (this.ticking) return;
+    this.ticking = true;
+    const tick = () => {
+      this.tick++;
+      for (let m = this.drainMarks.peek(); m && m.drainAt <= this.tick; m = this.drainMarks.peek()) {
+        this.drainMarks.pop();
+        if (this.legacy.get(m.nodeId) !== m.q || m.q.complete?.get(m.id) !== m) continue;
+        m.drained = true;
+        m.drainedAt = this.now();
+        m.q.handledUpTo = Math.max(m.q.handledUpTo ?? 0, m.serial);
+        this.armSequences(m.nodeId, m.q);
+      }
+      if (this.drainMarks.peek()) this.nextLoop(tick);
+      else this.ticking = false;
+    };
+    this.nextLoop(tick);
+  }
+
+  /** Drops the parts of the drained sequences once the node sent nothing for LEGACY_IDLE_MS since. */
+  private armSequences(nodeId: string, q: LegacyQueue<R>): void {
+    if (q.seqTimer) return;
+    const quietSince = (m: DrainMark<R>) => Math.max(m.drainedAt, q.lastSend ?? 0);
+    let due = Infinity;
+    for (const m of q.complete?.values() ?? [])
+      if (m.drained) due = Math.min(due, quietSince(m) + LEGACY_IDLE_MS);
+    if (due === Infinity) return;
+    q.seqTimer = setTimeout(
+      () => {
+        q.seqTimer = undefined;
+        if (this.legacy.get(nodeId) !== q || !q.complete) return;
+        const now = this.now();
+        const quiet = new Set<string>();
+        for (const [id, m] of q.complete)
+          if (m.drained && now - quietSince(m) >= LEGACY_IDLE_MS) quiet.add(id);
+        for (const id of quiet) q.complete.delete(id);
+        if (quiet.size > 0) this.dropParts(nodeId, q, (seq) => quiet.has(seq));
+        if (this.legacy.get(nodeId) === q) this.armSequences(nodeId, q);
+      },
+      Math.max(0, due - this.now()),
+    );
+    q.seqTimer.unref?.();
   }
 
   /**
@@ -660,26 +744,53 @@ export class SettlementTracker<R> {
 
   /**
    * A node holding sequences (core switch recreating them, or with a "tail" rule) sends `entry`. It
-   * handles msgs in the order they came: sending a msg, it is done with what came before it; sending a
-   * part of a complete sequence, it is handling the sequence's last part (it sends the parts it passes
-   * together). The complete sequences it is done with lose the parts it did not send by the turn's end
-   * (see releaseSequences); msgs that are no part of a sequence follow the in-order rule.
+   * handles msgs in the order they came: sending a msg, it has handled what came before it; sending a part
+   * of a complete sequence, it is handling the sequence (after what came before its last part). The
+   * complete sequences it is done with lose the parts it did not send by the turn's end (see
+   * releaseSequences); msgs that are no part of a sequence follow the in-order rule.
    */
   private sentOfSequence(nodeId: string, q: LegacyQueue<R>, entry: Entry<R>): void {
+    q.lastSend = this.now();
     const at = q.queue.indexOf(entry);
     const seq = at >= 0 ? q.seqOf?.get(entry) : undefined;
-    let position: number | undefined;
-    if (at < 0) position = this.holding(entry.id, nodeId) === entry ? Infinity : undefined;
-    else position = (seq !== undefined ? q.complete?.get(seq)?.serial : undefined) ?? q.serialOf?.get(entry);
-    if (position !== undefined && q.complete)
+    const own = at >= 0 ? (q.serialOf?.get(entry) ?? 0) : 0;
+    const mark = seq !== undefined ? q.complete?.get(seq) : undefined;
+    // what it has handled for sure, and the complete sequences it is done with: those whose last part
+    // came before `before`
+    let handled: number | undefined;
+    let before: number | undefined;
+    if (at < 0) {
+      // the msg it is being given: it had handled every msg it got before
+      if (this.holding(entry.id, nodeId) === entry) {
+        handled = q.receipts ?? 0;
+        before = Infinity;
+      }
+    } else if (mark && seq !== undefined) {
+      before = mark.serial;
+      if (q.mode === "one-by-one") {
+        // it handles the parts in the order they came: those before this one that it did not send, it dropped
+        handled = mark.serial - 1;
+        (q.dropBefore ??= new Map()).set(seq, Math.max(q.dropBefore.get(seq) ?? 0, own));
+      } else {
+        handled = mark.serial;
+        (q.finished ??= new Set()).add(seq);
+      }
+      this.sequencesSent.add(nodeId);
+    } else {
+      // a msg that is no part of a sequence; or a part of one this tracker did not see complete: the node
+      // is handling its last part, which came after this one
+      handled = seq === undefined ? own : own - 1;
+      before = own;
+    }
+    if (handled !== undefined) q.handledUpTo = Math.max(q.handledUpTo ?? 0, handled);
+    if (before !== undefined && q.complete)
       for (const [id, c] of q.complete)
-        if (c.serial <= position) {
+        if (c.serial < before) {
           (q.finished ??= new Set()).add(id);
           this.sequencesSent.add(nodeId);
         }
     if (at < 0) {
-      // the msg it is being given: it had handled every msg it queued
-      if (position !== undefined) this.releaseLegacy(nodeId, q, q.queue.length);
+      if (handled !== undefined) this.releaseLegacy(nodeId, q, q.queue.length);
       if (this.legacy.get(nodeId) === q) this.touchLegacy(nodeId, q);
       return;
     }
@@ -691,27 +802,34 @@ export class SettlementTracker<R> {
     this.touchLegacy(nodeId, q);
   }
 
-  /** Nodes holding sequences that are done with complete sequences in this turn (see sentOfSequence). */
+  /** Nodes holding sequences that are done with (parts of) complete sequences in this turn. */
   private readonly sequencesSent = new Set<string>();
 
-  /** The end of a turn: what nodes holding sequences did not send of the sequences they are done with is dropped. */
+  /** The end of a turn: what nodes holding sequences did not send of what they are done with is dropped. */
   private releaseSequences(): void {
     for (const nodeId of this.sequencesSent) {
       const q = this.legacy.get(nodeId);
-      const finished = q?.finished;
-      if (!q || !finished) continue;
+      if (!q) continue;
+      const finished = q.finished ?? new Set<string>();
+      const dropBefore = q.dropBefore ?? new Map<string, number>();
       q.finished = undefined;
+      q.dropBefore = undefined;
       for (const id of finished) q.complete?.delete(id);
-      this.dropParts(nodeId, q, (seq) => finished.has(seq));
+      this.dropParts(
+        nodeId,
+        q,
+        (seq, e) =>
+          finished.has(seq) || (q.serialOf?.get(e) ?? Infinity) < (dropBefore.get(seq) ?? -Infinity),
+      );
     }
     this.sequencesSent.clear();
   }
 
-  /** Drops the queued parts of the sequences `which` names; forgets the queue once it holds nothing. */
-  private dropParts(nodeId: string, q: LegacyQueue<R>, which: (seq: string) => boolean): void {
+  /** Drops the queued parts `which` picks; forgets the queue once it holds nothing. */
+  private dropParts(nodeId: string, q: LegacyQueue<R>, which: (seq: string, e: Entry<R>) => boolean): void {
     const dropped = q.queue.filter((e) => {
       const seq = q.seqOf?.get(e);
-      return seq !== undefined && which(seq);
+      return seq !== undefined && which(seq, e);
     });
     for (const e of dropped) {
       q.queue.splice(q.queue.indexOf(e), 1);
@@ -726,17 +844,36 @@ export class SettlementTracker<R> {
   private forgetIfEmpty(nodeId: string, q: LegacyQueue<R>): void {
     if (q.queue.length > 0 || q.seqs?.size || q.complete?.size) return;
     if (q.timer) clearTimeout(q.timer);
+    if (q.seqTimer) clearTimeout(q.seqTimer);
     q.timer = undefined;
+    q.seqTimer = undefined;
     if (this.legacy.get(nodeId) === q) this.legacy.delete(nodeId);
+  }
+
+  /**
+   * Forgets what legacy queues keep of entries no longer tracked (expired, revoked), and the counts of
+   * sequences begun before `before` whose tracked parts all went (their other parts may never come).
+   */
+  private purgeLegacy(before?: number): void {
+    for (const [nodeId, q] of [...this.legacy]) {
+      if (q.queue.some((e) => this.entries.get(e.id) !== e)) {
+        for (const e of q.queue)
+          if (this.entries.get(e.id) !== e) {
+            q.seqOf?.delete(e);
+            q.serialOf?.delete(e);
+          }
+        q.queue = q.queue.filter((e) => this.entries.get(e.id) === e);
+      }
+      if (before !== undefined && q.seqs?.size) {
+        const queued = new Set(q.queue.map((e) => q.seqOf?.get(e)));
+        for (const [id, known] of q.seqs) if (known.since < before && !queued.has(id)) q.seqs.delete(id);
+      }
+      this.forgetIfEmpty(nodeId, q);
+    }
   }
 
   private touchLegacy(nodeId: string, q: LegacyQueue<R>): void {
     q.last = this.now();
-    this.armLegacy(nodeId, q);
-  }
-
-  /** Releases what the node queued once it has been idle for LEGACY_IDLE_MS. */
-  private armLegacy(nodeId: string, q: LegacyQueue<R>): void {
     if (q.timer) return;
     const check = () => {
       q.timer = undefined;
@@ -747,7 +884,7 @@ export class SettlementTracker<R> {
         q.timer.unref?.();
         return;
       }
-      this.releaseLegacy(nodeId, q, q.queue.length, true);
+      this.releaseLegacy(nodeId, q, q.queue.length);
     };
     q.timer = setTimeout(check, LEGACY_IDLE_MS);
     q.timer.unref?.();
@@ -755,21 +892,15 @@ export class SettlementTracker<R> {
 
   /**
    * Closes the first `n` queued msgs of a node without done callback; of a node holding sequences, only
-   * those that are no part of one (a part goes with its sequence: see releaseSequences), and when it was
-   * idle (`idle`) the parts of the complete sequences it had time to handle, unless a deploy stopped it.
+   * those that are no part of one (a part goes with its sequence: see partOf), unless a deploy stopped it.
    */
-  private releaseLegacy(nodeId: string, q: LegacyQueue<R>, n: number, idle = false): void {
+  private releaseLegacy(nodeId: string, q: LegacyQueue<R>, n: number): void {
     let done = q.queue.splice(0, n);
     if (q.seqOf && !q.stopped) {
       const seqOf = q.seqOf;
-      const gone = (e: Entry<R>) => {
-        const seq = seqOf.get(e);
-        return seq === undefined || (idle && q.complete?.get(seq)?.drained === true);
-      };
-      const held = done.filter((e) => !gone(e));
-      done = done.filter(gone);
+      const held = done.filter((e) => seqOf.get(e) !== undefined);
+      done = done.filter((e) => seqOf.get(e) === undefined);
       q.queue.unshift(...held);
-      if (idle && q.complete) for (const [id, c] of q.complete) if (c.drained) q.complete.delete(id);
     }
     for (const e of done) {
       q.seqOf?.delete(e);
@@ -918,6 +1049,12 @@ export class SettlementTracker<R> {
    * msg reached it, was on msgs that came no later (see NodeState.progress).
    */
   expire(before: number, error: (holders: string[]) => unknown): number {
+    const failed = this.expireRoots(before, error);
+    if (this.legacy.size > 0) this.purgeLegacy(before);
+    return failed;
+  }
+
+  private expireRoots(before: number, error: (holders: string[]) => unknown): number {
     const expired: Root<R>[] = [];
     for (const root of this.live) {
       if (root.at >= before) break;
@@ -1002,6 +1139,7 @@ export class SettlementTracker<R> {
       }
     }
     this.keptDiscarded = kept;
+    if (this.legacy.size > 0) this.purgeLegacy();
   }
 
   /**
@@ -1052,8 +1190,12 @@ export class SettlementTracker<R> {
 
   /** Forgets everything (the node is closing; unsettled records are redelivered by Kafka). */
   clear(): void {
-    for (const q of this.legacy.values()) if (q.timer) clearTimeout(q.timer);
+    for (const q of this.legacy.values()) {
+      if (q.timer) clearTimeout(q.timer);
+      if (q.seqTimer) clearTimeout(q.seqTimer);
+    }
     this.legacy.clear();
+    this.drainMarks.clear();
     this.entries.clear();
     this.nodes.clear();
     this.live.clear();

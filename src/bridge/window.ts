@@ -15,6 +15,7 @@
 // late. The state is JSON (accumulators, offsets as strings), so that it can be checkpointed and restored
 // (snapshot / restore), and what the engine does depends only on the records it was given, in their order:
 // restored state and the same records give the same results with the same ids.
+import { MinHeap } from "../common/min-heap";
 import { BridgeError } from "../common/errors";
 import type { Aggregator } from "./aggregate";
 
@@ -549,51 +550,3 @@ interface EndEntry {
 /** Windows by end (then start and key, as results are ordered: byEnd). */
 const endFirst = (a: EndEntry, b: EndEntry): boolean =>
   a.end !== b.end ? a.end < b.end : a.start !== b.start ? a.start < b.start : a.key < b.key;
-
-/** A binary min-heap under `less`. */
-class MinHeap<T> {
-  private items: T[] = [];
-
-  constructor(private readonly less: (a: T, b: T) => boolean) {}
-
-  peek(): T | undefined {
-    return this.items[0];
-  }
-
-  push(e: T): void {
-    const a = this.items;
-    a.push(e);
-    let i = a.length - 1;
-    while (i > 0) {
-      const up = (i - 1) >> 1;
-      if (!this.less(a[i], a[up])) break;
-      [a[i], a[up]] = [a[up], a[i]];
-      i = up;
-    }
-  }
-
-  pop(): T | undefined {
-    const a = this.items;
-    const top = a[0];
-    const last = a.pop();
-    if (a.length > 0 && last) {
-      a[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < a.length && this.less(a[l], a[m])) m = l;
-        if (r < a.length && this.less(a[r], a[m])) m = r;
-        if (m === i) break;
-        [a[i], a[m]] = [a[m], a[i]];
-        i = m;
-      }
-    }
-    return top;
-  }
-
-  clear(): void {
-    this.items = [];
-  }
-}

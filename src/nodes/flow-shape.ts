@@ -198,17 +198,19 @@ export function groupCountsAfter(
 }
 
 /**
- * Whether node `id` is a core switch that recreates message sequences (or has a "tail" rule): it holds the msgs of a sequence
- * (msg.parts) until the last one came, without a done callback (SettlementOptions.sequences).
+ * Whether node `id` is a core switch that holds the msgs of a sequence (msg.parts) until the last one came,
+ * without a done callback (SettlementOptions.sequences): true when it recreates message sequences (it sends
+ * the parts it passes together), "tail" when only a "tail" rule makes it wait (it sends each part as it
+ * handles it).
  */
-export function holdsSequences(RED: RED, id: string): boolean {
+export function holdsSequences(RED: RED, id: string): boolean | "tail" {
   // a node inside a subflow instance runs under an id of its own; its config is the template's (_alias)
   const alias = (RED.nodes.getNode(id) as { _alias?: unknown } | null)?._alias;
-  let found = false;
+  let found: boolean | "tail" = false;
   RED.nodes.eachNode((n: WiredConfig & { repair?: unknown; rules?: { t?: unknown }[] }) => {
     if ((n.id !== id && n.id !== alias) || n.type !== "switch") return;
-    // "recreate message sequences", or a rule on a sequence's last parts: the switch waits for its end
-    if (n.repair === true || n.repair === "true" || (n.rules ?? []).some((r) => r.t === "tail")) found = true;
+    if (n.repair === true || n.repair === "true") found = true;
+    else if ((n.rules ?? []).some((r) => r.t === "tail")) found = "tail";
   });
   return found;
 }

@@ -964,3 +964,157 @@ test("settlement: a switch recreating message sequences that drops every part of
   endTurn();
   assert.deepEqual(settled.sort(), ["ra0", "ra1", "rb0", "rb1", "rm"]);
 });
+
+/** A tracker whose turns and event-loop iterations the test runs by hand; "sw" holds sequences in `mode`. */
+function sequenceHarness(mode: boolean | "tail" = true) {
+  const settled: string[] = [];
+  let deferred: (() => void)[] = [];
+  let loops: (() => void)[] = [];
+  let scheduled = 0;
+  const t = new SettlementTracker<string>(
+    { settled: (r) => settled.push(r), failed: () => undefined },
+    {
+      defer: (fn) => deferred.push(fn),
+      nextLoop: (fn) => {
+        scheduled++;
+        loops.push(fn);
+      },
+      now: Date.now,
+      sequences: (id) => (id === "sw" ? mode : false),
+    },
+  );
+  const endTurn = () => {
+    const d = deferred;
+    deferred = [];
+    for (const fn of d) fn();
+  };
+  const iteration = () => {
+    const l = loops;
+    loops = [];
+    for (const fn of l) fn();
+    endTurn();
+  };
+  /** A tracked msg `id` (record `r<id>`) reaches the switch, which queues it. */
+  const give = (id: string, m: object) => {
+    t.track(id, `r${id}`);
+    t.delivered(id, "in", "sw", m);
+    endTurn();
+    t.received(id, "sw", m);
+    endTurn();
+  };
+  return { t, settled, endTurn, iteration, give, scheduled: () => scheduled, waiting: () => loops.length };
+}
+
+test("review 29 F1: a switch with a 'tail' rule and no recreating sends the parts it passes one by one: the record waits for the last", () => {
+  const { t, settled, endTurn, iteration } = sequenceHarness("tail");
+  const r = {};
+  t.track("r", "R");
+  t.delivered("r", "in", "sp", r);
+  endTurn();
+  const m = [0, 1, 2, 3].map((i) => ({ parts: { id: "s", index: i, count: 4 } }));
+  m.forEach((x, i) => t.delivered(`p${i}`, "sp", "sw", x));
+  t.completed("r", "sp", undefined, r);
+  endTurn();
+  m.forEach((x, i) => {
+    t.received(`p${i}`, "sw", x);
+    endTurn();
+  });
+  iteration();
+  iteration();
+  t.delivered("p2", "sw", "out", m[2]);
+  endTurn();
+  iteration();
+  t.delivered("p3", "sw", "out", m[3]);
+  endTurn();
+  t.completed("p2", "out", undefined, m[2]);
+  endTurn();
+  assert.deepEqual(settled, [], "p3 is on its way");
+  t.completed("p3", "out", undefined, m[3]);
+  endTurn();
+  assert.deepEqual(settled, ["R"]);
+});
+
+test("review 29 F3, F6: parts this tracker does not track (an inject's, another kafka-in's) complete a sequence and count in the switch's backlog", async () => {
+  const { t, settled, endTurn, iteration } = sequenceHarness();
+  const k0 = { parts: { id: "b", index: 0, count: 3 } };
+  const k1 = { parts: { id: "b", index: 1, count: 3 } };
+  // another source's long sequence reaches the switch first
+  for (let i = 0; i < 10_000; i++) t.received(`x${i}`, "sw", { parts: { id: "X", index: i, count: 10_000 } });
+  const give = (id: string, x: object) => {
+    t.track(id, `r${id}`);
+    t.delivered(id, "in", "sw", x);
+    endTurn();
+    t.received(id, "sw", x);
+    endTurn();
+  };
+  give("k0", k0);
+  give("k1", k1);
+  t.received("u2", "sw", { parts: { id: "b", index: 2, count: 3 } });
+  // a slow loop: fewer iterations than the switch needs for X, and a second passes
+  for (let i = 0; i < 300; i++) iteration();
+  await new Promise((r) => setTimeout(r, LEGACY_IDLE_MS + 300));
+  endTurn();
+  assert.deepEqual(settled, [], "the switch may still be working through X");
+  // it reaches b, drops k0 and sends k1
+  t.delivered("k1", "sw", "join");
+  endTurn();
+  assert.deepEqual(settled, ["rk0"]);
+  t.completed("k1", "join");
+  endTurn();
+  assert.deepEqual(settled.sort(), ["rk0", "rk1"]);
+});
+
+test("review 29 F2: the event-loop iterations counted for drain marks are one ticker, not one chain per sequence", () => {
+  const { t, endTurn, iteration, scheduled, waiting } = sequenceHarness();
+  const sequences = 300;
+  const parts = 60;
+  for (let s = 0; s < sequences; s++)
+    for (let i = 0; i < parts; i++) {
+      const id = `s${s}p${i}`;
+      const x = { parts: { id: `s${s}`, index: i, count: parts } };
+      t.track(id, id);
+      t.delivered(id, "sp", "sw", x);
+      t.received(id, "sw", x);
+    }
+  endTurn();
+  let iterations = 0;
+  while (waiting() > 0) {
+    iteration();
+    iterations++;
+  }
+  // the longest budget: two iterations per msg the switch got, and one callback per iteration
+  assert.ok(iterations <= 2 * sequences * parts + 2, `${iterations} iterations`);
+  assert.equal(scheduled(), iterations);
+});
+
+test("review 29 F4: what a switch queued of sequences that never complete goes when the records expire", () => {
+  const { t, endTurn } = sequenceHarness();
+  for (let s = 0; s < 100; s++) {
+    const x = { parts: { id: `s${s}`, index: 0, count: 2 } };
+    t.track(`m${s}`, `r${s}`);
+    t.delivered(`m${s}`, "in", "sw", x);
+    endTurn();
+    t.received(`m${s}`, "sw", x);
+    endTurn();
+  }
+  t.expire(Date.now() + 10_000, () => new Error("expired"));
+  assert.equal(t.size, 0);
+  assert.equal(
+    (t as unknown as { legacy: Map<string, unknown> }).legacy.size,
+    0,
+    "the switch's queue is forgotten",
+  );
+});
+
+test("review 29 F5: a sequence a switch dropped whole goes a second after it was handled, though msgs keep coming", async () => {
+  const { settled, iteration, give } = sequenceHarness();
+  give("a0", { parts: { id: "A", index: 0, count: 2 } });
+  give("a1", { parts: { id: "A", index: 1, count: 2 } });
+  for (let i = 0; i < 20; i++) iteration();
+  for (let k = 0; k < 12; k++) {
+    await new Promise((r) => setTimeout(r, 250));
+    give(`b${k}`, { parts: { id: `B${k}`, index: 0, count: 2 } });
+    for (let i = 0; i < 4; i++) iteration();
+  }
+  assert.ok(settled.includes("ra0") && settled.includes("ra1"), JSON.stringify(settled));
+});
