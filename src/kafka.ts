@@ -3,9 +3,11 @@ import type { RED } from "./nodes/red";
 import { registerKafkaCluster } from "./nodes/kafka-cluster";
 import { registerKafkaIn } from "./nodes/kafka-in";
 import { registerKafkaWindow } from "./nodes/kafka-window";
+import { registerSchemaRegistry } from "./nodes/schema-registry";
 
 export = function registerKafkaNodes(RED: RED): void {
   registerKafkaCluster(RED);
+  registerSchemaRegistry(RED);
   registerKafkaIn(RED);
   registerKafkaWindow(RED);
 };

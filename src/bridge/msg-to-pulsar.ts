@@ -1,6 +1,6 @@
 // A msg -> the Pulsar message pulsar-out publishes (DESIGN §3), and the headers of a Kafka dead-letter copy.
 import { isUtf8 } from "node:buffer";
-import { randomBytes } from "node:crypto";
+import { jsonText } from "../common/json";
 import { BridgeError } from "../common/errors";
 import type { OutgoingMessage } from "../pulsar/types";
 import { setOwn, type KafkaHeader } from "./record-to-msg";
@@ -47,27 +47,6 @@ interface MsgLike {
 }
 
 const fail = (what: string) => new BridgeError("pulsar-out.errors.payload", what, false);
-
-/**
- * JSON text of a value. BigInt (what the json value format makes of integers beyond 2^53) has no JSON form
- * of its own and makes JSON.stringify throw: then the value is written again with each BigInt as its
- * digits, so a big integer read from Kafka goes out as the same digits.
- */
-function jsonText(value: unknown): string | undefined {
-  try {
-    return JSON.stringify(value);
-  } catch (err) {
-    const tag = `${randomBytes(8).toString("hex")}:`;
-    let tagged = false;
-    const text = JSON.stringify(value, (_name, v: unknown) => {
-      if (typeof v !== "bigint") return v;
-      tagged = true;
-      return tag + v.toString();
-    });
-    if (!tagged || text === undefined) throw err;
-    return text.replace(new RegExp(`"${tag}(-?\\d+)"`, "g"), "$1");
-  }
-}
 
 /** Body bytes: Buffer as is, string as UTF-8, typed arrays as their bytes, other values as JSON. */
 export function payloadBytes(payload: unknown): Buffer {

@@ -2,12 +2,20 @@
 import { isUtf8 } from "node:buffer";
 import { randomFillSync } from "node:crypto";
 import { BridgeError } from "../common/errors";
-import { parseJson } from "../common/json";
+import { jsonText, parseJson } from "../common/json";
+import { SchemaDecodeError, type SchemaDecoder, type SchemaInfo } from "../registry/decoder";
 
 export { parseJson };
 
-export type ValueFormat = "auto" | "string" | "json" | "buffer";
-export type KeyFormat = "auto" | "string" | "buffer";
+export type ValueFormat = "auto" | "string" | "json" | "buffer" | "registry";
+export type KeyFormat = "auto" | "string" | "buffer" | "registry";
+
+/** How values and keys are decoded: the formats, and for "registry" the schema registry's decoder. */
+export interface Formats {
+  value: ValueFormat;
+  key: KeyFormat;
+  registry?: SchemaDecoder;
+}
 export type TimestampType = "CreateTime" | "LogAppendTime";
 
 /** A header value as the msg carries it: UTF-8 text as string, other bytes as Buffer, null when Kafka has none. */
@@ -66,6 +74,9 @@ export interface KafkaProvenance {
    */
   epoch?: number;
   source?: string;
+  /** The registry schema the value (or key) was decoded with (format "registry"). */
+  schema?: SchemaInfo;
+  keySchema?: SchemaInfo;
 }
 
 export interface RecordMsg {
@@ -88,6 +99,45 @@ export function setOwn<T>(target: Record<string, T>, name: string, value: T): vo
   if (name === "__proto__")
     Object.defineProperty(target, name, { value, writable: true, enumerable: true, configurable: true });
   else target[name] = value;
+}
+
+/** What a registry decoder's failure means for the record: which error, and whether retrying helps. */
+const REGISTRY_FAILURES = {
+  wire: ["kafka-in.errors.schema-wire", false],
+  unknown: ["kafka-in.errors.schema-unknown", false],
+  schema: ["kafka-in.errors.schema-invalid", false],
+  body: ["kafka-in.errors.schema-decode", false],
+  unavailable: ["kafka-in.errors.schema-registry", true],
+  refused: ["kafka-in.errors.schema-refused", false],
+} as const;
+
+function fromRegistry(
+  bytes: Buffer,
+  registry: SchemaDecoder | undefined,
+  subject: string,
+): { value: unknown; schema: SchemaInfo } {
+  if (!registry)
+    throw new BridgeError(
+      "kafka-in.errors.no-registry",
+      "the schema registry format needs a schema-registry node",
+      false,
+    );
+  try {
+    return registry.decode(bytes, subject);
+  } catch (err) {
+    if (!(err instanceof SchemaDecodeError)) throw err;
+    const [key, retriable] = REGISTRY_FAILURES[err.failure];
+    throw new BridgeError(key, err.message, retriable);
+  }
+}
+
+/** A decoded registry key as msg.key: text and numbers as text, anything else as its JSON text. */
+function keyText(value: unknown): string | null {
+  if (value === null || value === undefined) return null;
+  if (typeof value === "string") return value;
+  if (typeof value === "number" || typeof value === "bigint" || typeof value === "boolean")
+    return String(value);
+  return jsonText(value) ?? null;
 }
 
 function decodeValue(value: Buffer | null, format: ValueFormat): unknown {
@@ -181,11 +231,23 @@ function timestampTypeOf(record: KafkaRecordLike): TimestampType {
 export function recordToMsg(
   record: KafkaRecordLike,
   where: { topic: string; partition: number; groupId: string },
-  formats: { value: ValueFormat; key: KeyFormat },
+  formats: Formats,
   provenance?: { attempt: number; cluster: string },
 ): RecordMsg {
-  const payload = decodeValue(record.value, formats.value);
-  const key = decodeKey(record.key, formats.key);
+  let payload: unknown;
+  let schema: SchemaInfo | undefined;
+  if (formats.value === "registry" && record.value !== null) {
+    const d = fromRegistry(record.value, formats.registry, `${where.topic}-value`);
+    payload = d.value;
+    schema = d.schema;
+  } else payload = decodeValue(record.value, formats.value);
+  let key: string | Buffer | null;
+  let keySchema: SchemaInfo | undefined;
+  if (formats.key === "registry" && record.key !== null) {
+    const d = fromRegistry(record.key, formats.registry, `${where.topic}-key`);
+    key = keyText(d.value);
+    keySchema = d.schema;
+  } else key = decodeKey(record.key, formats.key);
   // Legacy records of magic 0 have no timestamp at all.
   const timestamp = record.timestamp === undefined ? -1 : Number(record.timestamp);
   const headers: Record<string, HeaderValue> = {};
@@ -205,6 +267,8 @@ export function recordToMsg(
     kafka.attempt = provenance.attempt;
     kafka.cluster = provenance.cluster;
   }
+  if (schema) kafka.schema = schema;
+  if (keySchema) kafka.keySchema = keySchema;
   return { payload, topic: where.topic, key, kafka };
 }
 

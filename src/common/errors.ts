@@ -53,6 +53,10 @@ export type FailureScope = "record" | "destination" | "transient";
 
 const RECORD_KEYS = new Set([
   "kafka-in.errors.json",
+  "kafka-in.errors.schema-wire",
+  "kafka-in.errors.schema-unknown",
+  "kafka-in.errors.schema-invalid",
+  "kafka-in.errors.schema-decode",
   "pulsar-out.errors.payload",
   "pulsar-out.errors.invalid-topic",
   "pulsar-out.errors.template",
@@ -99,9 +103,16 @@ export function isConsequential(err: unknown): boolean {
   return err instanceof BridgeError && CONSEQUENTIAL_KEYS.has(err.key);
 }
 
+/**
+ * Retriable errors about something every record needs (the schema registry away): the partition waits and
+ * tries again, without end and without dead-lettering good records.
+ */
+const WAITING_KEYS = new Set(["kafka-in.errors.schema-registry"]);
+
 export function failureScope(err: unknown): FailureScope {
   if (err instanceof ConfigurationError) return "destination";
   if (err instanceof BridgeError) {
+    if (WAITING_KEYS.has(err.key)) return "destination";
     if (err.retriable) return "transient";
     return RECORD_KEYS.has(err.key) ? "record" : "destination";
   }

@@ -1,4 +1,5 @@
-// JSON text -> values, keeping integers beyond 2^53 exact (kafka-in's json format, JSON Schema records).
+// JSON text <-> values, keeping integers beyond 2^53 exact as BigInt (kafka-in's json format, schema
+// registry records, pulsar-out's JSON bodies).
 import { randomBytes } from "node:crypto";
 
 const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
@@ -74,5 +75,26 @@ export function parseJson(text: string): unknown {
   } catch (err) {
     JSON.parse(text); // the original's own error, with its positions
     throw err;
+  }
+}
+
+/**
+ * JSON text of a value. BigInt (what the json value format makes of integers beyond 2^53) has no JSON form
+ * of its own and makes JSON.stringify throw: then the value is written again with each BigInt as its
+ * digits, so a big integer read from Kafka goes out as the same digits.
+ */
+export function jsonText(value: unknown): string | undefined {
+  try {
+    return JSON.stringify(value);
+  } catch (err) {
+    const tag = `${randomBytes(8).toString("hex")}:`;
+    let tagged = false;
+    const text = JSON.stringify(value, (_name, v: unknown) => {
+      if (typeof v !== "bigint") return v;
+      tagged = true;
+      return tag + v.toString();
+    });
+    if (!tagged || text === undefined) throw err;
+    return text.replace(new RegExp(`"${tag}(-?\\d+)"`, "g"), "$1");
   }
 }

@@ -27,6 +27,8 @@ export interface GroupConsumerOptions {
   onRecord: (topic: string, partition: number, message: KafkaMessage) => void;
   /** Called after the records of one fetched batch were handed over (for batch output). */
   onBatchEnd?: () => void;
+  /** Awaited before a fetched batch's records are handed over (kafka-in loads their schemas); never rejects. */
+  beforeBatch?: (messages: KafkaMessage[]) => Promise<void>;
   /** The group gave this member its partitions (after every rebalance): those missing were revoked. */
   onAssignment?: (assigned: { topic: string; partition: number }[]) => void;
   onState: (state: ConsumerState) => void;
@@ -293,6 +295,7 @@ export class GroupConsumer {
     if (!payload.isStale()) {
       if (this.sought.size > 0) this.sought.delete(blockKey(topic, partition));
       if (payload.isRunning()) await this.checkTopicIds(payload);
+      if (this.o.beforeBatch && payload.isRunning()) await this.o.beforeBatch(payload.batch.messages);
     }
     if (payload.isRunning() && !payload.isStale()) {
       const blocked = this.blocked.size > 0 && this.blocked.has(blockKey(topic, partition));

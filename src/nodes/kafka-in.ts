@@ -13,7 +13,15 @@ import { GroupConsumer, type ConsumerState } from "../kafka/group-consumer";
 import { OffsetLedger } from "../bridge/offsets";
 import { Delivery, type DeliveryRecord } from "../bridge/delivery";
 import { PulsarDeadLetterWriter, deadLetterFields, writeKafkaDeadLetter } from "../bridge/dead-letter";
-import { msgIdSource, recordToMsg, type KeyFormat, type ValueFormat } from "../bridge/record-to-msg";
+import {
+  msgIdSource,
+  recordToMsg,
+  type Formats,
+  type KeyFormat,
+  type ValueFormat,
+} from "../bridge/record-to-msg";
+import type { SchemaDecoder } from "../registry/decoder";
+import type { SchemaRegistryNode } from "./schema-registry";
 import type { OrderedSource } from "../bridge/effectively-once";
 
 const NS = "node-red-contrib-kafka-pulsar/kafka:";
@@ -117,6 +125,7 @@ export function registerKafkaIn(RED: RED): void {
       node.error(d.message);
     };
     let topics: (string | RegExp)[];
+    let registry: SchemaDecoder | undefined;
     try {
       if (!cluster)
         throw new BridgeError("kafka-in.errors.no-cluster", "no kafka-cluster is configured", false);
@@ -142,6 +151,16 @@ export function registerKafkaIn(RED: RED): void {
         );
       }
       cluster.getKafka();
+      if (cfg.valueFormat === "registry" || cfg.keyFormat === "registry") {
+        const registryNode = RED.nodes.getNode(cfg.registry) as SchemaRegistryNode | null;
+        if (!registryNode)
+          throw new BridgeError(
+            "kafka-in.errors.no-registry",
+            "the schema registry format needs a schema-registry node",
+            false,
+          );
+        registry = registryNode.decoder();
+      }
     } catch (err) {
       stop(err);
       return;
@@ -150,7 +169,11 @@ export function registerKafkaIn(RED: RED): void {
     const settled = cfg.commitMode === "settled";
     const groupId = cfg.groupId.trim();
     const ledger = new OffsetLedger();
-    const formats = { value: cfg.valueFormat as ValueFormat, key: cfg.keyFormat as KeyFormat };
+    const formats: Formats = {
+      value: cfg.valueFormat as ValueFormat,
+      key: cfg.keyFormat as KeyFormat,
+      registry,
+    };
     const nextMsgId = msgIdSource();
     const deadLetters =
       cfg.failurePolicy === "dead-letter" ? deadLetterWriter(RED, share, cfg, groupId) : undefined;
@@ -359,6 +382,18 @@ export function registerKafkaIn(RED: RED): void {
       ledger,
       onRecord: (topic, partition, message) => delivery.onRecord(topic, partition, message),
       onBatchEnd: () => delivery.onBatchEnd(),
+      // the schemas a batch's values and keys name, loaded before its records are decoded
+      beforeBatch: registry
+        ? (messages) =>
+            registry.prefetch(
+              (function* () {
+                for (const m of messages) {
+                  if (cfg.valueFormat === "registry") yield m.value;
+                  if (cfg.keyFormat === "registry") yield m.key;
+                }
+              })(),
+            )
+        : undefined,
       // effectively-once and windows: not one record of a recreated topic under the old topic's identity
       topicCheckEveryBatch: () => delivery.isOrdered,
       onAssignment: (list) => delivery.onAssignment(list),

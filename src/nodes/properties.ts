@@ -34,6 +34,25 @@ export const KAFKA_CLUSTER_CREDENTIALS = {
   tlsPassphrase: "password",
 } as const;
 
+export const SCHEMA_REGISTRY_DEFAULTS = {
+  name: "",
+  /** The Confluent-compatible API's base URL (Apicurio: .../apis/ccompat/v7); ${ENV} substitution. */
+  url: "http://127.0.0.1:8081",
+  /** none | basic | bearer */
+  auth: "none",
+  /** Optional id of a core tls-config node for an https URL (CA, client certificate, verification). */
+  tlsConfig: "",
+  /** Per request to the registry. */
+  timeoutMs: 10000,
+} as const;
+
+/** Credentials of schema-registry: username (text), password (basic auth), token (bearer auth). */
+export const SCHEMA_REGISTRY_CREDENTIALS = {
+  username: "text",
+  password: "password",
+  token: "password",
+} as const;
+
 export const KAFKA_IN_DEFAULTS = {
   name: "",
   cluster: "",
@@ -43,10 +62,12 @@ export const KAFKA_IN_DEFAULTS = {
   groupId: "",
   /** Where a new group starts: latest | earliest. */
   startFrom: "latest",
-  /** auto | string | json | buffer */
+  /** auto | string | json | buffer | registry (Avro, Protobuf, JSON Schema through `registry`) */
   valueFormat: "auto",
-  /** auto | string | buffer */
+  /** auto | string | buffer | registry */
   keyFormat: "auto",
+  /** schema-registry id, when a format is registry. */
+  registry: "",
   /** settled (at-least-once) | auto (at-most-once) */
   commitMode: "settled",
   /** Records emitted and not yet settled, per node; partitions pause above it. */

@@ -57,22 +57,18 @@ export interface TlsConfigNode extends Node {
 export function tlsConfigNode(
   RED: RED,
   id: string,
-  owner: "kafka-cluster" | "pulsar-cluster",
+  owner: "kafka-cluster" | "pulsar-cluster" | "schema-registry",
 ): TlsConfigNode | undefined {
   if (!id) return undefined;
   const tlsNode = RED.nodes.getNode(id) as TlsConfigNode | null;
   if (!tlsNode)
     throw new ConfigurationError(
-      owner === "kafka-cluster"
-        ? "kafka-cluster.errors.tls-config-missing"
-        : "pulsar-cluster.errors.tls-config-missing",
+      `${owner}.errors.tls-config-missing`,
       `the TLS configuration node ${id} is not deployed (missing or disabled): deploy it or choose another`,
     );
   if (tlsNode.valid === false)
     throw new ConfigurationError(
-      owner === "kafka-cluster"
-        ? "kafka-cluster.errors.tls-config-invalid"
-        : "pulsar-cluster.errors.tls-config-invalid",
+      `${owner}.errors.tls-config-invalid`,
       `the TLS configuration node "${tlsNode.name || id}" is invalid: a certificate or key file is missing or unreadable (its error is in the log)`,
     );
   return tlsNode;

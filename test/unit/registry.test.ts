@@ -6,6 +6,8 @@ import avro from "avsc";
 import protobuf from "protobufjs";
 import { RegistryError, type RegisteredSchema, type RegistryClient } from "../../src/registry/client";
 import { SchemaDecodeError, SchemaDecoder, schemaIdOf } from "../../src/registry/decoder";
+import { recordToMsg } from "../../src/bridge/record-to-msg";
+import { failureScope, type BridgeError } from "../../src/common/errors";
 
 function framed(id: number, body: Buffer, indexes?: Buffer): Buffer {
   const head = Buffer.alloc(5);
@@ -275,4 +277,54 @@ test("registry: an unknown id, a body that does not fit and a registry that is d
     "body",
     "a string longer than its bytes",
   );
+});
+
+test("registry: kafka-in's msg from a registry record: payload, msg.kafka.schema, a record key as its JSON text; failures are the record's, or the partition waits for the registry", async () => {
+  const valueSchema = { type: "record", name: "V", fields: [{ name: "n", type: "long" }] };
+  const keySchema = { type: "record", name: "K", fields: [{ name: "id", type: "string" }] };
+  let down = false;
+  const client: RegistryClient = {
+    schemaById: (id) => {
+      if (down)
+        return Promise.reject(new RegistryError("cannot reach the schema registry", undefined, undefined));
+      const schema = id === 1 ? valueSchema : id === 2 ? keySchema : undefined;
+      return schema
+        ? Promise.resolve({ schema: JSON.stringify(schema), schemaType: "AVRO", references: [] })
+        : Promise.reject(new RegistryError(`answered 404 to GET /schemas/ids/${id}`, 404, 40403));
+    },
+    versionsOf: (id) => Promise.resolve([{ subject: id === 1 ? "t-value" : "t-key", version: 1 }]),
+    schemaOf: () => Promise.reject(new Error("no references")),
+    close: () => undefined,
+  };
+  const registry = new SchemaDecoder(client);
+  const value = framed(1, avro.Type.forSchema(valueSchema as avro.Schema).toBuffer({ n: 5 }));
+  const key = framed(2, avro.Type.forSchema(keySchema as avro.Schema).toBuffer({ id: "a" }));
+  await registry.prefetch([value, key]);
+  const where = { topic: "t", partition: 0, groupId: "g" };
+  const formats = { value: "registry", key: "registry", registry } as const;
+  const record = (v: Buffer | null, k: Buffer | null) => ({ key: k, value: v, timestamp: "1", offset: "0" });
+  const msg = recordToMsg(record(value, key), where, formats);
+  assert.deepEqual(JSON.parse(JSON.stringify(msg.payload)), { n: 5 });
+  assert.equal(msg.key, '{"id":"a"}');
+  assert.deepEqual(msg.kafka.schema, { id: 1, type: "AVRO", subject: "t-value", version: 1 });
+  assert.deepEqual(msg.kafka.keySchema, { id: 2, type: "AVRO", subject: "t-key", version: 1 });
+  assert.equal(recordToMsg(record(null, null), where, formats).payload, null, "a tombstone stays null");
+  const errorOf = (v: Buffer) => {
+    try {
+      recordToMsg(record(v, null), where, formats);
+    } catch (e) {
+      return e as BridgeError;
+    }
+    throw new Error("decoded");
+  };
+  const wire = errorOf(Buffer.from("plain text"));
+  assert.equal(wire.key, "kafka-in.errors.schema-wire");
+  assert.equal(failureScope(wire), "record", "dead-lettered");
+  await registry.prefetch([framed(7, Buffer.alloc(1))]);
+  assert.equal(errorOf(framed(7, Buffer.alloc(1))).key, "kafka-in.errors.schema-unknown");
+  down = true;
+  const away = errorOf(framed(8, Buffer.alloc(1)));
+  assert.equal(away.key, "kafka-in.errors.schema-registry");
+  assert.equal(away.retriable, true);
+  assert.equal(failureScope(away), "destination", "the partition waits; never dead-lettered");
 });
