@@ -1099,7 +1099,9 @@ async function startRegistry() {
       log(`registry: a registry not started by this script answers at ${registryUrl()}; using it`);
       return;
     }
-    throw new BrokerError(`registry: port ${S.registryPort} is taken by something that is not a schema registry`);
+    throw new BrokerError(
+      `registry: port ${S.registryPort} is taken by something that is not a schema registry`,
+    );
   }
   const dist = await fetchRegistry();
   const logFile = path.join(home, "registry.log");
