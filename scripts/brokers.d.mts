@@ -5,3 +5,4 @@ export declare function pulsarDist(): string;
 export declare function registryUrl(): string;
 export declare function registryJavaHome(): string;
 export declare function serdesClasspath(): Promise<string>;
+export declare function kafkaDist(): string;

@@ -93,7 +93,8 @@ export const SETTINGS = {
 };
 
 const S = SETTINGS;
-const kafkaDist = () => path.join(S.cacheDir, `kafka-${S.kafkaVersion}`);
+// Where the Kafka classpath is resolved (libs/; ready once it holds a READY file).
+export const kafkaDist = () => path.join(S.cacheDir, `kafka-${S.kafkaVersion}`);
 // Where the Pulsar distribution is unpacked (ready once it holds a READY file).
 export const pulsarDist = () => path.join(S.cacheDir, `apache-pulsar-${S.pulsarVersion}`);
 const kafkaHome = () => path.join(S.home, "kafka");

@@ -148,7 +148,19 @@ async function avroDecoder(schema: RegisteredSchema, load: ReferenceLoader): Pro
   for (const { schema: ref } of await referencesInOrder(schema, load))
     avro.Type.forSchema(JSON.parse(ref.schema) as avro.Schema, opts);
   const type = avro.Type.forSchema(JSON.parse(schema.schema) as avro.Schema, opts);
-  return { type: "AVRO", decode: (bytes, offset): unknown => type.fromBuffer(bytes.subarray(offset)) };
+  return { type: "AVRO", decode: (bytes, offset): unknown => plain(type.fromBuffer(bytes.subarray(offset))) };
+}
+
+/** avsc makes records instances of a class per record type: plain objects, as a msg's payload should be. */
+function plain(value: unknown): unknown {
+  if (value === null || typeof value !== "object" || Buffer.isBuffer(value)) return value;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) value[i] = plain(value[i]);
+    return value;
+  }
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(value)) out[k] = plain((value as Record<string, unknown>)[k]);
+  return out;
 }
 
 // ---- Protobuf

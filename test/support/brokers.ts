@@ -7,6 +7,8 @@ export const ROOT = path.resolve(__dirname, "..", "..");
 export const kafkaBrokers = (process.env.KAFKA_BROKERS ?? "127.0.0.1:9092").split(",");
 export const pulsarUrl = process.env.PULSAR_URL ?? "pulsar://127.0.0.1:6650";
 export const pulsarHttpUrl = process.env.PULSAR_HTTP_URL ?? "http://127.0.0.1:8080";
+/** The test schema registry's Confluent-compatible API (scripts/brokers.mjs starts Apicurio Registry). */
+export const registryUrl = process.env.REGISTRY_URL ?? "http://127.0.0.1:8081/apis/ccompat/v7";
 
 /** A name no other test (or earlier run) uses. */
 export function uniqueName(prefix: string): string {

@@ -3,8 +3,10 @@
 // files with the jars of the test distributions scripts/brokers.mjs unpacks).
 import { spawn } from "node:child_process";
 import path from "node:path";
-import { javaHome } from "../../scripts/brokers.mjs";
-import { kafkaBrokers, pulsarUrl, runToolOk, ROOT } from "./brokers";
+import fs from "node:fs";
+import os from "node:os";
+import { javaHome, kafkaDist, serdesClasspath } from "../../scripts/brokers.mjs";
+import { kafkaBrokers, pulsarUrl, registryUrl, runToolOk, ROOT } from "./brokers";
 import { pulsarDistribution } from "./pulsar-process";
 
 const JAVA_DIR = path.join(ROOT, "test", "support", "java");
@@ -149,4 +151,52 @@ export function readWithJavaPulsar(
       );
     });
   });
+}
+
+/**
+ * Writes Avro records to `topic` with Apicurio Registry's Java serializer in Confluent-compatible mode
+ * (test/support/java/RegistryRecordProducer.java), registering `schema` under "<topic>-value" with the test
+ * registry. Each value is given in Avro's JSON encoding (unions as {"type": value}, bytes as \u00XX text).
+ */
+export async function produceWithRegistrySerializer(
+  topic: string,
+  schema: object,
+  records: { key: string; value: string }[],
+): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "registry-producer-"));
+  const schemaFile = path.join(dir, "schema.avsc");
+  fs.writeFileSync(schemaFile, JSON.stringify(schema));
+  const classpath = `${path.join(kafkaDist(), "libs", "*")}:${await serdesClasspath()}`;
+  const args = [
+    "-Xmx256m",
+    "-cp",
+    classpath,
+    path.join(JAVA_DIR, "RegistryRecordProducer.java"),
+    kafkaBrokers.join(","),
+    topic,
+    registryUrl.replace(/\/apis\/ccompat\/v7\/?$/, "/apis/registry/v2"),
+    schemaFile,
+  ];
+  const input = records.map((r) => `${r.key}\t${r.value}\n`).join("");
+  try {
+    const out = await new Promise<string>((resolve, reject) => {
+      const child = spawn(path.join(javaHome(), "bin", "java"), args, { stdio: ["pipe", "pipe", "pipe"] });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (d: Buffer) => (stdout += d.toString("utf8")));
+      child.stderr.on("data", (d: Buffer) => (stderr += d.toString("utf8")));
+      child.on("error", reject);
+      child.on("close", (code) =>
+        code === 0
+          ? resolve(stdout)
+          : reject(new Error(`the registry producer exited ${code}:\n${stderr.slice(-3000)}`)),
+      );
+      child.stdin.end(input);
+    });
+    const written = out.split("\n").filter((l) => l.startsWith("RECORD ")).length;
+    if (written !== records.length)
+      throw new Error(`the registry producer wrote ${written} of ${records.length} records`);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }

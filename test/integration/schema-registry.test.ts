@@ -1,0 +1,307 @@
+// kafka-in's schema registry format, in a real Node-RED runtime against the real brokers and the test
+// registry (Apicurio Registry's Confluent-compatible API): Avro records written by Apicurio's Java serializer
+// in the Confluent wire format are decoded field for field and reach Pulsar; values that are not in the wire
+// format, name an unknown schema or do not decode are dead-lettered; a registry that cannot be reached makes
+// the partition wait (nothing committed, nothing dead-lettered) until it can.
+import assert from "node:assert/strict";
+import net from "node:net";
+import { after, before, test } from "node:test";
+import { helper, loadFlow, stopHelper, unloadFlow } from "../support/flow";
+import { committedOffsets, consoleConsume, createTopic, produce, testKafka } from "../support/kafka";
+import { kafkaBrokers, pulsarUrl, registryUrl, uniqueName } from "../support/brokers";
+import { produceWithRegistrySerializer } from "../support/java-kafka";
+import { storedPayloads } from "../support/pulsar";
+import { waitFor } from "../support/wait";
+import { createClient } from "../../src/pulsar/client";
+import type { PulsarClient } from "../../src/pulsar/types";
+import type { KafkaProvenance } from "../../src/bridge/record-to-msg";
+
+let pulsar: PulsarClient;
+before(() => {
+  pulsar = createClient({ serviceUrl: pulsarUrl });
+});
+after(async () => {
+  await pulsar.close();
+  await stopHelper();
+});
+
+const READING = {
+  type: "record",
+  name: "Reading",
+  namespace: "com.example.sensors",
+  fields: [
+    { name: "id", type: "long" },
+    { name: "name", type: "string" },
+    { name: "active", type: "boolean" },
+    { name: "score", type: "double" },
+    { name: "count", type: "int" },
+    { name: "raw", type: "bytes" },
+    { name: "price", type: { type: "bytes", logicalType: "decimal", precision: 9, scale: 2 } },
+    { name: "kind", type: { type: "enum", name: "Kind", symbols: ["TEMPERATURE", "HUMIDITY"] } },
+    { name: "note", type: ["null", "string"] },
+    { name: "tags", type: { type: "array", items: "string" } },
+    { name: "limits", type: { type: "map", values: "int" } },
+    { name: "at", type: { type: "long", logicalType: "timestamp-millis" } },
+    { name: "place", type: { type: "record", name: "Place", fields: [{ name: "room", type: "int" }] } },
+  ],
+};
+
+/** Avro's JSON encoding of bytes: each byte as the code point of the same number. */
+const avroBytes = (b: number[]) => String.fromCharCode(...b);
+
+// three readings: the second has an id beyond 2^53, the third a negative price and no note
+const READINGS = [
+  { id: 1, price: [0x04, 0xd2], priceText: "12.34", note: "first", raw: [0, 255] },
+  { id: 9007199254740993n, price: [0x00], priceText: "0.00", note: "big", raw: [] },
+  { id: -7, price: [0xfb, 0x2e], priceText: "-12.34", note: null, raw: [1] },
+].map((r, i) => ({
+  json: `{"id":${String(r.id)},"name":"sensor-${i}","active":${i % 2 === 0},"score":${i + 0.5},"count":${i},"raw":${JSON.stringify(avroBytes(r.raw))},"price":${JSON.stringify(avroBytes(r.price))},"kind":"${i === 1 ? "HUMIDITY" : "TEMPERATURE"}","note":${r.note === null ? "null" : JSON.stringify({ string: r.note })},"tags":["a","b${i}"],"limits":{"low":${i},"high":${i + 10}},"at":${1_700_000_000_000 + i},"place":{"room":${i + 100}}}`,
+  expected: {
+    id: r.id,
+    name: `sensor-${i}`,
+    active: i % 2 === 0,
+    score: i + 0.5,
+    count: i,
+    raw: Buffer.from(r.raw),
+    price: r.priceText,
+    kind: i === 1 ? "HUMIDITY" : "TEMPERATURE",
+    note: r.note,
+    tags: ["a", `b${i}`],
+    limits: { low: i, high: i + 10 },
+    at: 1_700_000_000_000 + i,
+    place: { room: i + 100 },
+  },
+}));
+
+/** A loopback port nothing listens on. */
+async function deadPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+function flow(o: {
+  kafkaTopic: string;
+  pulsarTopic: string;
+  groupId: string;
+  url?: string;
+  deadLetterTopic?: string;
+}) {
+  return [
+    { id: "kc", type: "kafka-cluster", brokers: kafkaBrokers.join(","), clientId: "registry-test" },
+    { id: "pc", type: "pulsar-cluster", serviceUrl: pulsarUrl },
+    { id: "sr", type: "schema-registry", url: o.url ?? registryUrl },
+    {
+      id: "in",
+      type: "kafka-in",
+      cluster: "kc",
+      topics: o.kafkaTopic,
+      groupId: o.groupId,
+      startFrom: "earliest",
+      valueFormat: "registry",
+      keyFormat: "string",
+      registry: "sr",
+      retryBackoffMs: 200,
+      ...(o.deadLetterTopic
+        ? { failurePolicy: "dead-letter", deadLetterTarget: "kafka", deadLetterTopic: o.deadLetterTopic }
+        : {}),
+      wires: [["out"]],
+    },
+    { id: "out", type: "pulsar-out", cluster: "pc", topic: o.pulsarTopic, wires: [] },
+    { id: "st", type: "status", scope: ["in"], wires: [["st-h"]] },
+    { id: "st-h", type: "helper" },
+  ];
+}
+
+interface Seen {
+  payload: unknown;
+  key: unknown;
+  kafka: KafkaProvenance;
+}
+
+function watch(): { seen: Seen[]; statuses: string[] } {
+  const seen: Seen[] = [];
+  const statuses: string[] = [];
+  // a listener of one argument is no handler Node-RED waits on: pulsar-out alone settles the msg
+  helper
+    .getNode("out")
+    ?.on("input", (msg: Seen) => seen.push({ payload: msg.payload, key: msg.key, kafka: msg.kafka }));
+  helper.getNode("st-h")?.on("input", (msg: { status: { text: string } }) => statuses.push(msg.status.text));
+  return { seen, statuses };
+}
+
+const committed = async (groupId: string, topic: string) =>
+  (await committedOffsets(groupId, topic)).get(0)?.committed ?? -1;
+
+/** JSON text as pulsar-out writes it: BigInt as its digits, Buffer as Node's JSON of a Buffer. */
+const asJson = (v: unknown) =>
+  JSON.stringify(v, (_k, x: unknown) => (typeof x === "bigint" ? `#${x.toString()}#` : x)).replace(
+    /"#(-?\d+)#"/g,
+    "$1",
+  );
+
+test("Avro records from Apicurio's Java serializer (Confluent wire format) decode field for field; msg.kafka.schema names the schema; Pulsar gets their JSON", async () => {
+  const kafkaTopic = uniqueName("registry-avro");
+  const pulsarTopic = `persistent://public/default/${uniqueName("registry-avro")}`;
+  const groupId = uniqueName("registry");
+  await createTopic(kafkaTopic, 1);
+  await produceWithRegistrySerializer(
+    kafkaTopic,
+    READING,
+    READINGS.map((r, i) => ({ key: `k${i}`, value: r.json })),
+  );
+  await loadFlow(flow({ kafkaTopic, pulsarTopic, groupId }));
+  let seen: Seen[];
+  try {
+    ({ seen } = watch());
+    await waitFor(
+      "offset 3 committed",
+      async () => (await committed(groupId, kafkaTopic)) === 3,
+      60_000,
+      500,
+    );
+  } finally {
+    await unloadFlow();
+  }
+  assert.equal(seen.length, 3);
+  const subjects = (await (await fetch(`${registryUrl}/subjects`)).json()) as string[];
+  assert.ok(subjects.includes(`${kafkaTopic}-value`), "the serializer registered the topic's subject");
+  const id = (
+    (await (await fetch(`${registryUrl}/subjects/${kafkaTopic}-value/versions/latest`)).json()) as {
+      id: number;
+    }
+  ).id;
+  seen.forEach((m, i) => {
+    const expected = READINGS[i]?.expected;
+    // field for field, exact types: BigInt beyond 2^53, Buffer for bytes, the decimal's digits
+    assert.deepEqual({ ...(m.payload as object) }, expected, `record ${i}`);
+    assert.equal(typeof (m.payload as { id: unknown }).id, i === 1 ? "bigint" : "number");
+    assert.ok(Buffer.isBuffer((m.payload as { raw: unknown }).raw));
+    assert.equal(m.key, `k${i}`);
+    assert.deepEqual(m.kafka.schema, { id, type: "AVRO", subject: `${kafkaTopic}-value`, version: 1 });
+  });
+  const stored = await storedPayloads(pulsar, pulsarTopic);
+  assert.deepEqual(
+    stored,
+    READINGS.map((r) => asJson(r.expected)),
+    "the same values reach Pulsar, the big id as its digits",
+  );
+});
+
+test("values not in the wire format, of a schema id the registry does not have, or that do not decode with their schema are dead-lettered with the reason; the good records go on and everything commits", async () => {
+  const kafkaTopic = uniqueName("registry-bad");
+  const deadLetterTopic = uniqueName("registry-dlq");
+  const pulsarTopic = `persistent://public/default/${uniqueName("registry-bad")}`;
+  const groupId = uniqueName("registry");
+  await createTopic(kafkaTopic, 1);
+  await createTopic(deadLetterTopic, 1);
+  // a schema of this test's own: a string
+  const registered = await fetch(`${registryUrl}/subjects/${kafkaTopic}-value/versions`, {
+    method: "POST",
+    headers: { "content-type": "application/vnd.schemaregistry.v1+json" },
+    body: JSON.stringify({ schema: '"string"' }),
+  });
+  const { id } = (await registered.json()) as { id: number };
+  const header = (schemaId: number) => {
+    const b = Buffer.alloc(5);
+    b.writeUInt32BE(schemaId, 1);
+    return b;
+  };
+  await produce(kafkaTopic, [
+    { key: "plain", value: "just text" },
+    { key: "unknown", value: Buffer.concat([header(987654), Buffer.from([2, 0x41])]) },
+    // a string of 4 bytes (zigzag 8) with only one byte after it
+    { key: "short", value: Buffer.concat([header(id), Buffer.from([8, 0x41])]) },
+    { key: "good", value: Buffer.concat([header(id), Buffer.from([4, 0x6f, 0x6b])]) },
+  ]);
+  await loadFlow(flow({ kafkaTopic, pulsarTopic, groupId, deadLetterTopic }));
+  let seen: Seen[];
+  try {
+    ({ seen } = watch());
+    await waitFor(
+      "offset 4 committed",
+      async () => (await committed(groupId, kafkaTopic)) === 4,
+      60_000,
+      500,
+    );
+  } finally {
+    await unloadFlow();
+  }
+  assert.deepEqual(
+    seen.map((m) => [m.key, m.payload]),
+    [["good", "ok"]],
+  );
+  const dead = await consoleConsume(deadLetterTopic, 3);
+  // per offset, the reason (and, for the first, the raw value kept)
+  const reasons = new Map(
+    dead
+      .split("\n")
+      .filter((l) => l.includes("dlq.error"))
+      .map((l) => [/dlq\.offset:(\d+)/.exec(l)?.[1], l]),
+  );
+  assert.deepEqual([...reasons.keys()].sort(), ["0", "1", "2"], dead);
+  assert.match(reasons.get("0") ?? "", /magic byte/);
+  assert.match(reasons.get("0") ?? "", /just text$/, "the raw value is kept");
+  assert.match(reasons.get("1") ?? "", /no schema with id 987654/);
+  assert.match(reasons.get("2") ?? "", /does not decode with its AVRO schema/);
+});
+
+test("a registry that cannot be reached: the partition waits (red status, nothing committed, nothing dead-lettered); redeployed with the registry back, every record arrives", async () => {
+  const kafkaTopic = uniqueName("registry-down");
+  const deadLetterTopic = uniqueName("registry-down-dlq");
+  const pulsarTopic = `persistent://public/default/${uniqueName("registry-down")}`;
+  const groupId = uniqueName("registry");
+  await createTopic(kafkaTopic, 1);
+  await createTopic(deadLetterTopic, 1);
+  await produceWithRegistrySerializer(
+    kafkaTopic,
+    READING,
+    READINGS.map((r, i) => ({ key: `k${i}`, value: r.json })),
+  );
+  const down = `http://127.0.0.1:${await deadPort()}`;
+  await loadFlow(flow({ kafkaTopic, pulsarTopic, groupId, deadLetterTopic, url: down }));
+  try {
+    const { seen, statuses } = watch();
+    await waitFor(
+      "a status naming the registry",
+      () => Promise.resolve(statuses.some((s) => /schema registry/.test(s))),
+      30_000,
+      200,
+    );
+    await new Promise((r) => setTimeout(r, 5000));
+    assert.equal(seen.length, 0);
+    assert.equal(await committed(groupId, kafkaTopic), -1, "nothing committed");
+    const admin = testKafka().admin();
+    await admin.connect();
+    try {
+      const ends = await admin.fetchTopicOffsets(deadLetterTopic);
+      assert.deepEqual(
+        ends.map((o) => o.high),
+        ["0"],
+        "nothing dead-lettered",
+      );
+    } finally {
+      await admin.disconnect();
+    }
+  } finally {
+    await unloadFlow();
+  }
+  await loadFlow(flow({ kafkaTopic, pulsarTopic, groupId, deadLetterTopic }));
+  try {
+    const { seen } = watch();
+    await waitFor(
+      "offset 3 committed",
+      async () => (await committed(groupId, kafkaTopic)) === 3,
+      60_000,
+      500,
+    );
+    assert.deepEqual(
+      seen.map((m) => m.key),
+      ["k0", "k1", "k2"],
+    );
+  } finally {
+    await unloadFlow();
+  }
+});
