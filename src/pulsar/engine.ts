@@ -166,6 +166,13 @@ class NativeAdapter implements PulsarClient {
         blockIfQueueFull: p.blockIfQueueFull ?? true,
         sendTimeoutMs: p.sendTimeoutMs ?? 30_000,
         properties: p.properties,
+        // the native package's SchemaInfo
+        schema: p.schema && {
+          schemaType: { AVRO: "Avro", JSON: "Json", PROTOBUF: "Protobuf", STRING: "String" }[p.schema.type],
+          name: p.schema.name,
+          schema: p.schema.definition,
+          properties: p.schema.properties,
+        },
       })
       .catch((e: unknown) => Promise.reject(wrapError(e)));
     return {

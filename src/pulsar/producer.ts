@@ -32,6 +32,7 @@ import type {
   OutgoingMessage,
   Producer,
   ProducerOptions,
+  ProducerSchema,
   ProducerState,
   SendReceipt,
 } from "./types";
@@ -44,6 +45,8 @@ interface Settings {
   maxPending: number;
   block: boolean;
   sendTimeoutMs: number;
+  /** The schema declared in PRODUCER (ProducerOptions.schema). */
+  schema?: { type: ProducerSchema["type"]; name: string; data: Buffer; properties?: Record<string, string> };
 }
 
 /** One send() awaiting its receipt. */
@@ -95,6 +98,8 @@ export function sameState(a: ProducerState, b: ProducerState): boolean {
 
 export class PartitionProducer {
   producerName = "";
+  /** What the broker named the version of the schema this producer declared. */
+  private schemaVersion: Buffer | undefined;
   lastSequenceId = -1;
   private readonly producerId: number;
   private conn: Connection | undefined;
@@ -196,6 +201,7 @@ export class PartitionProducer {
             userProvidedName: this.requestedName !== undefined,
             epoch: this.epoch,
             metadata: this.producerProperties,
+            schema: this.s.schema,
           }),
         `creating a producer on ${this.topic}`,
       );
@@ -215,6 +221,7 @@ export class PartitionProducer {
       return;
     }
     this.producerName = res.producerName;
+    this.schemaVersion = res.schemaVersion;
     this.lastSequenceId = res.lastSequenceId;
     // An id written fresh on the previous connection and at or below the broker's last id now reached it
     // (what raised that id was written on that connection no earlier), so it is stored; the rest did not.
@@ -524,6 +531,7 @@ export class PartitionProducer {
     const payload = this.codec.compress(m.payload);
     const md: EntryMetadata = {
       producerName: this.producerName,
+      schemaVersion: this.schemaVersion,
       sequenceId: waiter.sequenceId,
       publishTime: Date.now(),
       properties: m.properties,
@@ -585,6 +593,7 @@ export class PartitionProducer {
     const firstKey = keyOf(first);
     const md: EntryMetadata = {
       producerName: this.producerName,
+      schemaVersion: this.schemaVersion,
       sequenceId: low,
       highestSequenceId: high,
       publishTime: Date.now(),
@@ -902,6 +911,13 @@ export async function createProducer(client: BuiltinClient, o: ProducerOptions):
     block: o.blockIfQueueFull ?? true,
     sendTimeoutMs: o.sendTimeoutMs ?? 30_000,
   };
+  if (o.schema)
+    settings.schema = {
+      type: o.schema.type,
+      name: o.schema.name ?? "",
+      data: Buffer.from(o.schema.definition, "utf8"),
+      properties: o.schema.properties,
+    };
   const partitions = await client.partitionCountWithRetry(topic);
   const producerName =
     o.producerName && o.nameCarriesPartitionCount && partitions > 0

@@ -71,6 +71,19 @@ export type ProducerState =
   | { state: "failed"; reason: Error }
   | { state: "closed" };
 
+/**
+ * A schema the producer declares (Pulsar's schema registry checks it against the topic's and gives it a
+ * version, which every message then carries). AVRO and JSON: `definition` is an Avro schema in JSON text
+ * (the body is Avro binary, resp. JSON text); PROTOBUF: Pulsar's Avro-like description; STRING: "".
+ */
+export interface ProducerSchema {
+  type: "AVRO" | "JSON" | "PROTOBUF" | "STRING";
+  definition: string;
+  /** Default "". */
+  name?: string;
+  properties?: Record<string, string>;
+}
+
 export interface ProducerOptions {
   /** Fully qualified (persistent://tenant/ns/topic) or short ("my-topic" = persistent://public/default/my-topic). */
   topic: string;
@@ -108,6 +121,8 @@ export interface ProducerOptions {
   sendTimeoutMs?: number;
   /** Properties of the producer itself (sent in PRODUCER). */
   properties?: Record<string, string>;
+  /** The schema its messages are written with; none: raw bytes. */
+  schema?: ProducerSchema;
   /**
    * Partitioned topics: how often to ask the broker for the partition count, to start producing to
    * partitions added since (as the Java client's autoUpdatePartitions). 0 = never. Default 60000.

@@ -90,67 +90,102 @@ export interface JavaPulsarMessage {
  * Reads up to `count` messages of `topic` from the earliest with Pulsar's Java client (the jars of the test
  * Pulsar distribution), on a subscription of its own; stops after `timeoutS` seconds in all.
  */
-export function readWithJavaPulsar(
+export async function readWithJavaPulsar(
   topic: string,
   count: number,
   timeoutS = 60,
   serviceUrl = pulsarUrl,
 ): Promise<JavaPulsarMessage[]> {
-  const java = path.join(javaHome(), "bin", "java");
-  const classpath = path.join(pulsarDistribution(), "lib", "*");
-  const args = [
-    "-Xmx256m",
-    "-cp",
-    classpath,
-    path.join(JAVA_DIR, "PulsarMessageReader.java"),
-    serviceUrl,
-    topic,
-    String(count),
-    String(timeoutS),
-  ];
+  const stdout = await runJavaSource(
+    "PulsarMessageReader.java",
+    path.join(pulsarDistribution(), "lib", "*"),
+    [serviceUrl, topic, String(count), String(timeoutS)],
+    { timeoutS: timeoutS + 60 },
+  );
+  return stdout
+    .split("\n")
+    .filter((l) => l.startsWith("MESSAGE\t"))
+    .map((l) => {
+      const [, value, data, key, b64, keyBytes, eventTime, props] = l.split("\t");
+      const properties: Record<string, string> = {};
+      for (const p of (props ?? "").split(",").filter(Boolean)) {
+        const [n, v] = p.split(":");
+        properties[Buffer.from(n ?? "", "hex").toString("utf8")] = Buffer.from(v ?? "", "hex").toString(
+          "utf8",
+        );
+      }
+      return {
+        hasValue: value === "value",
+        data: data === "-" ? null : Buffer.from(data ?? "", "hex"),
+        hasKey: key === "key",
+        base64Key: b64 === "b64",
+        keyBytes: key === "key" ? Buffer.from(keyBytes ?? "", "hex") : undefined,
+        eventTime: Number(eventTime),
+        properties,
+      };
+    });
+}
+
+/**
+ * Runs one of test/support/java/*.java as a single source file with `classpath` (JDK 17, 256 MB heap):
+ * its standard output; rejects with the end of its standard error when it exits non-zero or outlives
+ * `timeoutS`.
+ */
+function runJavaSource(
+  file: string,
+  classpath: string,
+  args: string[],
+  o: { input?: string; timeoutS?: number } = {},
+): Promise<string> {
+  const argv = ["-Xmx256m", "-cp", classpath, path.join(JAVA_DIR, file), ...args];
   return new Promise((resolve, reject) => {
-    const child = spawn(java, args, { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(path.join(javaHome(), "bin", "java"), argv, { stdio: ["pipe", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString("utf8")));
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString("utf8")));
-    const timer = setTimeout(() => child.kill("SIGKILL"), (timeoutS + 60) * 1000);
+    const timer = setTimeout(() => child.kill("SIGKILL"), (o.timeoutS ?? 120) * 1000);
     child.on("error", (err) => {
       clearTimeout(timer);
       reject(err);
     });
     child.on("close", (code) => {
       clearTimeout(timer);
-      if (code !== 0) {
-        reject(new Error(`PulsarMessageReader exited ${code}\n${stderr.slice(-4000)}`));
-        return;
-      }
-      resolve(
-        stdout
-          .split("\n")
-          .filter((l) => l.startsWith("MESSAGE\t"))
-          .map((l) => {
-            const [, value, data, key, b64, keyBytes, eventTime, props] = l.split("\t");
-            const properties: Record<string, string> = {};
-            for (const p of (props ?? "").split(",").filter(Boolean)) {
-              const [n, v] = p.split(":");
-              properties[Buffer.from(n ?? "", "hex").toString("utf8")] = Buffer.from(v ?? "", "hex").toString(
-                "utf8",
-              );
-            }
-            return {
-              hasValue: value === "value",
-              data: data === "-" ? null : Buffer.from(data ?? "", "hex"),
-              hasKey: key === "key",
-              base64Key: b64 === "b64",
-              keyBytes: key === "key" ? Buffer.from(keyBytes ?? "", "hex") : undefined,
-              eventTime: Number(eventTime),
-              properties,
-            };
-          }),
-      );
+      if (code === 0) resolve(stdout);
+      else reject(new Error(`${file} exited ${code}\n${stderr.slice(-4000)}`));
     });
+    child.stdin.end(o.input ?? "");
   });
+}
+
+/**
+ * Reads up to `count` messages of `topic` from the earliest with Pulsar's Java client and
+ * Schema.AUTO_CONSUME() (it decodes each with the schema version the message names): per message, the
+ * schema type and each field's value as Java's String.valueOf prints it.
+ */
+export async function readWithJavaSchema(
+  topic: string,
+  count: number,
+  timeoutS = 60,
+): Promise<{ type: string; fields: Record<string, string> }[]> {
+  const stdout = await runJavaSource(
+    "PulsarSchemaReader.java",
+    path.join(pulsarDistribution(), "lib", "*"),
+    [pulsarUrl, topic, String(count), String(timeoutS)],
+    { timeoutS: timeoutS + 60 },
+  );
+  return stdout
+    .split("\n")
+    .filter((l) => l.startsWith("RECORD\t"))
+    .map((l) => {
+      const [, type = "", ...fields] = l.split("\t");
+      return {
+        type,
+        fields: Object.fromEntries(
+          fields.map((f) => [f.slice(0, f.indexOf("=")), f.slice(f.indexOf("=") + 1)]),
+        ),
+      };
+    });
 }
 
 /**
@@ -167,32 +202,14 @@ export async function produceWithRegistrySerializer(
   const schemaFile = path.join(dir, "schema.avsc");
   fs.writeFileSync(schemaFile, JSON.stringify(schema));
   const classpath = `${path.join(kafkaDist(), "libs", "*")}:${await serdesClasspath()}`;
-  const args = [
-    "-Xmx256m",
-    "-cp",
-    classpath,
-    path.join(JAVA_DIR, "RegistryRecordProducer.java"),
-    kafkaBrokers.join(","),
-    topic,
-    registryUrl.replace(/\/apis\/ccompat\/v7\/?$/, "/apis/registry/v2"),
-    schemaFile,
-  ];
-  const input = records.map((r) => `${r.key}\t${r.value}\n`).join("");
+  const v2 = registryUrl.replace(/\/apis\/ccompat\/v7\/?$/, "/apis/registry/v2");
   try {
-    const out = await new Promise<string>((resolve, reject) => {
-      const child = spawn(path.join(javaHome(), "bin", "java"), args, { stdio: ["pipe", "pipe", "pipe"] });
-      let stdout = "";
-      let stderr = "";
-      child.stdout.on("data", (d: Buffer) => (stdout += d.toString("utf8")));
-      child.stderr.on("data", (d: Buffer) => (stderr += d.toString("utf8")));
-      child.on("error", reject);
-      child.on("close", (code) =>
-        code === 0
-          ? resolve(stdout)
-          : reject(new Error(`the registry producer exited ${code}:\n${stderr.slice(-3000)}`)),
-      );
-      child.stdin.end(input);
-    });
+    const out = await runJavaSource(
+      "RegistryRecordProducer.java",
+      classpath,
+      [kafkaBrokers.join(","), topic, v2, schemaFile],
+      { input: records.map((r) => `${r.key}\t${r.value}\n`).join("") },
+    );
     const written = out.split("\n").filter((l) => l.startsWith("RECORD ")).length;
     if (written !== records.length)
       throw new Error(`the registry producer wrote ${written} of ${records.length} records`);

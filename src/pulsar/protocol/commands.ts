@@ -85,6 +85,9 @@ export function encodeLookup(topic: string, requestId: number, authoritative: bo
   );
 }
 
+/** Schema.Type of PulsarApi.proto, for the schemas a producer can declare. */
+export const SCHEMA_TYPES = { STRING: 1, JSON: 2, PROTOBUF: 3, AVRO: 4 } as const;
+
 export function encodeProducer(o: {
   topic: string;
   producerId: number;
@@ -93,11 +96,18 @@ export function encodeProducer(o: {
   userProvidedName: boolean;
   epoch: number;
   metadata?: Record<string, string>;
+  schema?: { type: keyof typeof SCHEMA_TYPES; name: string; data: Buffer; properties?: Record<string, string> };
 }): Buffer {
   return base(CommandType.PRODUCER, 5, (w) => {
     w.string(1, o.topic).varint(2, o.producerId).varint(3, o.requestId);
     if (o.producerName) w.string(4, o.producerName);
     for (const [k, v] of Object.entries(o.metadata ?? {})) w.keyValue(6, k, v);
+    const schema = o.schema;
+    if (schema)
+      w.message(7, (s) => {
+        s.string(1, schema.name).bytes(3, schema.data).varint(4, SCHEMA_TYPES[schema.type]);
+        for (const [k, v] of Object.entries(schema.properties ?? {})) s.keyValue(5, k, v);
+      });
     w.varint(8, o.epoch);
     w.varint(9, o.userProvidedName);
   });
@@ -211,6 +221,8 @@ export type Inbound =
       requestId: number;
       producerName: string;
       lastSequenceId: number;
+      /** The version the broker gave the producer's schema (only with a schema). */
+      schemaVersion?: Buffer;
       producerReady: boolean;
     }
   | {
@@ -290,6 +302,7 @@ export function decodeCommand(data: Buffer): Inbound {
         requestId: body.num(1),
         producerName: body.str(2) ?? "",
         lastSequenceId: body.num(3, -1),
+        schemaVersion: body.bytes(4),
         producerReady: body.bool(6, true),
       };
     case CommandType.SEND_RECEIPT:

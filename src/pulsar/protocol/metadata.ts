@@ -17,6 +17,8 @@ export interface EntryMetadata {
   deliverAtTime?: number;
   highestSequenceId?: number;
   nullValue?: boolean;
+  /** The version of the producer's schema (PRODUCER_SUCCESS), so consumers decode with it. */
+  schemaVersion?: Buffer;
 }
 
 function writeProperties(w: ProtoWriter, field: number, props: Record<string, string> | undefined): void {
@@ -44,6 +46,7 @@ export function encodeEntryMetadata(md: EntryMetadata): Buffer {
   }
   if (md.numMessagesInBatch !== undefined) w.varint(11, md.numMessagesInBatch);
   if (md.eventTime) w.varint(12, md.eventTime);
+  if (md.schemaVersion) w.bytes(16, md.schemaVersion);
   if (md.partitionKeyB64) w.varint(17, true);
   if (md.orderingKey) w.bytes(18, md.orderingKey);
   if (md.deliverAtTime) w.varint(19, md.deliverAtTime);
@@ -70,6 +73,7 @@ export function decodeEntryMetadata(data: Buffer): EntryMetadata {
     deliverAtTime: m.has(19) ? m.num(19) : undefined,
     highestSequenceId: m.has(24) ? m.num(24) : undefined,
     nullValue: m.bool(25),
+    schemaVersion: m.bytes(16),
   };
 }
 
