@@ -96,7 +96,12 @@ export function encodeProducer(o: {
   userProvidedName: boolean;
   epoch: number;
   metadata?: Record<string, string>;
-  schema?: { type: keyof typeof SCHEMA_TYPES; name: string; data: Buffer; properties?: Record<string, string> };
+  schema?: {
+    type: keyof typeof SCHEMA_TYPES;
+    name: string;
+    data: Buffer;
+    properties?: Record<string, string>;
+  };
 }): Buffer {
   return base(CommandType.PRODUCER, 5, (w) => {
     w.string(1, o.topic).varint(2, o.producerId).varint(3, o.requestId);
