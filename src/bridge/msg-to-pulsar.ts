@@ -26,6 +26,8 @@ export const PROVENANCE_PROPERTIES = ["kafka.topic", "kafka.partition", "kafka.o
 export interface MappingOptions {
   mapHeaders: boolean;
   provenanceProperties: boolean;
+  /** Writes msg.payload with a schema (pulsar-out's schema option) instead of as its bytes. */
+  encodePayload?: (payload: unknown) => Buffer;
 }
 
 interface MsgLike {
@@ -154,7 +156,12 @@ function headerProperties(
  * (a Kafka tombstone) is a message without a value (null_value), unlike an empty string or Buffer.
  */
 export function msgToPulsar(msg: MsgLike, o: MappingOptions): OutgoingMessage {
-  const out: OutgoingMessage = { payload: payloadBytes(msg.payload) };
+  const out: OutgoingMessage = {
+    payload:
+      o.encodePayload && msg.payload !== null && msg.payload !== undefined
+        ? o.encodePayload(msg.payload)
+        : payloadBytes(msg.payload),
+  };
   if (msg.payload === null) out.nullValue = true;
   if (msg.key !== undefined && msg.key !== null) {
     if (Buffer.isBuffer(msg.key)) out.key = msg.key;

@@ -131,10 +131,10 @@ function fromRegistry(
   }
 }
 
-/** A decoded registry key as msg.key: text and numbers as text, anything else as its JSON text. */
-function keyText(value: unknown): string | null {
+/** A decoded registry key as msg.key: text and numbers as text, bytes as they are, anything else as its JSON text. */
+function keyText(value: unknown): string | Buffer | null {
   if (value === null || value === undefined) return null;
-  if (typeof value === "string") return value;
+  if (typeof value === "string" || Buffer.isBuffer(value)) return value;
   if (typeof value === "number" || typeof value === "bigint" || typeof value === "boolean")
     return String(value);
   return jsonText(value) ?? null;

@@ -58,6 +58,7 @@ const RECORD_KEYS = new Set([
   "kafka-in.errors.schema-invalid",
   "kafka-in.errors.schema-decode",
   "pulsar-out.errors.payload",
+  "pulsar-out.errors.schema-payload",
   "pulsar-out.errors.invalid-topic",
   "pulsar-out.errors.template",
   "pulsar-out.errors.no-provenance",

@@ -14,6 +14,9 @@ export type ConsumerState =
   | { kind: "reconnecting"; error: string; retryInMs: number }
   | { kind: "stopped" };
 
+/** How long a fetched batch waits for beforeBatch (a schema registry answering slowly) at most. */
+const BEFORE_BATCH_MAX_MS = 25_000;
+
 export interface GroupConsumerOptions {
   groupId: string;
   /** Topic names, or regular expressions. */
@@ -295,7 +298,7 @@ export class GroupConsumer {
     if (!payload.isStale()) {
       if (this.sought.size > 0) this.sought.delete(blockKey(topic, partition));
       if (payload.isRunning()) await this.checkTopicIds(payload);
-      if (this.o.beforeBatch && payload.isRunning()) await this.o.beforeBatch(payload.batch.messages);
+      if (this.o.beforeBatch && payload.isRunning()) await this.before(payload);
     }
     if (payload.isRunning() && !payload.isStale()) {
       const blocked = this.blocked.size > 0 && this.blocked.has(blockKey(topic, partition));
@@ -327,6 +330,26 @@ export class GroupConsumer {
     this.o.onBatchEnd?.();
     await payload.heartbeat();
   };
+
+  /**
+   * beforeBatch, heartbeating while it takes, for BEFORE_BATCH_MAX_MS at most: then the batch goes on (its
+   * records fail as they would without it, and are tried again).
+   */
+  private async before(payload: EachBatchPayload): Promise<void> {
+    let finished = false;
+    const work = (this.o.beforeBatch as NonNullable<GroupConsumerOptions["beforeBatch"]>)(
+      payload.batch.messages,
+    )
+      .catch(() => undefined)
+      .finally(() => (finished = true));
+    const until = Date.now() + BEFORE_BATCH_MAX_MS;
+    while (!finished && Date.now() < until && payload.isRunning()) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([work, new Promise((r) => (timer = setTimeout(r, 1000)))]);
+      clearTimeout(timer);
+      if (!finished) await payload.heartbeat().catch(() => undefined);
+    }
+  }
 
   /**
    * Before a batch is handed over: a look at the topics' ids (lookAtTopicIds) when the last one is older

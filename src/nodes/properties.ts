@@ -137,6 +137,10 @@ export const PULSAR_OUT_DEFAULTS = {
   batchMaxDelayMs: 10,
   /** none | lz4 | zlib | zstd | snappy */
   compression: "none",
+  /** none (the payload's bytes as they are) | avro (Avro binary) | json (JSON text), of schemaDefinition */
+  schemaType: "none",
+  /** An Avro schema (JSON text): the Pulsar schema the producer declares, and what msg.payload must fit. */
+  schemaDefinition: "",
   /** round-robin | single-partition (keyed messages are always hashed) */
   routingMode: "round-robin",
   /** java-string | murmur3 */

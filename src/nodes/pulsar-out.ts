@@ -1,5 +1,6 @@
 // pulsar-out: publishes msgs to Pulsar. done() only after Pulsar's receipt; done(err) on any failure, so
 // Catch nodes get the original msg and kafka-in does not count the record as settled.
+import { payloadSchema, type PayloadSchema } from "../bridge/schema-payload";
 import { PULSAR_OUT_DEFAULTS } from "./properties";
 import { coerceConfig } from "../common/coerce";
 import { describeError, BridgeError, ConfigurationError } from "../common/errors";
@@ -48,6 +49,7 @@ export function registerPulsarOut(RED: RED): void {
 
     let resolver: TopicResolver | undefined;
     let setupError: Error | undefined;
+    let schema: PayloadSchema | undefined;
     try {
       if (!cluster)
         throw new BridgeError("pulsar-out.errors.no-cluster", "no pulsar-cluster is configured", false);
@@ -59,6 +61,8 @@ export function registerPulsarOut(RED: RED): void {
             "with the offset as sequence id, nor tell a duplicate from a stored message",
           false,
         );
+      if (cfg.schemaType === "avro" || cfg.schemaType === "json")
+        schema = payloadSchema(cfg.schemaType, cfg.schemaDefinition);
     } catch (err) {
       // a configuration error (an invalid fixed topic too): every msg fails the same way, none is at fault
       setupError = new ConfigurationError(
@@ -207,6 +211,7 @@ export function registerPulsarOut(RED: RED): void {
           // sequences (records not committed then may be stored twice, none is dropped as a duplicate).
           partitionsUpdateIntervalMs: cfg.effectivelyOnce ? 0 : 60_000,
           nameCarriesPartitionCount: cfg.effectivelyOnce,
+          schema: schema?.producerSchema,
         }),
       );
       p.then(
@@ -254,6 +259,7 @@ export function registerPulsarOut(RED: RED): void {
         const out = msgToPulsar(m, {
           mapHeaders: cfg.mapHeaders,
           provenanceProperties: cfg.provenanceProperties,
+          encodePayload: schema?.encode,
         });
         let publication: Publication | undefined;
         if (eo) {

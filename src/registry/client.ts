@@ -43,9 +43,17 @@ export class RegistryError extends Error {
     this.name = "RegistryError";
   }
 
-  /** Whether the registry says the thing asked for does not exist. */
+  /** Whether the registry says the thing asked for does not exist (Confluent's error codes 404xx). */
   get notFound(): boolean {
-    return this.status === 404;
+    return this.status === 404 && this.errorCode !== undefined && Math.floor(this.errorCode / 100) === 404;
+  }
+
+  /**
+   * Whether the URL does not serve the Confluent-compatible API (a 404 without the API's error body, an
+   * answer that is not a schema): the registry's setup is wrong, not the record.
+   */
+  get notTheApi(): boolean {
+    return (this.status === 404 && !this.notFound) || this.status === 200;
   }
 
   /** Whether asking again later can help (not reached, overloaded, a server error). */
@@ -67,12 +75,16 @@ const SCHEMA_TYPES = new Set(["AVRO", "JSON", "PROTOBUF"]);
 function asSchema(body: unknown, what: string): RegisteredSchema {
   const b = body as { schema?: unknown; schemaType?: unknown; references?: unknown } | null;
   if (!b || typeof b.schema !== "string")
-    throw new RegistryError(`the registry's answer for ${what} has no schema`, 200, undefined);
+    throw new RegistryError(
+      `the registry's answer for ${what} has no schema: is the URL that of a Confluent-compatible API (Apicurio: .../apis/ccompat/v7)?`,
+      200,
+      undefined,
+    );
   const schemaType = typeof b.schemaType === "string" ? b.schemaType.toUpperCase() : "AVRO";
   if (!SCHEMA_TYPES.has(schemaType))
     throw new RegistryError(
       `${what} is of schema type ${schemaType}, which is not supported`,
-      200,
+      422,
       undefined,
     );
   const references = Array.isArray(b.references)
@@ -99,43 +111,46 @@ export function registryClient(o: RegistryOptions): RegistryClient {
   if (o.auth?.kind === "basic")
     headers.authorization = `Basic ${Buffer.from(`${o.auth.username}:${o.auth.password}`).toString("base64")}`;
   else if (o.auth?.kind === "bearer") headers.authorization = `Bearer ${o.auth.token}`;
-  const timeoutMs = o.timeoutMs ?? 10_000;
+  // a kafkajs session (30 s) must outlive a request: at most 20 s, whatever the setting
+  const timeoutMs = Math.min(Math.max(o.timeoutMs ?? 10_000, 100), 20_000);
 
   const get = (relative: string): Promise<unknown> =>
     new Promise((resolve, reject) => {
       const url = new URL(relative, base);
-      const req = (secure ? https : http).request(
-        url,
-        { method: "GET", agent, headers, timeout: timeoutMs },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on("data", (c: Buffer) => chunks.push(c));
-          res.on("error", (err) =>
-            reject(new RegistryError(`reading the registry's answer: ${err.message}`, undefined, undefined)),
+      const req = (secure ? https : http).request(url, { method: "GET", agent, headers }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("error", (err) =>
+          reject(new RegistryError(`reading the registry's answer: ${err.message}`, undefined, undefined)),
+        );
+        res.on("end", () => {
+          const text = Buffer.concat(chunks).toString("utf8");
+          let body: unknown;
+          try {
+            body = text ? JSON.parse(text) : undefined;
+          } catch {
+            body = undefined;
+          }
+          const status = res.statusCode ?? 0;
+          if (status >= 200 && status < 300) return resolve(body);
+          const e = body as { message?: unknown; error_code?: unknown } | undefined;
+          const said = typeof e?.message === "string" ? e.message : text.slice(0, 200);
+          reject(
+            new RegistryError(
+              `the schema registry answered ${status} to GET ${url.pathname}${said ? `: ${said}` : ""}`,
+              status,
+              typeof e?.error_code === "number" ? e.error_code : undefined,
+            ),
           );
-          res.on("end", () => {
-            const text = Buffer.concat(chunks).toString("utf8");
-            let body: unknown;
-            try {
-              body = text ? JSON.parse(text) : undefined;
-            } catch {
-              body = undefined;
-            }
-            const status = res.statusCode ?? 0;
-            if (status >= 200 && status < 300) return resolve(body);
-            const e = body as { message?: unknown; error_code?: unknown } | undefined;
-            const said = typeof e?.message === "string" ? e.message : text.slice(0, 200);
-            reject(
-              new RegistryError(
-                `the schema registry answered ${status} to GET ${url.pathname}${said ? `: ${said}` : ""}`,
-                status,
-                typeof e?.error_code === "number" ? e.error_code : undefined,
-              ),
-            );
-          });
-        },
+        });
+      });
+      // the whole request, not only its silences (a registry trickling bytes)
+      const deadline = setTimeout(
+        () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)),
+        timeoutMs,
       );
-      req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+      deadline.unref?.();
+      req.on("close", () => clearTimeout(deadline));
       req.on("error", (err) =>
         reject(
           new RegistryError(

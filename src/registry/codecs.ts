@@ -138,16 +138,54 @@ class DecimalAsString extends avro.types.LogicalType {
   }
 }
 
-async function avroDecoder(schema: RegisteredSchema, load: ReferenceLoader): Promise<BodyDecoder> {
-  const registry: Record<string, avro.Type> = { long: exactLong };
-  const opts = {
-    registry,
-    wrapUnions: "auto" as const,
+/** avsc's options for every Avro type here: exact longs, decimals as strings, unions unwrapped where they can be. */
+function avroOptions(): Partial<avro.ForSchemaOptions> {
+  return {
+    registry: { long: exactLong },
+    wrapUnions: "auto",
     logicalTypes: { decimal: DecimalAsString },
+    // a long written as an object ({"type": "long", "logicalType": "timestamp-micros"}) is exact too
+    typeHook: (schema) =>
+      typeof schema === "object" && (schema as { type?: unknown }).type === "long" ? exactLong : undefined,
   };
-  for (const { schema: ref } of await referencesInOrder(schema, load))
-    avro.Type.forSchema(JSON.parse(ref.schema) as avro.Schema, opts);
-  const type = avro.Type.forSchema(JSON.parse(schema.schema) as avro.Schema, opts);
+}
+
+/**
+ * The schema without the fields' defaults: reading with the writer's own schema never uses them, and the
+ * Java parser the serializers use does not check them (avsc would refuse a schema whose default does not
+ * fit, such as null for ["string", "null"]).
+ */
+function withoutDefaults(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(withoutDefaults);
+  if (schema === null || typeof schema !== "object") return schema;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(schema)) {
+    if (k === "fields" && Array.isArray(v))
+      out.fields = v.map((f: unknown) => {
+        if (f === null || typeof f !== "object") return f;
+        const { default: _dropped, ...rest } = f as Record<string, unknown>;
+        void _dropped;
+        return withoutDefaults(rest);
+      });
+    else out[k] = withoutDefaults(v);
+  }
+  return out;
+}
+
+/**
+ * An Avro type from its schema (JSON text), with the value mapping of this module: what decodes into a
+ * value also encodes from it (pulsar-out writes msg.payload with a schema given in the node).
+ */
+export function avroType(schemaJson: string, references: string[] = []): avro.Type {
+  const opts = avroOptions();
+  const parse = (text: string) => withoutDefaults(JSON.parse(text)) as avro.Schema;
+  for (const ref of references) avro.Type.forSchema(parse(ref), opts);
+  return avro.Type.forSchema(parse(schemaJson), opts);
+}
+
+async function avroDecoder(schema: RegisteredSchema, load: ReferenceLoader): Promise<BodyDecoder> {
+  const refs = (await referencesInOrder(schema, load)).map((r) => r.schema.schema);
+  const type = avroType(schema.schema, refs);
   return { type: "AVRO", decode: (bytes, offset): unknown => plain(type.fromBuffer(bytes.subarray(offset))) };
 }
 

@@ -2,7 +2,7 @@
 // the message indexes, then the encoded body) -> plain values. Decoding is synchronous, per record, from a
 // cache of the schemas; a schema not in the cache yet is loaded in the background (and ahead of time by
 // prefetch, which kafka-in awaits per fetched batch), and the record fails as retriable meanwhile.
-import { bodyDecoder, type BodyDecoder } from "./codecs";
+import { bodyDecoder, SchemaError, type BodyDecoder } from "./codecs";
 import { RegistryError, type RegistryClient, type SchemaType } from "./client";
 
 export interface SchemaInfo {
@@ -39,7 +39,8 @@ export class SchemaDecodeError extends Error {
 }
 
 type Entry =
-  | { state: "loading"; done: Promise<void> }
+  /** `previous`: the failure that is being retried (what a record is told meanwhile). */
+  | { state: "loading"; done: Promise<void>; previous?: SchemaDecodeError }
   | { state: "ready"; decoder: BodyDecoder; versions: { subject: string; version: number }[] }
   | { state: "failed"; error: SchemaDecodeError; at: number };
 
@@ -64,7 +65,11 @@ export function schemaIdOf(bytes: Buffer): number {
         ? `the value (${bytes.length} bytes) is too short for the schema registry's wire format`
         : `the value does not start with the schema registry's magic byte 0 (it starts with ${bytes[0]})`,
     );
-  return bytes.readUInt32BE(1);
+  // a signed 32-bit int in the serializers: ids are positive
+  const id = bytes.readInt32BE(1);
+  if (id <= 0)
+    throw new SchemaDecodeError("wire", `the value names schema id ${id}, which no registry gives`);
+  return id;
 }
 
 export class SchemaDecoder {
@@ -93,7 +98,10 @@ export class SchemaDecoder {
     const id = schemaIdOf(bytes);
     const entry = this.entry(id);
     if (entry.state === "loading")
-      throw new SchemaDecodeError("unavailable", `schema ${id} is being loaded from the registry`, id);
+      throw (
+        entry.previous ??
+        new SchemaDecodeError("unavailable", `schema ${id} is being loaded from the registry`, id)
+      );
     if (entry.state === "failed") throw entry.error;
     let value: unknown;
     try {
@@ -120,8 +128,8 @@ export class SchemaDecoder {
     const seen = new Set<number>();
     for (const v of values) {
       if (!v || v.length < 5 || v[0] !== MAGIC) continue;
-      const id = v.readUInt32BE(1);
-      if (seen.has(id)) continue;
+      const id = v.readInt32BE(1);
+      if (id <= 0 || seen.has(id)) continue;
       seen.add(id);
       const e = this.entry(id);
       if (e.state === "loading") waits.push(e.done);
@@ -137,6 +145,12 @@ export class SchemaDecoder {
 
   /** The cache entry of `id`, starting a load when there is none or a failure has aged. */
   private entry(id: number): Entry {
+    if (this.closed)
+      return {
+        state: "failed",
+        error: new SchemaDecodeError("unavailable", "the schema-registry node was closed", id),
+        at: this.now(),
+      };
     const e = this.entries.get(id);
     if (e && e.state !== "failed") return e;
     if (
@@ -147,7 +161,7 @@ export class SchemaDecoder {
           : this.negativeForMs)
     )
       return e;
-    const loading: Entry = { state: "loading", done: this.load(id) };
+    const loading: Entry = { state: "loading", done: this.load(id), previous: e?.error };
     this.entries.set(id, loading);
     return loading;
   }
@@ -164,7 +178,7 @@ export class SchemaDecoder {
     }
     if (this.closed) return;
     this.entries.set(id, next);
-    if (next.state === "ready") this.trim();
+    this.trim();
   }
 
   private failureOf(id: number, err: unknown): SchemaDecodeError {
@@ -172,16 +186,26 @@ export class SchemaDecoder {
       if (err.notFound && err.message.includes(`schemas/ids/${id}`))
         return new SchemaDecodeError("unknown", `the schema registry has no schema with id ${id}`, id);
       if (err.status === 401 || err.status === 403) return new SchemaDecodeError("refused", err.message, id);
+      // the URL's setup, not the record: the partition waits for it to be fixed
+      if (err.notTheApi)
+        return new SchemaDecodeError(
+          "unavailable",
+          `${err.message} (the URL may not be a Confluent-compatible schema registry API)`,
+          id,
+        );
       return new SchemaDecodeError(err.retriable ? "unavailable" : "schema", err.message, id);
     }
-    return new SchemaDecodeError("schema", (err as Error).message, id);
+    if (err instanceof SchemaError) return new SchemaDecodeError("schema", err.message, id);
+    return new SchemaDecodeError("unavailable", (err as Error).message, id);
   }
 
+  /** The oldest failures first, then the oldest schemas, down to maxSchemas. */
   private trim(): void {
     if (this.entries.size <= this.maxSchemas) return;
-    for (const [id, e] of this.entries) {
-      if (this.entries.size <= this.maxSchemas) break;
-      if (e.state !== "loading") this.entries.delete(id);
-    }
+    for (const pass of ["failed", "ready"] as const)
+      for (const [id, e] of this.entries) {
+        if (this.entries.size <= this.maxSchemas) return;
+        if (e.state === pass) this.entries.delete(id);
+      }
   }
 }

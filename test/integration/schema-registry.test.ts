@@ -2,14 +2,15 @@
 // registry (Apicurio Registry's Confluent-compatible API): Avro records written by Apicurio's Java serializer
 // in the Confluent wire format are decoded field for field and reach Pulsar; values that are not in the wire
 // format, name an unknown schema or do not decode are dead-lettered; a registry that cannot be reached makes
-// the partition wait (nothing committed, nothing dead-lettered) until it can.
+// the partition wait (nothing committed, nothing dead-lettered) until it can; end to end, pulsar-out
+// publishes them with an AVRO schema that Pulsar's Java client reads back.
 import assert from "node:assert/strict";
 import net from "node:net";
 import { after, before, test } from "node:test";
 import { helper, loadFlow, stopHelper, unloadFlow } from "../support/flow";
 import { committedOffsets, consoleConsume, createTopic, produce, testKafka } from "../support/kafka";
-import { kafkaBrokers, pulsarUrl, registryUrl, uniqueName } from "../support/brokers";
-import { produceWithRegistrySerializer } from "../support/java-kafka";
+import { kafkaBrokers, pulsarUrl, registryUrl, runToolOk, uniqueName } from "../support/brokers";
+import { produceWithRegistrySerializer, readWithJavaSchema } from "../support/java-kafka";
 import { storedPayloads } from "../support/pulsar";
 import { waitFor } from "../support/wait";
 import { createClient } from "../../src/pulsar/client";
@@ -304,4 +305,51 @@ test("a registry that cannot be reached: the partition waits (red status, nothin
   } finally {
     await unloadFlow();
   }
+});
+
+test("end to end: Avro records from the Java serializer, decoded by kafka-in, published by pulsar-out with the AVRO schema given in the node: Pulsar registers it and its Java client reads every field back with AUTO_CONSUME", async () => {
+  const kafkaTopic = uniqueName("registry-e2e");
+  const pulsarTopic = `persistent://public/default/${uniqueName("registry-e2e")}`;
+  const groupId = uniqueName("registry");
+  await createTopic(kafkaTopic, 1);
+  await produceWithRegistrySerializer(
+    kafkaTopic,
+    READING,
+    READINGS.map((r, i) => ({ key: `k${i}`, value: r.json })),
+  );
+  const nodes = flow({ kafkaTopic, pulsarTopic, groupId }).map((n) =>
+    n.id === "out" ? { ...n, schemaType: "avro", schemaDefinition: JSON.stringify(READING) } : n,
+  );
+  await loadFlow(nodes);
+  try {
+    await waitFor(
+      "offset 3 committed",
+      async () => (await committed(groupId, kafkaTopic)) === 3,
+      60_000,
+      500,
+    );
+  } finally {
+    await unloadFlow();
+  }
+  const described = await runToolOk("pulsar-admin", ["schemas", "get", pulsarTopic]);
+  assert.match(described.stdout, /"type"\s*:\s*"AVRO"/, described.stdout);
+  const read = await readWithJavaSchema(pulsarTopic, 3);
+  assert.deepEqual(
+    read.map((r) => [
+      r.type,
+      r.fields.id,
+      r.fields.name,
+      r.fields.price === undefined,
+      r.fields.note,
+      r.fields.kind,
+    ]),
+    READINGS.map((r) => [
+      "AVRO",
+      String(r.expected.id),
+      r.expected.name,
+      false,
+      String(r.expected.note),
+      r.expected.kind,
+    ]),
+  );
 });

@@ -52,6 +52,12 @@ const CASES = [
     defaults: props.KAFKA_CLUSTER_DEFAULTS,
     credentials: props.KAFKA_CLUSTER_CREDENTIALS,
   },
+  {
+    file: "kafka.html",
+    type: "schema-registry",
+    defaults: props.SCHEMA_REGISTRY_DEFAULTS,
+    credentials: props.SCHEMA_REGISTRY_CREDENTIALS,
+  },
   { file: "kafka.html", type: "kafka-in", defaults: props.KAFKA_IN_DEFAULTS, credentials: undefined },
   { file: "kafka.html", type: "kafka-window", defaults: props.KAFKA_WINDOW_DEFAULTS, credentials: undefined },
   {

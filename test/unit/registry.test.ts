@@ -1,13 +1,27 @@
 // The schema registry wire format and decoders, with a registry client stand-in (the real registry and a
 // Java serializer are in test/integration/schema-registry.test.ts).
 import assert from "node:assert/strict";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import { test } from "node:test";
 import avro from "avsc";
 import protobuf from "protobufjs";
-import { RegistryError, type RegisteredSchema, type RegistryClient } from "../../src/registry/client";
+import {
+  RegistryError,
+  registryClient,
+  type RegisteredSchema,
+  type RegistryClient,
+} from "../../src/registry/client";
 import { SchemaDecodeError, SchemaDecoder, schemaIdOf } from "../../src/registry/decoder";
 import { recordToMsg } from "../../src/bridge/record-to-msg";
-import { failureScope, type BridgeError } from "../../src/common/errors";
+import {
+  BridgeError as BridgeErrorClass,
+  ConfigurationError,
+  failureScope,
+  type BridgeError,
+} from "../../src/common/errors";
+import { payloadSchema } from "../../src/bridge/schema-payload";
+import { avroType } from "../../src/registry/codecs";
 
 function framed(id: number, body: Buffer, indexes?: Buffer): Buffer {
   const head = Buffer.alloc(5);
@@ -327,4 +341,170 @@ test("registry: kafka-in's msg from a registry record: payload, msg.kafka.schema
   assert.equal(away.key, "kafka-in.errors.schema-registry");
   assert.equal(away.retriable, true);
   assert.equal(failureScope(away), "destination", "the partition waits; never dead-lettered");
+});
+
+/** A local HTTP server standing for a misconfigured registry URL (a unit test of the client, no broker). */
+async function httpServer(handler: http.RequestListener) {
+  const s = http.createServer(handler);
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+  return { url: `http://127.0.0.1:${(s.address() as AddressInfo).port}`, close: () => s.close() };
+}
+
+test("review 30: a URL that does not serve the Confluent API (a 404 without its error body, a web page answering 200) makes the partition wait; no good record is dead-lettered", async () => {
+  for (const [status, body] of [
+    [404, "<html>Not Found</html>"],
+    [200, "<html>app</html>"],
+  ] as const) {
+    const s = await httpServer((_q, r) => {
+      r.writeHead(status, { "content-type": "text/html" });
+      r.end(body);
+    });
+    const d = new SchemaDecoder(registryClient({ url: s.url }));
+    const v = framed(1, Buffer.from([2, 0x41]));
+    await d.prefetch([v]);
+    try {
+      recordToMsg(
+        { key: null, value: v, timestamp: "0", offset: "0" },
+        { topic: "t", partition: 0, groupId: "g" },
+        {
+          value: "registry",
+          key: "auto",
+          registry: d,
+        },
+      );
+      assert.fail("decoded");
+    } catch (e) {
+      assert.equal(failureScope(e), "destination", `${status}: ${(e as Error).message}`);
+      assert.match((e as Error).message, /Confluent-compatible/);
+    } finally {
+      d.close();
+      s.close();
+    }
+  }
+});
+
+test("review 30: Avro longs written as objects (timestamp-micros, Debezium's nanos) beyond 2^53 are exact; defaults Java accepts and avsc would refuse do not make the schema unusable", async () => {
+  const schema = {
+    type: "record",
+    name: "R",
+    fields: [
+      { name: "until", type: { type: "long", logicalType: "timestamp-micros" } },
+      { name: "maybe", type: ["null", { type: "long" }] },
+      { name: "label", type: ["string", "null"], default: null },
+    ],
+  };
+  const writer = avro.Type.forSchema({
+    type: "record",
+    name: "R",
+    fields: [
+      { name: "until", type: "long" },
+      { name: "maybe", type: ["null", "long"] },
+      { name: "label", type: ["string", "null"] },
+    ],
+  });
+  // longs within 2^53 written by avsc, then the first patched to 253402214400000000 (9999-12-31 in µs)
+  const small = writer.toBuffer({ until: 0, maybe: 1, label: "x" });
+  const big = 253402214400000000n;
+  let z = big << 1n;
+  const varint: number[] = [];
+  while (z >= 0x80n) {
+    varint.push(Number((z & 0x7fn) | 0x80n));
+    z >>= 7n;
+  }
+  varint.push(Number(z));
+  const body = Buffer.concat([Buffer.from(varint), small.subarray(1)]);
+  const { client } = fakeClient({
+    4: { schema: JSON.stringify(schema), schemaType: "AVRO", references: [] },
+  });
+  const got = (await decodeOnce(new SchemaDecoder(client), framed(4, body))).value;
+  assert.deepEqual(got, { until: big, maybe: 1, label: "x" });
+});
+
+test("review 30: while a failed schema is asked for again, records are told the failure, not 'being loaded'; a closed decoder says so; failures do not grow the cache past its bound; a bytes key stays bytes", async () => {
+  let clock = 0;
+  const client: RegistryClient = {
+    schemaById: (id) =>
+      id === 1
+        ? Promise.reject(
+            new RegistryError("the schema registry answered 401 to GET /schemas/ids/1", 401, 40101),
+          )
+        : Promise.reject(
+            new RegistryError(`the schema registry answered 404 to GET /schemas/ids/${id}`, 404, 40403),
+          ),
+    versionsOf: () => Promise.resolve([]),
+    schemaOf: () => Promise.reject(new Error("none")),
+    close: () => undefined,
+  };
+  const d = new SchemaDecoder(client, { now: () => clock, maxSchemas: 10 });
+  const v = framed(1, Buffer.alloc(1));
+  await d.prefetch([v]);
+  const failure = () => {
+    try {
+      d.decode(v);
+    } catch (e) {
+      return `${(e as SchemaDecodeError).failure}: ${(e as Error).message}`;
+    }
+    return "decoded";
+  };
+  assert.match(failure(), /^refused: .*401/);
+  clock += 5000;
+  assert.match(failure(), /^refused: .*401/, "asked again, and meanwhile the same reason");
+  for (let id = 2; id < 200; id++) await d.prefetch([framed(id, Buffer.alloc(1))]);
+  assert.ok((d as unknown as { entries: Map<number, unknown> }).entries.size <= 10);
+  d.close();
+  assert.match(failure(), /^unavailable: .*closed/);
+
+  const bytesKey = { type: "bytes" };
+  const { client: keys } = fakeClient({
+    6: { schema: JSON.stringify(bytesKey), schemaType: "AVRO", references: [] },
+  });
+  const registry = new SchemaDecoder(keys);
+  const key = framed(6, avro.Type.forSchema("bytes").toBuffer(Buffer.from([255, 1])));
+  await registry.prefetch([key]);
+  const msg = recordToMsg(
+    { key, value: null, timestamp: "0", offset: "0" },
+    { topic: "t", partition: 0, groupId: "g" },
+    { value: "auto", key: "registry", registry },
+  );
+  assert.deepEqual(msg.key, Buffer.from([255, 1]));
+});
+
+test("pulsar-out's schema option: msg.payload written as Avro binary or JSON text of the given schema; a payload that does not fit is the record's failure, naming the field; an invalid schema a configuration error", () => {
+  const definition = JSON.stringify({
+    type: "record",
+    name: "Reading",
+    fields: [
+      { name: "id", type: "long" },
+      { name: "price", type: { type: "bytes", logicalType: "decimal", precision: 9, scale: 2 } },
+      { name: "note", type: ["null", "string"], default: null },
+    ],
+  });
+  const avroOut = payloadSchema("avro", definition);
+  assert.equal(avroOut.producerSchema.type, "AVRO");
+  assert.deepEqual(
+    JSON.parse(avroOut.producerSchema.definition),
+    JSON.parse(definition),
+    "the schema as given, defaults kept",
+  );
+  const value = { id: 9007199254740993n, price: "-12.34", note: null };
+  const bytes = avroOut.encode(value);
+  assert.deepEqual(
+    { ...(avroType(definition).fromBuffer(bytes) as object) },
+    value,
+    "what kafka-in decodes, pulsar-out encodes",
+  );
+  const jsonOut = payloadSchema("json", definition);
+  assert.equal(jsonOut.encode(value).toString(), '{"id":9007199254740993,"price":"-12.34","note":null}');
+  assert.throws(
+    () => avroOut.encode({ id: "seven", price: "1.00", note: null }),
+    (e: unknown) =>
+      e instanceof BridgeErrorClass &&
+      e.key === "pulsar-out.errors.schema-payload" &&
+      failureScope(e) === "record" &&
+      /at id \("seven"\)/.test(e.message),
+  );
+  assert.throws(
+    () => payloadSchema("avro", '{"type": "record"}'),
+    (e: unknown) => e instanceof ConfigurationError,
+  );
 });
