@@ -10,6 +10,7 @@ const DIR = path.resolve(__dirname, "..", "..", "examples");
 const CONTRACT: Record<string, object> = {
   "kafka-cluster": props.KAFKA_CLUSTER_DEFAULTS,
   "kafka-in": props.KAFKA_IN_DEFAULTS,
+  "schema-registry": props.SCHEMA_REGISTRY_DEFAULTS,
   "kafka-window": props.KAFKA_WINDOW_DEFAULTS,
   "pulsar-cluster": props.PULSAR_CLUSTER_DEFAULTS,
   "pulsar-out": props.PULSAR_OUT_DEFAULTS,
@@ -18,8 +19,8 @@ const CORE = new Set(["tab", "comment", "change", "switch", "debug", "catch", "f
 
 const files = fs.readdirSync(DIR).filter((f) => f.endsWith(".json"));
 
-test("there are four examples", () => {
-  assert.equal(files.length, 4);
+test("there are five examples", () => {
+  assert.equal(files.length, 5);
 });
 
 for (const file of files) {
@@ -38,7 +39,8 @@ for (const file of files) {
         (k) => !(k in contract) && !["id", "type", "z", "x", "y", "wires"].includes(k),
       );
       assert.deepEqual(extra, [], `${type} has only contract properties`);
-      for (const ref of ["cluster"]) if (n[ref]) assert.ok(ids.has(n[ref]), `${type}.${ref} exists`);
+      for (const ref of ["cluster", "registry"])
+        if (n[ref]) assert.ok(ids.has(n[ref]), `${type}.${ref} exists`);
     }
     assert.ok(flow.some((n) => n.type === "kafka-in") && flow.some((n) => n.type === "pulsar-out"));
   });
