@@ -158,9 +158,8 @@ function headerProperties(
 export function msgToPulsar(msg: MsgLike, o: MappingOptions): OutgoingMessage {
   const out: OutgoingMessage = {
     payload:
-      o.encodePayload && msg.payload !== null && msg.payload !== undefined
-        ? o.encodePayload(msg.payload)
-        : payloadBytes(msg.payload),
+      // with a schema, a missing payload is refused by it (an empty body would name the schema's version)
+      o.encodePayload && msg.payload !== null ? o.encodePayload(msg.payload) : payloadBytes(msg.payload),
   };
   if (msg.payload === null) out.nullValue = true;
   if (msg.key !== undefined && msg.key !== null) {

@@ -1,5 +1,7 @@
 // pulsar-out's schema option: msg.payload written as Avro binary (AVRO) or JSON text (JSON) of the Avro
-// schema given in the node, and the schema the producer declares to Pulsar with it.
+// schema given in the node, and the schema the producer declares to Pulsar with it. JSON is written as
+// Pulsar's JSON schema readers (Jackson) read it: the declared fields only, bytes as base64, a union's
+// value as itself, longs as their digits.
 import type avro from "avsc";
 import { BridgeError, ConfigurationError } from "../common/errors";
 import { jsonText } from "../common/json";
@@ -15,54 +17,121 @@ export interface PayloadSchema {
 /** Where `value` first differs from what `type` describes: a field path, for the error. */
 function firstMismatch(type: avro.Type, value: unknown): string {
   let found: string | undefined;
-  type.isValid(value, {
-    errorHook: (path: string[], v: unknown) => {
-      if (found !== undefined) return;
-      let shown: string;
-      try {
-        shown = jsonText(v) ?? String(v);
-      } catch {
-        shown = String(v);
-      }
-      found = `${path.length ? path.join(".") : "the payload"} (${shown.length > 60 ? `${shown.slice(0, 57)}...` : shown})`;
-    },
-  });
+  try {
+    type.isValid(value, {
+      errorHook: (path: string[], v: unknown) => {
+        if (found !== undefined) return;
+        let shown: string;
+        try {
+          shown = jsonText(v) ?? String(v);
+        } catch {
+          shown = String(v);
+        }
+        found = `${path.length ? path.join(".") : "the payload"} (${shown.length > 60 ? `${shown.slice(0, 57)}...` : shown})`;
+      },
+    });
+  } catch {
+    // a value avsc cannot even look at
+  }
   return found ?? "the payload";
 }
 
+type AnyType = avro.Type & {
+  typeName: string;
+  fields?: { name: string; type: AnyType; defaultValue(): unknown }[];
+  itemsType?: AnyType;
+  valuesType?: AnyType;
+  types?: AnyType[];
+  branchName?: string;
+};
+
+/** The value as Pulsar's JSON schema reads it (the value is valid for `type`). */
+function jsonValue(type: AnyType, v: unknown): unknown {
+  switch (type.typeName) {
+    case "record":
+    case "error": {
+      const out: Record<string, unknown> = {};
+      const record = v as Record<string, unknown>;
+      for (const f of type.fields ?? [])
+        out[f.name] = jsonValue(f.type, record[f.name] === undefined ? f.defaultValue() : record[f.name]);
+      return out;
+    }
+    case "array":
+      return (v as unknown[]).map((x) => jsonValue(type.itemsType as AnyType, x));
+    case "map": {
+      const out: Record<string, unknown> = {};
+      for (const [k, x] of Object.entries(v as Record<string, unknown>))
+        out[k] = jsonValue(type.valuesType as AnyType, x);
+      return out;
+    }
+    case "union:unwrapped":
+      return v === null ? null : jsonValue((type.types ?? []).find((t) => t.isValid(v)) as AnyType, v);
+    case "union:wrapped": {
+      if (v === null) return null;
+      const [branch, inner] = Object.entries(v as Record<string, unknown>)[0] ?? [];
+      const t = (type.types ?? []).find((x) => x.branchName === branch);
+      return t ? jsonValue(t, inner) : inner;
+    }
+    case "bytes":
+    case "fixed":
+      return Buffer.isBuffer(v) ? v.toString("base64") : v;
+    default:
+      return v;
+  }
+}
+
 export function payloadSchema(kind: "avro" | "json", definition: string): PayloadSchema {
-  let type: avro.Type;
+  let type: AnyType;
   try {
-    type = avroType(definition);
+    // with the fields' defaults (a field left out takes its default); avsc refuses some defaults Java takes
+    try {
+      type = avroType(definition, [], { keepDefaults: true });
+    } catch {
+      type = avroType(definition);
+    }
   } catch (err) {
     throw new ConfigurationError(
       "pulsar-out.errors.schema",
       `the schema is not a valid Avro schema: ${(err as Error).message}`,
     );
   }
+  // Pulsar's AVRO and JSON schemas describe a record (a struct)
+  if (type.typeName !== "record")
+    throw new ConfigurationError(
+      "pulsar-out.errors.schema",
+      `the schema must be an Avro record, not ${type.typeName}: Pulsar's ${kind === "avro" ? "AVRO" : "JSON"} schemas are records`,
+    );
   const producerSchema: ProducerSchema = {
     type: kind === "avro" ? "AVRO" : "JSON",
     // as given (its defaults and logical types decide Pulsar's compatibility checks), on one line
     definition: JSON.stringify(JSON.parse(definition)),
     name: (type as { name?: string }).name ?? "",
   };
-  const refuse = (payload: unknown) =>
+  const refuse = (payload: unknown, why?: string) =>
     new BridgeError(
       "pulsar-out.errors.schema-payload",
-      `msg.payload does not fit the ${producerSchema.type} schema at ${firstMismatch(type, payload)}`,
+      `msg.payload does not fit the ${producerSchema.type} schema at ${why ?? firstMismatch(type, payload)}`,
       false,
     );
+  const write =
+    kind === "avro"
+      ? (payload: unknown) => type.toBuffer(payload)
+      : (payload: unknown) => Buffer.from(jsonText(jsonValue(type, payload)) ?? "null", "utf8");
   return {
     producerSchema,
-    encode:
-      kind === "avro"
-        ? (payload) => {
-            if (!type.isValid(payload)) throw refuse(payload);
-            return type.toBuffer(payload);
-          }
-        : (payload) => {
-            if (!type.isValid(payload)) throw refuse(payload);
-            return Buffer.from(jsonText(payload) ?? "null", "utf8");
-          },
+    encode: (payload) => {
+      let valid: boolean;
+      try {
+        valid = type.isValid(payload);
+      } catch {
+        valid = false;
+      }
+      if (!valid) throw refuse(payload);
+      try {
+        return write(payload);
+      } catch (err) {
+        throw refuse(payload, `the payload (${(err as Error).message})`);
+      }
+    },
   };
 }

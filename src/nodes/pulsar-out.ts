@@ -93,7 +93,8 @@ export function registerPulsarOut(RED: RED): void {
     // they are up.
     let link: LinkState | undefined;
     const showLink = () => {
-      if (closing) return;
+      // a configuration error keeps its red status: the connection is not what fails
+      if (closing || setupError) return;
       switch (link?.state) {
         case "connecting":
           node.status({ fill: "yellow", shape: "ring", text: "node-red:common.status.connecting" });
@@ -245,7 +246,7 @@ export function registerPulsarOut(RED: RED): void {
 
     // A fixed topic is connected at deploy, so the status tells at once whether Pulsar is reachable.
     const fixed = resolver?.fixedTopic;
-    if (fixed && !cfg.effectivelyOnce) {
+    if (fixed && !cfg.effectivelyOnce && !setupError) {
       node.status({ fill: "yellow", shape: "ring", text: "node-red:common.status.connecting" });
       producers.open(fixed, openProducer(fixed, undefined), { pinned: true }).catch(() => undefined);
     }

@@ -93,16 +93,20 @@ const exactLong = avro.types.LongType.__with({
   },
   fromJSON: (n: number | bigint | string) => (typeof n === "string" ? exactInteger(BigInt(n)) : n),
   toJSON: (n: number | bigint) => (typeof n === "bigint" ? Number(n) : n),
-  isValid: (n: unknown) => typeof n === "bigint" || Number.isSafeInteger(n),
+  isValid: (n: unknown) =>
+    typeof n === "bigint" ? n >= -(1n << 63n) && n < 1n << 63n : Number.isSafeInteger(n),
   compare: (a: number | bigint, b: number | bigint) => (a < b ? -1 : a > b ? 1 : 0),
 });
 
 /** Avro decimal (bytes or fixed: a big-endian two's complement unscaled integer) as a string of its digits. */
 class DecimalAsString extends avro.types.LogicalType {
   private readonly scale: number;
+  private readonly precision: number | undefined;
   constructor(schema: avro.Schema, opts?: unknown) {
     super(schema, opts);
     this.scale = Number((schema as { scale?: unknown }).scale ?? 0);
+    const precision = (schema as { precision?: unknown }).precision;
+    this.precision = typeof precision === "number" ? precision : undefined;
   }
   protected override _fromValue(b: Buffer): string {
     let n = 0n;
@@ -121,7 +125,10 @@ class DecimalAsString extends avro.types.LogicalType {
     if (!m) throw new Error(`${String(text)} is not a decimal`);
     const fraction = (m[3] ?? "").padEnd(this.scale, "0");
     if (fraction.length > this.scale) throw new Error(`${text} has more than ${this.scale} decimals`);
-    let n = BigInt(`${m[2] || "0"}${fraction}`);
+    const digits = `${m[2] || "0"}${fraction}`;
+    if (this.precision !== undefined && digits.replace(/^0+/, "").length > this.precision)
+      throw new Error(`${text} has more than ${this.precision} digits`);
+    let n = BigInt(digits);
     if (m[1]) n = -n;
     const out: number[] = [];
     for (;;) {
@@ -130,6 +137,12 @@ class DecimalAsString extends avro.types.LogicalType {
       const sign = out[0] & 0x80;
       if ((rest === 0n && !sign) || (rest === -1n && sign)) break;
       n = rest;
+    }
+    // a fixed holds exactly its size: sign-extended
+    const size = (this.underlyingType as { size?: number }).size;
+    if (size !== undefined) {
+      if (out.length > size) throw new Error(`${text} does not fit ${size} bytes`);
+      while (out.length < size) out.unshift(n < 0n ? 0xff : 0);
     }
     return Buffer.from(out);
   }
@@ -176,9 +189,14 @@ function withoutDefaults(schema: unknown): unknown {
  * An Avro type from its schema (JSON text), with the value mapping of this module: what decodes into a
  * value also encodes from it (pulsar-out writes msg.payload with a schema given in the node).
  */
-export function avroType(schemaJson: string, references: string[] = []): avro.Type {
+export function avroType(
+  schemaJson: string,
+  references: string[] = [],
+  o: { keepDefaults?: boolean } = {},
+): avro.Type {
   const opts = avroOptions();
-  const parse = (text: string) => withoutDefaults(JSON.parse(text)) as avro.Schema;
+  const parse = (text: string) =>
+    (o.keepDefaults ? JSON.parse(text) : withoutDefaults(JSON.parse(text))) as avro.Schema;
   for (const ref of references) avro.Type.forSchema(parse(ref), opts);
   return avro.Type.forSchema(parse(schemaJson), opts);
 }

@@ -7,6 +7,8 @@ import { after, before, test } from "node:test";
 import avro from "avsc";
 import { pulsarUrl, runToolOk, uniqueName } from "../support/brokers";
 import { readWithJavaSchema } from "../support/java-kafka";
+import { helper, loadFlow, stopHelper, unloadFlow } from "../support/flow";
+import { waitFor } from "../support/wait";
 import { createClient } from "../../src/pulsar/client";
 import { PulsarError } from "../../src/pulsar/errors";
 import type { PulsarClient } from "../../src/pulsar/types";
@@ -17,6 +19,7 @@ before(() => {
 });
 after(async () => {
   await pulsar.close();
+  await stopHelper();
 });
 
 const READING = {
@@ -79,4 +82,39 @@ test("a schema the topic's compatibility check refuses fails the producer with I
     (err: unknown) => err instanceof PulsarError && err.code === "IncompatibleSchema",
   );
   assert.ok(Date.now() - started < 10_000, "not retried");
+});
+
+test("pulsar-out with an invalid schema on a fixed topic: the red status stays (no producer is opened without the schema), and a msg fails with the reason", async () => {
+  const topic = `persistent://public/default/${uniqueName("schema-invalid")}`;
+  await loadFlow([
+    { id: "pc", type: "pulsar-cluster", serviceUrl: pulsarUrl },
+    {
+      id: "out",
+      type: "pulsar-out",
+      cluster: "pc",
+      topic,
+      schemaType: "avro",
+      schemaDefinition: '{"type":"record","name":"R","fields":[{"name":"a","type":"nope"}]}',
+      wires: [],
+    },
+    { id: "st", type: "status", scope: ["out"], wires: [["st-h"]] },
+    { id: "ct", type: "catch", scope: ["out"], wires: [["ct-h"]] },
+    { id: "st-h", type: "helper" },
+    { id: "ct-h", type: "helper" },
+  ]);
+  try {
+    const fills: string[] = [];
+    const caught: string[] = [];
+    helper.getNode("st-h")?.on("input", (msg: { status: { fill: string } }) => fills.push(msg.status.fill));
+    helper
+      .getNode("ct-h")
+      ?.on("input", (msg: { error: { message: string } }) => caught.push(msg.error.message));
+    await new Promise((r) => setTimeout(r, 3000));
+    assert.ok(!fills.includes("green"), JSON.stringify(fills));
+    helper.getNode("out")?.receive({ payload: { a: 1 } });
+    await waitFor("the msg fails with the reason", () => Promise.resolve(caught.length > 0), 10_000, 100);
+    assert.match(caught[0] ?? "", /not a valid Avro schema/);
+  } finally {
+    await unloadFlow();
+  }
 });

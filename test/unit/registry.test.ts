@@ -14,6 +14,7 @@ import {
 } from "../../src/registry/client";
 import { SchemaDecodeError, SchemaDecoder, schemaIdOf } from "../../src/registry/decoder";
 import { recordToMsg } from "../../src/bridge/record-to-msg";
+import { msgToPulsar } from "../../src/bridge/msg-to-pulsar";
 import {
   BridgeError as BridgeErrorClass,
   ConfigurationError,
@@ -505,6 +506,79 @@ test("pulsar-out's schema option: msg.payload written as Avro binary or JSON tex
   );
   assert.throws(
     () => payloadSchema("avro", '{"type": "record"}'),
+    (e: unknown) => e instanceof ConfigurationError,
+  );
+});
+
+test("review 31: pulsar-out's JSON schema writes what Jackson reads (declared fields, bytes as base64, defaults for fields left out); a fixed decimal is sign-extended; undecodable payloads and non-record schemas are refused", () => {
+  const definition = JSON.stringify({
+    type: "record",
+    name: "R",
+    fields: [
+      { name: "b", type: "bytes" },
+      {
+        name: "d",
+        type: { type: "fixed", name: "D8", size: 8, logicalType: "decimal", precision: 10, scale: 2 },
+      },
+      { name: "i", type: "int" },
+      { name: "added", type: ["null", "string"], default: null },
+    ],
+  });
+  const json = payloadSchema("json", definition);
+  assert.equal(
+    json.encode({ b: Buffer.from([1, 2, 3]), d: "-12.30", i: 1, extra: "secret" }).toString(),
+    '{"b":"AQID","d":"-12.30","i":1,"added":null}',
+  );
+  const bin = payloadSchema("avro", definition);
+  const written = bin.encode({ b: Buffer.alloc(0), d: "-12.30", i: 1 });
+  assert.deepEqual(
+    { ...(avroType(definition).fromBuffer(written) as object) },
+    {
+      b: Buffer.alloc(0),
+      d: "-12.30",
+      i: 1,
+      added: null,
+    },
+  );
+  const scope = (fn: () => unknown) => {
+    try {
+      fn();
+      return "encoded";
+    } catch (e) {
+      return `${failureScope(e)} ${(e as BridgeError).key}`;
+    }
+  };
+  const refused = "record pulsar-out.errors.schema-payload";
+  assert.equal(
+    scope(() => bin.encode({ b: Buffer.alloc(0), d: "123456789012.00", i: 1 })),
+    refused,
+    "precision",
+  );
+  assert.equal(
+    scope(() => bin.encode({ b: Buffer.alloc(0), d: "1.00", i: 12345678901234567890n })),
+    refused,
+  );
+  const long = payloadSchema(
+    "avro",
+    JSON.stringify({ type: "record", name: "L", fields: [{ name: "n", type: "long" }] }),
+  );
+  assert.equal(
+    scope(() => long.encode({ n: 2n ** 63n })),
+    refused,
+    "beyond int64",
+  );
+  assert.equal(
+    scope(() =>
+      msgToPulsar(
+        { payload: undefined },
+        { mapHeaders: false, provenanceProperties: false, encodePayload: long.encode },
+      ),
+    ),
+    refused,
+    "a missing payload is no empty body naming the schema",
+  );
+  assert.throws(
+    () => payloadSchema("avro", '["null", "string"]'),
     (e: unknown) => e instanceof ConfigurationError,
   );
 });
