@@ -2,10 +2,10 @@
 import { isUtf8 } from "node:buffer";
 import { randomFillSync } from "node:crypto";
 import { BridgeError } from "../common/errors";
-import { jsonText, parseJson } from "../common/json";
+import { jsonText, parseJson, setOwn } from "../common/json";
 import { SchemaDecodeError, type SchemaDecoder, type SchemaInfo } from "../registry/decoder";
 
-export { parseJson };
+export { parseJson, setOwn };
 
 export type ValueFormat = "auto" | "string" | "json" | "buffer" | "registry";
 export type KeyFormat = "auto" | "string" | "buffer" | "registry";
@@ -91,15 +91,6 @@ function auto(b: Buffer): string | Buffer {
   return isUtf8(b) ? b.toString("utf8") : b;
 }
 
-/**
- * Sets an own property even for the name "__proto__" (a Kafka header may be called that), which a plain
- * assignment would take for the object's prototype.
- */
-export function setOwn<T>(target: Record<string, T>, name: string, value: T): void {
-  if (name === "__proto__")
-    Object.defineProperty(target, name, { value, writable: true, enumerable: true, configurable: true });
-  else target[name] = value;
-}
 
 /** What a registry decoder's failure means for the record: which error, and whether retrying helps. */
 const REGISTRY_FAILURES = {

@@ -98,3 +98,13 @@ export function jsonText(value: unknown): string | undefined {
     return text.replace(new RegExp(`"${tag}(-?\\d+)"`, "g"), "$1");
   }
 }
+
+/**
+ * Sets an own property even for the name "__proto__" (a Kafka header may be called that), which a plain
+ * assignment would take for the object's prototype.
+ */
+export function setOwn<T>(target: Record<string, T>, name: string, value: T): void {
+  if (name === "__proto__")
+    Object.defineProperty(target, name, { value, writable: true, enumerable: true, configurable: true });
+  else target[name] = value;
+}

@@ -8,7 +8,7 @@
 //   default value.
 import avro from "avsc";
 import protobuf from "protobufjs";
-import { parseJson } from "../common/json";
+import { parseJson, setOwn } from "../common/json";
 import type { RegisteredSchema, SchemaReference, SchemaType } from "./client";
 
 export interface BodyDecoder {
@@ -215,7 +215,7 @@ function plain(value: unknown): unknown {
     return value;
   }
   const out: Record<string, unknown> = {};
-  for (const k of Object.keys(value)) out[k] = plain((value as Record<string, unknown>)[k]);
+  for (const k of Object.keys(value)) setOwn(out, k, plain((value as Record<string, unknown>)[k]));
   return out;
 }
 
@@ -248,8 +248,17 @@ function readIndexes(bytes: Buffer, offset: number): { path: number[]; offset: n
 }
 
 /** The message types a namespace declares, in declaration order (what the indexes count). */
+/**
+ * The message types a namespace declares, in declaration order (what the indexes count): not a proto2
+ * group's type, nor a map entry written out (Confluent's serializers count neither).
+ */
 const messagesOf = (ns: protobuf.NamespaceBase): protobuf.Type[] =>
-  ns.nestedArray.filter((n): n is protobuf.Type => n instanceof protobuf.Type);
+  ns.nestedArray.filter(
+    (n): n is protobuf.Type =>
+      n instanceof protobuf.Type &&
+      (n as { group?: boolean }).group !== true &&
+      (n.options as { map_entry?: unknown } | undefined)?.map_entry !== true,
+  );
 
 async function protobufDecoder(schema: RegisteredSchema, load: ReferenceLoader): Promise<BodyDecoder> {
   const root = new protobuf.Root();

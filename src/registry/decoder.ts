@@ -51,6 +51,11 @@ export interface SchemaDecoderOptions {
   negativeForMs?: number;
   /** Schemas kept (default 1000): the oldest loaded go first. */
   maxSchemas?: number;
+  /**
+   * How long an id the registry says it has not is waited for before the record is refused (default 10 s):
+   * a registry replica behind the one the producer registered with says so for a moment.
+   */
+  unknownGraceMs?: number;
   now?: () => number;
 }
 
@@ -77,6 +82,9 @@ export class SchemaDecoder {
   private readonly retryAfterMs: number;
   private readonly negativeForMs: number;
   private readonly maxSchemas: number;
+  private readonly unknownGraceMs: number;
+  /** When the registry first said it has no schema with an id (see unknownGraceMs). */
+  private readonly unknownSince = new Map<number, number>();
   private readonly now: () => number;
   private closed = false;
 
@@ -87,6 +95,7 @@ export class SchemaDecoder {
     this.retryAfterMs = o.retryAfterMs ?? 1000;
     this.negativeForMs = o.negativeForMs ?? 30_000;
     this.maxSchemas = o.maxSchemas ?? 1000;
+    this.unknownGraceMs = o.unknownGraceMs ?? 10_000;
     this.now = o.now ?? Date.now;
   }
 
@@ -102,7 +111,7 @@ export class SchemaDecoder {
         entry.previous ??
         new SchemaDecodeError("unavailable", `schema ${id} is being loaded from the registry`, id)
       );
-    if (entry.state === "failed") throw entry.error;
+    if (entry.state === "failed") throw this.waitingForUnknown(id, entry.error) ?? entry.error;
     let value: unknown;
     try {
       value = entry.decoder.decode(bytes, 5);
@@ -143,6 +152,25 @@ export class SchemaDecoder {
     this.client.close();
   }
 
+  /** How long a failure is kept before the schema is asked for again. */
+  private holdFor(id: number, error: SchemaDecodeError): number {
+    if (error.failure === "unavailable" || error.failure === "refused") return this.retryAfterMs;
+    if (error.failure === "unknown" && this.waitingForUnknown(id, error)) return this.retryAfterMs;
+    return this.negativeForMs;
+  }
+
+  /** Within the grace of an unknown id: the error that makes the record wait (and be tried again). */
+  private waitingForUnknown(id: number, error: SchemaDecodeError): SchemaDecodeError | undefined {
+    if (error.failure !== "unknown") return undefined;
+    const since = this.unknownSince.get(id);
+    if (since === undefined || this.now() - since >= this.unknownGraceMs) return undefined;
+    return new SchemaDecodeError(
+      "unavailable",
+      `${error.message} (yet: asked again for ${Math.ceil(this.unknownGraceMs / 1000)} s, a registry replica may lag)`,
+      id,
+    );
+  }
+
   /** The cache entry of `id`, starting a load when there is none or a failure has aged. */
   private entry(id: number): Entry {
     if (this.closed)
@@ -153,14 +181,7 @@ export class SchemaDecoder {
       };
     const e = this.entries.get(id);
     if (e && e.state !== "failed") return e;
-    if (
-      e &&
-      this.now() - e.at <
-        (e.error.failure === "unavailable" || e.error.failure === "refused"
-          ? this.retryAfterMs
-          : this.negativeForMs)
-    )
-      return e;
+    if (e && this.now() - e.at < this.holdFor(id, e.error)) return e;
     const loading: Entry = { state: "loading", done: this.load(id), previous: e?.error };
     this.entries.set(id, loading);
     return loading;
@@ -175,6 +196,14 @@ export class SchemaDecoder {
       next = { state: "ready", decoder, versions };
     } catch (err) {
       next = { state: "failed", error: this.failureOf(id, err), at: this.now() };
+      if (next.error.failure === "unknown" && !this.unknownSince.has(id)) {
+        this.unknownSince.set(id, this.now());
+        // bounded like the cache
+        if (this.unknownSince.size > this.maxSchemas) {
+          const oldest = this.unknownSince.keys().next().value;
+          if (oldest !== undefined) this.unknownSince.delete(oldest);
+        }
+      }
     }
     if (this.closed) return;
     this.entries.set(id, next);

@@ -250,7 +250,7 @@ test("registry: an unknown id, a body that does not fit and a registry that is d
     { 1: { schema: '"string"', schemaType: "AVRO", references: [] } },
     { down: () => down },
   );
-  const d = new SchemaDecoder(client, { now: () => clock, retryAfterMs: 1000 });
+  const d = new SchemaDecoder(client, { now: () => clock, retryAfterMs: 1000, unknownGraceMs: 0 });
   const value = framed(1, avro.Type.forSchema("string").toBuffer("ok"));
   const failure = (fn: () => unknown) => {
     try {
@@ -311,7 +311,7 @@ test("registry: kafka-in's msg from a registry record: payload, msg.kafka.schema
     schemaOf: () => Promise.reject(new Error("no references")),
     close: () => undefined,
   };
-  const registry = new SchemaDecoder(client);
+  const registry = new SchemaDecoder(client, { unknownGraceMs: 0 });
   const value = framed(1, avro.Type.forSchema(valueSchema as avro.Schema).toBuffer({ n: 5 }));
   const key = framed(2, avro.Type.forSchema(keySchema as avro.Schema).toBuffer({ id: "a" }));
   await registry.prefetch([value, key]);
@@ -581,4 +581,47 @@ test("review 31: pulsar-out's JSON schema writes what Jackson reads (declared fi
     () => payloadSchema("avro", '["null", "string"]'),
     (e: unknown) => e instanceof ConfigurationError,
   );
+});
+
+test("review 30: an id the registry says it has not is waited for a moment (a replica may lag), then refused", async () => {
+  let clock = 0;
+  let registered = false;
+  const { client: unknownIds } = fakeClient({});
+  const client: RegistryClient = {
+    ...unknownIds,
+    schemaById: (id) =>
+      registered
+        ? Promise.resolve({ schema: '"string"', schemaType: "AVRO", references: [] })
+        : unknownIds.schemaById(id),
+  };
+  const d = new SchemaDecoder(client, { now: () => clock, unknownGraceMs: 10_000 });
+  const v = framed(5, avro.Type.forSchema("string").toBuffer("late"));
+  const failure = () => {
+    try {
+      d.decode(v);
+      return "decoded";
+    } catch (e) {
+      return (e as SchemaDecodeError).failure;
+    }
+  };
+  await d.prefetch([v]);
+  assert.equal(failure(), "unavailable", "waited for");
+  clock += 2000;
+  registered = true;
+  failure();
+  await d.prefetch([v]);
+  assert.equal(d.decode(v).value, "late", "the lagging replica caught up");
+  const w = framed(6, Buffer.from([0]));
+  registered = false;
+  await d.prefetch([w]);
+  clock += 11_000;
+  const wFailure = () => {
+    try {
+      d.decode(w);
+      return "decoded";
+    } catch (e) {
+      return (e as SchemaDecodeError).failure;
+    }
+  };
+  assert.equal(wFailure(), "unknown", "refused after the grace");
 });
