@@ -91,7 +91,6 @@ function auto(b: Buffer): string | Buffer {
   return isUtf8(b) ? b.toString("utf8") : b;
 }
 
-
 /** What a registry decoder's failure means for the record: which error, and whether retrying helps. */
 const REGISTRY_FAILURES = {
   wire: ["kafka-in.errors.schema-wire", false],

@@ -108,7 +108,7 @@ export function isConsequential(err: unknown): boolean {
  * Retriable errors about something every record needs (the schema registry away): the partition waits and
  * tries again, without end and without dead-lettering good records.
  */
-const WAITING_KEYS = new Set(["kafka-in.errors.schema-registry"]);
+const WAITING_KEYS = new Set(["kafka-in.errors.schema-registry", "pulsar-out.errors.schema-registry"]);
 
 export function failureScope(err: unknown): FailureScope {
   if (err instanceof ConfigurationError) return "destination";

@@ -139,8 +139,14 @@ export const PULSAR_OUT_DEFAULTS = {
   compression: "none",
   /** none (the payload's bytes as they are) | avro (Avro binary) | json (JSON text), of schemaDefinition */
   schemaType: "none",
+  /** node: schemaDefinition | registry: the latest version of schemaSubject in the schema-registry `registry` */
+  schemaSource: "node",
   /** An Avro schema (JSON text): the Pulsar schema the producer declares, and what msg.payload must fit. */
   schemaDefinition: "",
+  /** schema-registry id, when schemaSource is registry. */
+  registry: "",
+  /** The registry subject whose latest Avro schema is used (e.g. sensors-value). */
+  schemaSubject: "",
   /** round-robin | single-partition (keyed messages are always hashed) */
   routingMode: "round-robin",
   /** java-string | murmur3 */

@@ -1,6 +1,7 @@
 // pulsar-out: publishes msgs to Pulsar. done() only after Pulsar's receipt; done(err) on any failure, so
 // Catch nodes get the original msg and kafka-in does not count the record as settled.
 import { payloadSchema, type PayloadSchema } from "../bridge/schema-payload";
+import type { SchemaRegistryNode } from "./schema-registry";
 import { PULSAR_OUT_DEFAULTS } from "./properties";
 import { coerceConfig } from "../common/coerce";
 import { describeError, BridgeError, ConfigurationError } from "../common/errors";
@@ -30,6 +31,56 @@ const IDLE_SWEEP_MS = 60_000;
 import { ProducerBusyError } from "../pulsar/errors";
 import type { CompressionType, HashingScheme, Producer, PulsarClient, RoutingMode } from "../pulsar/types";
 
+/**
+ * The latest schema of `subject` in the schema-registry node `registryId`, for pulsar-out's schema source
+ * "registry": a loader that asks once (again after a failure). The registry away is a failure the records
+ * wait out; a subject that is not an Avro schema a configuration error.
+ */
+function registrySchema(
+  RED: RED,
+  registryId: string,
+  subject: string,
+  kind: "avro" | "json",
+): () => Promise<PayloadSchema> {
+  const registry = RED.nodes.getNode(registryId) as SchemaRegistryNode | null;
+  if (!registry)
+    throw new BridgeError(
+      "pulsar-out.errors.no-registry",
+      "the schema source 'registry' needs a schema-registry node",
+      false,
+    );
+  const name = subject.trim();
+  if (!name)
+    throw new BridgeError(
+      "pulsar-out.errors.no-subject",
+      "the schema source 'registry' needs a subject",
+      false,
+    );
+  const client = registry.client();
+  let loading: Promise<PayloadSchema> | undefined;
+  return () => {
+    loading ??= client.schemaOf(name, "latest").then(
+      (s) => {
+        if (s.schemaType !== "AVRO")
+          throw new ConfigurationError(
+            "pulsar-out.errors.schema",
+            `the latest schema of subject ${name} is ${s.schemaType}, not an Avro schema`,
+          );
+        return payloadSchema(kind, s.schema);
+      },
+      (err: unknown) => {
+        loading = undefined;
+        throw new BridgeError(
+          "pulsar-out.errors.schema-registry",
+          `cannot read the schema of subject ${name}: ${describeError(err).message}`,
+          true,
+        );
+      },
+    );
+    return loading;
+  };
+}
+
 export function registerPulsarOut(RED: RED): void {
   function PulsarOutNode(this: Node, def: NodeConfig) {
     RED.nodes.createNode(this, def);
@@ -50,6 +101,8 @@ export function registerPulsarOut(RED: RED): void {
     let resolver: TopicResolver | undefined;
     let setupError: Error | undefined;
     let schema: PayloadSchema | undefined;
+    // schema source "registry": the subject's latest schema, read once (again after a failure)
+    let schemaLoad: (() => Promise<PayloadSchema>) | undefined;
     try {
       if (!cluster)
         throw new BridgeError("pulsar-out.errors.no-cluster", "no pulsar-cluster is configured", false);
@@ -61,8 +114,11 @@ export function registerPulsarOut(RED: RED): void {
             "with the offset as sequence id, nor tell a duplicate from a stored message",
           false,
         );
-      if (cfg.schemaType === "avro" || cfg.schemaType === "json")
-        schema = payloadSchema(cfg.schemaType, cfg.schemaDefinition);
+      if (cfg.schemaType === "avro" || cfg.schemaType === "json") {
+        if (cfg.schemaSource === "registry")
+          schemaLoad = registrySchema(RED, cfg.registry, cfg.schemaSubject, cfg.schemaType);
+        else schema = payloadSchema(cfg.schemaType, cfg.schemaDefinition);
+      }
     } catch (err) {
       // a configuration error (an invalid fixed topic too): every msg fails the same way, none is at fault
       setupError = new ConfigurationError(
@@ -246,7 +302,8 @@ export function registerPulsarOut(RED: RED): void {
 
     // A fixed topic is connected at deploy, so the status tells at once whether Pulsar is reachable.
     const fixed = resolver?.fixedTopic;
-    if (fixed && !cfg.effectivelyOnce && !setupError) {
+    // (a schema still to be read from the registry: the first msg opens it, with the schema)
+    if (fixed && !cfg.effectivelyOnce && !setupError && !schemaLoad) {
       node.status({ fill: "yellow", shape: "ring", text: "node-red:common.status.connecting" });
       producers.open(fixed, openProducer(fixed, undefined), { pinned: true }).catch(() => undefined);
     }
@@ -255,6 +312,8 @@ export function registerPulsarOut(RED: RED): void {
     node.on("input", (msg: NodeMessage, send: (m: NodeMessage) => void, done: (err?: Error) => void) => {
       void (async () => {
         if (setupError) throw setupError;
+        // every msg waits for the same load, so they go on in their order
+        if (!schema && schemaLoad) schema = await schemaLoad();
         const m = msg as NodeMessage & Record<string, unknown>;
         const topic = (resolver as TopicResolver).resolve(m);
         const out = msgToPulsar(m, {

@@ -4,7 +4,7 @@ import { SCHEMA_REGISTRY_CREDENTIALS, SCHEMA_REGISTRY_DEFAULTS } from "./propert
 import { coerceConfig, type Coerced } from "../common/coerce";
 import { ConfigurationError } from "../common/errors";
 import { onClose, registerType, tlsConfigNode, type Node, type NodeConfig, type RED } from "./red";
-import { registryClient, type RegistryOptions } from "../registry/client";
+import { registryClient, type RegistryClient, type RegistryOptions } from "../registry/client";
 import { SchemaDecoder } from "../registry/decoder";
 
 export interface SchemaRegistryCredentials {
@@ -17,6 +17,8 @@ export interface SchemaRegistryNode extends Node<SchemaRegistryCredentials> {
   settings: Coerced<typeof SCHEMA_REGISTRY_DEFAULTS>;
   /** The shared decoder; throws a ConfigurationError when the settings are invalid. */
   decoder(): SchemaDecoder;
+  /** The shared client (pulsar-out reads a subject's schema with it); throws as decoder() does. */
+  client(): RegistryClient;
 }
 
 export function registerSchemaRegistry(RED: RED): void {
@@ -27,8 +29,10 @@ export function registerSchemaRegistry(RED: RED): void {
     node.settings = cfg;
     const creds = node.credentials ?? {};
     let decoder: SchemaDecoder | undefined;
-    node.decoder = () => {
-      if (decoder) return decoder;
+    let client: RegistryClient | undefined;
+    node.decoder = () => (decoder ??= new SchemaDecoder(node.client()));
+    node.client = () => {
+      if (client) return client;
       const url = cfg.url.trim();
       if (!/^https?:\/\/\S+$/.test(url))
         throw new ConfigurationError(
@@ -47,12 +51,15 @@ export function registerSchemaRegistry(RED: RED): void {
       }
       const tlsNode = tlsConfigNode(RED, cfg.tlsConfig, "schema-registry");
       const tls = tlsNode ? (tlsNode.addTLSOptions({}) as RegistryOptions["tls"]) : undefined;
-      decoder = new SchemaDecoder(registryClient({ url, auth, tls, timeoutMs: cfg.timeoutMs }));
-      return decoder;
+      client = registryClient({ url, auth, tls, timeoutMs: cfg.timeoutMs });
+      return client;
     };
     onClose(node, () => {
-      decoder?.close();
+      // the decoder closes its client
+      if (decoder) decoder.close();
+      else client?.close();
       decoder = undefined;
+      client = undefined;
       return Promise.resolve();
     });
   }

@@ -66,7 +66,7 @@ export interface RegistryClient {
   schemaById(id: number): Promise<RegisteredSchema>;
   /** The subjects and versions under which the schema with this id is registered. */
   versionsOf(id: number): Promise<{ subject: string; version: number }[]>;
-  schemaOf(subject: string, version: number): Promise<RegisteredSchema>;
+  schemaOf(subject: string, version: number | "latest"): Promise<RegisteredSchema>;
   close(): void;
 }
 

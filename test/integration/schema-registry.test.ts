@@ -307,49 +307,60 @@ test("a registry that cannot be reached: the partition waits (red status, nothin
   }
 });
 
-test("end to end: Avro records from the Java serializer, decoded by kafka-in, published by pulsar-out with the AVRO schema given in the node: Pulsar registers it and its Java client reads every field back with AUTO_CONSUME", async () => {
-  const kafkaTopic = uniqueName("registry-e2e");
-  const pulsarTopic = `persistent://public/default/${uniqueName("registry-e2e")}`;
-  const groupId = uniqueName("registry");
-  await createTopic(kafkaTopic, 1);
-  await produceWithRegistrySerializer(
-    kafkaTopic,
-    READING,
-    READINGS.map((r, i) => ({ key: `k${i}`, value: r.json })),
-  );
-  const nodes = flow({ kafkaTopic, pulsarTopic, groupId }).map((n) =>
-    n.id === "out" ? { ...n, schemaType: "avro", schemaDefinition: JSON.stringify(READING) } : n,
-  );
-  await loadFlow(nodes);
-  try {
-    await waitFor(
-      "offset 3 committed",
-      async () => (await committed(groupId, kafkaTopic)) === 3,
-      60_000,
-      500,
+for (const source of ["node", "registry"] as const)
+  test(`end to end: Avro records from the Java serializer, decoded by kafka-in, published by pulsar-out with the AVRO schema ${source === "node" ? "given in the node" : "of the topic's subject in the registry"}: Pulsar registers it and its Java client reads every field back with AUTO_CONSUME`, async () => {
+    const kafkaTopic = uniqueName("registry-e2e");
+    const pulsarTopic = `persistent://public/default/${uniqueName("registry-e2e")}`;
+    const groupId = uniqueName("registry");
+    await createTopic(kafkaTopic, 1);
+    await produceWithRegistrySerializer(
+      kafkaTopic,
+      READING,
+      READINGS.map((r, i) => ({ key: `k${i}`, value: r.json })),
     );
-  } finally {
-    await unloadFlow();
-  }
-  const described = await runToolOk("pulsar-admin", ["schemas", "get", pulsarTopic]);
-  assert.match(described.stdout, /"type"\s*:\s*"AVRO"/, described.stdout);
-  const read = await readWithJavaSchema(pulsarTopic, 3);
-  assert.deepEqual(
-    read.map((r) => [
-      r.type,
-      r.fields.id,
-      r.fields.name,
-      r.fields.price === undefined,
-      r.fields.note,
-      r.fields.kind,
-    ]),
-    READINGS.map((r) => [
-      "AVRO",
-      String(r.expected.id),
-      r.expected.name,
-      false,
-      String(r.expected.note),
-      r.expected.kind,
-    ]),
-  );
-});
+    const nodes = flow({ kafkaTopic, pulsarTopic, groupId }).map((n) =>
+      n.id !== "out"
+        ? n
+        : source === "node"
+          ? { ...n, schemaType: "avro", schemaDefinition: JSON.stringify(READING) }
+          : {
+              ...n,
+              schemaType: "avro",
+              schemaSource: "registry",
+              registry: "sr",
+              schemaSubject: `${kafkaTopic}-value`,
+            },
+    );
+    await loadFlow(nodes);
+    try {
+      await waitFor(
+        "offset 3 committed",
+        async () => (await committed(groupId, kafkaTopic)) === 3,
+        60_000,
+        500,
+      );
+    } finally {
+      await unloadFlow();
+    }
+    const described = await runToolOk("pulsar-admin", ["schemas", "get", pulsarTopic]);
+    assert.match(described.stdout, /"type"\s*:\s*"AVRO"/, described.stdout);
+    const read = await readWithJavaSchema(pulsarTopic, 3);
+    assert.deepEqual(
+      read.map((r) => [
+        r.type,
+        r.fields.id,
+        r.fields.name,
+        r.fields.price === undefined,
+        r.fields.note,
+        r.fields.kind,
+      ]),
+      READINGS.map((r) => [
+        "AVRO",
+        String(r.expected.id),
+        r.expected.name,
+        false,
+        String(r.expected.note),
+        r.expected.kind,
+      ]),
+    );
+  });

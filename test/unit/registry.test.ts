@@ -625,3 +625,12 @@ test("review 30: an id the registry says it has not is waited for a moment (a re
   };
   assert.equal(wFailure(), "unknown", "refused after the grace");
 });
+
+test("pulsar-out's schema from the registry: a registry that cannot be read makes the records wait, never dead-letters them", () => {
+  const e = new BridgeErrorClass(
+    "pulsar-out.errors.schema-registry",
+    "cannot read the schema of subject s",
+    true,
+  );
+  assert.equal(failureScope(e), "destination");
+});
