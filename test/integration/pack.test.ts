@@ -1,5 +1,5 @@
 // The published shape works: `npm pack`, install the tarball into a fresh Node-RED user directory, and the
-// runtime loads both node sets with the five types and no error.
+// runtime loads both node sets with the six types and no error.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
@@ -17,7 +17,7 @@ interface NodeSetInfo {
   err?: string;
 }
 
-test("the packed tarball installs into a fresh Node-RED and registers the five node types", async (t) => {
+test("the packed tarball installs into a fresh Node-RED and registers the six node types", async (t) => {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), "pack-smoke-"));
   t.after(() => fs.rmSync(work, { recursive: true, force: true }));
   const npm = process.platform === "win32" ? "npm.cmd" : "npm";
@@ -55,6 +55,7 @@ test("the packed tarball installs into a fresh Node-RED and registers the five n
     "kafka-window",
     "pulsar-cluster",
     "pulsar-out",
+    "schema-registry",
   ]);
   assert.doesNotMatch(red.output(), /\[error\]/);
 });
