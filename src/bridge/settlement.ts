@@ -156,6 +156,12 @@ interface DrainMark<R> {
   drainedAt: number;
 }
 
+/** What a legacy queue keeps of an entry taken out of it. */
+function unqueued<R>(q: LegacyQueue<R>, e: Entry<R>): void {
+  q.seqOf?.delete(e);
+  q.serialOf?.delete(e);
+}
+
 /** How long a node without a done callback must be idle before the msgs it queued count as dropped. */
 export const LEGACY_IDLE_MS = 1000;
 
@@ -796,8 +802,7 @@ export class SettlementTracker<R> {
     }
     if (seq === undefined) return this.releaseLegacy(nodeId, q, at + 1);
     q.queue.splice(at, 1);
-    q.seqOf?.delete(entry);
-    q.serialOf?.delete(entry);
+    unqueued(q, entry);
     if (this.entries.get(entry.id) === entry) this.close(entry, nodeId);
     this.touchLegacy(nodeId, q);
   }
@@ -833,8 +838,7 @@ export class SettlementTracker<R> {
     });
     for (const e of dropped) {
       q.queue.splice(q.queue.indexOf(e), 1);
-      q.seqOf?.delete(e);
-      q.serialOf?.delete(e);
+      unqueued(q, e);
     }
     this.forgetIfEmpty(nodeId, q);
     for (const e of dropped)
@@ -857,11 +861,7 @@ export class SettlementTracker<R> {
   private purgeLegacy(before?: number): void {
     for (const [nodeId, q] of [...this.legacy]) {
       if (q.queue.some((e) => this.entries.get(e.id) !== e)) {
-        for (const e of q.queue)
-          if (this.entries.get(e.id) !== e) {
-            q.seqOf?.delete(e);
-            q.serialOf?.delete(e);
-          }
+        for (const e of q.queue) if (this.entries.get(e.id) !== e) unqueued(q, e);
         q.queue = q.queue.filter((e) => this.entries.get(e.id) === e);
       }
       if (before !== undefined && q.seqs?.size) {
@@ -902,10 +902,7 @@ export class SettlementTracker<R> {
       done = done.filter((e) => seqOf.get(e) === undefined);
       q.queue.unshift(...held);
     }
-    for (const e of done) {
-      q.seqOf?.delete(e);
-      q.serialOf?.delete(e);
-    }
+    for (const e of done) unqueued(q, e);
     if (q.stopped) {
       q.seqs?.clear();
       q.complete?.clear();

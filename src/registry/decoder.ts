@@ -61,20 +61,25 @@ export interface SchemaDecoderOptions {
 
 const MAGIC = 0;
 
+/** The schema id of a value in the wire format, or undefined (a signed 32-bit int in the serializers: ids are positive). */
+function idIn(bytes: Buffer): number | undefined {
+  if (bytes.length < 5 || bytes[0] !== MAGIC) return undefined;
+  const id = bytes.readInt32BE(1);
+  return id > 0 ? id : undefined;
+}
+
 /** The schema id of a value in the wire format; throws a SchemaDecodeError ("wire") otherwise. */
 export function schemaIdOf(bytes: Buffer): number {
-  if (bytes.length < 5 || bytes[0] !== MAGIC)
-    throw new SchemaDecodeError(
-      "wire",
-      bytes.length < 5
-        ? `the value (${bytes.length} bytes) is too short for the schema registry's wire format`
-        : `the value does not start with the schema registry's magic byte 0 (it starts with ${bytes[0]})`,
-    );
-  // a signed 32-bit int in the serializers: ids are positive
-  const id = bytes.readInt32BE(1);
-  if (id <= 0)
-    throw new SchemaDecodeError("wire", `the value names schema id ${id}, which no registry gives`);
-  return id;
+  const id = idIn(bytes);
+  if (id !== undefined) return id;
+  throw new SchemaDecodeError(
+    "wire",
+    bytes.length < 5
+      ? `the value (${bytes.length} bytes) is too short for the schema registry's wire format`
+      : bytes[0] !== MAGIC
+        ? `the value does not start with the schema registry's magic byte 0 (it starts with ${bytes[0]})`
+        : `the value names schema id ${bytes.readInt32BE(1)}, which no registry gives`,
+  );
 }
 
 export class SchemaDecoder {
@@ -136,9 +141,8 @@ export class SchemaDecoder {
     const waits: Promise<void>[] = [];
     const seen = new Set<number>();
     for (const v of values) {
-      if (!v || v.length < 5 || v[0] !== MAGIC) continue;
-      const id = v.readInt32BE(1);
-      if (id <= 0 || seen.has(id)) continue;
+      const id = v ? idIn(v) : undefined;
+      if (id === undefined || seen.has(id)) continue;
       seen.add(id);
       const e = this.entry(id);
       if (e.state === "loading") waits.push(e.done);

@@ -3,13 +3,13 @@
 // a redeploy), a function that throws, a node that holds records past the settle deadline. Offsets are
 // read with Kafka's own consumer-groups tool; Pulsar's content with a consumer.
 import assert from "node:assert/strict";
-import net from "node:net";
 import { after, before, test } from "node:test";
 import { helper, loadFlow, unloadFlow, stopHelper } from "../support/flow";
 import { consoleConsume, createTopic, committedOffsets, produce } from "../support/kafka";
 import { kafkaBrokers, pulsarUrl, uniqueName } from "../support/brokers";
 import { createClient } from "../../src/pulsar/client";
 import type { Consumer, PulsarClient, ReceivedMessage } from "../../src/pulsar/types";
+import { freePort } from "../support/node-red-process";
 import { waitFor } from "../support/wait";
 import { receipt } from "../../src/nodes/deploy-watch";
 import type { RED } from "../../src/nodes/red";
@@ -22,15 +22,6 @@ after(async () => {
   await pulsar.close();
   await stopHelper();
 });
-
-/** A loopback port nothing listens on: a Pulsar that is down. */
-async function deadPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 async function drain(consumer: Consumer, n: number, timeoutMs = 60_000): Promise<ReceivedMessage[]> {
   const out: ReceivedMessage[] = [];
@@ -146,7 +137,7 @@ test("core join of 5: nothing commits while Pulsar is down, not even across a re
   const between = [
     { id: "j1", type: "join", mode: "custom", build: "array", count: "5", timeout: "", wires: [["out"]] },
   ];
-  const down = `pulsar://127.0.0.1:${await deadPort()}`;
+  const down = `pulsar://127.0.0.1:${await freePort()}`;
   await loadFlow(flow(s, between, { inWires: ["j1"], serviceUrl: down }));
   try {
     // the joined msg fails in pulsar-out (send timeout 3 s) and is retried; the parts stay unsettled
@@ -276,7 +267,7 @@ test("a switch recreating message sequences between batch and join, slowed by a 
       wires: [["out"]],
     },
   ];
-  const down = `pulsar://127.0.0.1:${await deadPort()}`;
+  const down = `pulsar://127.0.0.1:${await freePort()}`;
   await loadFlow(flow(s, between, { inWires: ["bt"], serviceUrl: down }));
   try {
     await new Promise((r) => setTimeout(r, 8000));
@@ -328,7 +319,7 @@ test("split -> switch recreating sequences -> join, 60 parts a record, every par
     },
     { id: "j2", type: "join", mode: "auto", wires: [["out"]] },
   ];
-  const down = `pulsar://127.0.0.1:${await deadPort()}`;
+  const down = `pulsar://127.0.0.1:${await freePort()}`;
   await loadFlow(flow(s, between, { inWires: ["sp2"], serviceUrl: down, kafkaIn: { valueFormat: "json" } }));
   try {
     await new Promise((r) => setTimeout(r, 8_000));
@@ -378,7 +369,7 @@ test("split -> join: a record split in parts settles only when the joined msg is
     },
     { id: "j1", type: "join", mode: "auto", wires: [["out"]] },
   ];
-  const down = `pulsar://127.0.0.1:${await deadPort()}`;
+  const down = `pulsar://127.0.0.1:${await freePort()}`;
   await loadFlow(flow(s, between, { inWires: ["sp1"], serviceUrl: down, kafkaIn: { valueFormat: "json" } }));
   try {
     await new Promise((r) => setTimeout(r, 8_000));
@@ -409,7 +400,7 @@ test("core batch of 3: nothing commits while Pulsar is down; afterwards every re
   const between = [
     { id: "bt1", type: "batch", mode: "count", count: 3, overlap: 0, honourParts: false, wires: [["out"]] },
   ];
-  const down = `pulsar://127.0.0.1:${await deadPort()}`;
+  const down = `pulsar://127.0.0.1:${await freePort()}`;
   await loadFlow(flow(s, between, { inWires: ["bt1"], serviceUrl: down }));
   try {
     await new Promise((r) => setTimeout(r, 6_000));

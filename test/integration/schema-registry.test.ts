@@ -5,13 +5,13 @@
 // the partition wait (nothing committed, nothing dead-lettered) until it can; end to end, pulsar-out
 // publishes them with an AVRO schema that Pulsar's Java client reads back.
 import assert from "node:assert/strict";
-import net from "node:net";
 import { after, before, test } from "node:test";
 import { helper, loadFlow, stopHelper, unloadFlow } from "../support/flow";
 import { committedOffsets, consoleConsume, createTopic, produce, testKafka } from "../support/kafka";
 import { kafkaBrokers, pulsarUrl, registryUrl, runToolOk, uniqueName } from "../support/brokers";
 import { produceWithRegistrySerializer, readWithJavaSchema } from "../support/java-kafka";
 import { storedPayloads } from "../support/pulsar";
+import { freePort } from "../support/node-red-process";
 import { waitFor } from "../support/wait";
 import { createClient } from "../../src/pulsar/client";
 import type { PulsarClient } from "../../src/pulsar/types";
@@ -74,15 +74,6 @@ const READINGS = [
   },
 }));
 
-/** A loopback port nothing listens on. */
-async function deadPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 function flow(o: {
   kafkaTopic: string;
   pulsarTopic: string;
@@ -136,6 +127,38 @@ function watch(): { seen: Seen[]; statuses: string[] } {
 const committed = async (groupId: string, topic: string) =>
   (await committedOffsets(groupId, topic)).get(0)?.committed ?? -1;
 
+/** Creates `topic` and writes READINGS to it with the Java serializer (keys k0, k1, k2). */
+async function writeReadings(topic: string): Promise<void> {
+  await createTopic(topic, 1);
+  await produceWithRegistrySerializer(
+    topic,
+    READING,
+    READINGS.map((r, i) => ({ key: `k${i}`, value: r.json })),
+  );
+}
+
+/** Runs `nodes` until the group committed offset `count` on `topic`; the msgs pulsar-out got meanwhile. */
+async function untilCommitted(
+  nodes: unknown[],
+  groupId: string,
+  topic: string,
+  count: number,
+): Promise<Seen[]> {
+  await loadFlow(nodes);
+  try {
+    const { seen } = watch();
+    await waitFor(
+      `offset ${count} committed`,
+      async () => (await committed(groupId, topic)) === count,
+      60_000,
+      500,
+    );
+    return seen;
+  } finally {
+    await unloadFlow();
+  }
+}
+
 /** JSON text as pulsar-out writes it: BigInt as its digits, Buffer as Node's JSON of a Buffer. */
 const asJson = (v: unknown) =>
   JSON.stringify(v, (_k, x: unknown) => (typeof x === "bigint" ? `#${x.toString()}#` : x)).replace(
@@ -147,25 +170,8 @@ test("Avro records from Apicurio's Java serializer (Confluent wire format) decod
   const kafkaTopic = uniqueName("registry-avro");
   const pulsarTopic = `persistent://public/default/${uniqueName("registry-avro")}`;
   const groupId = uniqueName("registry");
-  await createTopic(kafkaTopic, 1);
-  await produceWithRegistrySerializer(
-    kafkaTopic,
-    READING,
-    READINGS.map((r, i) => ({ key: `k${i}`, value: r.json })),
-  );
-  await loadFlow(flow({ kafkaTopic, pulsarTopic, groupId }));
-  let seen: Seen[];
-  try {
-    ({ seen } = watch());
-    await waitFor(
-      "offset 3 committed",
-      async () => (await committed(groupId, kafkaTopic)) === 3,
-      60_000,
-      500,
-    );
-  } finally {
-    await unloadFlow();
-  }
+  await writeReadings(kafkaTopic);
+  const seen = await untilCommitted(flow({ kafkaTopic, pulsarTopic, groupId }), groupId, kafkaTopic, 3);
   assert.equal(seen.length, 3);
   const subjects = (await (await fetch(`${registryUrl}/subjects`)).json()) as string[];
   assert.ok(subjects.includes(`${kafkaTopic}-value`), "the serializer registered the topic's subject");
@@ -217,19 +223,12 @@ test("values not in the wire format, of a schema id the registry does not have, 
     { key: "short", value: Buffer.concat([header(id), Buffer.from([8, 0x41])]) },
     { key: "good", value: Buffer.concat([header(id), Buffer.from([4, 0x6f, 0x6b])]) },
   ]);
-  await loadFlow(flow({ kafkaTopic, pulsarTopic, groupId, deadLetterTopic }));
-  let seen: Seen[];
-  try {
-    ({ seen } = watch());
-    await waitFor(
-      "offset 4 committed",
-      async () => (await committed(groupId, kafkaTopic)) === 4,
-      60_000,
-      500,
-    );
-  } finally {
-    await unloadFlow();
-  }
+  const seen = await untilCommitted(
+    flow({ kafkaTopic, pulsarTopic, groupId, deadLetterTopic }),
+    groupId,
+    kafkaTopic,
+    4,
+  );
   assert.deepEqual(
     seen.map((m) => [m.key, m.payload]),
     [["good", "ok"]],
@@ -254,14 +253,9 @@ test("a registry that cannot be reached: the partition waits (red status, nothin
   const deadLetterTopic = uniqueName("registry-down-dlq");
   const pulsarTopic = `persistent://public/default/${uniqueName("registry-down")}`;
   const groupId = uniqueName("registry");
-  await createTopic(kafkaTopic, 1);
   await createTopic(deadLetterTopic, 1);
-  await produceWithRegistrySerializer(
-    kafkaTopic,
-    READING,
-    READINGS.map((r, i) => ({ key: `k${i}`, value: r.json })),
-  );
-  const down = `http://127.0.0.1:${await deadPort()}`;
+  await writeReadings(kafkaTopic);
+  const down = `http://127.0.0.1:${await freePort()}`;
   await loadFlow(flow({ kafkaTopic, pulsarTopic, groupId, deadLetterTopic, url: down }));
   try {
     const { seen, statuses } = watch();
@@ -289,22 +283,16 @@ test("a registry that cannot be reached: the partition waits (red status, nothin
   } finally {
     await unloadFlow();
   }
-  await loadFlow(flow({ kafkaTopic, pulsarTopic, groupId, deadLetterTopic }));
-  try {
-    const { seen } = watch();
-    await waitFor(
-      "offset 3 committed",
-      async () => (await committed(groupId, kafkaTopic)) === 3,
-      60_000,
-      500,
-    );
-    assert.deepEqual(
-      seen.map((m) => m.key),
-      ["k0", "k1", "k2"],
-    );
-  } finally {
-    await unloadFlow();
-  }
+  const seen = await untilCommitted(
+    flow({ kafkaTopic, pulsarTopic, groupId, deadLetterTopic }),
+    groupId,
+    kafkaTopic,
+    3,
+  );
+  assert.deepEqual(
+    seen.map((m) => m.key),
+    ["k0", "k1", "k2"],
+  );
 });
 
 for (const source of ["node", "registry"] as const)
@@ -312,12 +300,7 @@ for (const source of ["node", "registry"] as const)
     const kafkaTopic = uniqueName("registry-e2e");
     const pulsarTopic = `persistent://public/default/${uniqueName("registry-e2e")}`;
     const groupId = uniqueName("registry");
-    await createTopic(kafkaTopic, 1);
-    await produceWithRegistrySerializer(
-      kafkaTopic,
-      READING,
-      READINGS.map((r, i) => ({ key: `k${i}`, value: r.json })),
-    );
+    await writeReadings(kafkaTopic);
     const nodes = flow({ kafkaTopic, pulsarTopic, groupId }).map((n) =>
       n.id !== "out"
         ? n
@@ -331,17 +314,7 @@ for (const source of ["node", "registry"] as const)
               schemaSubject: `${kafkaTopic}-value`,
             },
     );
-    await loadFlow(nodes);
-    try {
-      await waitFor(
-        "offset 3 committed",
-        async () => (await committed(groupId, kafkaTopic)) === 3,
-        60_000,
-        500,
-      );
-    } finally {
-      await unloadFlow();
-    }
+    await untilCommitted(nodes, groupId, kafkaTopic, 3);
     const described = await runToolOk("pulsar-admin", ["schemas", "get", pulsarTopic]);
     assert.match(described.stdout, /"type"\s*:\s*"AVRO"/, described.stdout);
     const read = await readWithJavaSchema(pulsarTopic, 3);

@@ -907,36 +907,7 @@ test("settlement: a switch recreating message sequences holds a sequence's parts
 });
 
 test("settlement: a switch recreating message sequences that drops every part of one: the parts are dropped once it sends a msg that came later, or once it had the iterations to handle them and was idle a second", async () => {
-  const settled: string[] = [];
-  let deferred: (() => void)[] = [];
-  let loops: (() => void)[] = [];
-  const t = new SettlementTracker<string>(
-    { settled: (r) => settled.push(r), failed: () => undefined },
-    {
-      defer: (fn) => deferred.push(fn),
-      nextLoop: (fn) => loops.push(fn),
-      now: Date.now,
-      sequences: (id) => id === "sw",
-    },
-  );
-  const endTurn = () => {
-    const d = deferred;
-    deferred = [];
-    for (const fn of d) fn();
-  };
-  const iteration = () => {
-    const l = loops;
-    loops = [];
-    for (const fn of l) fn();
-    endTurn();
-  };
-  const give = (id: string, m: object) => {
-    t.track(id, `r${id}`);
-    t.delivered(id, "in", "sw", m);
-    endTurn();
-    t.received(id, "sw", m);
-    endTurn();
-  };
+  const { t, settled, endTurn, iteration, give } = sequenceHarness();
   // seq-a: both parts fail the rules; then a msg that is no part of a sequence passes
   give("a0", { parts: { id: "seq-a", index: 0, count: 2 } });
   give("a1", { parts: { id: "seq-a", index: 1, count: 2 } });
@@ -1035,18 +1006,11 @@ test("review 29 F1: a switch with a 'tail' rule and no recreating sends the part
 });
 
 test("review 29 F3, F6: parts this tracker does not track (an inject's, another kafka-in's) complete a sequence and count in the switch's backlog", async () => {
-  const { t, settled, endTurn, iteration } = sequenceHarness();
+  const { t, settled, endTurn, iteration, give } = sequenceHarness();
   const k0 = { parts: { id: "b", index: 0, count: 3 } };
   const k1 = { parts: { id: "b", index: 1, count: 3 } };
   // another source's long sequence reaches the switch first
   for (let i = 0; i < 10_000; i++) t.received(`x${i}`, "sw", { parts: { id: "X", index: i, count: 10_000 } });
-  const give = (id: string, x: object) => {
-    t.track(id, `r${id}`);
-    t.delivered(id, "in", "sw", x);
-    endTurn();
-    t.received(id, "sw", x);
-    endTurn();
-  };
   give("k0", k0);
   give("k1", k1);
   t.received("u2", "sw", { parts: { id: "b", index: 2, count: 3 } });
