@@ -5,4 +5,5 @@ export declare function pulsarDist(): string;
 export declare function registryUrl(): string;
 export declare function registryJavaHome(): string;
 export declare function serdesClasspath(): Promise<string>;
+export declare function protocPath(): Promise<string>;
 export declare function kafkaDist(): string;

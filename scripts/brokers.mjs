@@ -90,6 +90,8 @@ export const SETTINGS = {
   registryTimeoutS: Number(env.REGISTRY_START_TIMEOUT || 120),
   // the Java serializers tests write registry records with (Apicurio serdes in Confluent-compatible mode)
   serdesVersion: env.SERDES_VERSION || "2.6.13.Final",
+  // Google's protoc, the tests' Protobuf encoder
+  protocVersion: env.PROTOC_VERSION || "4.36.2",
 };
 
 const S = SETTINGS;
@@ -302,6 +304,30 @@ export async function serdesClasspath() {
     path.join(m2Repo(), "io", "apicurio"),
   );
   return path.join(dist, "download", "*");
+}
+
+/** The path of Google's protoc (from Maven Central, for this machine's platform), the tests' Protobuf encoder. */
+export async function protocPath() {
+  const arch = { x64: "x86_64", arm64: "aarch_64" }[process.arch];
+  if (process.platform !== "linux" || !arch)
+    throw new BrokerError(`no protoc for ${process.platform}/${process.arch} is fetched here`);
+  const dist = await fetchInto(
+    path.join(S.cacheDir, `protoc-${S.protocVersion}-${arch}`),
+    `protoc ${S.protocVersion}`,
+    "protoc-pom.xml",
+    [`-Dprotoc.version=${S.protocVersion}`, `-Dprotoc.classifier=linux-${arch}`],
+    undefined,
+    undefined,
+    (tmp) => {
+      const dl = path.join(tmp, "download");
+      const exe = fs.readdirSync(dl).find((f) => f.endsWith(".exe"));
+      if (!exe) throw new BrokerError(`mvn produced no protoc in ${dl}`);
+      fs.renameSync(path.join(dl, exe), path.join(tmp, "protoc"));
+      fs.chmodSync(path.join(tmp, "protoc"), 0o755);
+      fs.rmSync(dl, { recursive: true, force: true });
+    },
+  );
+  return path.join(dist, "protoc");
 }
 
 // ---------------------------------------------------------------- processes

@@ -3,9 +3,11 @@
 // Pulsar's JSON schema readers (Jackson) read it: the declared fields only, bytes as base64, a union's
 // value as itself, longs as their digits.
 import type avro from "avsc";
-import { BridgeError, ConfigurationError } from "../common/errors";
+import { BridgeError, ConfigurationError, describeError } from "../common/errors";
 import { jsonText } from "../common/json";
+import { RegistryError, type RegistryClient } from "../registry/client";
 import { avroType } from "../registry/codecs";
+import { protobufAsAvro } from "../registry/protobuf-avro";
 import type { ProducerSchema } from "../pulsar/types";
 
 export interface PayloadSchema {
@@ -133,5 +135,67 @@ export function payloadSchema(kind: "avro" | "json", definition: string): Payloa
         throw refuse(payload, `the payload (${(err as Error).message})`);
       }
     },
+  };
+}
+
+/**
+ * pulsar-out's schema source "registry": a loader of the latest schema of `subject`, asked once (again
+ * after a failure). An Avro subject is used as it is; a Protobuf subject as the Avro record of its message
+ * `message` (default: the first; see protobuf-avro.ts). The registry away is a failure the records wait
+ * out; a subject of another type, or a schema that cannot be used, a configuration error.
+ */
+export function registryPayloadSchema(
+  client: RegistryClient,
+  subject: string,
+  kind: "avro" | "json",
+  message = "",
+): () => Promise<PayloadSchema> {
+  const name = subject.trim();
+  if (!name)
+    throw new BridgeError(
+      "pulsar-out.errors.no-subject",
+      "the schema source 'registry' needs a subject",
+      false,
+    );
+  const unreachable = (err: unknown) =>
+    new BridgeError(
+      "pulsar-out.errors.schema-registry",
+      `cannot read the schema of subject ${name}: ${describeError(err).message}`,
+      true,
+    );
+  const read = async (): Promise<PayloadSchema> => {
+    let s;
+    try {
+      s = await client.schemaOf(name, "latest");
+    } catch (err) {
+      throw unreachable(err);
+    }
+    if (s.schemaType === "AVRO") return payloadSchema(kind, s.schema);
+    if (s.schemaType !== "PROTOBUF")
+      throw new ConfigurationError(
+        "pulsar-out.errors.schema",
+        `the latest schema of subject ${name} is ${s.schemaType}: only Avro and Protobuf subjects give a Pulsar schema`,
+      );
+    let definition: string;
+    try {
+      definition = await protobufAsAvro(s, (ref) => client.schemaOf(ref.subject, ref.version), message);
+    } catch (err) {
+      // a reference the registry could not serve: asked again
+      if (err instanceof RegistryError) throw unreachable(err);
+      throw new ConfigurationError(
+        "pulsar-out.errors.schema",
+        `the Protobuf schema of subject ${name} cannot be used: ${(err as Error).message}`,
+      );
+    }
+    return payloadSchema(kind, definition);
+  };
+  let loading: Promise<PayloadSchema> | undefined;
+  return () => {
+    loading ??= read().catch((err: unknown) => {
+      // a configuration error stays (every msg fails the same way); anything else is asked again
+      if (!(err instanceof ConfigurationError)) loading = undefined;
+      throw err;
+    });
+    return loading;
   };
 }

@@ -145,8 +145,10 @@ export const PULSAR_OUT_DEFAULTS = {
   schemaDefinition: "",
   /** schema-registry id, when schemaSource is registry. */
   registry: "",
-  /** The registry subject whose latest Avro schema is used (e.g. sensors-value). */
+  /** The registry subject whose latest Avro or Protobuf schema is used (e.g. sensors-value). */
   schemaSubject: "",
+  /** A Protobuf subject: the message published (its name or full name); default the file's first message. */
+  schemaMessage: "",
   /** round-robin | single-partition (keyed messages are always hashed) */
   routingMode: "round-robin",
   /** java-string | murmur3 */

@@ -1,6 +1,6 @@
 // pulsar-out: publishes msgs to Pulsar. done() only after Pulsar's receipt; done(err) on any failure, so
 // Catch nodes get the original msg and kafka-in does not count the record as settled.
-import { payloadSchema, type PayloadSchema } from "../bridge/schema-payload";
+import { payloadSchema, registryPayloadSchema, type PayloadSchema } from "../bridge/schema-payload";
 import type { SchemaRegistryNode } from "./schema-registry";
 import { PULSAR_OUT_DEFAULTS } from "./properties";
 import { coerceConfig } from "../common/coerce";
@@ -31,17 +31,8 @@ const IDLE_SWEEP_MS = 60_000;
 import { ProducerBusyError } from "../pulsar/errors";
 import type { CompressionType, HashingScheme, Producer, PulsarClient, RoutingMode } from "../pulsar/types";
 
-/**
- * The latest schema of `subject` in the schema-registry node `registryId`, for pulsar-out's schema source
- * "registry": a loader that asks once (again after a failure). The registry away is a failure the records
- * wait out; a subject that is not an Avro schema a configuration error.
- */
-function registrySchema(
-  RED: RED,
-  registryId: string,
-  subject: string,
-  kind: "avro" | "json",
-): () => Promise<PayloadSchema> {
+/** The schema-registry node `registryId` pulsar-out's schema source "registry" reads from. */
+function registryOf(RED: RED, registryId: string) {
   const registry = RED.nodes.getNode(registryId) as SchemaRegistryNode | null;
   if (!registry)
     throw new BridgeError(
@@ -49,36 +40,7 @@ function registrySchema(
       "the schema source 'registry' needs a schema-registry node",
       false,
     );
-  const name = subject.trim();
-  if (!name)
-    throw new BridgeError(
-      "pulsar-out.errors.no-subject",
-      "the schema source 'registry' needs a subject",
-      false,
-    );
-  const client = registry.client();
-  let loading: Promise<PayloadSchema> | undefined;
-  return () => {
-    loading ??= client.schemaOf(name, "latest").then(
-      (s) => {
-        if (s.schemaType !== "AVRO")
-          throw new ConfigurationError(
-            "pulsar-out.errors.schema",
-            `the latest schema of subject ${name} is ${s.schemaType}, not an Avro schema`,
-          );
-        return payloadSchema(kind, s.schema);
-      },
-      (err: unknown) => {
-        loading = undefined;
-        throw new BridgeError(
-          "pulsar-out.errors.schema-registry",
-          `cannot read the schema of subject ${name}: ${describeError(err).message}`,
-          true,
-        );
-      },
-    );
-    return loading;
-  };
+  return registry.client();
 }
 
 export function registerPulsarOut(RED: RED): void {
@@ -116,7 +78,12 @@ export function registerPulsarOut(RED: RED): void {
         );
       if (cfg.schemaType === "avro" || cfg.schemaType === "json") {
         if (cfg.schemaSource === "registry")
-          schemaLoad = registrySchema(RED, cfg.registry, cfg.schemaSubject, cfg.schemaType);
+          schemaLoad = registryPayloadSchema(
+            registryOf(RED, cfg.registry),
+            cfg.schemaSubject,
+            cfg.schemaType,
+            cfg.schemaMessage,
+          );
         else schema = payloadSchema(cfg.schemaType, cfg.schemaDefinition);
       }
     } catch (err) {

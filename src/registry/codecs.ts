@@ -260,7 +260,18 @@ const messagesOf = (ns: protobuf.NamespaceBase): protobuf.Type[] =>
       (n.options as { map_entry?: unknown } | undefined)?.map_entry !== true,
   );
 
-async function protobufDecoder(schema: RegisteredSchema, load: ReferenceLoader): Promise<BodyDecoder> {
+/** A Protobuf schema read with its references: its message types by Confluent's index path, or by name. */
+export interface ProtobufSchema {
+  /** The message at `path` (Confluent's message indexes: [0] is the first message of the file). */
+  messageAt(path: number[]): protobuf.Type;
+  /** A message by its name in the schema's package, or its full name. */
+  messageNamed(name: string): protobuf.Type | undefined;
+}
+
+export async function protobufSchema(
+  schema: RegisteredSchema,
+  load: ReferenceLoader,
+): Promise<ProtobufSchema> {
   const root = new protobuf.Root();
   const files = new Set<string>();
   const addFile = (name: string, text: string) => {
@@ -285,26 +296,40 @@ async function protobufDecoder(schema: RegisteredSchema, load: ReferenceLoader):
   addFile("\u0000main", schema.schema);
   root.resolveAll();
   const byPath = new Map<string, protobuf.Type>();
-  const typeAt = (path: number[]): protobuf.Type => {
-    const key = path.join(".");
-    const known = byPath.get(key);
-    if (known) return known;
-    let ns: protobuf.NamespaceBase = ownNs;
-    let found: protobuf.Type | undefined;
-    for (const i of path) {
-      found = messagesOf(ns)[i];
-      if (!found) throw new Error(`the schema has no message at index ${key}`);
-      ns = found;
-    }
-    const resolved = root.lookupType((found as protobuf.Type).fullName);
-    byPath.set(key, resolved);
-    return resolved;
+  return {
+    messageAt: (path) => {
+      const key = path.join(".");
+      const known = byPath.get(key);
+      if (known) return known;
+      let ns: protobuf.NamespaceBase = ownNs;
+      let found: protobuf.Type | undefined;
+      for (const i of path) {
+        found = messagesOf(ns)[i];
+        if (!found) throw new Error(`the schema has no message at index ${key}`);
+        ns = found;
+      }
+      const resolved = root.lookupType((found as protobuf.Type).fullName);
+      byPath.set(key, resolved);
+      return resolved;
+    },
+    messageNamed: (name) => {
+      const n = name.trim().replace(/^\./, "");
+      for (const candidate of own.package ? [`${own.package}.${n}`, n] : [n]) {
+        const t = root.lookup(candidate);
+        if (t instanceof protobuf.Type) return t;
+      }
+      return undefined;
+    },
   };
+}
+
+async function protobufDecoder(schema: RegisteredSchema, load: ReferenceLoader): Promise<BodyDecoder> {
+  const messages = await protobufSchema(schema, load);
   return {
     type: "PROTOBUF",
     decode: (bytes, offset) => {
       const { path, offset: bodyAt } = readIndexes(bytes, offset);
-      const type = typeAt(path);
+      const type = messages.messageAt(path);
       const message = type.decode(bytes.subarray(bodyAt));
       const object = type.toObject(message, {
         longs: String,

@@ -9,7 +9,8 @@ import { after, before, test } from "node:test";
 import { helper, loadFlow, stopHelper, unloadFlow } from "../support/flow";
 import { committedOffsets, consoleConsume, createTopic, produce, testKafka } from "../support/kafka";
 import { kafkaBrokers, pulsarUrl, registryUrl, runToolOk, uniqueName } from "../support/brokers";
-import { produceWithRegistrySerializer, readWithJavaSchema } from "../support/java-kafka";
+import { produceWithJava, produceWithRegistrySerializer, readWithJavaSchema } from "../support/java-kafka";
+import { protocEncode } from "../support/protobuf";
 import { storedPayloads } from "../support/pulsar";
 import { freePort } from "../support/node-red-process";
 import { waitFor } from "../support/wait";
@@ -56,6 +57,7 @@ const READINGS = [
   { id: 9007199254740993n, price: [0x00], priceText: "0.00", note: "big", raw: [] },
   { id: -7, price: [0xfb, 0x2e], priceText: "-12.34", note: null, raw: [1] },
 ].map((r, i) => ({
+  priceBytes: Buffer.from(r.price),
   json: `{"id":${String(r.id)},"name":"sensor-${i}","active":${i % 2 === 0},"score":${i + 0.5},"count":${i},"raw":${JSON.stringify(avroBytes(r.raw))},"price":${JSON.stringify(avroBytes(r.price))},"kind":"${i === 1 ? "HUMIDITY" : "TEMPERATURE"}","note":${r.note === null ? "null" : JSON.stringify({ string: r.note })},"tags":["a","b${i}"],"limits":{"low":${i},"high":${i + 10}},"at":${1_700_000_000_000 + i},"place":{"room":${i + 100}}}`,
   expected: {
     id: r.id,
@@ -318,22 +320,160 @@ for (const source of ["node", "registry"] as const)
     const described = await runToolOk("pulsar-admin", ["schemas", "get", pulsarTopic]);
     assert.match(described.stdout, /"type"\s*:\s*"AVRO"/, described.stdout);
     const read = await readWithJavaSchema(pulsarTopic, 3);
+    // every field, as the Java client's Avro record gives it (bytes and the decimal's bytes as base64)
     assert.deepEqual(
-      read.map((r) => [
-        r.type,
-        r.fields.id,
-        r.fields.name,
-        r.fields.price === undefined,
-        r.fields.note,
-        r.fields.kind,
-      ]),
-      READINGS.map((r) => [
-        "AVRO",
-        String(r.expected.id),
-        r.expected.name,
-        false,
-        String(r.expected.note),
-        r.expected.kind,
-      ]),
+      read,
+      READINGS.map(({ expected: e, priceBytes }, i) => ({
+        type: "AVRO",
+        fields: {
+          id: String(e.id),
+          name: e.name,
+          active: String(e.active),
+          score: String(e.score),
+          count: String(e.count),
+          raw: e.raw.toString("base64"),
+          price: priceBytes.toString("base64"),
+          kind: e.kind,
+          note: String(e.note),
+          tags: `[a, b${i}]`,
+          limits: `{low=${i}, high=${i + 10}}`,
+          at: String(e.at),
+          place: `{"room": ${i + 100}}`,
+        },
+      })),
     );
   });
+
+// Protobuf: bodies encoded by Google's protoc from text format (an encoder we did not write), framed as
+// Confluent's serializers frame them; the file declares another message first, so the readings carry the
+// message indexes [1].
+const READINGS_PROTO = `syntax = "proto3";
+package iot.v1;
+message Heartbeat { string device = 1; }
+message Reading {
+  string device = 1;
+  int64 seq = 2;
+  sint32 delta = 3;
+  double temp = 4;
+  bool ok = 5;
+  bytes raw = 6;
+  enum Level { LOW = 0; HIGH = 1; }
+  Level level = 7;
+  message Place { string site = 1; int32 floor = 2; }
+  Place place = 8;
+  repeated int32 samples = 9;
+  map<string, string> labels = 10;
+  oneof source { string sensor = 11; int32 channel = 12; }
+}
+`;
+
+const PROTO_READINGS = [
+  {
+    text: 'device: "d-0" seq: 9007199254740993 delta: -5 temp: 21.5 ok: true raw: "\\000\\377" level: HIGH place { site: "hall" floor: 2 } samples: [1, -2] labels { key: "room" value: "a" } sensor: "s-1"',
+    expected: {
+      device: "d-0",
+      seq: 9007199254740993n,
+      delta: -5,
+      temp: 21.5,
+      ok: true,
+      raw: Buffer.from([0, 255]),
+      level: "HIGH",
+      place: { site: "hall", floor: 2 },
+      samples: [1, -2],
+      labels: { room: "a" },
+      sensor: "s-1",
+    },
+  },
+  {
+    // what proto3 leaves unset: its defaults, no place, the oneof's other member
+    text: 'device: "d-1" channel: 7',
+    expected: {
+      device: "d-1",
+      seq: 0,
+      delta: 0,
+      temp: 0,
+      ok: false,
+      raw: Buffer.alloc(0),
+      level: "LOW",
+      place: null,
+      samples: [],
+      labels: {},
+      channel: 7,
+    },
+  },
+];
+
+test("Protobuf records (bodies from Google's protoc, message indexes [1]) decode field for field; end to end, pulsar-out publishes the subject's message as a JSON schema that Pulsar's Java client reads back with AUTO_CONSUME", async () => {
+  const kafkaTopic = uniqueName("registry-proto");
+  const pulsarTopic = `persistent://public/default/${uniqueName("registry-proto")}`;
+  const groupId = uniqueName("registry");
+  await createTopic(kafkaTopic, 1);
+  const registered = await fetch(`${registryUrl}/subjects/${kafkaTopic}-value/versions`, {
+    method: "POST",
+    headers: { "content-type": "application/vnd.schemaregistry.v1+json" },
+    body: JSON.stringify({ schemaType: "PROTOBUF", schema: READINGS_PROTO }),
+  });
+  assert.equal(registered.status, 200, await registered.clone().text());
+  const { id } = (await registered.json()) as { id: number };
+  const header = Buffer.alloc(5);
+  header.writeUInt32BE(id, 1);
+  const bodies = await protocEncode(
+    READINGS_PROTO,
+    "iot.v1.Reading",
+    PROTO_READINGS.map((r) => r.text),
+  );
+  // the indexes [1]: a count of 1, then index 1 (each a zigzag varint)
+  await produceWithJava(
+    kafkaTopic,
+    bodies.map((body, i) => ({ key: `k${i}`, value: Buffer.concat([header, Buffer.from([2, 2]), body]) })),
+  );
+  const nodes = flow({ kafkaTopic, pulsarTopic, groupId }).map((n) =>
+    n.id !== "out"
+      ? n
+      : {
+          ...n,
+          schemaType: "json",
+          schemaSource: "registry",
+          registry: "sr",
+          schemaSubject: `${kafkaTopic}-value`,
+          schemaMessage: "Reading",
+        },
+  );
+  const seen = await untilCommitted(nodes, groupId, kafkaTopic, 2);
+  assert.deepEqual(
+    seen.map((m) => ({ ...(m.payload as object) })),
+    PROTO_READINGS.map((r) => r.expected),
+  );
+  assert.equal(typeof (seen[0]?.payload as { seq: unknown }).seq, "bigint");
+  assert.deepEqual(seen[0]?.kafka.schema, {
+    id,
+    type: "PROTOBUF",
+    subject: `${kafkaTopic}-value`,
+    version: 1,
+  });
+  const described = await runToolOk("pulsar-admin", ["schemas", "get", pulsarTopic]);
+  assert.match(described.stdout, /"type"\s*:\s*"JSON"/, described.stdout);
+  const read = await readWithJavaSchema(pulsarTopic, 2);
+  assert.deepEqual(
+    read.map((r) => r.type),
+    ["JSON", "JSON"],
+  );
+  // every field as the Java client's JSON record prints it
+  assert.deepEqual(read[0]?.fields, {
+    device: "d-0",
+    seq: "9007199254740993",
+    delta: "-5",
+    temp: "21.5",
+    ok: "true",
+    raw: "AP8=",
+    level: "HIGH",
+    place: '{"site":"hall","floor":2}',
+    samples: "[1,-2]",
+    labels: '{"room":"a"}',
+    sensor: "s-1",
+    channel: "null",
+  });
+  assert.equal(read[1]?.fields.channel, "7");
+  assert.equal(read[1]?.fields.place, "null");
+  assert.equal(read[1]?.fields.level, "LOW");
+});

@@ -21,7 +21,8 @@ import {
   failureScope,
   type BridgeError,
 } from "../../src/common/errors";
-import { payloadSchema } from "../../src/bridge/schema-payload";
+import { payloadSchema, registryPayloadSchema } from "../../src/bridge/schema-payload";
+import { protobufAsAvro } from "../../src/registry/protobuf-avro";
 import { avroType } from "../../src/registry/codecs";
 
 function framed(id: number, body: Buffer, indexes?: Buffer): Buffer {
@@ -597,4 +598,181 @@ test("pulsar-out's schema from the registry: a registry that cannot be read make
     true,
   );
   assert.equal(failureScope(e), "destination");
+});
+
+const PROTO_READINGS = `syntax = "proto3";
+package iot;
+import "google/protobuf/timestamp.proto";
+message Reading {
+  string device = 1;
+  int64 seq = 2;
+  uint64 counter = 3;
+  sint32 delta = 4;
+  fixed32 code = 5;
+  float ratio = 6;
+  double temp = 7;
+  bool ok = 8;
+  bytes raw = 9;
+  enum Level { LOW = 0; HIGH = 1; }
+  Level level = 10;
+  message Place { string site = 1; Place parent = 2; }
+  Place place = 11;
+  repeated int32 samples = 12;
+  map<string, double> extra = 13;
+  oneof source { string sensor = 14; int32 channel = 15; }
+  optional string note = 16;
+  google.protobuf.Timestamp at = 17;
+  repeated Place route = 18;
+}
+message Other { string x = 1; }`;
+
+test("Protobuf subjects for pulsar-out: the Avro record of a message describes what kafka-in decodes, so a decoded record is published unchanged (AVRO and JSON); a payload built in the flow may leave fields out", async () => {
+  const reading: RegisteredSchema = { schema: PROTO_READINGS, schemaType: "PROTOBUF", references: [] };
+  const definition = await protobufAsAvro(reading, () => Promise.reject(new Error("no references")));
+  const schema = JSON.parse(definition) as {
+    name: string;
+    namespace: string;
+    fields: { name: string; type: unknown; default?: unknown }[];
+  };
+  assert.equal(`${schema.namespace}.${schema.name}`, "iot.Reading", "the first message by default");
+  const field = (n: string) => schema.fields.find((f) => f.name === n);
+  assert.deepEqual(field("seq"), { name: "seq", type: "long", default: 0 });
+  assert.deepEqual(field("delta"), { name: "delta", type: "int", default: 0 });
+  assert.deepEqual(field("code"), { name: "code", type: "long", default: 0 });
+  assert.deepEqual(field("level")?.type, {
+    type: "enum",
+    name: "Level",
+    namespace: "iot.Reading",
+    symbols: ["LOW", "HIGH"],
+  });
+  assert.deepEqual(field("sensor"), { name: "sensor", type: ["null", "string"], default: null });
+  assert.deepEqual(field("note"), { name: "note", type: ["null", "string"], default: null });
+  assert.deepEqual(field("extra"), { name: "extra", type: { type: "map", values: "double" }, default: {} });
+  // the recursive message is named once, then referred to
+  assert.deepEqual(field("route")?.type, { type: "array", items: "iot.Reading.Place" });
+
+  const root = protobuf.parse(PROTO_READINGS, { keepCase: true }).root;
+  root.addJSON(
+    (
+      protobuf.common.get("google/protobuf/timestamp.proto") as {
+        nested: Record<string, protobuf.AnyNestedObject>;
+      }
+    ).nested,
+  );
+  const Reading = root.lookupType("iot.Reading");
+  const body = Buffer.from(
+    Reading.encode(
+      Reading.fromObject({
+        device: "d-1",
+        seq: "9007199254740993",
+        counter: "18",
+        delta: -7,
+        code: 4000000000,
+        ratio: 0.5,
+        temp: 21.25,
+        ok: true,
+        raw: Buffer.from([0, 255]),
+        level: "HIGH",
+        place: { site: "hall", parent: { site: "campus" } },
+        samples: [1, -2],
+        extra: { rh: 40.5 },
+        channel: 3,
+        at: { seconds: "1767225600", nanos: 5 },
+        route: [{ site: "a" }],
+      }),
+    ).finish(),
+  );
+  const { client } = fakeClient({ 4: reading });
+  const decoded = (await decodeOnce(new SchemaDecoder(client), framed(4, body, Buffer.from([0])))).value;
+  const asAvro = payloadSchema("avro", definition);
+  const back = avroType(definition).fromBuffer(asAvro.encode(decoded)) as Record<string, unknown>;
+  assert.equal(back.seq, 9007199254740993n);
+  assert.equal(back.code, 4000000000);
+  assert.equal(back.level, "HIGH");
+  assert.deepEqual(back.raw, Buffer.from([0, 255]));
+  const plain = (v: unknown) => JSON.parse(JSON.stringify(v)) as unknown;
+  assert.deepEqual(plain(back.place), { site: "hall", parent: { site: "campus", parent: null } });
+  assert.equal(back.channel, 3);
+  assert.equal(back.sensor, null, "the oneof member not set");
+  assert.equal(back.note, null, "an optional field not set");
+  assert.deepEqual(plain(back.at), { seconds: 1767225600, nanos: 5 });
+  const json = JSON.parse(payloadSchema("json", definition).encode(decoded).toString("utf8")) as Record<
+    string,
+    unknown
+  >;
+  assert.equal(json.raw, "AP8=");
+  assert.equal(json.level, "HIGH");
+  assert.deepEqual(json.extra, { rh: 40.5 });
+  // a payload built in the flow: the fields it leaves out take their Protobuf defaults
+  const built = avroType(definition).fromBuffer(asAvro.encode({ device: "d-2" })) as Record<string, unknown>;
+  assert.equal(built.seq, 0);
+  assert.equal(built.level, "LOW");
+  assert.equal(built.place, null);
+  assert.deepEqual(built.samples, []);
+  // a uint64 beyond Avro's long and an enum number the schema does not name are the record's failure
+  for (const bad of [{ counter: 18446744073709551615n }, { level: 7 }])
+    assert.throws(
+      () => asAvro.encode({ device: "d-3", ...bad }),
+      (e: unknown) =>
+        e instanceof BridgeErrorClass && e.key === "pulsar-out.errors.schema-payload" && !e.retriable,
+    );
+  // another message, by name or full name
+  for (const name of ["Other", "iot.Other", ".iot.Other"])
+    assert.equal(
+      (
+        JSON.parse(await protobufAsAvro(reading, () => Promise.reject(new Error("none")), name)) as {
+          name: string;
+        }
+      ).name,
+      "Other",
+    );
+});
+
+test("pulsar-out's schema from a registry subject: Avro as it is, Protobuf mapped; another type, or a message the schema lacks, is a configuration error kept; the registry away is asked again", async () => {
+  let down = true;
+  const subjects: Record<string, RegisteredSchema> = {
+    "avro-value": {
+      schema: '{"type":"record","name":"A","fields":[{"name":"a","type":"int"}]}',
+      schemaType: "AVRO",
+      references: [],
+    },
+    "proto-value": { schema: PROTO_READINGS, schemaType: "PROTOBUF", references: [] },
+    "json-value": { schema: '{"type":"object"}', schemaType: "JSON", references: [] },
+  };
+  let asked = 0;
+  const client = {
+    schemaOf: async (subject: string) => {
+      await Promise.resolve();
+      asked++;
+      if (down) throw new RegistryError("cannot reach the schema registry", undefined, undefined);
+      return subjects[subject];
+    },
+  } as unknown as RegistryClient;
+  const avroLoad = registryPayloadSchema(client, " avro-value ", "avro");
+  await assert.rejects(
+    avroLoad(),
+    (e: unknown) => e instanceof BridgeErrorClass && e.retriable && failureScope(e) === "destination",
+  );
+  down = false;
+  assert.equal((await avroLoad()).producerSchema.name, "A");
+  const protoLoad = registryPayloadSchema(client, "proto-value", "json");
+  const proto = await protoLoad();
+  assert.equal(proto.producerSchema.type, "JSON");
+  assert.equal(proto.producerSchema.name, "iot.Reading");
+  const before = asked;
+  await protoLoad();
+  assert.equal(asked, before, "read once");
+  for (const load of [
+    registryPayloadSchema(client, "json-value", "avro"),
+    registryPayloadSchema(client, "proto-value", "avro", "Missing"),
+  ]) {
+    await assert.rejects(
+      load(),
+      (e: unknown) => e instanceof ConfigurationError && /JSON|no message Missing/.test(e.message),
+    );
+    const n = asked;
+    await assert.rejects(load(), ConfigurationError);
+    assert.equal(asked, n, "a configuration error is kept, not asked again");
+  }
+  assert.throws(() => registryPayloadSchema(client, " ", "avro"), /needs a subject/);
 });

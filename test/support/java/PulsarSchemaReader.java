@@ -3,7 +3,9 @@
 // application with a typed consumer would. Run as a single source file:
 //   java -cp "<pulsar>/lib/*" PulsarSchemaReader.java <serviceUrl> <topic> <count> <timeoutSeconds>
 // Prints one line per message: RECORD <schema type> then name=value for each field, tab-separated
-// (nested records as their toString()).
+// (bytes as base64; a nested record, or a JSON array or object, as the text of the client's native object).
+import java.nio.ByteBuffer;
+import java.util.Base64;
 import java.util.StringJoiner;
 import java.util.concurrent.TimeUnit;
 import org.apache.pulsar.client.api.Consumer;
@@ -15,6 +17,18 @@ import org.apache.pulsar.client.api.schema.Field;
 import org.apache.pulsar.client.api.schema.GenericRecord;
 
 public class PulsarSchemaReader {
+  /** A field's value as text: bytes as base64, a nested record as its native object's text. */
+  static String shown(Object v) {
+    if (v instanceof byte[] b) return Base64.getEncoder().encodeToString(b);
+    if (v instanceof ByteBuffer b) {
+      byte[] copy = new byte[b.remaining()];
+      b.duplicate().get(copy);
+      return Base64.getEncoder().encodeToString(copy);
+    }
+    if (v instanceof GenericRecord r) return String.valueOf(r.getNativeObject());
+    return String.valueOf(v);
+  }
+
   public static void main(String[] args) throws Exception {
     int count = Integer.parseInt(args[2]);
     long timeoutMs = Long.parseLong(args[3]) * 1000;
@@ -34,7 +48,10 @@ public class PulsarSchemaReader {
         GenericRecord value = m.getValue();
         StringJoiner line = new StringJoiner("\t");
         line.add("RECORD").add(String.valueOf(value.getSchemaType()));
-        for (Field f : value.getFields()) line.add(f.getName() + "=" + value.getField(f));
+        for (Field f : value.getFields()) {
+          Object v = value.getField(f);
+          line.add(f.getName() + "=" + shown(v));
+        }
         System.out.println(line);
         consumer.acknowledge(m);
       }
