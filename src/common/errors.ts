@@ -40,6 +40,20 @@ export function describeError(err: unknown): DescribedError {
 }
 
 /**
+ * An error message short enough for a node's status (the log keeps it whole): the Java class names a
+ * broker puts before its reasons dropped ("org.apache...IncompatibleSchemaException: "), whitespace
+ * collapsed, what follows "caused by" (the same again) left out, then cut to `max` characters.
+ */
+export function statusText(message: string, max = 80): string {
+  const text = message
+    .replace(/\b(?:[a-z][\w$]*\.)+[A-Z][\w$]*(?:Exception|Error): /g, "")
+    .split(/\s+caused by\s/)[0]
+    .replace(/\s+/g, " ")
+    .trim();
+  return text.length > max ? `${text.slice(0, max - 3)}...` : text;
+}
+
+/**
  * What a failure is about, for the failure policy:
  * - "record": this record can never be delivered as it is (it does not decode, it is too big, its msg
  *   renders an invalid topic or has no provenance): a dead-letter copy is the way out;

@@ -3,7 +3,7 @@
 // count deliveries and done() calls per msg id; failures are retried or dead-lettered, never skipped.
 import { KAFKA_IN_DEFAULTS } from "./properties";
 import { coerceConfig } from "../common/coerce";
-import { BridgeError, describeError } from "../common/errors";
+import { BridgeError, describeError, statusText } from "../common/errors";
 import { instanceKey, onClose, registerType, type Node, type NodeConfig, type RED } from "./red";
 import type { KafkaClusterNode } from "./kafka-cluster";
 import type { PulsarClusterNode } from "./pulsar-cluster";
@@ -121,7 +121,7 @@ export function registerKafkaIn(RED: RED): void {
 
     const stop = (err: unknown) => {
       const d = describeError(err);
-      node.status({ fill: "red", shape: "ring", text: d.message });
+      node.status({ fill: "red", shape: "ring", text: statusText(d.message) });
       node.error(d.message);
     };
     let topics: (string | RegExp)[];

@@ -4,7 +4,7 @@ import { payloadSchema, registryPayloadSchema, type PayloadSchema } from "../bri
 import type { SchemaRegistryNode } from "./schema-registry";
 import { PULSAR_OUT_DEFAULTS } from "./properties";
 import { coerceConfig } from "../common/coerce";
-import { describeError, BridgeError, ConfigurationError } from "../common/errors";
+import { describeError, BridgeError, ConfigurationError, statusText } from "../common/errors";
 import {
   instanceKey,
   onClose,
@@ -53,10 +53,9 @@ export function registerPulsarOut(RED: RED): void {
     const t = (key: string, vars?: Record<string, unknown>) =>
       RED._(`node-red-contrib-kafka-pulsar/pulsar:${key}`, vars);
 
-    const short = (text: string) => (text.length > 80 ? `${text.slice(0, 77)}...` : text);
     const report = (err: unknown) => {
       const d = describeError(err);
-      node.status({ fill: "red", shape: "ring", text: short(d.message) });
+      node.status({ fill: "red", shape: "ring", text: statusText(d.message) });
       return d;
     };
 
@@ -126,11 +125,11 @@ export function registerPulsarOut(RED: RED): void {
           node.status({
             fill: "yellow",
             shape: "ring",
-            text: short(t("pulsar-out.status.reconnecting", { reason: link.reason })),
+            text: statusText(t("pulsar-out.status.reconnecting", { reason: link.reason })),
           });
           return;
         case "error":
-          node.status({ fill: "red", shape: "ring", text: short(link.reason) });
+          node.status({ fill: "red", shape: "ring", text: statusText(link.reason) });
           return;
         default:
           // connected, or no producer yet

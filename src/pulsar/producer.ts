@@ -358,9 +358,18 @@ export class PartitionProducer {
   private expire(): void {
     const head = this.pending[0];
     if (!head || Date.now() - head.createdAt <= this.s.sendTimeoutMs) return;
-    const err = new TimeoutError(
-      `no receipt from Pulsar for ${this.topic} within ${this.s.sendTimeoutMs} ms`,
-    );
+    // While the broker refuses to take the producer back for a reason that is not passing (a schema the topic
+    // no longer accepts, a permission taken away), the sends fail with that reason: it says what to fix, and
+    // their user must not take them for a hiccup (as a timeout is).
+    const refused =
+      this.state.state === "reconnecting" &&
+      this.state.reason instanceof PulsarError &&
+      !this.state.reason.retriable
+        ? this.state.reason
+        : undefined;
+    const err =
+      refused ??
+      new TimeoutError(`no receipt from Pulsar for ${this.topic} within ${this.s.sendTimeoutMs} ms`);
     for (const op of this.pending.splice(0)) for (const w of op.waiters) w.reject(err);
     this.pendingMessages = 0;
     if (this.batchTimer) {

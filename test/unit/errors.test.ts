@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
-import { BridgeError, ConfigurationError, describeError } from "../../src/common/errors";
+import { BridgeError, ConfigurationError, describeError, statusText } from "../../src/common/errors";
 import { AuthenticationError, ConnectionError, TimeoutError } from "../../src/pulsar/errors";
 
 test("describeError: the message the status shows, and whether a retry can help, for every kind of error", () => {
@@ -38,6 +38,21 @@ test("describeError: the message the status shows, and whether a retry can help,
   assert.deepEqual(describeError("a string"), { message: "a string", retriable: false });
   assert.deepEqual(describeError(undefined), { message: "undefined", retriable: false });
   assert.deepEqual(describeError(42), { message: "42", retriable: false });
+});
+
+test("review 31 F8: the status shows the broker's reason, not its Java class names, cut to fit; short texts stay as they are", () => {
+  // as Pulsar 4.0 answers a schema its compatibility check refuses (shortened)
+  const broker =
+    "IncompatibleSchema: org.apache.pulsar.broker.service.schema.exceptions.IncompatibleSchemaException: " +
+    "Error during schema compatibility check with strategy FULL: org.apache.avro.SchemaValidationException: " +
+    'Unable to read schema: \n{\n  "type" : "record"\n} caused by org.apache.pulsar.broker.service.schema.' +
+    "exceptions.IncompatibleSchemaException: Error during schema compatibility check";
+  const shown = statusText(broker);
+  assert.ok(shown.length <= 80, shown);
+  assert.match(shown, /^IncompatibleSchema: Error during schema compatibility check with strategy/);
+  assert.doesNotMatch(shown, /org\.apache/);
+  assert.equal(statusText("reconnecting: connection refused"), "reconnecting: connection refused");
+  assert.equal(statusText("x".repeat(100)), `${"x".repeat(77)}...`);
 });
 
 test("every error key the sources name (BridgeError, ConfigurationError, status and log texts) exists in the en-US catalogs", () => {

@@ -13,7 +13,9 @@ import {
   AuthorizationError,
   ConnectionError,
   endsReconnection,
+  fromServerError,
   ProducerFencedError,
+  PulsarError,
   TimeoutError,
   TopicNotFoundError,
   TopicTerminatedError,
@@ -139,6 +141,47 @@ test("close stops the retries of a producer that cannot reconnect; its pending s
   const attempts = b.lookups;
   await new Promise((r) => setTimeout(r, 100));
   assert.equal(b.lookups, attempts, "no attempt after close");
+});
+
+test("review 31 F9: sends that time out while the broker refuses the producer back for good reason (IncompatibleSchema) fail with that reason, not as a timeout", async () => {
+  const b = new StandIn();
+  const producer = await createProducer(b.client(), {
+    topic: "t",
+    batchingEnabled: false,
+    sendTimeoutMs: 200,
+  });
+  try {
+    b.script.push(
+      ...Array.from({ length: 1000 }, () => ({
+        at: "producer" as const,
+        step: fromServerError(18, "the topic's schema policy refuses this schema"),
+      })),
+    );
+    b.listener?.onDisconnect(new ConnectionError("closed"));
+    await assert.rejects(
+      producer.send({ payload: Buffer.from("x") }),
+      (e: unknown) => e instanceof PulsarError && e.code === "IncompatibleSchema" && !e.retriable,
+    );
+  } finally {
+    b.script.splice(0);
+    await producer.close();
+  }
+  // a connection that is merely away still times out
+  const c = new StandIn();
+  const other = await createProducer(c.client(), { topic: "t", batchingEnabled: false, sendTimeoutMs: 200 });
+  try {
+    c.script.push(
+      ...Array.from({ length: 1000 }, () => ({
+        at: "lookup" as const,
+        step: new ConnectionError("refused"),
+      })),
+    );
+    c.listener?.onDisconnect(new ConnectionError("closed"));
+    await assert.rejects(other.send({ payload: Buffer.from("y") }), TimeoutError);
+  } finally {
+    c.script.splice(0);
+    await other.close();
+  }
 });
 
 async function sendAndAck<T>(b: StandIn, p: Promise<T>, sequenceId: number): Promise<T> {
