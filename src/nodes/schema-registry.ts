@@ -34,6 +34,12 @@ export function registerSchemaRegistry(RED: RED): void {
     node.client = () => {
       if (client) return client;
       const url = cfg.url.trim();
+      // a user or password in the URL sits in the flow file in clear (and would be shown here): refused
+      if (/^[a-z]+:\/\/[^/]*@/i.test(url))
+        throw new ConfigurationError(
+          "schema-registry.errors.url-credentials",
+          "the registry URL carries a user or password: give them as the node's Basic auth credentials instead",
+        );
       if (!/^https?:\/\/\S+$/.test(url))
         throw new ConfigurationError(
           "schema-registry.errors.bad-url",

@@ -477,3 +477,24 @@ test("Protobuf records (bodies from Google's protoc, message indexes [1]) decode
   assert.equal(read[1]?.fields.place, "null");
   assert.equal(read[1]?.fields.level, "LOW");
 });
+
+test("a registry URL carrying a user and password is refused with the reason (they belong in the credentials), and the password is not shown", async () => {
+  const kafkaTopic = uniqueName("registry-url-creds");
+  await createTopic(kafkaTopic, 1);
+  const url = registryUrl.replace("http://", "http://bridge:s3cret@");
+  await loadFlow(
+    flow({ kafkaTopic, pulsarTopic: `persistent://public/default/${kafkaTopic}`, groupId: kafkaTopic, url }),
+  );
+  try {
+    const logged = () => helper.log().args.map(([entry]) => String(entry.msg));
+    await waitFor(
+      "kafka-in's refusal",
+      () => Promise.resolve(logged().some((m) => /URL carries a user or password/.test(m))),
+      10_000,
+      100,
+    );
+    assert.ok(!logged().some((m) => m.includes("s3cret")), JSON.stringify(logged()));
+  } finally {
+    await unloadFlow();
+  }
+});

@@ -13,6 +13,8 @@ interface TestHelper {
   getNode(id: string): (NodeLike & Record<string, unknown>) | null;
   startServer(cb: () => void): void;
   stopServer(cb: () => void): void;
+  /** The runtime's log calls since the flow was loaded (a spy: each call's first argument is the entry). */
+  log(): { args: [{ level: number; id?: string; msg?: unknown }][] };
 }
 
 export interface NodeLike {
