@@ -97,7 +97,7 @@ function isTaken(name: string, o: MappingOptions, userProperties: object | undef
 }
 
 /** The msg.kafka.headers map as a list (an array value: a repeated name), for msgs without headerList. */
-function headerListFromMap(map: unknown): unknown[] {
+export function headerListFromMap(map: unknown): unknown[] {
   const out: KafkaHeader[] = [];
   if (map && typeof map === "object") {
     for (const key of Object.keys(map)) {
@@ -110,7 +110,7 @@ function headerListFromMap(map: unknown): unknown[] {
   return out;
 }
 
-function headerAt(list: unknown[], i: number): KafkaHeader {
+export function headerAt(list: unknown[], i: number): KafkaHeader {
   const h = list[i] as { key?: unknown } | null;
   if (!h || typeof h !== "object" || typeof h.key !== "string")
     throw fail(`msg.kafka.headerList[${i}] is not a { key, value } header`);
@@ -211,7 +211,7 @@ export function msgToPulsar(msg: MsgLike, o: MappingOptions): OutgoingMessage {
   return out;
 }
 
-function timeOf(v: unknown, field: string): number | undefined {
+export function timeOf(v: unknown, field: string): number | undefined {
   if (v === undefined || v === null || v === "") return undefined;
   const t =
     v instanceof Date ? v.getTime() : typeof v === "string" && !/^\d+$/.test(v) ? Date.parse(v) : Number(v);
@@ -227,7 +227,7 @@ function shown(v: unknown): string {
 }
 
 /** The default event time: the Kafka timestamp; none when the record has none (-1, or any negative). */
-function kafkaTime(v: unknown): number | undefined {
+export function kafkaTime(v: unknown): number | undefined {
   if (typeof v === "number" && v < 0) return undefined;
   if (typeof v === "string" && v.startsWith("-") && Number(v) < 0) return undefined;
   return timeOf(v, "kafka.timestamp");

@@ -77,6 +77,9 @@ const RECORD_KEYS = new Set([
   "pulsar-out.errors.template",
   "pulsar-out.errors.no-provenance",
   "pulsar-out.errors.split-record",
+  "kafka-out.errors.record",
+  "kafka-out.errors.invalid-topic",
+  "kafka-out.errors.template",
   "pulsar-out.errors.out-of-order",
   "pulsar-out.errors.unproven-duplicate",
   "kafka-window.errors.not-a-number",
@@ -87,6 +90,13 @@ const RECORD_KEYS = new Set([
   "kafka-window.errors.split-record",
 ]);
 const RECORD_CODES = new Set(["MessageTooBig", "InvalidTopicName"]);
+/** Kafka's answers about the record itself (kafkajs's protocol error types). */
+const RECORD_KAFKA_TYPES = new Set([
+  "MESSAGE_TOO_LARGE",
+  "RECORD_LIST_TOO_LARGE",
+  "INVALID_RECORD",
+  "CORRUPT_MESSAGE",
+]);
 /** Non-retriable by their flag, but they say the producer is going away (a redeploy), not that it refused. */
 const TRANSIENT_CODES = new Set(["AlreadyClosed", "ChecksumError"]);
 
@@ -99,6 +109,7 @@ const TRANSIENT_CODES = new Set(["AlreadyClosed", "ChecksumError"]);
 const CONSEQUENTIAL_KEYS = new Set([
   "pulsar-out.errors.replaying",
   "pulsar-out.errors.closing",
+  "kafka-out.errors.closing",
   "pulsar-out.errors.producer-busy",
   "kafka-window.errors.waiting",
 ]);
@@ -136,7 +147,9 @@ export function failureScope(err: unknown): FailureScope {
     if (err.retriable || TRANSIENT_CODES.has(err.code)) return "transient";
     return "destination";
   }
-  if (err instanceof Error && err.name.startsWith("KafkaJS"))
+  if (err instanceof Error && err.name.startsWith("KafkaJS")) {
+    if (RECORD_KAFKA_TYPES.has(String((err as { type?: unknown }).type))) return "record";
     return (err as { retriable?: unknown }).retriable === false ? "destination" : "transient";
+  }
   return "transient";
 }

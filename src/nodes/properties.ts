@@ -165,6 +165,22 @@ export const PULSAR_OUT_DEFAULTS = {
   outputs: 0,
 } as const;
 
+export const KAFKA_OUT_DEFAULTS = {
+  name: "",
+  cluster: "",
+  /** A Kafka topic, or a mustache template over the msg (topicType str); or msg.topic (topicType msg). */
+  topic: "",
+  topicType: "str",
+  /** none | gzip | snappy | lz4 | zstd */
+  compression: "none",
+  /** msg.kafka.headers (a msg from kafka-in), else msg.properties (a msg from pulsar-in), as headers. */
+  mapHeaders: true,
+  /** Records per request at most. */
+  maxBatchRecords: 1000,
+  /** Bytes per request at most (keep it under the topic's max.message.bytes, 1 MiB by default). */
+  maxBatchBytes: 524288,
+} as const;
+
 export const KAFKA_WINDOW_DEFAULTS = {
   name: "",
   /** The kafka-cluster that keeps the window state (the changelog topic). */

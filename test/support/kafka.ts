@@ -203,13 +203,15 @@ export async function consoleConsume(
 
 /**
  * The records of `topic` as Kafka's own console consumer reads them from the beginning (the independent
- * reader): key, value and timestamp of each, `maxMessages` of them (it fails when fewer come).
+ * reader): timestamp, partition, headers ("name:value" joined by ",", or "NO_HEADERS"), key and value of
+ * each, `maxMessages` of them (it fails when fewer come). Keys and values are printed as text ("null" for
+ * none).
  */
 export async function consoleRecords(
   topic: string,
   maxMessages: number,
   bootstrap = kafkaBrokers[0] ?? "",
-): Promise<{ key: string; value: string; timestamp: number }[]> {
+): Promise<{ key: string; value: string; timestamp: number; partition: number; headers: string }[]> {
   const r = await runToolOk("kafka-tool", [
     "console-consumer",
     "--bootstrap-server",
@@ -222,14 +224,24 @@ export async function consoleRecords(
     "--property",
     "print.timestamp=true",
     "--property",
+    "print.partition=true",
+    "--property",
+    "print.headers=true",
+    "--property",
     "print.key=true",
   ]);
-  // CreateTime:<ms> TAB key TAB value
+  // CreateTime:<ms> TAB Partition:<n> TAB headers TAB key TAB value
   return r.stdout
     .split("\n")
     .filter((line) => /^(CreateTime|LogAppendTime):/.test(line))
     .map((line) => {
-      const [time = "", key = "", ...value] = line.split("\t");
-      return { key, value: value.join("\t"), timestamp: Number(time.slice(time.indexOf(":") + 1)) };
+      const [time = "", partition = "", headers = "", key = "", ...value] = line.split("\t");
+      return {
+        key,
+        value: value.join("\t"),
+        timestamp: Number(time.slice(time.indexOf(":") + 1)),
+        partition: Number(partition.slice(partition.indexOf(":") + 1)),
+        headers,
+      };
     });
 }

@@ -59,6 +59,7 @@ const CASES = [
     credentials: props.SCHEMA_REGISTRY_CREDENTIALS,
   },
   { file: "kafka.html", type: "kafka-in", defaults: props.KAFKA_IN_DEFAULTS, credentials: undefined },
+  { file: "kafka.html", type: "kafka-out", defaults: props.KAFKA_OUT_DEFAULTS, credentials: undefined },
   { file: "kafka.html", type: "kafka-window", defaults: props.KAFKA_WINDOW_DEFAULTS, credentials: undefined },
   {
     file: "pulsar.html",
