@@ -4,7 +4,7 @@
 // value as itself, longs as their digits.
 import type avro from "avsc";
 import { BridgeError, ConfigurationError, describeError } from "../common/errors";
-import { jsonText } from "../common/json";
+import { jsonText, setOwn } from "../common/json";
 import { RegistryError, type RegistryClient } from "../registry/client";
 import { avroType } from "../registry/codecs";
 import { protobufAsAvro } from "../registry/protobuf-avro";
@@ -55,7 +55,7 @@ function jsonValue(type: AnyType, v: unknown): unknown {
       const out: Record<string, unknown> = {};
       const record = v as Record<string, unknown>;
       for (const f of type.fields ?? [])
-        out[f.name] = jsonValue(f.type, record[f.name] === undefined ? f.defaultValue() : record[f.name]);
+        setOwn(out, f.name, jsonValue(f.type, record[f.name] === undefined ? f.defaultValue() : record[f.name]));
       return out;
     }
     case "array":
@@ -63,7 +63,7 @@ function jsonValue(type: AnyType, v: unknown): unknown {
     case "map": {
       const out: Record<string, unknown> = {};
       for (const [k, x] of Object.entries(v as Record<string, unknown>))
-        out[k] = jsonValue(type.valuesType as AnyType, x);
+        setOwn(out, k, jsonValue(type.valuesType as AnyType, x));
       return out;
     }
     case "union:unwrapped":

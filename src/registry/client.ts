@@ -56,6 +56,17 @@ export class RegistryError extends Error {
     return (this.status === 404 && !this.notFound) || this.status === 200;
   }
 
+  /**
+   * Whether the answer says something about the deployment, not about what was asked for: a redirect (an
+   * http:// URL moved to https://, a login gateway), a proxy asking for credentials, or a request the
+   * server does not take (400, 405, 406, ...). Only "not found" (404 with the API's 404xx code) and 422
+   * speak of the schema itself.
+   */
+  get setupProblem(): boolean {
+    const s = this.status;
+    return s !== undefined && s >= 300 && s < 500 && s !== 422 && !this.notFound;
+  }
+
   /** Whether asking again later can help (not reached, overloaded, a server error). */
   get retriable(): boolean {
     return this.status === undefined || this.status === 408 || this.status === 429 || this.status >= 500;

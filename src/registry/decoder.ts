@@ -198,6 +198,8 @@ export class SchemaDecoder {
       const decoder = await bodyDecoder(schema, (ref) => this.client.schemaOf(ref.subject, ref.version));
       const versions = await this.client.versionsOf(id).catch(() => []);
       next = { state: "ready", decoder, versions };
+      // found: should it be unknown again one day (a registry rebuilt), it has its grace again
+      this.unknownSince.delete(id);
     } catch (err) {
       next = { state: "failed", error: this.failureOf(id, err), at: this.now() };
       if (next.error.failure === "unknown" && !this.unknownSince.has(id)) {
@@ -218,12 +220,13 @@ export class SchemaDecoder {
     if (err instanceof RegistryError) {
       if (err.notFound && err.message.includes(`schemas/ids/${id}`))
         return new SchemaDecodeError("unknown", `the schema registry has no schema with id ${id}`, id);
-      if (err.status === 401 || err.status === 403) return new SchemaDecodeError("refused", err.message, id);
+      if (err.status === 401 || err.status === 403 || err.status === 407)
+        return new SchemaDecodeError("refused", err.message, id);
       // the URL's setup, not the record: the partition waits for it to be fixed
-      if (err.notTheApi)
+      if (err.notTheApi || err.setupProblem)
         return new SchemaDecodeError(
           "unavailable",
-          `${err.message} (the URL may not be a Confluent-compatible schema registry API)`,
+          `${err.message} (${err.status !== undefined && err.status >= 300 && err.status < 400 ? "the registry redirects: give the URL it redirects to" : "the URL may not be a Confluent-compatible schema registry API"})`,
           id,
         );
       return new SchemaDecodeError(err.retriable ? "unavailable" : "schema", err.message, id);

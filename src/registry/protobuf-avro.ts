@@ -33,11 +33,12 @@ const SCALARS: Record<string, [avroType: string, defaultValue: unknown]> = {
 
 type AvroSchema = string | Record<string, unknown> | AvroSchema[];
 
-/** Avro's namespace and name of a Protobuf full name (".pkg.Outer.Inner" -> "pkg.Outer", "Inner"). */
-function avroName(fullName: string): { name: string; namespace?: string } {
+/** Avro's namespace and name of a Protobuf full name (".pkg.Outer.Inner" -> "pkg.Outer", "Inner"; ".Top" -> "", "Top"). */
+function avroName(fullName: string): { name: string; namespace: string } {
   const parts = fullName.replace(/^\./, "").split(".");
   const name = parts.pop() as string;
-  return parts.length ? { name, namespace: parts.join(".") } : { name };
+  // always written: an Avro name without a namespace would take the enclosing record's
+  return { name, namespace: parts.join(".") };
 }
 
 /**
@@ -90,7 +91,10 @@ export async function protobufAsAvro(
     const scalar = SCALARS[f.type];
     if (!scalar) throw new SchemaError(`field ${f.name} has a type Avro cannot describe: ${f.type}`);
     const explicit = (f.options as { default?: unknown } | undefined)?.default;
-    return [scalar[0], explicit === undefined || f.type === "bytes" ? scalar[1] : explicit];
+    if (explicit === undefined) return [scalar[0], scalar[1]];
+    // Avro writes a bytes default as text, one character per byte (ISO-8859-1)
+    if (f.type === "bytes") return [scalar[0], Buffer.from(typeof explicit === "string" ? explicit : "", "utf8").toString("latin1")];
+    return [scalar[0], explicit];
   };
   const fieldOf = (f: protobuf.Field): Record<string, unknown> => {
     if (f instanceof protobuf.MapField)

@@ -23,6 +23,7 @@ import {
 } from "../../src/common/errors";
 import { payloadSchema, registryPayloadSchema } from "../../src/bridge/schema-payload";
 import { protobufAsAvro } from "../../src/registry/protobuf-avro";
+import { setOwn } from "../../src/common/json";
 import { avroType } from "../../src/registry/codecs";
 
 function framed(id: number, body: Buffer, indexes?: Buffer): Buffer {
@@ -775,4 +776,62 @@ test("pulsar-out's schema from a registry subject: Avro as it is, Protobuf mappe
     assert.equal(asked, n, "a configuration error is kept, not asked again");
   }
   assert.throws(() => registryPayloadSchema(client, " ", "avro"), /needs a subject/);
+});
+
+test("review 32 F1: a registry that redirects (http -> https, a login gateway), a proxy asking for credentials or any 4xx but 'not found' makes the partition wait; no good record is dead-lettered", async () => {
+  for (const status of [301, 302, 307, 308, 400, 405, 406, 407]) {
+    const { url, close } = await httpServer((_req, res) => {
+      res.writeHead(status, { location: "https://elsewhere.invalid/", "content-type": "text/html" });
+      res.end("<html>moved</html>");
+    });
+    const d = new SchemaDecoder(registryClient({ url }));
+    try {
+      const value = framed(7, Buffer.from([2]));
+      await d.prefetch([value]);
+      const e = failureOf(d, value);
+      assert.match(e, /^(unavailable|refused):/, `${status}: ${e}`);
+      if (status < 400) assert.match(e, /redirects/);
+    } finally {
+      d.close();
+      close();
+    }
+  }
+});
+
+test("review 32 F5-F7: Protobuf without a package maps to a valid Avro schema (top-level names keep the empty namespace); a proto2 bytes default is kept; JSON keeps a map key __proto__", async () => {
+  const none = () => Promise.reject(new Error("no references"));
+  const flat = await protobufAsAvro(
+    {
+      schema: `syntax = "proto3";
+message Outer { message Inner { Leaf leaf = 1; Kind k = 2; } Inner inner = 1; Leaf other = 2; Kind k2 = 3; }
+message Leaf { int32 x = 1; }
+enum Kind { A = 0; B = 1; }`,
+      schemaType: "PROTOBUF",
+      references: [],
+    },
+    none,
+  );
+  const flatSchema = payloadSchema("avro", flat);
+  const back = avroType(flat).fromBuffer(
+    flatSchema.encode({ inner: { leaf: { x: 1 }, k: "B" }, other: { x: 2 }, k2: "A" }),
+  ) as { other: { x: number } };
+  assert.equal(back.other.x, 2);
+  const p2 = await protobufAsAvro(
+    {
+      schema: `syntax = "proto2"; package p; message M { optional string s = 1; optional bytes b = 2 [default = "ab"]; }`,
+      schemaType: "PROTOBUF",
+      references: [],
+    },
+    none,
+  );
+  const m = avroType(p2).fromBuffer(payloadSchema("avro", p2).encode({ s: "x" })) as { b: Buffer };
+  assert.deepEqual(m.b, Buffer.from("ab"));
+  const tags: Record<string, string> = {};
+  setOwn(tags, "__proto__", "x");
+  const mapDef = JSON.stringify({
+    type: "record",
+    name: "R",
+    fields: [{ name: "tags", type: { type: "map", values: "string" } }],
+  });
+  assert.equal(payloadSchema("json", mapDef).encode({ tags }).toString("utf8"), '{"tags":{"__proto__":"x"}}');
 });
