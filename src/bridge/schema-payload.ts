@@ -55,7 +55,11 @@ function jsonValue(type: AnyType, v: unknown): unknown {
       const out: Record<string, unknown> = {};
       const record = v as Record<string, unknown>;
       for (const f of type.fields ?? [])
-        setOwn(out, f.name, jsonValue(f.type, record[f.name] === undefined ? f.defaultValue() : record[f.name]));
+        setOwn(
+          out,
+          f.name,
+          jsonValue(f.type, record[f.name] === undefined ? f.defaultValue() : record[f.name]),
+        );
       return out;
     }
     case "array":

@@ -93,7 +93,11 @@ export async function protobufAsAvro(
     const explicit = (f.options as { default?: unknown } | undefined)?.default;
     if (explicit === undefined) return [scalar[0], scalar[1]];
     // Avro writes a bytes default as text, one character per byte (ISO-8859-1)
-    if (f.type === "bytes") return [scalar[0], Buffer.from(typeof explicit === "string" ? explicit : "", "utf8").toString("latin1")];
+    if (f.type === "bytes")
+      return [
+        scalar[0],
+        Buffer.from(typeof explicit === "string" ? explicit : "", "utf8").toString("latin1"),
+      ];
     return [scalar[0], explicit];
   };
   const fieldOf = (f: protobuf.Field): Record<string, unknown> => {
