@@ -6,7 +6,7 @@ import type avro from "avsc";
 import { BridgeError, ConfigurationError, describeError } from "../common/errors";
 import { jsonText, setOwn } from "../common/json";
 import { RegistryError, type RegistryClient } from "../registry/client";
-import { avroType } from "../registry/codecs";
+import { avroSelfContained, avroType } from "../registry/codecs";
 import { protobufAsAvro } from "../registry/protobuf-avro";
 import type { ProducerSchema } from "../pulsar/types";
 
@@ -174,7 +174,22 @@ export function registryPayloadSchema(
     } catch (err) {
       throw unreachable(err);
     }
-    if (s.schemaType === "AVRO") return payloadSchema(kind, s.schema);
+    const references = (ref: { subject: string; version: number }) =>
+      client.schemaOf(ref.subject, ref.version);
+    if (s.schemaType === "AVRO") {
+      let definition: string;
+      try {
+        // Pulsar takes one self-contained definition: the references' types written out
+        definition = await avroSelfContained(s, references);
+      } catch (err) {
+        if (err instanceof RegistryError) throw unreachable(err);
+        throw new ConfigurationError(
+          "pulsar-out.errors.schema",
+          `the Avro schema of subject ${name} cannot be used: ${(err as Error).message}`,
+        );
+      }
+      return payloadSchema(kind, definition);
+    }
     if (s.schemaType !== "PROTOBUF")
       throw new ConfigurationError(
         "pulsar-out.errors.schema",
@@ -182,7 +197,7 @@ export function registryPayloadSchema(
       );
     let definition: string;
     try {
-      definition = await protobufAsAvro(s, (ref) => client.schemaOf(ref.subject, ref.version), message);
+      definition = await protobufAsAvro(s, references, message);
     } catch (err) {
       // a reference the registry could not serve: asked again
       if (err instanceof RegistryError) throw unreachable(err);

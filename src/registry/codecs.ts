@@ -201,6 +201,81 @@ export function avroType(
   return avro.Type.forSchema(parse(schemaJson), opts);
 }
 
+const NAMED_KINDS = new Set(["record", "error", "enum", "fixed"]);
+const AVRO_PRIMITIVES = new Set(["null", "boolean", "int", "long", "float", "double", "bytes", "string"]);
+type AvroJson = string | AvroJson[] | { [k: string]: AvroJson } | number | boolean | null;
+
+/** The full name of a named type's definition, in the namespace around it. */
+function fullNameOf(def: Record<string, AvroJson>, around: string): { full: string; ns: string } {
+  const name = typeof def.name === "string" ? def.name : "";
+  if (name.includes(".")) return { full: name, ns: name.slice(0, name.lastIndexOf(".")) };
+  const ns = typeof def.namespace === "string" ? def.namespace : around;
+  return { full: ns ? `${ns}.${name}` : name, ns };
+}
+
+/**
+ * An Avro schema with references as one self-contained definition (Pulsar takes no references): each
+ * named type a reference defines is written out where the schema first names it, with its namespace
+ * spelled out (an inlined type must not take the namespace of the record it lands in).
+ */
+export async function avroSelfContained(schema: RegisteredSchema, load: ReferenceLoader): Promise<string> {
+  const refs = await referencesInOrder(schema, load);
+  if (refs.length === 0) return schema.schema;
+  const defined = new Map<string, Record<string, AvroJson>>();
+  const isNamed = (node: Record<string, AvroJson>) =>
+    typeof node.name === "string" && typeof node.type === "string" && NAMED_KINDS.has(node.type);
+  /** The schemas a schema node holds: its fields' types, items, values. */
+  const children = (node: Record<string, AvroJson>): AvroJson[] => [
+    ...(Array.isArray(node.fields) ? node.fields.map((f) => (f as { type?: AvroJson }).type ?? null) : []),
+    node.items ?? null,
+    node.values ?? null,
+  ];
+  const collect = (node: AvroJson, around: string): void => {
+    if (Array.isArray(node)) return node.forEach((n) => collect(n, around));
+    if (!node || typeof node !== "object") return;
+    let ns = around;
+    if (isNamed(node)) {
+      const named = fullNameOf(node, around);
+      ns = named.ns;
+      defined.set(named.full, {
+        ...node,
+        name: named.full.slice(named.full.lastIndexOf(".") + 1),
+        namespace: ns,
+      });
+    }
+    for (const c of children(node)) collect(c, ns);
+  };
+  for (const r of refs) collect(JSON.parse(r.schema.schema) as AvroJson, "");
+  const written = new Set<string>();
+  const inline = (node: AvroJson, around: string): AvroJson => {
+    if (typeof node === "string") {
+      if (AVRO_PRIMITIVES.has(node)) return node;
+      const full = node.includes(".") || !around ? node : `${around}.${node}`;
+      const key = defined.has(full) ? full : defined.has(node) ? node : undefined;
+      if (key === undefined || written.has(key)) return node;
+      written.add(key);
+      return inline(defined.get(key) as AvroJson, around);
+    }
+    if (Array.isArray(node)) return node.map((n) => inline(n, around));
+    if (!node || typeof node !== "object") return node;
+    let ns = around;
+    if (isNamed(node)) {
+      const named = fullNameOf(node, around);
+      ns = named.ns;
+      written.add(named.full);
+    }
+    const out: Record<string, AvroJson> = { ...node };
+    if (Array.isArray(node.fields))
+      out.fields = node.fields.map((f) =>
+        f && typeof f === "object" && !Array.isArray(f) ? { ...f, type: inline(f.type ?? null, ns) } : f,
+      );
+    if (node.items !== undefined) out.items = inline(node.items, ns);
+    if (node.values !== undefined) out.values = inline(node.values, ns);
+    return out;
+  };
+  return JSON.stringify(inline(JSON.parse(schema.schema) as AvroJson, ""));
+}
+
 async function avroDecoder(schema: RegisteredSchema, load: ReferenceLoader): Promise<BodyDecoder> {
   const refs = (await referencesInOrder(schema, load)).map((r) => r.schema.schema);
   const type = avroType(schema.schema, refs);

@@ -835,3 +835,64 @@ enum Kind { A = 0; B = 1; }`,
   });
   assert.equal(payloadSchema("json", mapDef).encode({ tags }).toString("utf8"), '{"tags":{"__proto__":"x"}}');
 });
+
+test("review 32 F4: an Avro subject with references gives pulsar-out one self-contained schema: each referenced type written out where first named (its namespace spelled out), named again after", async () => {
+  const subjects: Record<string, RegisteredSchema> = {
+    country: {
+      schema: JSON.stringify({ type: "enum", name: "Country", namespace: "geo", symbols: ["NO", "SE"] }),
+      schemaType: "AVRO",
+      references: [],
+    },
+    address: {
+      schema: JSON.stringify({
+        type: "record",
+        name: "Address",
+        namespace: "acme",
+        fields: [
+          { name: "city", type: "string" },
+          { name: "country", type: "geo.Country" },
+          { name: "kind", type: { type: "enum", name: "Kind", symbols: ["HOME", "WORK"] } },
+        ],
+      }),
+      schemaType: "AVRO",
+      references: [{ name: "geo.Country", subject: "country", version: 1 }],
+    },
+    "orders-value": {
+      schema: JSON.stringify({
+        type: "record",
+        name: "Order",
+        namespace: "shop",
+        fields: [
+          { name: "id", type: "string" },
+          { name: "ship", type: "acme.Address" },
+          { name: "bill", type: ["null", "acme.Address"], default: null },
+          { name: "kinds", type: { type: "array", items: "acme.Kind" } },
+        ],
+      }),
+      schemaType: "AVRO",
+      references: [{ name: "acme.Address", subject: "address", version: 1 }],
+    },
+  };
+  const client = {
+    schemaOf: (subject: string) => Promise.resolve(subjects[subject]),
+  } as unknown as RegistryClient;
+  const p = await registryPayloadSchema(client, "orders-value", "avro")();
+  const def = JSON.parse(p.producerSchema.definition) as { fields: { name: string; type: unknown }[] };
+  const ship = def.fields[1]?.type as { name: string; namespace: string; fields: { type: unknown }[] };
+  assert.equal(`${ship.namespace}.${ship.name}`, "acme.Address");
+  assert.deepEqual(ship.fields[1]?.type, {
+    type: "enum",
+    name: "Country",
+    namespace: "geo",
+    symbols: ["NO", "SE"],
+  });
+  assert.deepEqual(def.fields[2]?.type, ["null", "acme.Address"], "named, not written twice");
+  const value = {
+    id: "o1",
+    ship: { city: "Oslo", country: "NO", kind: "HOME" },
+    bill: null,
+    kinds: ["WORK"],
+  };
+  const back: unknown = avroType(p.producerSchema.definition).fromBuffer(p.encode(value));
+  assert.deepEqual(JSON.parse(JSON.stringify(back)), value);
+});
