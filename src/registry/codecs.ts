@@ -9,6 +9,12 @@
 import avro from "avsc";
 import protobuf from "protobufjs";
 import { parseJson, setOwn } from "../common/json";
+import { KNOWN_PROTOS } from "./known-protos";
+
+/** google/protobuf/descriptor.proto (custom options extend it), as protobufjs ships it but does not preload. */
+const DESCRIPTOR_PROTO = "google/protobuf/descriptor.proto";
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const descriptor = () => require("protobufjs/google/protobuf/descriptor.json") as protobuf.INamespace;
 import type { RegisteredSchema, SchemaReference, SchemaType } from "./client";
 
 export interface BodyDecoder {
@@ -354,11 +360,14 @@ export async function protobufSchema(
     files.add(name);
     const parsed = protobuf.parse(text, root, { keepCase: true });
     for (const imported of [...(parsed.imports ?? []), ...(parsed.weakImports ?? [])]) {
-      const common = protobuf.common.get(imported);
-      if (common && !files.has(imported)) {
+      if (files.has(imported)) continue;
+      // what no reference supplied: protobufjs's google/protobuf/*, or a file Confluent takes as known
+      const common =
+        protobuf.common.get(imported) ?? (imported === DESCRIPTOR_PROTO ? descriptor() : undefined);
+      if (common) {
         files.add(imported);
         root.addJSON((common as { nested: Record<string, protobuf.AnyNestedObject> }).nested);
-      }
+      } else if (KNOWN_PROTOS[imported] !== undefined) addFile(imported, KNOWN_PROTOS[imported]);
     }
   };
   for (const { ref, schema: s } of await referencesInOrder(schema, load)) addFile(ref.name, s.schema);

@@ -24,7 +24,8 @@ import {
 import { payloadSchema, registryPayloadSchema } from "../../src/bridge/schema-payload";
 import { protobufAsAvro } from "../../src/registry/protobuf-avro";
 import { setOwn } from "../../src/common/json";
-import { avroType } from "../../src/registry/codecs";
+import { avroType, protobufSchema } from "../../src/registry/codecs";
+import { KNOWN_PROTOS } from "../../src/registry/known-protos";
 
 function framed(id: number, body: Buffer, indexes?: Buffer): Buffer {
   const head = Buffer.alloc(5);
@@ -895,4 +896,58 @@ test("review 32 F4: an Avro subject with references gives pulsar-out one self-co
   };
   const back: unknown = avroType(p.producerSchema.definition).fromBuffer(p.encode(value));
   assert.deepEqual(JSON.parse(JSON.stringify(back)), value);
+});
+
+test("review 32 F2: Protobuf schemas importing the files Confluent takes as known (google/type/*, confluent/meta.proto and its decimal) decode, with no reference for them", async () => {
+  const none = () => Promise.reject(new Error("no reference should be asked for"));
+  // each known file is usable alone
+  for (const file of Object.keys(KNOWN_PROTOS))
+    await protobufSchema(
+      {
+        schema: `syntax = "proto3";\npackage t;\nimport "${file}";\nmessage M { string a = 1; }`,
+        schemaType: "PROTOBUF",
+        references: [],
+      },
+      none,
+    );
+  const proto = `syntax = "proto3";
+package shop;
+import "confluent/meta.proto";
+import "confluent/type/decimal.proto";
+import "google/type/date.proto";
+import "google/type/money.proto";
+message Order {
+  option (confluent.message_meta).doc = "an order";
+  string id = 1 [(confluent.field_meta).doc = "the id"];
+  google.type.Date day = 2;
+  google.type.Money total = 3;
+  confluent.type.Decimal amount = 4;
+}`;
+  const { client } = fakeClient({ 3: { schema: proto, schemaType: "PROTOBUF", references: [] } });
+  const root = new protobuf.Root();
+  for (const f of ["google/type/date.proto", "google/type/money.proto", "confluent/type/decimal.proto"])
+    protobuf.parse(KNOWN_PROTOS[f] as string, root, { keepCase: true });
+  protobuf.parse(
+    'syntax = "proto3"; package shop; message Order { string id = 1; google.type.Date day = 2; google.type.Money total = 3; confluent.type.Decimal amount = 4; }',
+    root,
+    { keepCase: true },
+  );
+  const Order = root.lookupType("shop.Order");
+  const body = Buffer.from(
+    Order.encode(
+      Order.fromObject({
+        id: "o1",
+        day: { year: 2026, month: 12, day: 7 },
+        total: { currency_code: "EUR", units: "12", nanos: 500000000 },
+        amount: { value: Buffer.from([0x04, 0xd2]), precision: 6, scale: 2 },
+      }),
+    ).finish(),
+  );
+  const order = (await decodeOnce(new SchemaDecoder(client), framed(3, body, Buffer.from([0])))).value;
+  assert.deepEqual(JSON.parse(JSON.stringify(order)), {
+    id: "o1",
+    day: { year: 2026, month: 12, day: 7 },
+    total: { currency_code: "EUR", units: 12, nanos: 500000000 },
+    amount: { value: { type: "Buffer", data: [4, 210] }, precision: 6, scale: 2 },
+  });
 });
