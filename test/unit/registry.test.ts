@@ -926,7 +926,7 @@ message Order {
   const { client } = fakeClient({ 3: { schema: proto, schemaType: "PROTOBUF", references: [] } });
   const root = new protobuf.Root();
   for (const f of ["google/type/date.proto", "google/type/money.proto", "confluent/type/decimal.proto"])
-    protobuf.parse(KNOWN_PROTOS[f] as string, root, { keepCase: true });
+    protobuf.parse(KNOWN_PROTOS[f], root, { keepCase: true });
   protobuf.parse(
     'syntax = "proto3"; package shop; message Order { string id = 1; google.type.Date day = 2; google.type.Money total = 3; confluent.type.Decimal amount = 4; }',
     root,
