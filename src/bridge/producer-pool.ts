@@ -91,6 +91,16 @@ export class ProducerPool<P extends Closable, T = undefined> {
     return tags;
   }
 
+  /**
+   * Closes and forgets every producer (their schema changed): each closes once what it sends is done, and a
+   * producer of the same key opens only after its predecessor closed. Returns their tags.
+   */
+  retireAll(): (T | undefined)[] {
+    const tags = [...this.entries.values()].map((e) => e.tag);
+    for (const [key, entry] of [...this.entries]) this.drop(key, entry);
+    return tags;
+  }
+
   /** Closes and forgets the producers unused for idleMs; returns their keys and tags. */
   evictIdle(): { key: string; tag: T | undefined }[] {
     const before = this.now() - this.o.idleMs;

@@ -12,6 +12,8 @@ import type { ProducerSchema } from "../pulsar/types";
 
 export interface PayloadSchema {
   producerSchema: ProducerSchema;
+  /** From a registry subject: its version. */
+  version?: number;
   /** msg.payload -> the message body; a payload the schema does not describe throws (the record's failure). */
   encode: (payload: unknown) => Buffer;
 }
@@ -153,7 +155,7 @@ export function registryPayloadSchema(
   subject: string,
   kind: "avro" | "json",
   message = "",
-): () => Promise<PayloadSchema> {
+): (atLeast?: number) => Promise<PayloadSchema> {
   const name = subject.trim();
   if (!name)
     throw new BridgeError(
@@ -176,6 +178,8 @@ export function registryPayloadSchema(
     }
     const references = (ref: { subject: string; version: number }) =>
       client.schemaOf(ref.subject, ref.version);
+    const versioned = (p: PayloadSchema): PayloadSchema =>
+      s.version === undefined ? p : { ...p, version: s.version };
     if (s.schemaType === "AVRO") {
       let definition: string;
       try {
@@ -188,7 +192,7 @@ export function registryPayloadSchema(
           `the Avro schema of subject ${name} cannot be used: ${(err as Error).message}`,
         );
       }
-      return payloadSchema(kind, definition);
+      return versioned(payloadSchema(kind, definition));
     }
     if (s.schemaType !== "PROTOBUF")
       throw new ConfigurationError(
@@ -206,15 +210,40 @@ export function registryPayloadSchema(
         `the Protobuf schema of subject ${name} cannot be used: ${(err as Error).message}`,
       );
     }
-    return payloadSchema(kind, definition);
+    return versioned(payloadSchema(kind, definition));
   };
-  let loading: Promise<PayloadSchema> | undefined;
-  return () => {
-    loading ??= read().catch((err: unknown) => {
-      // a configuration error stays (every msg fails the same way); anything else is asked again
-      if (!(err instanceof ConfigurationError)) loading = undefined;
-      throw err;
-    });
-    return loading;
+  let current: Promise<PayloadSchema> | undefined;
+  let loaded: PayloadSchema | undefined;
+  let refresh: Promise<PayloadSchema> | undefined;
+  return (atLeast) => {
+    current ??= read().then(
+      (p) => (loaded = p),
+      (err: unknown) => {
+        // a configuration error stays (every msg fails the same way); anything else is asked again
+        if (!(err instanceof ConfigurationError)) current = undefined;
+        throw err;
+      },
+    );
+    if (!loaded || atLeast === undefined || (loaded.version ?? Infinity) >= atLeast) return current;
+    // a msg decoded with a newer version of the subject than the one published: the latest is read again
+    refresh ??= read().then(
+      (p) => {
+        refresh = undefined;
+        if ((p.version ?? Infinity) < atLeast)
+          throw new BridgeError(
+            "pulsar-out.errors.schema-registry",
+            `the registry's latest version of subject ${name} is ${String(p.version)}, older than version ${atLeast} the record was written with`,
+            true,
+          );
+        loaded = p;
+        current = Promise.resolve(p);
+        return p;
+      },
+      (err: unknown) => {
+        refresh = undefined;
+        throw err;
+      },
+    );
+    return refresh;
   };
 }

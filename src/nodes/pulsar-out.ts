@@ -31,6 +31,12 @@ const IDLE_SWEEP_MS = 60_000;
 import { ProducerBusyError } from "../pulsar/errors";
 import type { CompressionType, HashingScheme, Producer, PulsarClient, RoutingMode } from "../pulsar/types";
 
+/** The version of `subject` kafka-in decoded the msg's value with, when it did. */
+function subjectVersion(m: Record<string, unknown>, subject: string): number | undefined {
+  const s = (m.kafka as { schema?: { subject?: unknown; version?: unknown } } | undefined)?.schema;
+  return s && s.subject === subject.trim() && typeof s.version === "number" ? s.version : undefined;
+}
+
 /** The schema-registry node `registryId` pulsar-out's schema source "registry" reads from. */
 function registryOf(RED: RED, registryId: string) {
   const registry = RED.nodes.getNode(registryId) as SchemaRegistryNode | null;
@@ -63,7 +69,7 @@ export function registerPulsarOut(RED: RED): void {
     let setupError: Error | undefined;
     let schema: PayloadSchema | undefined;
     // schema source "registry": the subject's latest schema, read once (again after a failure)
-    let schemaLoad: (() => Promise<PayloadSchema>) | undefined;
+    let schemaLoad: ((atLeast?: number) => Promise<PayloadSchema>) | undefined;
     try {
       if (!cluster)
         throw new BridgeError("pulsar-out.errors.no-cluster", "no pulsar-cluster is configured", false);
@@ -210,7 +216,10 @@ export function registerPulsarOut(RED: RED): void {
       return client;
     };
 
+    // the payload schema each producer declared (a registry subject's schema may change under a running node)
+    const declared = new WeakMap<Producer, PayloadSchema>();
     const openProducer = (topic: string, producerName: string | undefined) => (): Promise<Producer> => {
+      const declaring = schema;
       const p = getClient().then((c) =>
         c.createProducer({
           topic,
@@ -234,8 +243,12 @@ export function registerPulsarOut(RED: RED): void {
           // sequences (records not committed then may be stored twice, none is dropped as a duplicate).
           partitionsUpdateIntervalMs: cfg.effectivelyOnce ? 0 : 60_000,
           nameCarriesPartitionCount: cfg.effectivelyOnce,
-          schema: schema?.producerSchema,
+          schema: declaring?.producerSchema,
         }),
+      );
+      void p.then(
+        (producer) => declaring && declared.set(producer, declaring),
+        () => undefined,
       );
       p.then(
         () => showLink(),
@@ -278,15 +291,23 @@ export function registerPulsarOut(RED: RED): void {
     node.on("input", (msg: NodeMessage, send: (m: NodeMessage) => void, done: (err?: Error) => void) => {
       void (async () => {
         if (setupError) throw setupError;
-        // every msg waits for the same load, so they go on in their order
-        if (!schema && schemaLoad) schema = await schemaLoad();
         const m = msg as NodeMessage & Record<string, unknown>;
+        // every msg waits for the same load, so they go on in their order; a msg kafka-in decoded with a
+        // newer version of the subject has the latest read again, and the producers reopen with it
+        if (schemaLoad) {
+          const next = await schemaLoad(subjectVersion(m, cfg.schemaSubject));
+          if (!schema || (next.version ?? 0) > (schema.version ?? 0)) {
+            if (schema) for (const tag of producers.retireAll()) if (tag) eo?.closed(tag);
+            schema = next;
+          }
+        }
         const topic = (resolver as TopicResolver).resolve(m);
         const out = msgToPulsar(m, {
           mapHeaders: cfg.mapHeaders,
           provenanceProperties: cfg.provenanceProperties,
           encodePayload: schema?.encode,
         });
+        const encodedWith = schema;
         let publication: Publication | undefined;
         if (eo) {
           const p = await eo.prepare(m, topic);
@@ -321,6 +342,10 @@ export function registerPulsarOut(RED: RED): void {
                 const checking = eo ? ensureDeduplication(topic) : undefined;
                 if (checking) await checking;
                 if (publication) eo?.recheck(publication);
+                // encoded with another schema than this producer declares (the subject's latest changed
+                // meanwhile): written again with the producer's, so body and schema version agree
+                const its = declared.get(producer);
+                if (its && its !== encodedWith && m.payload !== null) out.payload = its.encode(m.payload);
                 return producer.send(out);
               },
               { tag: publication?.owner },

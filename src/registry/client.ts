@@ -18,6 +18,9 @@ export interface RegisteredSchema {
   /** The registry leaves it out for Avro. */
   schemaType: SchemaType;
   references: SchemaReference[];
+  /** A subject's version (and its schema id) as the registry names them; only in a subject's answers. */
+  version?: number;
+  id?: number;
 }
 
 export interface RegistryOptions {
@@ -84,7 +87,13 @@ export interface RegistryClient {
 const SCHEMA_TYPES = new Set(["AVRO", "JSON", "PROTOBUF"]);
 
 function asSchema(body: unknown, what: string): RegisteredSchema {
-  const b = body as { schema?: unknown; schemaType?: unknown; references?: unknown } | null;
+  const b = body as {
+    schema?: unknown;
+    schemaType?: unknown;
+    references?: unknown;
+    version?: unknown;
+    id?: unknown;
+  } | null;
   if (!b || typeof b.schema !== "string")
     throw new RegistryError(
       `the registry's answer for ${what} has no schema: is the URL that of a Confluent-compatible API (Apicurio: .../apis/ccompat/v7)?`,
@@ -105,7 +114,10 @@ function asSchema(body: unknown, what: string): RegisteredSchema {
         version: Number(r.version),
       }))
     : [];
-  return { schema: b.schema, schemaType: schemaType as SchemaType, references };
+  const out: RegisteredSchema = { schema: b.schema, schemaType: schemaType as SchemaType, references };
+  if (typeof b.version === "number") out.version = b.version;
+  if (typeof b.id === "number") out.id = b.id;
+  return out;
 }
 
 export function registryClient(o: RegistryOptions): RegistryClient {

@@ -67,6 +67,7 @@ before(async () => {
       y: 100,
       wires: [],
     },
+    { id: "kout1", type: "kafka-out", z: "tab1", cluster: "kc", topic: "copy", x: 570, y: 300, wires: [] },
   ]);
   browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -92,11 +93,11 @@ after(async () => {
   fs.rmSync(userDir, { recursive: true, force: true });
 });
 
-test("the palette shows kafka in, window and pulsar out in the kafka → pulsar category", async () => {
+test("the palette shows kafka in, window, pulsar out and kafka out in the kafka → pulsar category", async () => {
   const category = page.locator(".red-ui-palette-category", { hasText: "kafka → pulsar" });
   await category.waitFor();
   const labels = await category.locator(".red-ui-palette-label").allInnerTexts();
-  assert.deepEqual(labels.map((l) => l.trim()).sort(), ["kafka in", "pulsar out", "window"]);
+  assert.deepEqual(labels.map((l) => l.trim()).sort(), ["kafka in", "kafka out", "pulsar out", "window"]);
 });
 
 test("the deployed bridge shows a connected status under its nodes (real brokers)", async () => {
@@ -212,6 +213,34 @@ test("pulsar out: the dialog shows its fields, effectively-once and the output o
   await closeDialog();
 });
 
+test("kafka out: the dialog shows its fields, hides the topic for msg.topic, and marks a name Kafka refuses invalid", async () => {
+  await openNode("kout1");
+  for (const field of [
+    "cluster",
+    "topicType",
+    "topic",
+    "compression",
+    "mapHeaders",
+    "maxBatchRecords",
+    "maxBatchBytes",
+  ])
+    assert.ok(await page.isVisible(`#node-input-${field}`), field);
+  await page.fill("#node-input-topic", "bad topic/name");
+  await page.press("#node-input-topic", "Tab");
+  await page.waitForTimeout(300);
+  assert.ok(await page.locator("#node-input-topic.input-error").count(), "invalid topic marked");
+  await page.fill("#node-input-topic", "{{pulsar.topic}}-copy");
+  await page.press("#node-input-topic", "Tab");
+  await page.waitForTimeout(300);
+  assert.equal(await page.locator("#node-input-topic.input-error").count(), 0, "a template is taken");
+  await page.selectOption("#node-input-topicType", "msg");
+  await page.waitForTimeout(200);
+  assert.ok(!(await page.isVisible("#node-input-topic")), "msg.topic: no topic field");
+  await page.selectOption("#node-input-topicType", "str");
+  await page.screenshot({ path: path.join(DOCS, "kafka-out.png") });
+  await closeDialog();
+});
+
 test("config nodes: kafka-cluster and pulsar-cluster dialogs accept their settings and hide secrets", async () => {
   for (const [id, shot, secret, select, value] of [
     [
@@ -236,11 +265,12 @@ test("config nodes: kafka-cluster and pulsar-cluster dialogs accept their settin
 test("the help of each node is shown in the sidebar", async () => {
   const texts: string[] = await page.evaluate(() => {
     const RED = (window as unknown as { RED: { nodes: { getNodeHelp(type: string): string } } }).RED;
-    return ["kafka-cluster", "kafka-in", "pulsar-cluster", "pulsar-out", "kafka-window"].map(
+    return ["kafka-cluster", "kafka-in", "pulsar-cluster", "pulsar-out", "kafka-window", "kafka-out"].map(
       (t) => RED.nodes.getNodeHelp(t) ?? "",
     );
   });
-  assert.equal(texts.length, 5);
+  assert.equal(texts.length, 6);
+  assert.match(texts[5] ?? "", /idempotent/);
   assert.match(texts[4] ?? "", /changelog/);
   for (const t of texts) assert.ok(t.length > 200, "help present");
   assert.match(texts[1] ?? "", /settled/);

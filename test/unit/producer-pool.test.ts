@@ -125,3 +125,31 @@ test("producer pool: a producer closed by closeWhere is reopened under its key o
   assert.deepEqual(events, ["close started", "close ended", "open"]);
   await pool.closeAll();
 });
+
+test("producer pool: retireAll closes every producer (pinned and tagged ones too), returns the tags, and a key reopens after its predecessor closed", async () => {
+  const pool = new ProducerPool<Fake, number>({ idleMs: 100 });
+  const a = new Fake("a");
+  const b = new Fake("b");
+  await pool.use(
+    "a",
+    () => Promise.resolve(a),
+    () => Promise.resolve(),
+    { tag: 7, pinned: true },
+  );
+  await pool.use(
+    "b",
+    () => Promise.resolve(b),
+    () => Promise.resolve(),
+  );
+  assert.deepEqual(pool.retireAll().sort(), [7, undefined].sort());
+  assert.equal(pool.size, 0);
+  const again = await pool.use(
+    "a",
+    () => Promise.resolve(new Fake("a2")),
+    (p) => Promise.resolve(p.name),
+  );
+  assert.equal(again, "a2");
+  assert.equal(a.closed, 1);
+  assert.equal(b.closed, 1);
+  await pool.closeAll();
+});

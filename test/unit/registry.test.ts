@@ -951,3 +951,39 @@ message Order {
     amount: { value: { type: "Buffer", data: [4, 210] }, precision: 6, scale: 2 },
   });
 });
+
+test("review 32 F3: pulsar-out's registry schema follows the subject: a msg decoded with a newer version has the latest read again (once for all msgs waiting); an older or equal one does not; a registry still behind makes the msg wait", async () => {
+  const v1 = '{"type":"record","name":"R","fields":[{"name":"a","type":"int"}]}';
+  const v2 =
+    '{"type":"record","name":"R","fields":[{"name":"a","type":"int"},{"name":"note","type":["null","string"],"default":null}]}';
+  let latest: RegisteredSchema = { schema: v1, schemaType: "AVRO", references: [], version: 1, id: 10 };
+  let asked = 0;
+  const client = {
+    schemaOf: async () => {
+      await Promise.resolve();
+      asked++;
+      return latest;
+    },
+  } as unknown as RegistryClient;
+  const load = registryPayloadSchema(client, "r-value", "avro");
+  const first = await load();
+  assert.equal(first.version, 1);
+  assert.equal(await load(1), first, "the version loaded: not asked again");
+  assert.equal(asked, 1);
+  latest = { schema: v2, schemaType: "AVRO", references: [], version: 2, id: 11 };
+  const [x, y] = await Promise.all([load(2), load(2)]);
+  assert.equal(x, y);
+  assert.equal(x.version, 2);
+  assert.equal(asked, 2, "one read for the msgs waiting together");
+  assert.equal(await load(), x, "the newer schema stays");
+  assert.equal(await load(1), x);
+  const back = avroType(x.producerSchema.definition).fromBuffer(x.encode({ a: 1, note: "n" })) as {
+    note: string;
+  };
+  assert.equal(back.note, "n");
+  await assert.rejects(
+    load(5),
+    (e: unknown) => e instanceof BridgeErrorClass && e.retriable && failureScope(e) === "destination",
+  );
+  assert.equal(await load(), x, "what was loaded goes on");
+});
