@@ -498,3 +498,58 @@ test("a registry URL carrying a user and password is refused with the reason (th
     await unloadFlow();
   }
 });
+
+test("the subject evolves while the bridge runs: records of a newer version (written by the Java serializer) make pulsar-out read the latest schema and reopen its producer; Pulsar's Java client reads the new field", async () => {
+  const kafkaTopic = uniqueName("registry-evolve");
+  const pulsarTopic = `persistent://public/default/${uniqueName("registry-evolve")}`;
+  const groupId = uniqueName("registry");
+  const v1 = {
+    type: "record",
+    name: "Ping",
+    namespace: "com.example",
+    fields: [{ name: "n", type: "int" }],
+  };
+  const v2 = { ...v1, fields: [...v1.fields, { name: "note", type: ["null", "string"], default: null }] };
+  await createTopic(kafkaTopic, 1);
+  await produceWithRegistrySerializer(kafkaTopic, v1, [
+    { key: "a", value: '{"n":1}' },
+    { key: "b", value: '{"n":2}' },
+  ]);
+  const nodes = flow({ kafkaTopic, pulsarTopic, groupId }).map((n) =>
+    n.id !== "out"
+      ? n
+      : {
+          ...n,
+          schemaType: "avro",
+          schemaSource: "registry",
+          registry: "sr",
+          schemaSubject: `${kafkaTopic}-value`,
+        },
+  );
+  await loadFlow(nodes);
+  try {
+    await waitFor(
+      "offset 2 committed",
+      async () => (await committed(groupId, kafkaTopic)) === 2,
+      60_000,
+      500,
+    );
+    await produceWithRegistrySerializer(kafkaTopic, v2, [
+      { key: "c", value: '{"n":3,"note":{"string":"third"}}' },
+      { key: "d", value: '{"n":4,"note":null}' },
+    ]);
+    await waitFor(
+      "offset 4 committed",
+      async () => (await committed(groupId, kafkaTopic)) === 4,
+      60_000,
+      500,
+    );
+  } finally {
+    await unloadFlow();
+  }
+  const read = await readWithJavaSchema(pulsarTopic, 4);
+  assert.deepEqual(
+    read.map((r) => r.fields),
+    [{ n: "1" }, { n: "2" }, { n: "3", note: "third" }, { n: "4", note: "null" }],
+  );
+});
