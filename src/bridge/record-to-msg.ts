@@ -130,7 +130,7 @@ function keyText(value: unknown): string | Buffer | null {
   return jsonText(value) ?? null;
 }
 
-function decodeValue(value: Buffer | null, format: ValueFormat): unknown {
+export function decodeValue(value: Buffer | null, format: ValueFormat): unknown {
   if (value === null) return null;
   switch (format) {
     case "buffer":

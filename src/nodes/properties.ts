@@ -181,6 +181,30 @@ export const KAFKA_OUT_DEFAULTS = {
   maxBatchBytes: 524288,
 } as const;
 
+export const PULSAR_IN_DEFAULTS = {
+  name: "",
+  cluster: "",
+  /** Comma-separated topics (a partitioned topic is read on all its partitions). */
+  topics: "",
+  subscription: "",
+  /** exclusive | shared | failover | key-shared */
+  subscriptionType: "exclusive",
+  /** latest | earliest: where a new subscription starts */
+  initialPosition: "latest",
+  /** auto | string | json | buffer */
+  valueFormat: "auto",
+  /** Messages in the flow at most (not settled yet). */
+  maxInFlight: 1000,
+  /** A failed message is delivered again after this long (ms). */
+  nackDelayMs: 1000,
+  /** Tries before a message goes to the dead-letter topic (with one set); 0: without end. */
+  maxTries: 5,
+  /** Pulsar topic for messages that failed their last try; empty: they are tried without end. */
+  deadLetterTopic: "",
+  /** A msg the flow has not settled this long fails (ms); 0: never. */
+  settleTimeoutMs: 300000,
+} as const;
+
 export const KAFKA_WINDOW_DEFAULTS = {
   name: "",
   /** The kafka-cluster that keeps the window state (the changelog topic). */

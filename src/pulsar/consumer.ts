@@ -1,5 +1,7 @@
-// A minimal consumer (tests, and a later pulsar-in): subscribe, flow permits, receive with batch and
-// compression decoding, individual ack, close. Partitioned topics get one consumer per partition.
+// The consumer (pulsar-in, and tests): subscribe, flow permits, receive with batch and compression decoding,
+// individual ack, negative ack with a redelivery delay, reconnect (the broker then delivers again what is
+// unacknowledged; nothing is handed out twice while the application holds it), close. Partitioned topics
+// get one consumer per partition.
 import type { BuiltinClient } from "./client";
 import type { Connection, ConsumerListener } from "./connection";
 import { Backoff, retryWithin } from "./backoff";
@@ -10,6 +12,7 @@ import {
   encodeAck,
   encodeCloseConsumer,
   encodeFlow,
+  encodeRedeliver,
   encodeSubscribe,
   type Inbound,
 } from "./protocol/commands";
@@ -20,12 +23,17 @@ import { Queue } from "./queue";
 import { parseTopicName } from "./service-url";
 import type { Consumer, ConsumerOptions, ReceivedMessage } from "./types";
 
+const idKey = (id: { ledgerId: number; entryId: number; batchIndex: number }) =>
+  `${id.ledgerId}:${id.entryId}:${id.batchIndex}`;
+
 type Waiting = { resolve: (m: ReceivedMessage) => void; reject: (e: Error) => void; timer?: NodeJS.Timeout };
 
 /** A received message and what to do once the application has taken it (give its flow permit back). */
 interface Delivery {
   message: ReceivedMessage;
   taken(): void;
+  /** The broker sends it again (a new subscription, a redelivery of everything unacknowledged): skipped. */
+  stale(): boolean;
 }
 
 /** Messages from one or more partition subscriptions, handed out in arrival order. */
@@ -44,7 +52,8 @@ class Inbox {
   }
 
   take(timeoutMs?: number): Promise<ReceivedMessage> {
-    const d = this.queue.shift();
+    let d = this.queue.shift();
+    while (d?.stale()) d = this.queue.shift();
     if (d) {
       d.taken();
       return Promise.resolve(d.message);
@@ -83,6 +92,15 @@ class PartitionConsumer {
   private decoding: Promise<void> = Promise.resolve();
   /** Per batched entry ("ledger:entry"), the batch indexes not acknowledged yet. */
   private readonly unackedBatches = new Map<string, Set<number>>();
+  /** Messages handed to the application and not acknowledged or negatively acknowledged yet, by id. */
+  private readonly held = new Set<string>();
+  /** Counts redeliveries of everything unacknowledged: what was queued before is sent again. */
+  private rewinds = 0;
+  /** Messages queued in the inbox (not taken yet), per (generation, rewind). */
+  private queued = 0;
+  /** Negatively acknowledged entries waiting for their redelivery request, and its timer. */
+  private readonly nacked = new Map<string, { ledgerId: number; entryId: number }>();
+  private nackTimer: NodeJS.Timeout | undefined;
   private readonly backoff: Backoff;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private readonly listener: ConsumerListener;
@@ -137,6 +155,8 @@ class PartitionConsumer {
     }
     this.conn = conn;
     this.generation++;
+    // what was queued of the last subscription comes again; what the application holds is not handed twice
+    this.queued = 0;
     this.permitsUsed = 0;
     this.backoff.reset();
     conn.write(simpleFrame(encodeFlow(this.consumerId, this.queueSize)));
@@ -154,8 +174,9 @@ class PartitionConsumer {
 
   private onMessage(cmd: Extract<Inbound, { type: typeof CommandType.MESSAGE }>, frame: InboundFrame): void {
     const generation = this.generation;
+    const rewind = this.rewinds;
     this.decoding = this.decoding
-      .then(() => this.decode(cmd, frame, generation))
+      .then(() => this.decode(cmd, frame, generation, rewind))
       .catch((err: unknown) => {
         this.client.log("error", `cannot decode a message from ${this.topic}: ${(err as Error).message}`);
       });
@@ -178,6 +199,7 @@ class PartitionConsumer {
     cmd: Extract<Inbound, { type: typeof CommandType.MESSAGE }>,
     frame: InboundFrame,
     generation: number,
+    rewind: number,
   ): Promise<void> {
     let messages: ReceivedMessage[];
     let count = 1;
@@ -193,7 +215,22 @@ class PartitionConsumer {
       this.release(generation, count);
       throw err;
     }
-    for (const message of messages) this.inbox.push({ message, taken: () => this.release(generation, 1) });
+    // what the application already acknowledged (of a batch sent again) or still holds is not handed out twice
+    const fresh = messages.filter((m) => !this.held.has(idKey(m.messageId)));
+    this.release(generation, count - fresh.length);
+    const stale = () => generation !== this.generation || rewind !== this.rewinds;
+    for (const message of fresh) {
+      this.queued++;
+      this.inbox.push({
+        message,
+        stale,
+        taken: () => {
+          this.queued--;
+          this.held.add(idKey(message.messageId));
+          this.release(generation, 1);
+        },
+      });
+    }
   }
 
   private async unpack(
@@ -221,6 +258,7 @@ class PartitionConsumer {
           payload,
           key: md.partitionKey,
           keyBytes: keyBytes(md.partitionKey, md.partitionKeyB64),
+          keyBase64: md.partitionKeyB64 === true,
           orderingKey: md.orderingKey,
           properties: md.properties ?? {},
           eventTime: md.eventTime,
@@ -236,15 +274,16 @@ class PartitionConsumer {
       ];
     }
     const items = decodeBatchPayload(payload, md.numMessagesInBatch);
-    this.unackedBatches.set(
-      `${cmd.messageId.ledgerId}:${cmd.messageId.entryId}`,
-      new Set(items.map((_, i) => i)),
-    );
-    return items.map(({ metadata: s, payload: p }, i) => ({
+    const entry = `${cmd.messageId.ledgerId}:${cmd.messageId.entryId}`;
+    // a batch sent again (a redelivery): the indexes acknowledged since are left out
+    const left = this.unackedBatches.get(entry) ?? new Set(items.map((_, i) => i));
+    this.unackedBatches.set(entry, left);
+    const all = items.map(({ metadata: s, payload: p }, i) => ({
       ...base,
       payload: p,
       key: s.partitionKey,
       keyBytes: keyBytes(s.partitionKey, s.partitionKeyB64),
+      keyBase64: s.partitionKeyB64 === true,
       orderingKey: s.orderingKey,
       properties: s.properties ?? {},
       eventTime: s.eventTime,
@@ -257,6 +296,7 @@ class PartitionConsumer {
         batchIndex: i,
       },
     }));
+    return all.filter((m) => left.has(m.messageId.batchIndex));
   }
 
   /**
@@ -264,6 +304,7 @@ class PartitionConsumer {
    * one message never acknowledges others the application has not processed.
    */
   ack(m: ReceivedMessage): void {
+    this.held.delete(idKey(m.messageId));
     const { ledgerId, entryId, batchIndex } = m.messageId;
     if (batchIndex >= 0) {
       const key = `${ledgerId}:${entryId}`;
@@ -277,8 +318,43 @@ class PartitionConsumer {
     this.conn?.write(simpleFrame(encodeAck(this.consumerId, m.messageId)));
   }
 
+  /**
+   * Delivered again after `delayMs`: the entries nacked within that time are asked for together. Shared
+   * and Key_Shared subscriptions redeliver those entries; Exclusive and Failover ones everything
+   * unacknowledged, so what is queued here is dropped (and its permits given back) as the broker sends it
+   * again.
+   */
+  nack(m: ReceivedMessage, delayMs: number): void {
+    this.held.delete(idKey(m.messageId));
+    const { ledgerId, entryId } = m.messageId;
+    this.nacked.set(`${ledgerId}:${entryId}`, { ledgerId, entryId });
+    this.nackTimer ??= setTimeout(() => {
+      this.nackTimer = undefined;
+      this.redeliver();
+    }, delayMs);
+  }
+
+  private redeliver(): void {
+    const ids = [...this.nacked.values()];
+    this.nacked.clear();
+    const conn = this.conn;
+    // not connected: the new subscription delivers every unacknowledged message anyway
+    if (!conn || ids.length === 0) return;
+    const type = this.o.subscriptionType ?? "exclusive";
+    if (type === "shared" || type === "key-shared") {
+      conn.write(simpleFrame(encodeRedeliver(this.consumerId, ids)));
+      return;
+    }
+    const dropped = this.queued;
+    this.rewinds++;
+    this.queued = 0;
+    conn.write(simpleFrame(encodeRedeliver(this.consumerId, [])));
+    if (dropped > 0) conn.write(simpleFrame(encodeFlow(this.consumerId, dropped)));
+  }
+
   async close(): Promise<void> {
     this.closed = true;
+    if (this.nackTimer) clearTimeout(this.nackTimer);
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     const conn = this.conn;
     this.conn = undefined;
@@ -309,9 +385,16 @@ class MultiConsumer implements Consumer {
   }
 
   acknowledge(message: ReceivedMessage): Promise<void> {
-    const part = this.parts.length === 1 ? this.parts[0] : this.parts[message.messageId.partition];
-    part?.ack(message);
+    this.partOf(message)?.ack(message);
     return Promise.resolve();
+  }
+
+  negativeAcknowledge(message: ReceivedMessage, delayMs = 1000): void {
+    this.partOf(message)?.nack(message, delayMs);
+  }
+
+  private partOf(message: ReceivedMessage): PartitionConsumer | undefined {
+    return this.parts.length === 1 ? this.parts[0] : this.parts[message.messageId.partition];
   }
 
   async close(): Promise<void> {

@@ -42,6 +42,7 @@ interface NativeProducer {
 interface NativeConsumer {
   receive(timeoutMs?: number): Promise<NativeMessage>;
   acknowledge(m: NativeMessage): Promise<null>;
+  negativeAcknowledge(m: NativeMessage): void;
   close(): Promise<null>;
 }
 interface NativeClient {
@@ -257,6 +258,11 @@ class NativeAdapter implements PulsarClient {
       async acknowledge(m: ReceivedMessage): Promise<void> {
         const nm = byId.get(m);
         if (nm) await native.acknowledge(nm);
+      },
+      negativeAcknowledge(m: ReceivedMessage): void {
+        // the native consumer's own redelivery delay applies (nAckRedeliverTimeoutMs)
+        const nm = byId.get(m);
+        if (nm) native.negativeAcknowledge(nm);
       },
       async close() {
         await native.close();

@@ -217,6 +217,8 @@ export interface ReceivedMessage {
   key?: string;
   /** The key as bytes (decoded from base64 when the producer flagged it so). */
   keyBytes?: Buffer;
+  /** The producer flagged the key as base64 of bytes (the Java client's keyBytes). */
+  keyBase64?: boolean;
   orderingKey?: Buffer;
   properties: Record<string, string>;
   eventTime?: number;
@@ -236,6 +238,12 @@ export interface Consumer {
   /** Next message; rejects with TimeoutError after timeoutMs (when given). */
   receive(timeoutMs?: number): Promise<ReceivedMessage>;
   acknowledge(message: ReceivedMessage): Promise<void>;
+  /**
+   * The message failed: it is delivered again after `delayMs` (default 1 s). On Exclusive and Failover
+   * subscriptions the broker redelivers every unacknowledged message of the partition then; messages the
+   * application still holds are not handed out twice (see receive).
+   */
+  negativeAcknowledge(message: ReceivedMessage, delayMs?: number): void;
   close(): Promise<void>;
 }
 

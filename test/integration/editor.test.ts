@@ -93,11 +93,17 @@ after(async () => {
   fs.rmSync(userDir, { recursive: true, force: true });
 });
 
-test("the palette shows kafka in, window, pulsar out and kafka out in the kafka → pulsar category", async () => {
+test("the palette shows kafka in, window, pulsar out, kafka out and pulsar in in the kafka → pulsar category", async () => {
   const category = page.locator(".red-ui-palette-category", { hasText: "kafka → pulsar" });
   await category.waitFor();
   const labels = await category.locator(".red-ui-palette-label").allInnerTexts();
-  assert.deepEqual(labels.map((l) => l.trim()).sort(), ["kafka in", "kafka out", "pulsar out", "window"]);
+  assert.deepEqual(labels.map((l) => l.trim()).sort(), [
+    "kafka in",
+    "kafka out",
+    "pulsar in",
+    "pulsar out",
+    "window",
+  ]);
 });
 
 test("the deployed bridge shows a connected status under its nodes (real brokers)", async () => {

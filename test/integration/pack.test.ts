@@ -17,7 +17,7 @@ interface NodeSetInfo {
   err?: string;
 }
 
-test("the packed tarball installs into a fresh Node-RED and registers the seven node types", async (t) => {
+test("the packed tarball installs into a fresh Node-RED and registers the eight node types", async (t) => {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), "pack-smoke-"));
   t.after(() => fs.rmSync(work, { recursive: true, force: true }));
   const npm = process.platform === "win32" ? "npm.cmd" : "npm";
@@ -55,6 +55,7 @@ test("the packed tarball installs into a fresh Node-RED and registers the seven 
     "kafka-out",
     "kafka-window",
     "pulsar-cluster",
+    "pulsar-in",
     "pulsar-out",
     "schema-registry",
   ]);

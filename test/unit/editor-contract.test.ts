@@ -67,6 +67,7 @@ const CASES = [
     defaults: props.PULSAR_CLUSTER_DEFAULTS,
     credentials: props.PULSAR_CLUSTER_CREDENTIALS,
   },
+  { file: "pulsar.html", type: "pulsar-in", defaults: props.PULSAR_IN_DEFAULTS, credentials: undefined },
   { file: "pulsar.html", type: "pulsar-out", defaults: props.PULSAR_OUT_DEFAULTS, credentials: undefined },
 ];
 

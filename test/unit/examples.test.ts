@@ -14,13 +14,15 @@ const CONTRACT: Record<string, object> = {
   "kafka-window": props.KAFKA_WINDOW_DEFAULTS,
   "pulsar-cluster": props.PULSAR_CLUSTER_DEFAULTS,
   "pulsar-out": props.PULSAR_OUT_DEFAULTS,
+  "kafka-out": props.KAFKA_OUT_DEFAULTS,
+  "pulsar-in": props.PULSAR_IN_DEFAULTS,
 };
 const CORE = new Set(["tab", "comment", "change", "switch", "debug", "catch", "function", "delay"]);
 
 const files = fs.readdirSync(DIR).filter((f) => f.endsWith(".json"));
 
-test("there are five examples", () => {
-  assert.equal(files.length, 5);
+test("there are seven examples", () => {
+  assert.equal(files.length, 7);
 });
 
 for (const file of files) {
@@ -42,6 +44,8 @@ for (const file of files) {
       for (const ref of ["cluster", "registry"])
         if (n[ref]) assert.ok(ids.has(n[ref]), `${type}.${ref} exists`);
     }
-    assert.ok(flow.some((n) => n.type === "kafka-in") && flow.some((n) => n.type === "pulsar-out"));
+    // a bridge: from Kafka to Pulsar, or from Pulsar to Kafka
+    const has = (type: string) => flow.some((n) => n.type === type);
+    assert.ok((has("kafka-in") && has("pulsar-out")) || (has("pulsar-in") && has("kafka-out")));
   });
 }

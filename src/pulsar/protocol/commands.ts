@@ -20,6 +20,7 @@ export const CommandType = {
   PRODUCER_SUCCESS: 17,
   PING: 18,
   PONG: 19,
+  REDELIVER_UNACKNOWLEDGED_MESSAGES: 20,
   PARTITIONED_METADATA: 21,
   PARTITIONED_METADATA_RESPONSE: 22,
   LOOKUP: 23,
@@ -165,6 +166,20 @@ export function encodeAck(consumerId: number, id: { ledgerId: number; entryId: n
   return base(CommandType.ACK, 10, (w) => {
     w.varint(1, consumerId).varint(2, 0);
     w.message(3, (m) => m.varint(1, id.ledgerId).varint(2, id.entryId));
+  });
+}
+
+/**
+ * Asks the broker to deliver these unacknowledged messages again (Shared, Key_Shared); without ids, every
+ * unacknowledged message of the consumer (what Exclusive and Failover subscriptions take).
+ */
+export function encodeRedeliver(
+  consumerId: number,
+  ids: readonly { ledgerId: number; entryId: number }[],
+): Buffer {
+  return base(CommandType.REDELIVER_UNACKNOWLEDGED_MESSAGES, 20, (w) => {
+    w.varint(1, consumerId);
+    for (const id of ids) w.message(2, (m) => m.varint(1, id.ledgerId).varint(2, id.entryId));
   });
 }
 
