@@ -44,6 +44,8 @@ export const SCHEMA_REGISTRY_DEFAULTS = {
   tlsConfig: "",
   /** Per request to the registry. */
   timeoutMs: 10000,
+  /** Schemas kept decoded (the oldest loaded go first). */
+  cacheSize: 1000,
 } as const;
 
 /** Credentials of schema-registry: username (text), password (basic auth), token (bearer auth). */

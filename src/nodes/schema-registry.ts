@@ -30,7 +30,8 @@ export function registerSchemaRegistry(RED: RED): void {
     const creds = node.credentials ?? {};
     let decoder: SchemaDecoder | undefined;
     let client: RegistryClient | undefined;
-    node.decoder = () => (decoder ??= new SchemaDecoder(node.client()));
+    node.decoder = () =>
+      (decoder ??= new SchemaDecoder(node.client(), { maxSchemas: Math.max(1, Math.floor(cfg.cacheSize)) }));
     node.client = () => {
       if (client) return client;
       const url = cfg.url.trim();
