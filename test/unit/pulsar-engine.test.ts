@@ -42,6 +42,7 @@ function fakeModule(log: unknown[]): NativeModule {
           log.push(["ack", m === message]);
           return Promise.resolve(null);
         },
+        negativeAcknowledge: (m: unknown) => log.push(["nack", m === message]),
         close: () => Promise.resolve(null),
       });
     }
