@@ -78,7 +78,8 @@ export class PulsarSource {
     this.tracker = new SettlementTracker<Held>(
       {
         settled: (h) => {
-          void h.consumer.acknowledge(h.message);
+          // a consumer closing meanwhile: the message is delivered again (never an unhandled rejection)
+          h.consumer.acknowledge(h.message).catch(() => undefined);
           this.done(h);
         },
         failed: (h, error, cause) => this.fail(h, error, cause),
@@ -148,7 +149,8 @@ export class PulsarSource {
       _msgid: this.o.nextMsgId(),
       payload,
       topic: m.topic,
-      properties: m.properties,
+      // the flow's own copy: what it changes is not what a dead-letter copy carries
+      properties: { ...m.properties },
       publishTime: m.publishTime,
       pulsar: {
         topic: m.topic,
@@ -179,7 +181,9 @@ export class PulsarSource {
     // that refuses every message) does not use up the message's tries: it waits
     const counts =
       cause !== "interrupted" && !isConsequential(error) && failureScope(error) !== "destination";
-    const tries = Math.max(this.tries.get(id) ?? 0, h.message.redeliveryCount) + (counts ? 1 : 0);
+    // the broker's redelivery count also counts the nacks that were not to count: it is taken only for a
+    // message this node has no count of (tried by another consumer, or before a redeploy)
+    const tries = (this.tries.get(id) ?? h.message.redeliveryCount) + (counts ? 1 : 0);
     const last =
       this.o.writeDeadLetter !== undefined &&
       counts &&
@@ -194,7 +198,7 @@ export class PulsarSource {
     write(h.message, reason, tries).then(
       () => {
         this.events.deadLettered(h.message, reason);
-        void h.consumer.acknowledge(h.message);
+        h.consumer.acknowledge(h.message).catch(() => undefined);
         this.tries.delete(id);
         this.release();
       },

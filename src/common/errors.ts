@@ -96,6 +96,8 @@ const RECORD_KAFKA_TYPES = new Set([
   "RECORD_LIST_TOO_LARGE",
   "INVALID_RECORD",
   "CORRUPT_MESSAGE",
+  // a timestamp outside what the topic takes (log.message.timestamp.*.max.ms): this record's own
+  "INVALID_TIMESTAMP",
 ]);
 /** Non-retriable by their flag, but they say the producer is going away (a redeploy), not that it refused. */
 const TRANSIENT_CODES = new Set(["AlreadyClosed", "ChecksumError"]);

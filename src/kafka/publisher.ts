@@ -3,8 +3,24 @@
 // when nothing is in flight goes at once, a burst shares requests. A batch is bounded in records and bytes
 // (under Kafka's default max.message.bytes), so one large record goes alone and a too-large record fails
 // alone. send() settles only with Kafka's acknowledgement (or the batch's error).
-import type { CompressionTypes, Message, Producer, TopicMessages } from "kafkajs";
+import type { CompressionTypes, Kafka, Message, Producer, TopicMessages } from "kafkajs";
 import { BridgeError } from "../common/errors";
+
+/**
+ * kafka-out's producer: idempotent, one request in flight (order kept), no topic created by writing to it,
+ * and kafkajs's retries bounded (about a minute: 300 ms doubling up to 30 s, 8 times): unbounded, as kafkajs
+ * makes an idempotent producer's by default, a missing topic or a Kafka away would never fail a send, and
+ * the retry loop would outlive the node's close. The error that ends them says the destination is away,
+ * so the node upstream waits and tries again without using up the record's tries.
+ */
+export function publisherProducer(kafka: Kafka): Producer {
+  return kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    allowAutoTopicCreation: false,
+    retry: { retries: 8, initialRetryTime: 300, maxRetryTime: 30_000 },
+  });
+}
 
 export interface PublisherOptions {
   compression: CompressionTypes;
@@ -97,15 +113,30 @@ export class KafkaPublisher {
       messages.push(message);
     }
     const topicMessages: TopicMessages[] = [...byTopic].map(([topic, messages]) => ({ topic, messages }));
+    let written: { topicName: string; partition: number }[];
     try {
       const producer = await this.producer();
-      await producer.sendBatch({ topicMessages, acks: -1, compression: this.o.compression });
+      written = await producer.sendBatch({ topicMessages, acks: -1, compression: this.o.compression });
     } catch (err) {
       const e = err instanceof Error ? err : new Error(String(err));
       for (const q of batch) q.reject(e);
       return;
     }
-    for (const q of batch) q.resolve();
+    // kafkajs leaves out, without an error, a record for a partition the topic does not have: such a record
+    // was not written (Kafka acknowledges each partition it took)
+    const took = new Set(written.map((w) => `${w.partition}\u0000${w.topicName}`));
+    for (const q of batch) {
+      const { partition, topic } = q.record;
+      if (partition === undefined || took.has(`${partition}\u0000${topic}`)) q.resolve();
+      else
+        q.reject(
+          new BridgeError(
+            "kafka-out.errors.record",
+            `topic ${topic} has no partition ${partition}: the record was not written`,
+            false,
+          ),
+        );
+    }
   }
 
   /**

@@ -10,7 +10,7 @@ import { onClose, registerType, type Node, type NodeConfig, type NodeMessage, ty
 import type { KafkaClusterNode } from "./kafka-cluster";
 import { KAFKA_TOPICS, TopicResolver, type TopicSource } from "../bridge/topic";
 import { msgToKafka } from "../bridge/msg-to-kafka";
-import { KafkaPublisher } from "../kafka/publisher";
+import { KafkaPublisher, publisherProducer } from "../kafka/publisher";
 
 const COMPRESSION: Record<string, Compression> = {
   none: CompressionTypes.None,
@@ -51,7 +51,7 @@ export function registerKafkaOut(RED: RED): void {
       const kafka = cluster.getKafka();
       // one producer per node, opened at deploy (a failed open is tried again by the next msg)
       const open = () => {
-        const p = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+        const p = publisherProducer(kafka);
         const connected = p.connect().then(() => p);
         producer = connected;
         connected.then(

@@ -142,11 +142,15 @@ export function registerPulsarIn(RED: RED): void {
 
     node.status({ fill: "yellow", shape: "ring", text: "node-red:common.status.connecting" });
     let closed = false;
-    void (async () => {
-      try {
-        const c = await client;
-        for (const topic of topics) {
-          const consumer = await c.subscribe({
+    // each topic is subscribed until it is, whatever Pulsar answers meanwhile (not up yet at boot, an
+    // Exclusive subscription still held by an instance that went away), with a back-off up to 30 s
+    const wakers = new Set<() => void>();
+    const subscribeUntilDone = async (topic: string) => {
+      for (let delay = 1000; !closed; delay = Math.min(delay * 2, 30_000)) {
+        try {
+          const consumer = await (
+            await client
+          ).subscribe({
             topic,
             subscription: cfg.subscription.trim(),
             subscriptionType: cfg.subscriptionType as SubscriptionType,
@@ -158,15 +162,30 @@ export function registerPulsarIn(RED: RED): void {
             return;
           }
           source.start(consumer);
+          showStatus();
+          return;
+        } catch (err) {
+          if (closed) return;
+          const d = describeError(err);
+          node.status({ fill: "red", shape: "ring", text: statusText(`${topic}: ${d.message}`) });
+          node.warn(t("pulsar-in.errors.subscribe", { topic, reason: d.message, seconds: delay / 1000 }));
+          await new Promise<void>((r) => {
+            const wake = () => {
+              clearTimeout(timer);
+              wakers.delete(wake);
+              r();
+            };
+            const timer = setTimeout(wake, delay);
+            wakers.add(wake);
+          });
         }
-        showStatus();
-      } catch (err) {
-        if (!closed) red(err);
       }
-    })();
+    };
+    for (const topic of topics) void subscribeUntilDone(topic);
 
     onClose(node, async () => {
       closed = true;
+      for (const wake of [...wakers]) wake();
       await source.close();
       stopTracking();
       const p = deadLetterProducer;

@@ -262,7 +262,11 @@ class NativeAdapter implements PulsarClient {
       negativeAcknowledge(m: ReceivedMessage): void {
         // the native consumer's own redelivery delay applies (nAckRedeliverTimeoutMs)
         const nm = byId.get(m);
-        if (nm) native.negativeAcknowledge(nm);
+        try {
+          if (nm) native.negativeAcknowledge(nm);
+        } catch {
+          // a closed consumer: its unacknowledged messages are delivered again anyway
+        }
       },
       async close() {
         await native.close();

@@ -4,13 +4,14 @@
 // in test/integration/kafka-out.test.ts).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { Producer, ProducerBatch } from "kafkajs";
+import type { Kafka, Producer, ProducerBatch } from "kafkajs";
 import { CompressionTypes } from "kafkajs";
 import { msgToKafka } from "../../src/bridge/msg-to-kafka";
 import { msgToPulsar } from "../../src/bridge/msg-to-pulsar";
 import { recordToMsg } from "../../src/bridge/record-to-msg";
 import { KAFKA_TOPICS, TopicResolver } from "../../src/bridge/topic";
-import { KafkaPublisher } from "../../src/kafka/publisher";
+import { KafkaPublisher, publisherProducer } from "../../src/kafka/publisher";
+import { kafkajsStandIn } from "../support/kafkajs-standin";
 import { BridgeError, failureScope } from "../../src/common/errors";
 
 const where = { topic: "in", partition: 0, groupId: "g" };
@@ -179,4 +180,33 @@ test("kafka-out's publisher: the first record goes at once; those that come whil
   assert.ok(settled.includes("big ok"));
   await assert.rejects(p.send({ topic: "t", value: null }), /closing/);
   assert.equal(pendings.at(-1), 0);
+});
+
+test("review 33 F1: a record for a partition the topic does not have fails as the record's (kafkajs leaves it out silently); F2: a missing topic fails once kafka-out's bounded retries end, as a destination error (upstream waits, no try used)", async () => {
+  const { producer, state } = kafkajsStandIn(
+    { out: 2 },
+    { retries: 2, initialRetryTime: 20, maxRetryTime: 50 },
+  );
+  await producer.connect();
+  const p = new KafkaPublisher(() => Promise.resolve(producer), { compression: CompressionTypes.None });
+  await assert.rejects(
+    p.send({ topic: "out", ...msgToKafka({ payload: "x", partition: 5 }, { mapHeaders: true }) }),
+    (e: unknown) =>
+      e instanceof BridgeError && failureScope(e) === "record" && /no partition 5/.test(e.message),
+  );
+  assert.deepEqual(state.produced, []);
+  await p.send({ topic: "out", ...msgToKafka({ payload: "x", partition: 1 }, { mapHeaders: true }) });
+  await assert.rejects(
+    p.send({ topic: "missing", value: Buffer.from("y") }),
+    (e: unknown) => failureScope(e) === "destination",
+  );
+  await p.close(100);
+  await producer.disconnect();
+  // kafka-out's own producer: bounded retries, idempotent, one request in flight, no topic created
+  let options: Record<string, unknown> = {};
+  publisherProducer({ producer: (o: Record<string, unknown>) => ((options = o), {}) } as unknown as Kafka);
+  assert.deepEqual(options.retry, { retries: 8, initialRetryTime: 300, maxRetryTime: 30_000 });
+  assert.equal(options.idempotent, true);
+  assert.equal(options.maxInFlightRequests, 1);
+  assert.equal(options.allowAutoTopicCreation, false);
 });
