@@ -58,7 +58,7 @@ function propertyValue(v: unknown): Buffer {
 /** The header list msg.properties stand for: the exact kafka.headers list when there, else one per name. */
 function headersFromProperties(properties: Record<string, unknown>): KafkaHeader[] {
   const listed = properties[HEADER_LIST_PROPERTY];
-  let exact: KafkaHeader[] | undefined;
+  let list: [string, string | null][] | undefined;
   if (typeof listed === "string") {
     let parsed: unknown;
     try {
@@ -76,17 +76,24 @@ function headersFromProperties(properties: Record<string, unknown>): KafkaHeader
           (p[1] === null || typeof p[1] === "string"),
       )
     )
-      exact = (parsed as [string, string | null][]).map(([key, v]) => ({
-        key,
-        value: v === null ? null : propertyToHeader(v),
-      }));
+      list = parsed as [string, string | null][];
   }
-  const out: KafkaHeader[] = exact ?? [];
-  const named = new Set(out.map((h) => h.key));
+  // The exact list stands for a name only while the flow left that name's property as pulsar-out wrote it
+  // (the last value of the name, or none when that was null): a property the flow set or deleted wins, as
+  // msg.properties wins in pulsar-out.
+  const last = new Map<string, string | null>();
+  for (const [key, v] of list ?? []) last.set(key, v);
+  const listedNames = new Set<string>();
+  for (const [name, v] of last) {
+    const now = properties[name];
+    if (now === undefined ? v === null : now === v) listedNames.add(name);
+  }
+  const out: KafkaHeader[] = (list ?? [])
+    .filter(([key]) => listedNames.has(key))
+    .map(([key, v]) => ({ key, value: v === null ? null : propertyToHeader(v) }));
   for (const name of Object.keys(properties)) {
     const v = properties[name];
-    // with the exact list, a property of a listed name is that header's last value, already there
-    if (v === undefined || (exact && (name === HEADER_LIST_PROPERTY || named.has(name)))) continue;
+    if (v === undefined || (list && (name === HEADER_LIST_PROPERTY || listedNames.has(name)))) continue;
     out.push({ key: name, value: propertyValue(v) });
   }
   return out;
