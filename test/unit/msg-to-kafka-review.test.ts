@@ -4,7 +4,8 @@ import { test } from "node:test";
 import { msgToKafka } from "../../src/bridge/msg-to-kafka";
 import { msgToPulsar } from "../../src/bridge/msg-to-pulsar";
 
-const text = (v: unknown) => (Buffer.isBuffer(v) ? v.toString("utf8") : Array.isArray(v) ? v.map(text) : v);
+const text = (v: unknown): unknown =>
+  Buffer.isBuffer(v) ? v.toString("utf8") : Array.isArray(v) ? v.map(text) : v;
 
 test("review 33 F7: a flow's change to msg.properties is ignored for any header named in the kafka.headers list (a Kafka record that had a repeated or null header)", () => {
   // what pulsar-out wrote for a Kafka record with headers trace=a, trace=b, tenant=t1 (repeated name: the exact list)
