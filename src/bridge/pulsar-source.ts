@@ -116,6 +116,13 @@ export class PulsarSource {
     void this.pump(consumer);
   }
 
+  /** Stops reading `consumer` and closes it (its topic is no longer wanted); what the flow holds of it settles as usual. */
+  async stop(consumer: Consumer): Promise<void> {
+    const i = this.consumers.indexOf(consumer);
+    if (i >= 0) this.consumers.splice(i, 1);
+    await consumer.close();
+  }
+
   private async pump(consumer: Consumer): Promise<void> {
     while (this.running) {
       if (this.inFlight >= this.o.maxInFlight) {

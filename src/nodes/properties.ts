@@ -186,8 +186,12 @@ export const KAFKA_OUT_DEFAULTS = {
 export const PULSAR_IN_DEFAULTS = {
   name: "",
   cluster: "",
-  /** Comma-separated topics (a partitioned topic is read on all its partitions). */
+  /** list | pattern: `topics` is a comma-separated list, or one regular expression over a namespace */
+  topicMode: "list",
+  /** Comma-separated topics (a partitioned topic is read on all its partitions), or the pattern. */
   topics: "",
+  /** With a pattern: the namespace is listed again this often (s), for topics that came or went. */
+  discoverySeconds: 60,
   subscription: "",
   /** exclusive | shared | failover | key-shared */
   subscriptionType: "exclusive",

@@ -168,6 +168,7 @@ export function clientFor(
     },
     subscribe: (o) => shared.subscribe(o),
     getPartitionCount: (topic) => shared.getPartitionCount(topic),
+    getTopicsOfNamespace: (ns, persistent) => shared.getTopicsOfNamespace(ns, persistent),
     close: release,
   };
 }

@@ -1,7 +1,8 @@
 // pulsar-in: subscribes to Pulsar topics and sends one msg per message; a message is acknowledged only
 // once the flow settled everything made of it (Node-RED's message hooks, as kafka-in), negatively
 // acknowledged when it fails (Pulsar delivers it again after a delay) and dead-lettered after its last try.
-// The delivery is PulsarSource's; this file finds the cluster, opens the consumers and shows the status.
+// The delivery is PulsarSource's, the subscribing (a list, or a pattern over a namespace)
+// PulsarSubscriptions'; this file finds the cluster, wires them and shows the status.
 import { PULSAR_IN_DEFAULTS } from "./properties";
 import { coerceConfig } from "../common/coerce";
 import { ConfigurationError, describeError, statusText } from "../common/errors";
@@ -21,6 +22,8 @@ import { messageIdText, PulsarSource } from "../bridge/pulsar-source";
 import { msgIdSource } from "../bridge/record-to-msg";
 import type { Producer, PulsarClient, ReceivedMessage, SubscriptionType } from "../pulsar/types";
 import { parseTopicName } from "../pulsar/service-url";
+import { parseTopicPattern, type TopicPattern } from "../pulsar/topic-pattern";
+import { PulsarSubscriptions } from "../bridge/pulsar-subscriptions";
 
 export function registerPulsarIn(RED: RED): void {
   function PulsarInNode(this: Node, def: NodeConfig) {
@@ -36,27 +39,36 @@ export function registerPulsarIn(RED: RED): void {
       node.error(d.message);
     };
 
-    let topics: string[];
+    let topics: string[] = [];
+    let pattern: TopicPattern | undefined;
     let cluster: PulsarClusterNode;
     try {
       const c = RED.nodes.getNode(cfg.cluster) as PulsarClusterNode | null;
       if (!c) throw new ConfigurationError("pulsar-in.errors.no-cluster", "no pulsar-cluster is configured");
       cluster = c;
-      topics = cfg.topics
-        .split(",")
-        .map((x) => x.trim())
-        .filter((x) => x !== "");
-      if (topics.length === 0)
-        throw new ConfigurationError("pulsar-in.errors.no-topics", "no topic is given");
-      for (const topic of topics)
+      if (cfg.topicMode === "pattern") {
         try {
-          parseTopicName(topic);
+          pattern = parseTopicPattern(cfg.topics);
         } catch (err) {
-          throw new ConfigurationError(
-            "pulsar-in.errors.invalid-topic",
-            `${topic} is not a valid Pulsar topic: ${describeError(err).message}`,
-          );
+          throw new ConfigurationError("pulsar-in.errors.invalid-pattern", describeError(err).message);
         }
+      } else {
+        topics = cfg.topics
+          .split(",")
+          .map((x) => x.trim())
+          .filter((x) => x !== "");
+        if (topics.length === 0)
+          throw new ConfigurationError("pulsar-in.errors.no-topics", "no topic is given");
+        for (const topic of topics)
+          try {
+            parseTopicName(topic);
+          } catch (err) {
+            throw new ConfigurationError(
+              "pulsar-in.errors.invalid-topic",
+              `${topic} is not a valid Pulsar topic: ${describeError(err).message}`,
+            );
+          }
+      }
       if (!cfg.subscription.trim())
         throw new ConfigurationError("pulsar-in.errors.no-subscription", "no subscription name is given");
     } catch (err) {
@@ -141,51 +153,46 @@ export function registerPulsarIn(RED: RED): void {
     const stopTracking = trackFlows(RED, hookLabel, source);
 
     node.status({ fill: "yellow", shape: "ring", text: "node-red:common.status.connecting" });
-    let closed = false;
-    // each topic is subscribed until it is, whatever Pulsar answers meanwhile (not up yet at boot, an
-    // Exclusive subscription still held by an instance that went away), with a back-off up to 30 s
-    const wakers = new Set<() => void>();
-    const subscribeUntilDone = async (topic: string) => {
-      for (let delay = 1000; !closed; delay = Math.min(delay * 2, 30_000)) {
-        try {
-          const consumer = await (
-            await client
-          ).subscribe({
-            topic,
-            subscription: cfg.subscription.trim(),
-            subscriptionType: cfg.subscriptionType as SubscriptionType,
-            initialPosition: cfg.initialPosition === "earliest" ? "earliest" : "latest",
-            receiverQueueSize: Math.min(1000, Math.max(1, cfg.maxInFlight)),
-          });
-          if (closed) {
-            await consumer.close();
-            return;
-          }
-          source.start(consumer);
-          showStatus();
-          return;
-        } catch (err) {
-          if (closed) return;
-          const d = describeError(err);
-          node.status({ fill: "red", shape: "ring", text: statusText(`${topic}: ${d.message}`) });
-          node.warn(t("pulsar-in.errors.subscribe", { topic, reason: d.message, seconds: delay / 1000 }));
-          await new Promise<void>((r) => {
-            const wake = () => {
-              clearTimeout(timer);
-              wakers.delete(wake);
-              r();
-            };
-            const timer = setTimeout(wake, delay);
-            wakers.add(wake);
-          });
-        }
-      }
-    };
-    for (const topic of topics) void subscribeUntilDone(topic);
+    const subscriptions = new PulsarSubscriptions({
+      subscribe: async (topic) =>
+        (await client).subscribe({
+          topic,
+          subscription: cfg.subscription.trim(),
+          subscriptionType: cfg.subscriptionType as SubscriptionType,
+          initialPosition: cfg.initialPosition === "earliest" ? "earliest" : "latest",
+          receiverQueueSize: Math.min(1000, Math.max(1, cfg.maxInFlight)),
+        }),
+      started: (_topic, consumer) => {
+        source.start(consumer);
+        showStatus();
+      },
+      stopped: (_topic, consumer) => source.stop(consumer),
+      subscribeFailed: (topic, err, seconds) => {
+        const reason = describeError(err).message;
+        node.status({ fill: "red", shape: "ring", text: statusText(`${topic}: ${reason}`) });
+        node.warn(t("pulsar-in.errors.subscribe", { topic, reason, seconds }));
+      },
+      listFailed: (err, seconds) => {
+        const reason = describeError(err).message;
+        node.status({ fill: "red", shape: "ring", text: statusText(reason) });
+        node.warn(t("pulsar-in.errors.list", { namespace: pattern?.namespace, reason, seconds }));
+      },
+      matched: (added, removed) => {
+        if (added.length) node.log(t("pulsar-in.log.topics-added", { topics: added.join(", ") }));
+        if (removed.length) node.log(t("pulsar-in.log.topics-removed", { topics: removed.join(", ") }));
+      },
+    });
+    if (pattern) {
+      const p = pattern;
+      subscriptions.watch(
+        p,
+        async () => (await client).getTopicsOfNamespace(p.namespace, p.persistent),
+        Math.max(1, cfg.discoverySeconds) * 1000,
+      );
+    } else for (const topic of topics) subscriptions.add(topic);
 
     onClose(node, async () => {
-      closed = true;
-      for (const wake of [...wakers]) wake();
+      await subscriptions.close();
       await source.close();
       stopTracking();
       const p = deadLetterProducer;

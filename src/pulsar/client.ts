@@ -3,7 +3,12 @@
 import { MemoryLimit } from "./memory-limit";
 import { Backoff, retryWithin } from "./backoff";
 import { Connection } from "./connection";
-import { CommandType, encodeLookup, encodePartitionedMetadata } from "./protocol/commands";
+import {
+  CommandType,
+  encodeGetTopicsOfNamespace,
+  encodeLookup,
+  encodePartitionedMetadata,
+} from "./protocol/commands";
 import { AlreadyClosedError, ConnectionError, fromServerError, PulsarError } from "./errors";
 import { parseServiceUrl, parseTopicName, type ServiceUrl } from "./service-url";
 import { createProducer } from "./producer";
@@ -120,6 +125,29 @@ export class BuiltinClient implements PulsarClient {
       throw new PulsarError("unexpected answer to a metadata request", "ProtocolError", true);
     if (res.failed) throw fromServerError(res.error, res.message);
     return res.partitions;
+  }
+
+  /**
+   * The topics of a namespace (tenant/namespace), partitions by their own names, as the broker lists
+   * them; retriable errors are waited out within the operation timeout.
+   */
+  async getTopicsOfNamespace(namespace: string, persistent = true): Promise<string[]> {
+    let topics: string[] = [];
+    const backoff = new Backoff({
+      initialMs: this.options.initialBackoffMs,
+      maxMs: this.options.maxBackoffMs,
+    });
+    await retryWithin(this.options.operationTimeoutMs, backoff, async () => {
+      const conn = await this.getConnection();
+      const res = await conn.request(
+        (id) => encodeGetTopicsOfNamespace(namespace, persistent ? "persistent" : "non-persistent", id),
+        `topics of ${namespace}`,
+      );
+      if (res.type !== CommandType.GET_TOPICS_OF_NAMESPACE_RESPONSE)
+        throw new PulsarError("unexpected answer to a topic listing", "ProtocolError", true);
+      topics = res.topics;
+    });
+    return topics;
   }
 
   /** getPartitionCount, waiting out retriable errors (a broker restarting) within the operation timeout. */

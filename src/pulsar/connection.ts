@@ -207,6 +207,7 @@ export class Connection {
       case CommandType.PRODUCER_SUCCESS:
       case CommandType.PARTITIONED_METADATA_RESPONSE:
       case CommandType.LOOKUP_RESPONSE:
+      case CommandType.GET_TOPICS_OF_NAMESPACE_RESPONSE:
         this.complete(cmd.requestId, cmd);
         return;
       case CommandType.ERROR: {

@@ -148,6 +148,12 @@ class NativeAdapter implements PulsarClient {
     return parts.length > 1 || (parts[0] ?? "").includes("-partition-") ? parts.length : 0;
   }
 
+  getTopicsOfNamespace(): Promise<string[]> {
+    return Promise.reject(
+      new PulsarError("topic patterns are not supported with the native engine", "NotSupported", false),
+    );
+  }
+
   async createProducer(p: ProducerOptions): Promise<Producer> {
     const native = await this.client
       .createProducer({

@@ -35,23 +35,28 @@ export interface TopicName {
 }
 
 // Tenant and namespace names: letters, digits and - = : . _ (Pulsar's NamedEntity rule).
-const ENTITY = /^[-=:.\w]+$/;
+export const ENTITY = /^[-=:.\w]+$/;
+
+/** A topic name or pattern's domain (persistent when none is given) and what follows it. */
+export function splitDomain(
+  text: string,
+  bad: (why: string) => Error,
+): { persistent: boolean; rest: string; hasDomain: boolean } {
+  const scheme = /^([a-z-]+):\/\/(.*)$/.exec(text);
+  if (!scheme) return { persistent: true, rest: text, hasDomain: false };
+  if (scheme[1] !== "non-persistent" && scheme[1] !== "persistent")
+    throw bad(`unknown domain "${scheme[1]}" (use persistent:// or non-persistent://)`);
+  return { persistent: scheme[1] === "persistent", rest: scheme[2] ?? "", hasDomain: true };
+}
 
 /** Parses "t", "tenant/ns/t" or "persistent://tenant/ns/t" (non-persistent:// too). */
 export function parseTopicName(topic: string): TopicName {
   const bad = (why: string) => new InvalidTopicNameError(`invalid topic name "${topic}": ${why}`);
   if (typeof topic !== "string" || topic.trim() === "") throw bad("it is empty");
-  let rest = topic.trim();
-  let persistent = true;
-  const scheme = /^([a-z-]+):\/\/(.*)$/.exec(rest);
-  if (scheme) {
-    if (scheme[1] === "non-persistent") persistent = false;
-    else if (scheme[1] !== "persistent")
-      throw bad(`unknown domain "${scheme[1]}" (use persistent:// or non-persistent://)`);
-    rest = scheme[2] ?? "";
-  } else if (!rest.includes("/")) {
-    rest = `public/default/${rest}`;
-  }
+  const split = splitDomain(topic.trim(), bad);
+  const persistent = split.persistent;
+  let rest = split.rest;
+  if (!split.hasDomain && !rest.includes("/")) rest = `public/default/${rest}`;
   const parts = rest.split("/");
   if (parts.length !== 3) throw bad("expected tenant/namespace/topic");
   const [tenant = "", namespace = "", localName = ""] = parts;

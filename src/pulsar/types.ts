@@ -252,5 +252,7 @@ export interface PulsarClient {
   subscribe(options: ConsumerOptions): Promise<Consumer>;
   /** Number of partitions (0 for a non-partitioned topic). */
   getPartitionCount(topic: string): Promise<number>;
+  /** The topics of a namespace ("tenant/namespace"), partitions by their own names. */
+  getTopicsOfNamespace(namespace: string, persistent?: boolean): Promise<string[]>;
   close(): Promise<void>;
 }

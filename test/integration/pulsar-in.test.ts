@@ -170,3 +170,54 @@ test("a redeploy while a delay node holds messages loses none: what was not sett
   }
   assert.ok(seen.size >= before, `after the redeploy ${seen.size} arrived, ${before} were not acknowledged`);
 });
+
+test("a topic pattern subscribes every topic of the namespace it matches (a partitioned one on each partition), and a topic created after the deploy once the namespace is listed again; others are left alone", async () => {
+  const stem = uniqueName("rx");
+  const ns = "persistent://public/default";
+  const plain = `${ns}/${stem}-plain`;
+  const parted = `${ns}/${stem}-parted`;
+  const later = `${ns}/${stem}-later`;
+  const other = `${ns}/other-${stem}`;
+  const created = await pulsarAdmin(
+    "PUT",
+    `/admin/v2/persistent/public/default/${stem}-parted/partitions`,
+    2,
+  );
+  assert.equal(created.status, 204, `partitioned topic: ${created.status}`);
+  for (const t of [plain, parted, other]) await subscription(t, "bridge");
+  await runToolOk("pulsar-client", ["produce", "-m", "p1,p2", "-db", plain]);
+  // keys spread the messages over both partitions
+  for (const k of ["a", "b", "c", "d"])
+    await runToolOk("pulsar-client", ["produce", "-k", k, "-m", `q-${k}`, parted]);
+  await runToolOk("pulsar-client", ["produce", "-m", "not-me", other]);
+  await loadFlow(
+    nodes({
+      topic: `${ns}/${stem}-.*`,
+      sub: "bridge",
+      extra: { topicMode: "pattern", discoverySeconds: 2 },
+    }),
+  );
+  const seen: string[] = [];
+  helper.getNode("sink")?.on("input", (m: { payload: string }) => seen.push(m.payload));
+  try {
+    await waitFor("the matching topics read", () => seen.length >= 6, 60_000, 200);
+    // a topic made now: the next listing finds it
+    await subscription(later, "bridge");
+    await runToolOk("pulsar-client", ["produce", "-m", "l1", "-db", later]);
+    await waitFor("the later topic read", () => seen.includes("l1"), 60_000, 200);
+    await waitFor("acknowledged", async () => (await backlog(later, "bridge")) === 0, 30_000, 300);
+  } finally {
+    await unloadFlow();
+  }
+  assert.deepEqual(seen.sort(), ["l1", "p1", "p2", "q-a", "q-b", "q-c", "q-d"]);
+  assert.equal(await backlog(other, "bridge"), 1, "the topic the pattern does not match is not read");
+  const parts = await pulsarAdmin(
+    "GET",
+    `/admin/v2/persistent/public/default/${stem}-parted/partitioned-stats`,
+  );
+  const partitions = (parts.json as { partitions: Record<string, { msgInCounter: number }> }).partitions;
+  assert.ok(
+    Object.values(partitions).every((p) => p.msgInCounter > 0),
+    "the keys went to both partitions (so both were read)",
+  );
+});

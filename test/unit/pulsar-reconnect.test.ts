@@ -244,6 +244,7 @@ test("clientFor: the producers a user creates are tracked from creation to close
     },
     subscribe: () => Promise.reject(new Error("unused")),
     getPartitionCount: () => Promise.resolve(0),
+    getTopicsOfNamespace: () => Promise.resolve([]),
     close: () => Promise.resolve(),
   };
   const client = clientFor("u", shared, links, () => {

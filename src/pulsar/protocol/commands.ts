@@ -27,6 +27,8 @@ export const CommandType = {
   LOOKUP_RESPONSE: 24,
   REACHED_END_OF_TOPIC: 27,
   ACTIVE_CONSUMER_CHANGE: 31,
+  GET_TOPICS_OF_NAMESPACE: 32,
+  GET_TOPICS_OF_NAMESPACE_RESPONSE: 33,
   AUTH_CHALLENGE: 36,
   AUTH_RESPONSE: 37,
 } as const;
@@ -83,6 +85,19 @@ export function encodePartitionedMetadata(topic: string, requestId: number): Buf
 export function encodeLookup(topic: string, requestId: number, authoritative: boolean): Buffer {
   return base(CommandType.LOOKUP, 23, (w) =>
     w.string(1, topic).varint(2, requestId).varint(3, authoritative),
+  );
+}
+
+/** CommandGetTopicsOfNamespace.Mode */
+export const TopicsMode = { persistent: 0, "non-persistent": 1, all: 2 } as const;
+
+export function encodeGetTopicsOfNamespace(
+  namespace: string,
+  mode: keyof typeof TopicsMode,
+  requestId: number,
+): Buffer {
+  return base(CommandType.GET_TOPICS_OF_NAMESPACE, 32, (w) =>
+    w.varint(1, requestId).string(2, namespace).varint(3, TopicsMode[mode]),
   );
 }
 
@@ -237,6 +252,11 @@ export type Inbound =
       message: string;
     }
   | {
+      type: typeof CommandType.GET_TOPICS_OF_NAMESPACE_RESPONSE;
+      requestId: number;
+      topics: string[];
+    }
+  | {
       type: typeof CommandType.PRODUCER_SUCCESS;
       requestId: number;
       producerName: string;
@@ -316,6 +336,8 @@ export function decodeCommand(data: Buffer): Inbound {
         message: body.str(7) ?? "",
         proxyThroughServiceUrl: body.bool(8),
       };
+    case CommandType.GET_TOPICS_OF_NAMESPACE_RESPONSE:
+      return { type, requestId: body.num(1), topics: body.strs(2) };
     case CommandType.PRODUCER_SUCCESS:
       return {
         type,

@@ -241,6 +241,13 @@ export class ProtoMessage {
     return this.bytes(field)?.toString("utf8");
   }
 
+  /** Every value of a repeated string field, in wire order. */
+  strs(field: number): string[] {
+    return (this.fields.get(field) ?? [])
+      .filter((v): v is Buffer => Buffer.isBuffer(v))
+      .map((b) => b.toString("utf8"));
+  }
+
   message(field: number): ProtoMessage | undefined {
     const b = this.bytes(field);
     return b ? new ProtoMessage(b) : undefined;
