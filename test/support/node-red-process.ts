@@ -37,16 +37,26 @@ export interface NodeRedProcess {
   readonly process: ChildProcess;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/** Whether `port` can be bound on 127.0.0.1 now. */
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
   });
+}
+
+/**
+ * A port free now, for a server a test starts later (a broker binds its ports seconds after this). It is
+ * taken below the kernel's ephemeral range (32768-60999 here): a port from that range can be taken in the
+ * meantime by any outgoing connection as its local port (a Pulsar once could not bind its HTTP port so).
+ */
+export async function freePort(): Promise<number> {
+  for (let i = 0; i < 200; i++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (await bindable(port)) return port;
+  }
+  throw new Error("no free port between 20000 and 32000");
 }
 
 /**
