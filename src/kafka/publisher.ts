@@ -1,10 +1,11 @@
 // kafka-out's writer: records go to Kafka in order through one idempotent producer (acks=all, one request
 // in flight, kafkajs's retries), gathered into batches while the one before is on its way: a msg arriving
 // when nothing is in flight goes at once, a burst shares requests. A batch is bounded in records and bytes
-// (under Kafka's default max.message.bytes), so one large record goes alone and a too-large record fails
-// alone. send() settles only with Kafka's acknowledgement (or the batch's error).
+// (under Kafka's default max.message.bytes), so one large record goes alone; a request Kafka refuses for
+// one record's sake is sent again a record at a time, so that only that record fails. send() settles only
+// with Kafka's acknowledgement (or the error of the request that carried the record).
 import type { CompressionTypes, Kafka, Message, Producer, TopicMessages } from "kafkajs";
-import { BridgeError } from "../common/errors";
+import { BridgeError, failureScope } from "../common/errors";
 
 /**
  * kafka-out's producer: idempotent, one request in flight (order kept), no topic created by writing to it,
@@ -119,6 +120,12 @@ export class KafkaPublisher {
       written = await producer.sendBatch({ topicMessages, acks: -1, compression: this.o.compression });
     } catch (err) {
       const e = err instanceof Error ? err : new Error(String(err));
+      // Kafka refuses a whole request for one record (too large, invalid, a timestamp out of bounds): each
+      // record goes again alone, in order, so only the one at fault fails and its neighbours are written
+      if (batch.length > 1 && failureScope(e) === "record") {
+        for (const q of batch) await this.write([q]);
+        return;
+      }
       for (const q of batch) q.reject(e);
       return;
     }

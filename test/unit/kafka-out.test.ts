@@ -210,3 +210,36 @@ test("review 33 F1: a record for a partition the topic does not have fails as th
   assert.equal(options.maxInFlightRequests, 1);
   assert.equal(options.allowAutoTopicCreation, false);
 });
+
+test("review 33 F4: a request Kafka refuses for one record (too large, invalid timestamp) is sent again a record at a time: only that record fails, its neighbours are written, in order", async () => {
+  const requests: string[][] = [];
+  const producer = {
+    sendBatch: (batch: ProducerBatch) => {
+      const keys = (batch.topicMessages ?? []).flatMap((t) => t.messages.map((m) => String(m.key)));
+      requests.push(keys);
+      if (keys.includes("bad"))
+        return Promise.reject(
+          Object.assign(new Error("The request included a message larger than the max message size"), {
+            name: "KafkaJSProtocolError",
+            type: "MESSAGE_TOO_LARGE",
+            retriable: false,
+          }),
+        );
+      return Promise.resolve([]);
+    },
+  } as unknown as Producer;
+  const p = new KafkaPublisher(() => Promise.resolve(producer), { compression: CompressionTypes.None });
+  const outcome: string[] = [];
+  const first = p.send({ topic: "t", key: "first", value: "x" });
+  const rest = ["a", "bad", "b"].map((k) =>
+    p.send({ topic: "t", key: k, value: "x" }).then(
+      () => outcome.push(`${k} ok`),
+      (e: Error) => outcome.push(`${k} ${failureScope(e)}`),
+    ),
+  );
+  await first;
+  await Promise.all(rest);
+  assert.deepEqual(outcome, ["a ok", "bad record", "b ok"]);
+  assert.deepEqual(requests, [["first"], ["a", "bad", "b"], ["a"], ["bad"], ["b"]]);
+  await p.close();
+});
