@@ -1,8 +1,10 @@
 // The fault suite (test/fault) in the test command: every scenario in both delivery modes, with fewer
-// records than `npm run fault` (FAULT_RECORDS, 20k by default), on a Kafka and a Pulsar of its own.
+// records than `npm run fault` (FAULT_RECORDS, 20k by default), on a Kafka and a Pulsar of its own; and
+// the other direction (pulsar-in -> kafka-out), whose delivery is settled only.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { runScenario, SCENARIOS, startLab, type Lab, type Mode } from "../fault/harness";
+import { REVERSE_SCENARIOS, runReverseScenario } from "../fault/reverse";
 
 const RECORDS = Number(process.env.FAULT_RECORDS ?? 20_000);
 const MODES: Mode[] = ["settled", "effectively-once"];
@@ -36,4 +38,13 @@ for (const scenario of SCENARIOS) {
       assert.ok(r.ok);
     });
   }
+}
+
+for (const scenario of REVERSE_SCENARIOS) {
+  test(`${scenario.name}: nothing lost, every message acknowledged`, async (t) => {
+    const r = await runReverseScenario(lab, scenario, RECORDS, (line) => t.diagnostic(line));
+    assert.equal(r.problem, undefined, "every message acknowledged");
+    assert.equal(r.lost, 0, "records lost");
+    assert.ok(r.ok);
+  });
 }
