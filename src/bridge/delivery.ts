@@ -104,6 +104,8 @@ export interface DeliveryOptions extends Omit<FailurePolicyOptions, "deadLetter"
    * deploy. Undefined, or its answer undefined: every record blocks its partition's later ones in ordered mode.
    */
   reach?: () => ((nodeId: string) => Reach) | undefined;
+  /** Told after every deploy, once the tracker knows the new flows (kafka-in sizes its window again). */
+  flowsStarted?: () => void;
 }
 
 interface BlockEntry {
@@ -329,6 +331,7 @@ export class Delivery implements OrderedSource {
   flowsStarted(): void {
     this.setStopping(undefined);
     if (this.o.reach) this.setReach(this.o.reach());
+    this.o.flowsStarted?.();
     for (const records of this.blocks.values())
       for (const entry of records.values()) {
         if (entry.inFlight) continue;

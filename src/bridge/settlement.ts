@@ -1018,8 +1018,13 @@ export class SettlementTracker<R> {
         }
       return;
     }
-    // the flows started again: what the stopped instances queued is interrupted now, and the new instance
-    // (the same node id) queues afresh
+    // the flows started again: a node of the same id may now be another node (a "nodes" deploy turned on a
+    // switch's "recreate message sequences", replaced a function by a join): its answers are asked afresh
+    this.independentNodes.clear();
+    this.groupNodes.clear();
+    this.sequenceNodes.clear();
+    // what the stopped instances queued is interrupted now, and the new instance (the same node id) queues
+    // afresh
     for (const [nodeId, q] of [...this.legacy]) if (q.stopped) this.releaseLegacy(nodeId, q, q.queue.length);
     // What a stopped instance held and never finished (a function whose close cleared the timer that
     // would have sent it, a link call waiting for its answer) it never will: interrupted, tried again.

@@ -134,13 +134,14 @@ export class GroupConsumer {
    * function node downstream); waking a quarter below maxInFlight saved that too, but left the window a
    * tenth emptier on average, which cost 15 % of the bridge's throughput where Pulsar's round trip bounds it.
    */
-  private readonly lowWater: number;
+  private lowWater = 0;
+  private maxInFlight = 1;
 
   constructor(
     private readonly kafka: Kafka,
     private readonly o: GroupConsumerOptions,
   ) {
-    this.lowWater = o.maxInFlight - Math.max(1, Math.floor(o.maxInFlight / 64));
+    this.setMaxInFlight(o.maxInFlight);
     this.lastIds = o.lastIds ?? new Map<string, string>();
     this.resets = o.resets ?? new Map<string, { topic: string; partition: number }>();
     if ((o.topicCheckMs ?? 1000) > 0) this.idWatch = o.idWatch ?? new TopicIdWatch(kafka);
@@ -159,6 +160,13 @@ export class GroupConsumer {
     }, this.o.commitIntervalMs ?? 1000);
   }
 
+  /** The window: records in flight at most (a deploy may change what the flow needs). */
+  setMaxInFlight(n: number): void {
+    this.maxInFlight = Math.max(1, n);
+    this.lowWater = this.maxInFlight - Math.max(1, Math.floor(this.maxInFlight / 64));
+    this.settled();
+  }
+
   /** Called when records were settled: resumes fetching below the low-water mark and commits soon. */
   settled(): void {
     const waiter = this.spaceWaiter;
@@ -167,7 +175,7 @@ export class GroupConsumer {
       this.spaceWaiter = undefined;
       waiter();
     }
-    if (this.paused && this.o.ledger.inFlight <= this.o.maxInFlight / 2) this.resume();
+    if (this.paused && this.o.ledger.inFlight <= this.maxInFlight / 2) this.resume();
   }
 
   private async connect(): Promise<void> {
@@ -304,7 +312,7 @@ export class GroupConsumer {
       const blocked = this.blocked.size > 0 && this.blocked.has(blockKey(topic, partition));
       for (let i = 0; i < messages.length && this.running && !blocked; i++) {
         const message = messages[i];
-        if (settled && ledger.inFlight >= this.o.maxInFlight) {
+        if (settled && ledger.inFlight >= this.maxInFlight) {
           if (unresolved !== undefined) payload.resolveOffset(unresolved);
           unresolved = undefined;
           // A short stall is waited out here (heartbeating), which keeps the stream smooth; a long one pauses
@@ -559,7 +567,7 @@ export class GroupConsumer {
    */
   private async waitForSpace(payload: EachBatchPayload): Promise<boolean> {
     const deadline = Date.now() + (this.o.pauseAfterMs ?? 3000);
-    while (this.o.ledger.inFlight >= this.o.maxInFlight) {
+    while (this.o.ledger.inFlight >= this.maxInFlight) {
       if (!payload.isRunning() || payload.isStale() || !this.running || Date.now() >= deadline) return false;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, 200);

@@ -208,6 +208,7 @@ export function registerKafkaIn(RED: RED): void {
         sourceId: node.id,
         identity: (topic, topicId) => kafkaCluster.topicIdentity(topic, topicId),
         reach: () => (orderedDeployed(RED) ? reachOf(RED) : undefined),
+        flowsStarted: () => consumer.setMaxInFlight(windowSize()),
         independent: (id) =>
           (RED.nodes.getNode(id) as { settlesItself?: boolean } | null)?.settlesItself === true,
         groups: (id) => GROUP_NODES.has(RED.nodes.getNode(id)?.type ?? ""),
@@ -354,23 +355,23 @@ export function registerKafkaIn(RED: RED): void {
     if (!memory) topicIdsRead.set(readKey, (memory = { lastIds: new Map(), resets: new Map() }));
     // Joins and batches by count after this node fill their groups only with that many records in flight
     // (paused below it, kafka-in would wait for them to settle, and they for more records): the window
-    // holds twice what they wait for together.
-    let maxInFlight = Math.max(1, cfg.maxInFlight);
-    if (settled) {
+    // holds twice what they wait for together. Sized again after every deploy (a "nodes" deploy may add a
+    // join without restarting this node).
+    let raisedFor = "";
+    const windowSize = (): number => {
+      const configured = Math.max(1, cfg.maxInFlight);
+      if (!settled) return configured;
       const groups = groupCountsAfter(RED, node.id, cfg.batchOutput ? Math.max(1, cfg.batchSize) : 1);
       // at most RAISED_MAX: a count that big wants a window set by hand (and memory to match)
       const needed = Math.min(RAISED_MAX, 2 * groups.reduce((sum, g) => sum + g.needs, 0));
-      if (needed > maxInFlight) {
-        maxInFlight = needed;
-        node.warn(
-          t("kafka-in.errors.in-flight-raised", {
-            nodes: groups.map((g) => `${g.node.type} "${g.node.name || g.node.id}" (${g.needs})`).join(", "),
-            max: cfg.maxInFlight,
-            raised: needed,
-          }),
-        );
-      }
-    }
+      if (needed <= configured) return configured;
+      const nodes = groups.map((g) => `${g.node.type} "${g.node.name || g.node.id}" (${g.needs})`).join(", ");
+      if (nodes !== raisedFor)
+        node.warn(t("kafka-in.errors.in-flight-raised", { nodes, max: cfg.maxInFlight, raised: needed }));
+      raisedFor = nodes;
+      return needed;
+    };
+    const maxInFlight = windowSize();
     const consumer = new GroupConsumer(kafkaCluster.getKafka(), {
       groupId,
       lastIds: memory.lastIds,

@@ -11,6 +11,7 @@ import { createClient } from "../../src/pulsar/client";
 import type { Consumer, PulsarClient, ReceivedMessage } from "../../src/pulsar/types";
 import { freePort } from "../support/node-red-process";
 import { waitFor } from "../support/wait";
+import { autoJoin, dropSwitch, rateDelay } from "../support/flow-nodes";
 import { receipt } from "../../src/nodes/deploy-watch";
 import type { RED } from "../../src/nodes/red";
 
@@ -233,39 +234,9 @@ test("a switch recreating message sequences between batch and join, slowed by a 
   const between = [
     { id: "bt", type: "batch", mode: "count", count: 3, overlap: 0, wires: [["dl"]] },
     // one msg every 2 s: the switch holds the sequence's first part for 4 s, idle
-    {
-      id: "dl",
-      type: "delay",
-      pauseType: "rate",
-      timeout: "5",
-      timeoutUnits: "seconds",
-      rate: "1",
-      nbRateUnits: "2",
-      rateUnits: "second",
-      drop: false,
-      outputs: 1,
-      wires: [["sw"]],
-    },
-    {
-      id: "sw",
-      type: "switch",
-      property: "payload",
-      propertyType: "msg",
-      rules: [{ t: "neq", v: "v1", vt: "str" }],
-      checkall: "true",
-      repair: true,
-      outputs: 1,
-      wires: [["jn"]],
-    },
-    {
-      id: "jn",
-      type: "join",
-      mode: "auto",
-      build: "array",
-      property: "payload",
-      propertyType: "msg",
-      wires: [["out"]],
-    },
+    rateDelay("dl", "sw"),
+    dropSwitch("sw", "v1", true, "jn"),
+    autoJoin("jn", "out"),
   ];
   const down = `pulsar://127.0.0.1:${await freePort()}`;
   await loadFlow(flow(s, between, { inWires: ["bt"], serviceUrl: down }));

@@ -35,8 +35,8 @@ const util = require(resolveFromNodeRed("@node-red/util")) as {
 };
 const runtimeHooks = util.hooks;
 
-type NodeSet = (RED: Record<string, unknown>) => void;
-function withHooks(set: NodeSet): NodeSet {
+export type NodeSet = (RED: Record<string, unknown>) => void;
+export function withHooks(set: NodeSet): NodeSet {
   return (RED) => {
     RED.hooks = runtimeHooks;
     // The helper's RED._ returns the key; the runtime's translates with the registered catalogs.
@@ -56,6 +56,8 @@ const CORE_NODES: Record<string, string> = {
   split: "sequence/17-split.js",
   join: "sequence/17-split.js",
   batch: "sequence/19-batch.js",
+  sort: "sequence/18-sort.js",
+  csv: "parsers/70-CSV.js",
   "link in": "common/60-link.js",
   "link out": "common/60-link.js",
   "link call": "common/60-link.js",
@@ -66,33 +68,45 @@ const CORE_NODES: Record<string, string> = {
 
 let initialised = false;
 
+async function startRuntime(): Promise<void> {
+  if (initialised) return;
+  helper.init(require.resolve(nodeRedHome));
+  await new Promise<void>((resolve) => helper.startServer(resolve));
+  // The message catalogs, as the full runtime registers them, so that logs and statuses read as users see them.
+  for (const set of ["kafka", "pulsar"]) {
+    await util.i18n.registerMessageCatalog(
+      `node-red-contrib-kafka-pulsar/${set}`,
+      path.join(ROOT, "nodes", "locales"),
+      `${set}.json`,
+    );
+  }
+  initialised = true;
+}
+
+/** The core node sets `flow` uses. */
+function coreSets(flow: unknown[]): NodeSet[] {
+  const types = new Set((flow as { type?: string }[]).map((n) => n.type));
+  const coreDir = path.join(path.dirname(resolveFromNodeRed("@node-red/nodes/package.json")), "core");
+  const files = new Set<string>();
+  for (const [type, file] of Object.entries(CORE_NODES)) if (types.has(type)) files.add(file);
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return [...files].map((file) => require(path.join(coreDir, file)) as NodeSet);
+}
+
 /** Loads `flow` with the kafka and pulsar node sets (compiled in nodes/lib) plus any core nodes it uses. */
 export async function loadFlow(flow: unknown[], credentials: Record<string, unknown> = {}): Promise<void> {
-  if (!initialised) {
-    helper.init(require.resolve(nodeRedHome));
-    await new Promise<void>((resolve) => helper.startServer(resolve));
-    // The message catalogs, as the full runtime registers them, so that logs and statuses read as users see them.
-    for (const set of ["kafka", "pulsar"]) {
-      await util.i18n.registerMessageCatalog(
-        `node-red-contrib-kafka-pulsar/${set}`,
-        path.join(ROOT, "nodes", "locales"),
-        `${set}.json`,
-      );
-    }
-    initialised = true;
-  }
+  await startRuntime();
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const kafka = require(path.join(ROOT, "nodes", "kafka.js")) as NodeSet;
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const pulsar = require(path.join(ROOT, "nodes", "pulsar.js")) as NodeSet;
-  const types = new Set((flow as { type?: string }[]).map((n) => n.type));
-  const coreDir = path.join(path.dirname(resolveFromNodeRed("@node-red/nodes/package.json")), "core");
-  const core: NodeSet[] = [];
-  const files = new Set<string>();
-  for (const [type, file] of Object.entries(CORE_NODES)) if (types.has(type)) files.add(file);
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  for (const file of files) core.push(require(path.join(coreDir, file)) as NodeSet);
-  await helper.load([withHooks(kafka), withHooks(pulsar), ...core], flow, credentials);
+  await helper.load([withHooks(kafka), withHooks(pulsar), ...coreSets(flow)], flow, credentials);
+}
+
+/** Loads `flow` with the given node sets (stand-ins a test defines) and the core nodes it uses. */
+export async function loadWithSets(sets: NodeSet[], flow: unknown[]): Promise<void> {
+  await startRuntime();
+  await helper.load([...sets.map(withHooks), ...coreSets(flow)], flow);
 }
 
 export async function unloadFlow(): Promise<void> {
