@@ -17,7 +17,7 @@
 //   npm run bench [-- --quick] [--only <case>[,<case>...]] [--size 100|1024] [--cpu-prof] [--out <file>]
 //
 // Cases: limit, kafkajs, producer, kafka-in, bridge, effectively-once, batch, window, peer, rss, window-keys,
-// latency.
+// latency, reverse (pulsar-in -> kafka-out next to pulsar-perf consume and Kafka's producer-perf-test).
 // --quick scales every backlog and duration down (about 1/4); --cpu-prof profiles the node-red process of each
 // throughput case that runs (node --cpu-prof; pick them with --only) and prints, for the drain only, its self
 // time by module and its top 10 functions by self time (the profiles stay in the system's temp folder).
@@ -41,6 +41,7 @@ import { topSelfTime } from "./cpu-profile";
 import { bridge, kafkaInAlone, peerBridge, windowedBridge, type FlowTarget } from "./flows";
 import { memoryOf, PEER_PACKAGE, startNodeRed, type BenchNodeRed } from "./node-red";
 import { ourProducerRate, pulsarPerfRate } from "./pulsar-producer";
+import { reverseFigures } from "./reverse";
 
 const CASES = [
   "limit",
@@ -55,6 +56,7 @@ const CASES = [
   "rss",
   "window-keys",
   "latency",
+  "reverse",
 ] as const;
 type CaseName = (typeof CASES)[number];
 const PARTITIONS = 3;
@@ -129,7 +131,13 @@ const PERF_SECONDS = (quick: boolean) => (quick ? 21 : 32);
 // ---------------------------------------------------------------- results
 
 interface Row {
-  case: CaseName | "limit: kafka consumer-perf-test" | "limit: pulsar-perf produce" | "limit";
+  case:
+    | CaseName
+    | "limit: kafka consumer-perf-test"
+    | "limit: pulsar-perf produce"
+    | "limit"
+    | "reverse: pulsar-perf consume"
+    | "reverse: kafka producer-perf-test";
   label: string;
   size: number;
   records?: number;
@@ -155,7 +163,14 @@ const load = () => os.loadavg()[0]?.toFixed(1) ?? "?";
 function record(row: Row): Row {
   row.details = { ...row.details, loadAverage1m: os.loadavg()[0] };
   const limit = limits.get(row.size);
-  if (row.rate !== undefined && limit !== undefined && row.case !== "limit") row.ratio = row.rate / limit;
+  // the other direction has limits of its own (set by reverseCase)
+  if (
+    row.rate !== undefined &&
+    limit !== undefined &&
+    row.case !== "limit" &&
+    !row.case.startsWith("reverse")
+  )
+    row.ratio = row.rate / limit;
   rows.push(row);
   log(
     row.error
@@ -610,6 +625,56 @@ async function nodeRedCase(
   }
 }
 
+// ---------------------------------------------------------------- the other direction
+
+async function reverseCase(size: number, o: Options): Promise<void> {
+  const records = tail(size, o.quick);
+  try {
+    const f = await reverseFigures(
+      size,
+      records,
+      async (name) => {
+        const topic = uniqueName(name);
+        await createKafkaTopic(topic);
+        return topic;
+      },
+      log,
+    );
+    const lower = Math.min(f.perfConsume, f.perfProduce);
+    record({
+      case: "reverse: pulsar-perf consume",
+      label: "reverse limit: pulsar-perf consume",
+      size,
+      records: f.records,
+      rate: f.perfConsume,
+      ratio: f.perfConsume / lower,
+      note: "the same backlog, its own aggregated rate",
+    });
+    record({
+      case: "reverse: kafka producer-perf-test",
+      label: "reverse limit: Kafka producer-perf-test",
+      size,
+      records: f.records,
+      rate: f.perfProduce,
+      ratio: f.perfProduce / lower,
+      note: "acks=all",
+    });
+    record({
+      case: "reverse",
+      label: "pulsar-in -> kafka-out",
+      size,
+      records: f.records,
+      seconds: f.bridgeSeconds,
+      rate: f.bridge,
+      ratio: f.bridge / lower,
+      note: `until the subscription's backlog is 0; × limit: of the lower of the two tools; peak RSS ${f.peakRssMB.toFixed(0)} MB`,
+      details: { reverseLimit: lower, peakRssMB: f.peakRssMB },
+    });
+  } catch (err) {
+    record({ case: "reverse", label: "pulsar-in -> kafka-out", size, error: (err as Error).message });
+  }
+}
+
 // ---------------------------------------------------------------- memory
 
 interface RssResult {
@@ -895,6 +960,16 @@ function goals(o: Options): Goal[] {
   ratioGoal("bridge ≥ 0.6× the limit", "bridge", "limit", 0.6);
   ratioGoal("effectively-once ≥ 0.8× settled", "effectively-once", "bridge", 0.8);
   ratioGoal("windowed bridge ≥ 0.8× the bridge", "window", "bridge", 0.8);
+  for (const size of o.sizes) {
+    const r = rows.find((x) => x.case === "reverse" && x.size === size);
+    const lower = r?.details?.reverseLimit;
+    if (r?.rate === undefined || typeof lower !== "number") continue;
+    out.push({
+      goal: `pulsar-in -> kafka-out ≥ 0.6× the lower of pulsar-perf consume and producer-perf-test (${size} B)`,
+      measured: `${(r.rate / lower).toFixed(2)}×`,
+      met: r.rate / lower >= 0.6,
+    });
+  }
   // The peer commits on receipt: both bridges are compared until Pulsar held every record.
   for (const size of o.sizes) {
     const ours = rows.find((r) => r.case === "bridge" && r.size === size)?.details?.storedRate;
@@ -973,6 +1048,7 @@ async function main(): Promise<void> {
       if (on("producer")) await ourProducer(size, o);
       for (const c of ["kafka-in", "bridge", "effectively-once", "batch", "window", "peer"] as const)
         if (b && on(c)) await nodeRedCase(c, size, b, o);
+      if (on("reverse")) await reverseCase(size, o);
     }
     if (on("rss")) await rssCase(o, backlog100);
     if (on("window-keys")) await windowKeysCase(o);

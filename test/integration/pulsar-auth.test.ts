@@ -27,15 +27,20 @@ function forgedToken(): string {
   return `${unsigned}.${createHmac("sha256", Buffer.alloc(32, 7)).update(unsigned).digest("base64url")}`;
 }
 
-test("a valid token, given as a value or as a file, is accepted", async () => {
+test("a valid token, given as a value or as a file, is accepted: a producer publishes and a consumer (pulsar-in's) reads and acknowledges it", async () => {
   const token = await pulsar.brokers("token", "admin");
   const file = path.join(pulsar.home, "token.jwt");
   fs.writeFileSync(file, `${token}\n`);
-  for (const auth of [tokenAuth({ token }), tokenAuth({ file })]) {
+  for (const [i, auth] of [tokenAuth({ token }), tokenAuth({ file })].entries()) {
     const client = createClient({ serviceUrl: pulsar.serviceUrl, auth });
-    const producer = await client.createProducer({ topic: "persistent://public/default/secured" });
-    const receipt = await producer.send({ payload: Buffer.from("ok") });
+    const topic = `persistent://public/default/secured-${i}`;
+    const consumer = await client.subscribe({ topic, subscription: "in", subscriptionType: "shared" });
+    const producer = await client.createProducer({ topic });
+    const receipt = await producer.send({ payload: Buffer.from(`ok ${i}`) });
     assert.ok(receipt.messageId.entryId >= 0);
+    const m = await consumer.receive(10_000);
+    assert.equal(m.payload.toString(), `ok ${i}`);
+    await consumer.acknowledge(m);
     await client.close();
   }
 });
@@ -49,6 +54,11 @@ test("a wrong token or no token is refused with an AuthenticationError, without 
       operationTimeoutMs: 5000,
     });
     const started = Date.now();
+    await assert.rejects(
+      client.subscribe({ topic: "persistent://public/default/secured", subscription: "in" }),
+      (e: unknown) => e instanceof PulsarError,
+      "a consumer is refused too",
+    );
     await assert.rejects(
       client.createProducer({ topic: "persistent://public/default/secured" }),
       (e: unknown) => {
