@@ -152,7 +152,7 @@ async function startAgain(lab: Lab, broker: "kafka" | "pulsar"): Promise<void> {
 }
 
 /** The flow with the nodes `ids` renamed, so that a "flows" or "nodes" deploy restarts them. */
-function renamed(flow: unknown[], ids: string[], suffix: string): unknown[] {
+export function renamed(flow: unknown[], ids: string[], suffix: string): unknown[] {
   return flow.map((n) => {
     const node = n as FlowNode;
     return ids.includes(node.id) ? { ...node, name: `${node.id} ${suffix}` } : node;
@@ -195,11 +195,7 @@ export const SCENARIOS: Scenario[] = [
       const types = ["full", "flows", "nodes"] as const;
       for (let i = 0; i < 20; i++) {
         // A changed name makes "flows" and "nodes" deploys restart both bridge nodes, not only "full".
-        const flow = run.flow.map((n) => {
-          const node = n as { id: string; name?: string };
-          return node.id === "in" || node.id === "out" ? { ...node, name: `${node.id} #${i}` } : node;
-        });
-        await run.nodeReds[0]?.deploy(flow, types[i % 3]);
+        await run.nodeReds[0]?.deploy(renamed(run.flow, ["in", "out"], `#${i}`), types[i % 3]);
         await sleep(300);
       }
     },

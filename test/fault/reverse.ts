@@ -10,7 +10,7 @@ import { createTopic, testKafka } from "../support/kafka";
 import { makeUserDir, startNodeRed, type NodeRedProcess } from "../support/node-red-process";
 import { waitFor } from "../support/wait";
 import { createClient } from "../../src/pulsar/client";
-import { tally, type Lab, type Result } from "./harness";
+import { renamed, tally, type Lab, type Result } from "./harness";
 
 const PULSAR_PARTITIONS = 2;
 const KAFKA_PARTITIONS = 3;
@@ -59,11 +59,7 @@ export const REVERSE_SCENARIOS: ReverseScenario[] = [
       const types = ["full", "flows", "nodes"] as const;
       for (let i = 0; i < 10; i++) {
         // a changed name makes "flows" and "nodes" deploys restart both nodes too
-        const flow = run.flow.map((n) => {
-          const node = n as { id: string; name?: string };
-          return node.id === "in" || node.id === "out" ? { ...node, name: `${node.id} #${i}` } : node;
-        });
-        await run.nodeReds[0]?.deploy(flow, types[i % 3]);
+        await run.nodeReds[0]?.deploy(renamed(run.flow, ["in", "out"], `#${i}`), types[i % 3]);
         await sleep(500);
       }
     },
