@@ -6,7 +6,7 @@ import type { KafkaMessage } from "kafkajs";
 import { BridgeError, describeError, failureScope, isConsequential, isWait } from "../common/errors";
 import { compareOffsets, type OffsetLedger } from "./offsets";
 import { FailurePolicy, type Decision, type FailurePolicyOptions } from "./failure-policy";
-import { SettlementTracker, type Reach } from "./settlement";
+import { SettlementTracker, type NodeKinds, type Reach } from "./settlement";
 import type { RecordMsg } from "./record-to-msg";
 import type { CarriedRecord, OrderedSource } from "./effectively-once";
 
@@ -93,12 +93,8 @@ export interface DeliveryOptions extends Omit<FailurePolicyOptions, "deadLetter"
    * reads the topic's partition as (PartitionControl.topicIdOf) stands for the topic's.
    */
   identity?: (topic: string, topicId?: string) => Promise<string>;
-  /** Nodes that settle what they hold themselves (SettlementOptions.independent). */
-  independent?: (nodeId: string) => boolean;
-  /** Nodes that finish msgs as a group (SettlementOptions.groups). */
-  groups?: (nodeId: string) => boolean;
-  /** Nodes without done callback that hold sequences (SettlementOptions.sequences). */
-  sequences?: (nodeId: string) => boolean | "tail";
+  /** What the flow's nodes are (SettlementOptions: independent, groups, sequences, collects). */
+  kinds?: NodeKinds;
   /**
    * What the deployed flows let each node do with a msg (see setReach); asked at the start and after every
    * deploy. Undefined, or its answer undefined: every record blocks its partition's later ones in ordered mode.
@@ -186,7 +182,7 @@ export class Delivery implements OrderedSource {
           if (passive) this.progressed();
         },
       },
-      { independent: o.independent, groups: o.groups, sequences: o.sequences },
+      { ...o.kinds },
     );
     if (o.reach) this.setReach(o.reach());
     if (o.settled && o.settleTimeoutMs > 0) {

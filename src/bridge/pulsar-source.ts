@@ -6,7 +6,7 @@
 import { BridgeError, describeError, failureScope, isConsequential } from "../common/errors";
 import type { Consumer, ReceivedMessage } from "../pulsar/types";
 import { decodeValue, type ValueFormat } from "./record-to-msg";
-import { SettlementTracker, type SettlementOptions } from "./settlement";
+import { SettlementTracker, type NodeKinds } from "./settlement";
 
 export interface PulsarMsg {
   _msgid: string;
@@ -25,7 +25,9 @@ export interface PulsarMsg {
   };
 }
 
-export interface PulsarSourceOptions extends Pick<SettlementOptions, "independent" | "groups" | "sequences"> {
+export interface PulsarSourceOptions {
+  /** What the flow's nodes are (SettlementOptions: independent, groups, sequences, collects). */
+  kinds?: NodeKinds;
   valueFormat: Exclude<ValueFormat, "registry">;
   maxInFlight: number;
   /** How long a failed message waits before Pulsar delivers it again. */
@@ -84,7 +86,7 @@ export class PulsarSource {
         },
         failed: (h, error, cause) => this.fail(h, error, cause),
       },
-      { independent: o.independent, groups: o.groups, sequences: o.sequences },
+      { ...o.kinds },
     );
     if (o.settleTimeoutMs > 0) {
       const every = Math.min(1000, Math.max(50, Math.floor(o.settleTimeoutMs / 4)));

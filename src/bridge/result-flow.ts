@@ -2,7 +2,7 @@
 // the same message hooks as kafka-in's records (flow-hooks.ts): a result is settled once every msg made
 // from it was finished downstream (pulsar-out's done after Pulsar's receipt), failed when a node reported
 // an error, a deploy stopped a node holding it, or it was not settled within the deadline.
-import { SettlementTracker } from "./settlement";
+import { SettlementTracker, type NodeKinds } from "./settlement";
 
 export interface ResultFlowEvents<R> {
   settled(result: R): void;
@@ -18,11 +18,16 @@ export class ResultFlow<R> {
     events: ResultFlowEvents<R>,
     /** A result not settled this long after it was sent fails (ms); 0: never. */
     settleTimeoutMs: number,
+    /** What the flow's nodes are (a join after the window, a trigger, a switch holding sequences). */
+    kinds: NodeKinds = {},
   ) {
-    this.tracker = new SettlementTracker<R>({
-      settled: (r) => events.settled(r),
-      failed: (r, error) => events.failed(r, error),
-    });
+    this.tracker = new SettlementTracker<R>(
+      {
+        settled: (r) => events.settled(r),
+        failed: (r, error) => events.failed(r, error),
+      },
+      { ...kinds },
+    );
     if (settleTimeoutMs > 0) {
       this.sweep = setInterval(
         () =>

@@ -71,6 +71,31 @@ export interface SettlementOptions {
   sequences?: (nodeId: string) => boolean | "tail";
   /** Runs `fn` in the next event-loop iteration (default setImmediate): see partOf. */
   nextLoop?: (fn: () => void) => void;
+  /** Nodes that send later what they made of msgs they finished without a send (see Collector). Asked once per node. */
+  collects?: (nodeId: string) => Collector | undefined;
+}
+
+/** What a flow's nodes are, for the tracker: the node-specific options, asked of the deployed flows. */
+export type NodeKinds = Pick<SettlementOptions, "independent" | "groups" | "sequences" | "collects">;
+
+/**
+ * A node that finishes msgs without sending anything in their turn and sends what it made of them later:
+ * core trigger (its second output comes from a timer, carrying the first or the latest msg) and core csv
+ * putting the rows of a sequence's parts into one msg. A msg such a node finished without a send is not
+ * dropped: its records are kept in a *pool* at the node until the node sends a msg that takes the pool
+ * (then that msg holds them), or gives the pool up (trigger's reset: they are dropped then).
+ */
+export interface Collector {
+  /**
+   * A msg the node finished without a send in its turn: kept in pool `keep`; the end of pool `drop` (the
+   * node gave it up); or neither (undefined: nothing comes of it, a drop). `closing`: the msg closed a pool
+   * when it was given (see closes).
+   */
+  finished(msg: object | undefined, closing: boolean): { keep?: string; drop?: string } | undefined;
+  /** Whether a msg given to the node closes a pool: what the node sends with it takes the pool (csv). */
+  closes?(msg: object | undefined): boolean;
+  /** The pool a msg the node sends takes, if any (`closing`: it is a msg that closed a pool when given). */
+  takenBy(msg: object | undefined, closing: boolean): string | undefined;
 }
 
 interface Root<R> {
@@ -112,6 +137,8 @@ interface Entry<R> {
   blocks: boolean;
   /** Units admitted at sinks (see admitted), by node. */
   admitted: Map<string, number> | undefined;
+  /** A collecting node's pool (see Collector): its key. */
+  pool?: string;
 }
 
 interface LegacyQueue<R> {
@@ -203,7 +230,7 @@ export class SettlementTracker<R> {
   /** Live roots in the order they were tracked (for the settle deadline). */
   private readonly live = new Set<Root<R>>();
   /** Entries a node finished without sending anything so far in this turn: decided at the turn's end. */
-  private pending: { entry: Entry<R>; node: string }[] = [];
+  private pending: { entry: Entry<R>; node: string; msg?: object }[] = [];
   private turn = 0;
   private scheduled = false;
   /** Whether prune() may have kept entries with discarded records (see prune). */
@@ -224,6 +251,11 @@ export class SettlementTracker<R> {
   private readonly drainMarks = new MinHeap<DrainMark<R>>((a, b) => a.drainAt < b.drainAt);
   private reach: ((nodeId: string) => Reach) | undefined;
   private readonly reaches = new Map<string, Reach>();
+  private readonly collects: ((nodeId: string) => Collector | undefined) | undefined;
+  private readonly collectorNodes = new Map<string, Collector | null>();
+  /** Per collecting node: its pools by key, and the entries given to it that close one (see Collector). */
+  private readonly pools = new Map<string, Map<string, Entry<R>>>();
+  private readonly closing = new Map<string, WeakSet<Entry<R>>>();
 
   constructor(
     private readonly events: SettlementEvents<R>,
@@ -235,6 +267,14 @@ export class SettlementTracker<R> {
     this.independent = o.independent;
     this.groups = o.groups;
     this.sequences = o.sequences;
+    this.collects = o.collects;
+  }
+
+  private collectorOf(nodeId: string): Collector | undefined {
+    if (!this.collects || nodeId === "") return undefined;
+    let known = this.collectorNodes.get(nodeId);
+    if (known === undefined) this.collectorNodes.set(nodeId, (known = this.collects(nodeId) ?? null));
+    return known ?? undefined;
   }
 
   private holdsSequences(nodeId: string): LegacyQueue<R>["mode"] {
@@ -466,18 +506,30 @@ export class SettlementTracker<R> {
    */
   delivered(msgId: string, sourceId: string, destinationId: string, msg?: object): void {
     let entry = this.entries.get(msgId);
+    // a collecting node sending what it made of msgs it finished earlier: the msg takes their pool
+    const collector = this.collectorOf(sourceId);
+    const pool = collector ? this.poolTaken(sourceId, collector, entry, msg) : undefined;
     if (!entry) {
       const source = this.nodes.get(sourceId);
       if (!source || this.isIndependent(sourceId)) return;
-      const parents = [...source.holding];
+      // a fresh msg holds what its sender holds, but the pools the msg does not take
+      const parents = [...source.holding].filter((e) => e.pool === undefined);
       if (source.turn === this.turn)
         for (const p of this.pending) if (p.node === sourceId) parents.push(p.entry);
+      if (pool) parents.push(pool);
       if (parents.length === 0) return;
       entry = this.newEntry(msgId);
       for (const parent of parents) {
-        this.inherit(entry, parent);
+        this.inherit(entry, parent, parent === pool);
         if (parent.given < entry.given) entry.given = parent.given;
       }
+    } else if (pool) this.inherit(entry, pool, true);
+    if (pool) this.endPool(sourceId, pool);
+    const to = this.collectorOf(destinationId);
+    if (to?.closes?.(msg)) {
+      let closing = this.closing.get(destinationId);
+      if (!closing) this.closing.set(destinationId, (closing = new WeakSet()));
+      closing.add(entry);
     }
     const arrived = entry.given;
     this.open(entry, destinationId);
@@ -511,6 +563,47 @@ export class SettlementTracker<R> {
       else this.touchLegacy(sourceId, q);
     }
     this.schedule();
+  }
+
+  /** The live pool of `nodeId` that the msg it sends (`entry`, if tracked) takes. */
+  private poolTaken(
+    nodeId: string,
+    c: Collector,
+    entry: Entry<R> | undefined,
+    msg: object | undefined,
+  ): Entry<R> | undefined {
+    const pools = this.pools.get(nodeId);
+    if (!pools) return undefined;
+    const key = c.takenBy(msg, entry !== undefined && (this.closing.get(nodeId)?.has(entry) ?? false));
+    const pool = key === undefined ? undefined : pools.get(key);
+    return pool && this.entries.get(pool.id) === pool ? pool : undefined;
+  }
+
+  /** `entry`, finished by the collecting `nodeId` without a send, is kept in its pool `key`. */
+  private keepInPool(nodeId: string, key: string, entry: Entry<R>): void {
+    let pools = this.pools.get(nodeId);
+    if (!pools) this.pools.set(nodeId, (pools = new Map<string, Entry<R>>()));
+    let pool = pools.get(key);
+    if (!pool || this.entries.get(pool.id) !== pool) {
+      pool = this.newEntry(`\u0000pool\u0000${nodeId}\u0000${key}`);
+      pool.pool = key;
+      pools.set(key, pool);
+      this.open(pool, nodeId);
+    }
+    this.inherit(pool, entry, true);
+    // it counts as given to the node when it last grew (the settle deadline spares a node still collecting)
+    pool.given = this.now();
+  }
+
+  /** The pool is taken (its roots went to a msg the node sent) or given up (they are dropped). */
+  private endPool(nodeId: string, pool: Entry<R>): void {
+    const pools = this.pools.get(nodeId);
+    if (pools?.get(pool.pool as string) === pool) pools.delete(pool.pool as string);
+    if (pools?.size === 0) this.pools.delete(nodeId);
+    if (this.entries.get(pool.id) !== pool) return;
+    this.close(pool, nodeId);
+    this.entries.delete(pool.id);
+    this.release(pool);
   }
 
   /**
@@ -554,7 +647,7 @@ export class SettlementTracker<R> {
     const s = this.state(nodeId);
     // one it sent on in this turn counted when sent (its arrival here is no longer known)
     if (!(s.turn === this.turn && s.sent.includes(entry))) this.progressed(s, entry.given);
-    this.afterClose(entry, nodeId, error);
+    this.afterClose(entry, nodeId, error, msg);
   }
 
   /** `s` sent or finished a msg that reached it at `arrived`. */
@@ -566,7 +659,7 @@ export class SettlementTracker<R> {
   }
 
   /** A unit of `entry` at `nodeId` was closed by its done(error?). */
-  private afterClose(entry: Entry<R>, nodeId: string, error?: unknown): void {
+  private afterClose(entry: Entry<R>, nodeId: string, error?: unknown, msg?: object): void {
     const msgId = entry.id;
     if (error !== undefined && error !== null) {
       const s = this.nodes.get(nodeId);
@@ -589,7 +682,7 @@ export class SettlementTracker<R> {
     // sends in that turn (a late record) carries none of it
     if (s && s.turn === this.turn && s.sent.length > 0 && !this.isIndependent(nodeId))
       this.handOver(entry, s);
-    else this.pendingDecision(entry, nodeId);
+    else this.pendingDecision(entry, nodeId, msg);
   }
 
   /**
@@ -935,8 +1028,8 @@ export class SettlementTracker<R> {
     if (entry.total === 0) this.entries.delete(entry.id);
   }
 
-  private pendingDecision(entry: Entry<R>, nodeId: string): void {
-    this.pending.push({ entry, node: nodeId });
+  private pendingDecision(entry: Entry<R>, nodeId: string, msg?: object): void {
+    this.pending.push({ entry, node: nodeId, msg });
     this.schedule();
   }
 
@@ -984,7 +1077,7 @@ export class SettlementTracker<R> {
     this.scheduled = false;
     const pending = this.pending;
     this.pending = [];
-    for (const { entry, node } of pending) {
+    for (const { entry, node, msg } of pending) {
       if (this.entries.get(entry.id) !== entry || entry.total > 0) continue;
       const s = node && !this.isIndependent(node) ? this.nodes.get(node) : undefined;
       if (s && s.turn === this.turn && s.sent.length > 0) this.handOver(entry, s);
@@ -993,6 +1086,15 @@ export class SettlementTracker<R> {
         this.failRoots(entry, s.failure, "error");
       } else {
         this.entries.delete(entry.id);
+        const c = this.collectorOf(node);
+        if (c) {
+          const f = c.finished(msg, this.closing.get(node)?.has(entry) ?? false);
+          if (f?.drop !== undefined) {
+            const pool = this.pools.get(node)?.get(f.drop);
+            if (pool) this.endPool(node, pool);
+          }
+          if (f?.keep !== undefined) this.keepInPool(node, f.keep, entry);
+        }
         this.release(entry);
       }
     }
@@ -1023,6 +1125,7 @@ export class SettlementTracker<R> {
     this.independentNodes.clear();
     this.groupNodes.clear();
     this.sequenceNodes.clear();
+    this.collectorNodes.clear();
     // what the stopped instances queued is interrupted now, and the new instance (the same node id) queues
     // afresh
     for (const [nodeId, q] of [...this.legacy]) if (q.stopped) this.releaseLegacy(nodeId, q, q.queue.length);
@@ -1197,6 +1300,8 @@ export class SettlementTracker<R> {
       if (q.seqTimer) clearTimeout(q.seqTimer);
     }
     this.legacy.clear();
+    this.pools.clear();
+    this.closing.clear();
     this.drainMarks.clear();
     this.entries.clear();
     this.nodes.clear();

@@ -1,7 +1,7 @@
 // What the deployed flows wire after a node: the nodes a msg it sends can reach (through wires and link
 // nodes), read from the flow configuration Node-RED keeps, for warnings about flow shapes the bridge cannot
 // make lossless.
-import type { Reach } from "../bridge/settlement";
+import type { Collector, NodeKinds, Reach } from "../bridge/settlement";
 import type { RED } from "./red";
 
 interface WiredConfig {
@@ -204,13 +204,93 @@ export function groupCountsAfter(
  * handles it).
  */
 export function holdsSequences(RED: RED, id: string): boolean | "tail" {
-  // a node inside a subflow instance runs under an id of its own; its config is the template's (_alias)
+  const n = configOf<WiredConfig & { repair?: unknown; rules?: { t?: unknown }[] }>(RED, id);
+  if (n?.type !== "switch") return false;
+  if (n.repair === true || n.repair === "true") return true;
+  return (n.rules ?? []).some((r) => r.t === "tail") ? "tail" : false;
+}
+
+/** The config of node `id`, or of the template node a node inside a subflow instance runs (_alias). */
+function configOf<T extends WiredConfig>(RED: RED, id: string): T | undefined {
   const alias = (RED.nodes.getNode(id) as { _alias?: unknown } | null)?._alias;
-  let found: boolean | "tail" = false;
-  RED.nodes.eachNode((n: WiredConfig & { repair?: unknown; rules?: { t?: unknown }[] }) => {
-    if ((n.id !== id && n.id !== alias) || n.type !== "switch") return;
-    if (n.repair === true || n.repair === "true") found = true;
-    else if ((n.rules ?? []).some((r) => r.t === "tail")) found = "tail";
+  let found: WiredConfig | undefined;
+  RED.nodes.eachNode((n: WiredConfig) => {
+    if (n.id === id || (found === undefined && n.id === alias)) found = n;
   });
-  return found;
+  return found as T | undefined;
+}
+
+interface TriggerConfig extends WiredConfig {
+  op2type?: unknown;
+  duration?: unknown;
+  bytopic?: unknown;
+  topic?: unknown;
+  reset?: unknown;
+  outputs?: unknown;
+}
+
+/**
+ * Whether node `id` is a core node that sends later what it made of msgs it finished without a send
+ * (SettlementOptions.collects):
+ * - a trigger that sends a second msg after its delay (not "nothing", not a loop, not "wait to be reset"),
+ *   to a node that runs: its msgs are kept per topic (or all together) until that msg goes, and dropped
+ *   by a reset msg;
+ * - a csv node putting a sequence's rows into one msg ("a single message [array]"): the parts are kept
+ *   until the one that ends the sequence (its last, of one line) is sent on.
+ */
+export function collectorOf(RED: RED, id: string): Collector | undefined {
+  const n = configOf<TriggerConfig & { multi?: unknown }>(RED, id);
+  if (n?.type === "csv" && n.multi === "mult") return csvCollector;
+  if (n?.type !== "trigger" || (n.op2type ?? "str") === "nul") return undefined;
+  const duration = parseFloat(String(n.duration));
+  // a loop (negative) repeats its first msg; 0 waits for a reset, which sends nothing
+  if (!Number.isNaN(duration) && duration <= 0) return undefined;
+  const { all } = wiring(RED);
+  const out = (n.outputs == 2 ? n.wires?.[1] : n.wires?.[0]) ?? [];
+  if (!out.some((to) => all.get(to)?.d !== true)) return undefined;
+  const byTopic = n.bytopic === "topic";
+  const property = typeof n.topic === "string" && n.topic !== "" ? n.topic : "topic";
+  const reset = typeof n.reset === "string" ? n.reset : "";
+  const keyOf = (msg: object | undefined): string => {
+    if (!byTopic || !msg) return "_none";
+    const v: unknown = RED.util.getMessageProperty(msg as never, property);
+    // eslint-disable-next-line @typescript-eslint/no-base-to-string -- the trigger keys its topics so too
+    return v === undefined || v === null || v === "" || v === 0 || v === false ? "_none" : String(v);
+  };
+  const isReset = (msg: object | undefined): boolean => {
+    if (!msg) return false;
+    if (Object.prototype.hasOwnProperty.call(msg, "reset")) return true;
+    const p = (msg as { payload?: unknown }).payload;
+    // eslint-disable-next-line @typescript-eslint/no-base-to-string -- the trigger compares so too
+    return reset !== "" && p !== null && p !== undefined && String(p) === reset;
+  };
+  return {
+    finished: (msg) => (isReset(msg) ? { drop: keyOf(msg) } : { keep: keyOf(msg) }),
+    takenBy: (msg) => keyOf(msg),
+  };
+}
+
+/** A sequence's part as csv sees it: the last one, of at most one line, ends what it collects. */
+const csvCollector: Collector = {
+  closes(msg) {
+    const m = msg as { parts?: { index?: unknown; count?: unknown }; payload?: unknown } | undefined;
+    if (!m?.parts || typeof m.payload !== "string") return false;
+    const last = typeof m.parts.index === "number" && m.parts.index + 1 === m.parts.count;
+    return last && (m.payload.match(/[\r\n]/g) ?? []).length <= 1;
+  },
+  // the last part's msg sent to nowhere gives the rows up; another part is kept
+  finished: (msg, closing) =>
+    closing ? { drop: "" } : (msg as { parts?: unknown } | undefined)?.parts ? { keep: "" } : undefined,
+  takenBy: (_msg, closing) => (closing ? "" : undefined),
+};
+
+/** What the tracker asks of the deployed flows' nodes (NodeKinds), for a source's settlement. */
+export function nodeKinds(RED: RED): NodeKinds {
+  return {
+    independent: (id) =>
+      (RED.nodes.getNode(id) as { settlesItself?: boolean } | null)?.settlesItself === true,
+    groups: (id) => GROUP_NODES.has(RED.nodes.getNode(id)?.type ?? ""),
+    sequences: (id) => holdsSequences(RED, id),
+    collects: (id) => collectorOf(RED, id),
+  };
 }

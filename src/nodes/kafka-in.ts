@@ -8,7 +8,7 @@ import { instanceKey, onClose, registerType, type Node, type NodeConfig, type RE
 import type { KafkaClusterNode } from "./kafka-cluster";
 import type { PulsarClusterNode } from "./pulsar-cluster";
 import { trackFlows } from "./flow-hooks";
-import { GROUP_NODES, groupCountsAfter, holdsSequences, reachOf, streamingSplitsAfter } from "./flow-shape";
+import { groupCountsAfter, nodeKinds, reachOf, streamingSplitsAfter } from "./flow-shape";
 import { GroupConsumer, type ConsumerState } from "../kafka/group-consumer";
 import { OffsetLedger } from "../bridge/offsets";
 import { Delivery, type DeliveryRecord } from "../bridge/delivery";
@@ -209,10 +209,7 @@ export function registerKafkaIn(RED: RED): void {
         identity: (topic, topicId) => kafkaCluster.topicIdentity(topic, topicId),
         reach: () => (orderedDeployed(RED) ? reachOf(RED) : undefined),
         flowsStarted: () => consumer.setMaxInFlight(windowSize()),
-        independent: (id) =>
-          (RED.nodes.getNode(id) as { settlesItself?: boolean } | null)?.settlesItself === true,
-        groups: (id) => GROUP_NODES.has(RED.nodes.getNode(id)?.type ?? ""),
-        sequences: (id) => holdsSequences(RED, id),
+        kinds: nodeKinds(RED),
       },
       {
         send: (msg) => node.send(msg),

@@ -24,6 +24,7 @@ import { Aggregator, parseAggregations, type CustomReduce } from "../bridge/aggr
 import { PartitionWindows, type WindowSpec, type WindowType } from "../bridge/window";
 import { WindowProcessor, type PendingResult, type WindowInput } from "../bridge/window-processor";
 import { ResultFlow } from "../bridge/result-flow";
+import { nodeKinds } from "./flow-shape";
 import { Changelog, isFencedError } from "../kafka/changelog";
 import type { OrderedSource } from "../bridge/effectively-once";
 
@@ -207,6 +208,7 @@ export function registerKafkaWindow(RED: RED): void {
           },
         },
         cfg.settleTimeoutMs,
+        nodeKinds(RED),
       );
       const processor = new WindowProcessor(
         {

@@ -17,7 +17,7 @@ import {
 } from "./red";
 import type { PulsarClusterNode } from "./pulsar-cluster";
 import { trackFlows } from "./flow-hooks";
-import { GROUP_NODES, holdsSequences } from "./flow-shape";
+import { nodeKinds } from "./flow-shape";
 import { messageIdText, PulsarSource } from "../bridge/pulsar-source";
 import { msgIdSource } from "../bridge/record-to-msg";
 import type { Producer, PulsarClient, ReceivedMessage, SubscriptionType } from "../pulsar/types";
@@ -129,10 +129,7 @@ export function registerPulsarIn(RED: RED): void {
         nextMsgId,
         describeNode,
         writeDeadLetter,
-        independent: (id) =>
-          (RED.nodes.getNode(id) as { settlesItself?: boolean } | null)?.settlesItself === true,
-        groups: (id) => GROUP_NODES.has(RED.nodes.getNode(id)?.type ?? ""),
-        sequences: (id) => holdsSequences(RED, id),
+        kinds: nodeKinds(RED),
       },
       {
         send: (msg) => node.send(msg as unknown as NodeMessage),

@@ -7,7 +7,7 @@ import { Delivery } from "../../src/bridge/delivery";
 import { OffsetLedger } from "../../src/bridge/offsets";
 import { msgIdSource } from "../../src/bridge/record-to-msg";
 import { trackFlows } from "../../src/nodes/flow-hooks";
-import { GROUP_NODES, groupCountsAfter, holdsSequences } from "../../src/nodes/flow-shape";
+import { groupCountsAfter, nodeKinds } from "../../src/nodes/flow-shape";
 import type { RED as Runtime } from "../../src/nodes/red";
 import { helper, loadWithSets, type NodeSet } from "./flow";
 
@@ -111,9 +111,7 @@ const labNodes: NodeSet = (R) => {
         nextMsgId,
         describeNode: (id) => id,
         ledger,
-        groups: (id) => GROUP_NODES.has(RED.nodes.getNode(id)?.type ?? ""),
-        sequences: (id) => holdsSequences(RED, id),
-        independent: () => false,
+        kinds: nodeKinds(RED),
       },
       {
         send: (msg) => node.send(msg),

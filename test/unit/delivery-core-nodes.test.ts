@@ -42,3 +42,150 @@ test("issue 12 review F3: a 'nodes' deploy that turns on a switch's 'recreate me
     await unloadFlow();
   }
 });
+
+/** A trigger that sends nothing at first, then its second msg after 300 ms (`op2type`: first or latest msg). */
+const triggerFlow = (op2type: "pay" | "payl", byTopic = false) => [
+  { id: "in", type: "lab-source", wires: [["t"]] },
+  {
+    id: "t",
+    type: "trigger",
+    op1: "",
+    op1type: "nul",
+    op2: "",
+    op2type,
+    duration: "300",
+    units: "ms",
+    extend: false,
+    bytopic: byTopic ? "topic" : "all",
+    topic: "topic",
+    outputs: 1,
+    wires: [["out"]],
+  },
+  { id: "out", type: "lab-sink", wires: [] },
+];
+
+for (const op2type of ["pay", "payl"] as const)
+  test(`issue 12 audit F1: core trigger "send nothing, then the ${op2type === "pay" ? "original" : "latest"} msg after 300 ms": with Pulsar down nothing it holds is committed; once Pulsar has the msg, all is`, async () => {
+    await loadLab(triggerFlow(op2type));
+    try {
+      lab.up = false;
+      lab.produce(5);
+      // the second msg goes out after 300 ms; the sink holds it (Pulsar down)
+      await waitFor("the trigger's msg at the sink", () => lab.held.length === 1, 10_000, 20);
+      await sleep(500);
+      const sent = op2type === "pay" ? "v0" : "v4";
+      assert.deepEqual(lab.seen, [sent]);
+      // the others were dropped by the trigger (ignored while it waits, or replaced by the latest)
+      assert.deepEqual(
+        lab.lost((v) => v !== sent),
+        [],
+        `committed ${lab.committed()} while Pulsar had nothing`,
+      );
+      assert.equal(lab.committed(), 0n, "the trigger's records wait for the msg it sent");
+      lab.up = true;
+      lab.ack();
+      await waitFor("all five committed once Pulsar has the msg", () => lab.committed() === 5n, 10_000, 20);
+    } finally {
+      await unloadFlow();
+    }
+  });
+
+test("issue 12 audit F1: a trigger by topic keeps each topic's records for that topic's msg; a redeploy while it waits commits nothing", async () => {
+  const flow = triggerFlow("payl", true);
+  // records of even offsets get topic "even", the others "odd"
+  flow[0].wires = [["c"]];
+  flow.splice(1, 0, {
+    id: "c",
+    type: "change",
+    rules: [
+      {
+        t: "set",
+        p: "topic",
+        pt: "msg",
+        to: '$number($substring(payload, 1)) % 2 = 1 ? "odd" : "even"',
+        tot: "jsonata",
+      },
+    ],
+    wires: [["t"]],
+  } as never);
+  await loadLab(flow);
+  try {
+    lab.up = false;
+    lab.produce(4);
+    await waitFor("each topic's latest msg at the sink", () => lab.held.length === 2, 10_000, 20);
+    assert.deepEqual([...lab.seen].sort(), ["v2", "v3"]);
+    // Pulsar has topic even's msg only
+    const even = lab.held.findIndex((h) => h.msg.payload === "v2");
+    lab.acked.add("v2");
+    lab.held.splice(even, 1)[0].done();
+    await sleep(300);
+    const superseded = (v: string) => v === "v0" || v === "v1";
+    assert.deepEqual(
+      lab.lost(superseded),
+      [],
+      `committed ${lab.committed()}: odd's records wait for odd's msg`,
+    );
+    assert.equal(lab.committed(), 1n, "v0 (even, given up for v2) is done; v1 waits with v3");
+    // a deploy that restarts the trigger while it holds odd's records: they are tried again, not settled
+    lab.produce(2); // v4 (even), v5 (odd) wait in the new timers
+    await sleep(100);
+    await redeploy(
+      flow.map((n) => (n.id === "t" ? { ...n, name: "renamed" } : n)),
+      "nodes",
+    );
+    await sleep(1500);
+    assert.deepEqual(
+      lab.lost((v) => superseded(v) || v === "v4"),
+      [],
+      `committed ${lab.committed()}`,
+    );
+    lab.up = true;
+    lab.ack();
+    await waitFor(
+      "all six committed once Pulsar has each topic's msg",
+      () => {
+        lab.ack();
+        return lab.committed() === 6n;
+      },
+      10_000,
+      20,
+    );
+  } finally {
+    await unloadFlow();
+  }
+});
+
+test("issue 12 audit F2: batch of 3 -> csv 'a single message [array]': the parts it keeps wait for the msg of rows; with Pulsar down nothing is committed", async () => {
+  await loadLab([
+    { id: "in", type: "lab-source", wires: [["b"]] },
+    { id: "b", type: "batch", mode: "count", count: "3", overlap: "0", wires: [["rows"]] },
+    {
+      id: "rows",
+      type: "csv",
+      spec: "rfc",
+      sep: ",",
+      hdrin: false,
+      hdrout: "none",
+      multi: "mult",
+      ret: "\\n",
+      temp: "",
+      skip: "0",
+      strings: true,
+      wires: [["out"]],
+    },
+    { id: "out", type: "lab-sink", wires: [] },
+  ]);
+  try {
+    lab.up = false;
+    lab.produce(6);
+    await waitFor("two msgs of rows at the sink", () => lab.held.length === 2, 10_000, 20);
+    await sleep(300);
+    assert.deepEqual(lab.seen, ["v0", "v1", "v2", "v3", "v4", "v5"]);
+    assert.deepEqual(lab.lost(), [], `committed ${lab.committed()} while Pulsar had nothing`);
+    lab.up = true;
+    lab.ack();
+    await waitFor("all six committed once Pulsar has the rows", () => lab.committed() === 6n, 10_000, 20);
+  } finally {
+    await unloadFlow();
+  }
+});
