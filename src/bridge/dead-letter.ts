@@ -45,7 +45,9 @@ export async function writeKafkaDeadLetter(
   r: DeliveryRecord,
   fields: DeadLetterFields,
 ): Promise<void> {
-  const headers: IHeaders = kafkaHeadersFromList(decodeHeaders(r.message.headers).headerList, { ...fields });
+  const headers: IHeaders = kafkaHeadersFromList(decodeHeaders(r.message.headers, r.message).headerList, {
+    ...fields,
+  });
   await sink.send({ topic, messages: [{ key: r.message.key, value: r.message.value, headers }] });
 }
 

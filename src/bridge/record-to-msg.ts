@@ -4,6 +4,7 @@ import { randomFillSync } from "node:crypto";
 import { BridgeError } from "../common/errors";
 import { jsonText, parseJson, setOwn } from "../common/json";
 import { SchemaDecodeError, type SchemaDecoder, type SchemaInfo } from "../registry/decoder";
+import { wireHeaders } from "../kafka/header-order";
 
 export { parseJson, setOwn };
 
@@ -165,46 +166,79 @@ function headerValue(v: RawHeaderValue): HeaderValue {
 
 /**
  * The record's headers as the msg carries them: `headers`, name -> last value, and `headerList`, every
- * header with repeated names and null values kept. kafkajs groups a repeated name at its first appearance
- * (A, B, A arrives as A, A, B) and, being a JavaScript object, lists names that are array indices ("0",
- * "1"...) first in numeric order: the list has the order kafkajs can give.
+ * header with repeated names and null values kept, in the order they were written (see
+ * kafka/header-order.ts: kafkajs groups a repeated name at its first appearance and lists names that are
+ * array indices first; with `record`, its bytes tell the order; without, kafkajs's order stands).
  */
-export function decodeHeaders(raw: KafkaRecordLike["headers"]): {
+export function decodeHeaders(
+  raw: KafkaRecordLike["headers"],
+  record?: Pick<KafkaRecordLike, "key" | "value">,
+): {
   headers: Record<string, HeaderValue>;
   headerList: KafkaHeader[];
 } {
   const headers: Record<string, HeaderValue> = {};
   const headerList: KafkaHeader[] = [];
-  if (raw) fillHeaders(raw, headers, headerList);
+  if (raw) fillHeaders(raw, headers, headerList, record);
   return { headers, headerList };
 }
+
+/** A name JavaScript lists before the others in an object (an array index). */
+const INDEX_NAME = /^(?:0|[1-9]\d{0,9})$/;
 
 function fillHeaders(
   raw: NonNullable<KafkaRecordLike["headers"]>,
   headers: Record<string, HeaderValue>,
   headerList: KafkaHeader[],
+  record?: Pick<KafkaRecordLike, "key" | "value">,
 ): void {
+  const grouped: [string, RawHeaderValue[]][] = [];
+  let regrouped = false;
   for (const key of Object.keys(raw)) {
     const v = raw[key];
     if (v === undefined) continue;
-    let last: HeaderValue;
-    if (Array.isArray(v)) {
-      const before = headerList.length;
-      last = null;
-      for (const one of v) {
-        // kafkajs groups repeats by reading obj[name], which for a name such as "constructor" or
-        // "__proto__" finds Object.prototype's member first and keeps it as a first element: not a header.
-        if (one !== null && typeof one !== "string" && !Buffer.isBuffer(one)) continue;
-        last = headerValue(one);
-        headerList.push({ key, value: last });
-      }
-      if (headerList.length === before) continue;
-    } else {
-      last = headerValue(v);
-      headerList.push({ key, value: last });
-    }
-    setOwn(headers, key, last);
+    // kafkajs groups repeats by reading obj[name], which for a name such as "constructor" or "__proto__"
+    // finds Object.prototype's member first and keeps it as a first element: not a header.
+    const values = Array.isArray(v)
+      ? v.filter((one) => one === null || typeof one === "string" || Buffer.isBuffer(one))
+      : [v];
+    if (values.length === 0) continue;
+    if (Array.isArray(v) || (INDEX_NAME.test(key) && Number(key) < 2 ** 32 - 1)) regrouped = true;
+    grouped.push([key, values]);
   }
+  const list =
+    (regrouped && grouped.length > 1 && record ? inWrittenOrder(grouped, record) : undefined) ??
+    grouped.flatMap(([key, values]) => values.map((value) => ({ key, value })));
+  for (const { key, value } of list) {
+    const h = headerValue(value);
+    headerList.push({ key, value: h });
+    setOwn(headers, key, h);
+  }
+}
+
+/** kafkajs's grouped headers in the order the record's bytes list them; undefined if they disagree. */
+function inWrittenOrder(
+  grouped: [string, RawHeaderValue[]][],
+  record: Pick<KafkaRecordLike, "key" | "value">,
+): { key: string; value: RawHeaderValue }[] | undefined {
+  const wire = wireHeaders(record);
+  if (!wire) return undefined;
+  const queues = new Map(grouped.map(([key, values]) => [key, { values, next: 0 }]));
+  const out: { key: string; value: RawHeaderValue }[] = [];
+  for (const h of wire) {
+    const q = queues.get(h.key);
+    const value = q?.values[q.next];
+    if (!q || value === undefined) return undefined;
+    q.next++;
+    const same =
+      value === null
+        ? h.value === null
+        : h.value !== null && h.value.equals(typeof value === "string" ? Buffer.from(value) : value);
+    if (!same) return undefined;
+    out.push({ key: h.key, value });
+  }
+  for (const q of queues.values()) if (q.next !== q.values.length) return undefined;
+  return out;
 }
 
 function timestampTypeOf(record: KafkaRecordLike): TimestampType {
@@ -242,7 +276,7 @@ export function recordToMsg(
   const timestamp = record.timestamp === undefined ? -1 : Number(record.timestamp);
   const headers: Record<string, HeaderValue> = {};
   const headerList: KafkaHeader[] = [];
-  if (record.headers) fillHeaders(record.headers, headers, headerList);
+  if (record.headers) fillHeaders(record.headers, headers, headerList, record);
   const kafka: KafkaProvenance = {
     topic: where.topic,
     partition: where.partition,

@@ -92,19 +92,76 @@ test("record -> msg: kafkajs's decoding of null header values and names repeated
   });
   const record = decodeRecord(new Decoder(bytes), context(0));
   const msg = recordToMsg(record, where, auto);
-  // kafkajs groups a repeated name where it first appeared: the interleaving is not recoverable.
+  // kafkajs groups a repeated name where it first appeared; the record's bytes give the order back
+  assert.deepEqual(record.headers, {
+    A: [Buffer.from("a1"), Buffer.from("a2"), null],
+    B: Buffer.from([0xc3, 0x28]),
+    N: null,
+    E: Buffer.alloc(0),
+  });
   assert.deepEqual(msg.kafka.headerList, [
     { key: "A", value: "a1" },
-    { key: "A", value: "a2" },
-    { key: "A", value: null },
     { key: "B", value: Buffer.from([0xc3, 0x28]) },
+    { key: "A", value: "a2" },
     { key: "N", value: null },
+    { key: "A", value: null },
     { key: "E", value: "" },
   ]);
   assert.deepEqual(msg.kafka.headers, { A: null, B: Buffer.from([0xc3, 0x28]), N: null, E: "" });
   assert.equal(msg.kafka.timestampType, "CreateTime");
   assert.equal(msg.kafka.timestamp, 1700000000000);
   assert.equal(msg.kafka.offset, "9007199254740993", "offsets beyond 2^53 stay exact strings");
+});
+
+test("record -> msg: the written order, read from the record's bytes after the value or the key; kafkajs's order where neither is there or the bytes disagree", () => {
+  const headers: [string, Buffer | null][] = [
+    ["b", Buffer.from("1")],
+    ["7", null],
+    ["b", Buffer.alloc(0)],
+    ["0", Buffer.from("z")],
+  ];
+  const written = ["b", "7", "b", "0"];
+  const grouped = ["0", "7", "b", "b"];
+  const order = (key: Buffer | null, value: Buffer | null) =>
+    recordToMsg(
+      decodeRecord(new Decoder(recordBytes({ key, value, headers })), context(0)),
+      where,
+      auto,
+    ).kafka.headerList.map((h) => h.key);
+  assert.deepEqual(order(Buffer.from("k"), Buffer.from("v")), written, "after the value");
+  assert.deepEqual(order(Buffer.from("k"), Buffer.alloc(0)), written, "after an empty value");
+  assert.deepEqual(order(Buffer.from("k"), null), written, "after the key of a tombstone");
+  assert.deepEqual(order(Buffer.alloc(0), null), written, "after an empty key");
+  assert.deepEqual(order(null, null), grouped, "no key, no value: kafkajs's order");
+  // bytes after the value that are not the headers kafkajs decoded (a value copied out of its record)
+  const record = decodeRecord(
+    new Decoder(recordBytes({ key: null, value: Buffer.from("v"), headers })),
+    context(0),
+  );
+  const copied = { ...record, value: Buffer.concat([record.value as Buffer, Buffer.from([2, 2, 0x62, 0])]) };
+  assert.deepEqual(
+    recordToMsg(copied, where, auto).kafka.headerList.map((h) => h.key),
+    grouped,
+    "what does not match what kafkajs decoded is not taken",
+  );
+  // the order is only looked for where kafkajs may have changed it: distinct names that are no indices
+  const plain = decodeRecord(
+    new Decoder(
+      recordBytes({
+        key: null,
+        value: Buffer.from("v"),
+        headers: [
+          ["z", Buffer.from("1")],
+          ["a", null],
+        ],
+      }),
+    ),
+    context(0),
+  );
+  assert.deepEqual(
+    recordToMsg(plain, where, auto).kafka.headerList.map((h) => h.key),
+    ["z", "a"],
+  );
 });
 
 test("record -> msg: names that are array indices come first (a JavaScript object's order), __proto__ is a name like any", () => {
@@ -471,7 +528,17 @@ test("dead-letter copy to Pulsar (buffer formats, headers, provenance, dlq.* as 
       "kafka.offset",
       ...Object.keys(dlq),
     ]);
-    assert.deepEqual(back, msg.kafka.headerList.map(bytesOf), JSON.stringify(headers));
+    // Pulsar's properties are a map: distinct names (no exact list then) keep names and values, not order
+    const sorted = (l: [string, Buffer | null][]) =>
+      out.properties?.[HEADER_LIST_PROPERTY] === undefined
+        ? [...l].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+        : l;
+    assert.deepEqual(sorted(back), sorted(msg.kafka.headerList.map(bytesOf)), JSON.stringify(headers));
+    assert.deepEqual(
+      msg.kafka.headerList.map(bytesOf),
+      headers.map(([k, v]) => [k, v]),
+      "the msg has the headers in the written order",
+    );
   }
 });
 
