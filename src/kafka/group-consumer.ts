@@ -70,6 +70,8 @@ export interface GroupConsumerOptions {
   lastIds?: Map<string, string>;
   /** The resets to 0 its predecessors still owed (see resets), shared with them. */
   resets?: Map<string, { topic: string; partition: number }>;
+  /** The topic ids the group reads from their start (see fromStart), shared with its predecessors. */
+  fromStart?: Set<string>;
   /** Ordered mode: how long answered looks must miss a topic before its batches go on (30 s; tests). */
   deletedAfterMs?: number;
   /** How long a full window is waited out before the partitions are paused. Default 3000. */
@@ -118,6 +120,13 @@ export class GroupConsumer {
    */
   private readonly resets: Map<string, { topic: string; partition: number }>;
   /**
+   * The topic ids this group reads from their first record because it read the topic across a recreate:
+   * a partition of one without a commit has none because no record of it was committed, not because the
+   * group begins at "latest", so it is read from 0. Said in the commits' metadata (COMMIT_FROM_START), so
+   * that members in other processes know it too.
+   */
+  private readonly fromStart: Set<string>;
+  /**
    * Partitions sought to 0 whose seek kafkajs may still hold (no batch of theirs came since): kafkajs keeps
    * a seek of a partition revoked before the next fetch and applies it when the partition comes back.
    */
@@ -144,6 +153,7 @@ export class GroupConsumer {
     this.setMaxInFlight(o.maxInFlight);
     this.lastIds = o.lastIds ?? new Map<string, string>();
     this.resets = o.resets ?? new Map<string, { topic: string; partition: number }>();
+    this.fromStart = o.fromStart ?? new Set<string>();
     if ((o.topicCheckMs ?? 1000) > 0) this.idWatch = o.idWatch ?? new TopicIdWatch(kafka);
   }
 
@@ -208,7 +218,8 @@ export class GroupConsumer {
       this.o.ledger.retain(list);
       const keep = new Set(list.map((a) => blockKey(a.topic, a.partition)));
       for (const k of this.readIds.keys()) if (!keep.has(k)) this.readIds.delete(k);
-      for (const k of this.resets.keys()) if (!keep.has(k)) this.resets.delete(k);
+      // A reset owed for a partition revoked is kept: whoever of this process gets it next pays it (one in
+      // another process finds the recreate in the commits' metadata: see fromStart).
       // kafkajs resumes every partition from the group's commit after a rebalance, kept ones too: one whose
       // reset to 0 is still owed (its commit was refused, as it often is while a deletion makes the group
       // rebalance) would go on from the old topic's commit. It is judged again, and read from 0 again.
@@ -496,9 +507,14 @@ export class GroupConsumer {
         if (!still.has(k) || id === undefined || this.readIds.has(k)) continue;
         const commit = commits?.get(topic)?.get(partition);
         const others = [...(commits?.get(topic)?.values() ?? [])];
+        // a member of the group (here or elsewhere) reads this topic id from its start
+        if (others.some((c) => commitIdOf(c) === id && commitFromStart(c))) this.fromStart.add(id);
+        // an owed reset is paid by a commit of the new topic made by a member reading it from its start
+        if (commit && commitIdOf(commit) === id && commitFromStart(commit)) this.resets.delete(k);
         const judged = {
           lastId: this.lastIds.get(topic),
           resetOwed: this.resets.has(k),
+          fromStart: this.fromStart.has(id),
           // Kafka deleted the topic's commits with it: one that names another id was made since, by a
           // member still at its old place, so the group reads across the recreate and "start from" is not
           // for it. (One naming this id proves nothing: a partition no record reached since a group began
@@ -555,6 +571,7 @@ export class GroupConsumer {
       if (settled) this.resets.set(k, { topic, partition });
     }
     this.lastIds.set(topic, id);
+    if (settled) this.fromStart.add(id);
     this.o.onTopicRecreated?.(topic, partitions);
     this.settled();
     if (settled) await this.commit();
@@ -658,7 +675,8 @@ export class GroupConsumer {
       const offsets: { topic: string; partition: number; offset: string; metadata: string | null }[] = [];
       const metadata = (topic: string, partition: number) => {
         const id = this.readIds.get(blockKey(topic, partition));
-        return id === undefined ? null : `${COMMIT_ID_PREFIX}${id}`;
+        if (id === undefined) return null;
+        return `${COMMIT_ID_PREFIX}${id}${this.fromStart.has(id) ? COMMIT_FROM_START : ""}`;
       };
       const tokens = new Map<string, object | undefined>();
       for (const { topic, partition } of this.o.ledger.dirty()) {
@@ -753,27 +771,40 @@ const IDLE_LOOK_MS = 5000;
 /** How long looks that answered must miss a topic before a batch of it is taken for the deleted topic's. */
 const DELETED_AFTER_MS = 30_000;
 
+/** What a commit's metadata adds when the group reads the topic id from its start (see fromStart). */
+const COMMIT_FROM_START = ";from-start";
+
 /** The topic id a commit names (see commit), if it names one. */
 function commitIdOf(commit: GroupCommit): string | undefined {
   const meta = commit.metadata ?? "";
-  return meta.startsWith(COMMIT_ID_PREFIX) ? meta.slice(COMMIT_ID_PREFIX.length) : undefined;
+  if (!meta.startsWith(COMMIT_ID_PREFIX)) return undefined;
+  const id = meta.slice(COMMIT_ID_PREFIX.length);
+  return id.endsWith(COMMIT_FROM_START) ? id.slice(0, -COMMIT_FROM_START.length) : id;
+}
+
+/** Whether a commit says that the group reads the topic id it names from its start. */
+function commitFromStart(commit: GroupCommit): boolean {
+  return (commit.metadata ?? "").endsWith(COMMIT_FROM_START);
 }
 
 /**
  * Whether a partition new to this member, of the topic `id`, is read from offset 0 rather than from the
  * group's commit: a reset of it to 0 is still owed, or the commit was made for another topic of the name,
  * or there is none where this member read the topic as another id before (Kafka deletes a topic's commits
- * with it) or where the group commits other partitions of this topic (it reads this topic, so "start from"
- * is not for it: the partition's records were never committed, or it was added to the topic).
+ * with it), where the group commits other partitions of the old topic since, or where the group reads
+ * this topic id from its start (fromStart: it read the topic across a recreate, so "start from" is not
+ * for it: the partition's records were never committed).
  */
 export function readAfresh(
   commit: GroupCommit | undefined,
   id: string,
-  known: { lastId: string | undefined; resetOwed: boolean; groupRecreated: boolean },
+  known: { lastId: string | undefined; resetOwed: boolean; groupRecreated: boolean; fromStart?: boolean },
 ): boolean {
   if (known.resetOwed) return true;
   if (!commit || commit.offset.startsWith("-"))
-    return known.groupRecreated || (known.lastId !== undefined && known.lastId !== id);
+    return (
+      known.groupRecreated || known.fromStart === true || (known.lastId !== undefined && known.lastId !== id)
+    );
   const named = commitIdOf(commit);
   return named !== undefined && named !== id;
 }

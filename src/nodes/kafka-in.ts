@@ -31,11 +31,16 @@ const NS = "node-red-contrib-kafka-pulsar/kafka:";
  * redeployed while a topic is deleted and created again (Kafka deletes the group's commits with it) then
  * knows it read the topic under another id, and reads the partitions without a commit from their start
  * rather than from where "start from" says; and the resets to offset 0 a node redeployed meanwhile still
- * owed (their commit was refused), which its successor pays.
+ * owed (their commit was refused), which its successor pays; and the topic ids the group reads from their
+ * start (GroupConsumerOptions.fromStart).
  */
 const topicIdsRead = new Map<
   string,
-  { lastIds: Map<string, string>; resets: Map<string, { topic: string; partition: number }> }
+  {
+    lastIds: Map<string, string>;
+    resets: Map<string, { topic: string; partition: number }>;
+    fromStart: Set<string>;
+  }
 >();
 
 /** The most max in flight is raised to for joins and batches by count (see below). */
@@ -349,7 +354,8 @@ export function registerKafkaIn(RED: RED): void {
 
     const readKey = `${kafkaCluster.identity()}\u0000${groupId}`;
     let memory = topicIdsRead.get(readKey);
-    if (!memory) topicIdsRead.set(readKey, (memory = { lastIds: new Map(), resets: new Map() }));
+    if (!memory)
+      topicIdsRead.set(readKey, (memory = { lastIds: new Map(), resets: new Map(), fromStart: new Set() }));
     // Joins and batches by count after this node fill their groups only with that many records in flight
     // (paused below it, kafka-in would wait for them to settle, and they for more records): the window
     // holds twice what they wait for together. Sized again after every deploy (a "nodes" deploy may add a
@@ -373,6 +379,7 @@ export function registerKafkaIn(RED: RED): void {
       groupId,
       lastIds: memory.lastIds,
       resets: memory.resets,
+      fromStart: memory.fromStart,
       topics,
       fromBeginning: cfg.startFrom === "earliest",
       commitMode: settled ? "settled" : "auto",

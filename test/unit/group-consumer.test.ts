@@ -9,10 +9,13 @@ import { GroupConsumer, readAfresh, type TopicIds } from "../../src/kafka/group-
 
 const NEW = "bmV3LXRvcGljLWlkLTAwMA";
 const OLD = "b2xkLXRvcGljLWlkLTAwMA";
-const known = (o: { lastId?: string; resetOwed?: boolean; groupRecreated?: boolean } = {}) => ({
+const known = (
+  o: { lastId?: string; resetOwed?: boolean; groupRecreated?: boolean; fromStart?: boolean } = {},
+) => ({
   lastId: o.lastId,
   resetOwed: o.resetOwed ?? false,
   groupRecreated: o.groupRecreated ?? false,
+  fromStart: o.fromStart ?? false,
 });
 
 test("a commit made for another topic id is not trusted; one for this id, or one without an id, is", () => {
@@ -176,18 +179,24 @@ test("a partition given to this member with a commit made for the old topic is r
   await settle();
   assert.deepEqual(k.seeks, ["t/0@0"]);
   assert.deepEqual(recreated, ["t 0"]);
-  assert.deepEqual(k.commits, [[{ topic: "t", partition: 0, offset: "0", metadata: `topic-id:${NEW}` }]]);
+  assert.deepEqual(k.commits, [
+    [{ topic: "t", partition: 0, offset: "0", metadata: `topic-id:${NEW};from-start` }],
+  ]);
   // refused (a rebalance): owed, and sent again with the next commit
   await gc.commit();
   assert.equal(k.commits.length, 2);
-  assert.deepEqual(k.commits[1], [{ topic: "t", partition: 0, offset: "0", metadata: `topic-id:${NEW}` }]);
+  assert.deepEqual(k.commits[1], [
+    { topic: "t", partition: 0, offset: "0", metadata: `topic-id:${NEW};from-start` },
+  ]);
   await gc.commit();
   assert.equal(k.commits.length, 2, "paid once confirmed");
   // the new topic's records commit under its id
   k.fetch();
   await k.batch("t", 0, [0, 1, 2]);
   await gc.commit();
-  assert.deepEqual(k.commits[2], [{ topic: "t", partition: 0, offset: "3", metadata: `topic-id:${NEW}` }]);
+  assert.deepEqual(k.commits[2], [
+    { topic: "t", partition: 0, offset: "3", metadata: `topic-id:${NEW};from-start` },
+  ]);
 });
 
 test("records of a partition no look has judged yet are not committed (a commit naming no topic id would be trusted and pay no reset); committed once a look has", async (t) => {
@@ -312,7 +321,7 @@ test("a reset to 0 still owed (its commit refused) on a partition this member ke
   await gc.commit();
   assert.deepEqual(handed, ["100", "101", "0", "1"], "the new topic from its start, nothing of it skipped");
   assert.deepEqual(k.commits.at(-1), [
-    { topic: "t", partition: 0, offset: "2", metadata: `topic-id:${NEW}` },
+    { topic: "t", partition: 0, offset: "2", metadata: `topic-id:${NEW};from-start` },
   ]);
 });
 
@@ -445,6 +454,113 @@ test("review 27 N3: a kafka-in redeployed while the reset to 0 it owed was never
   await settle();
   assert.deepEqual(k2.seeks, ["t/0@0"], "read from 0, not from where 'start from' says");
   assert.deepEqual(k2.commits.at(-1), [
-    { topic: "t", partition: 0, offset: "0", metadata: `topic-id:${NEW}` },
+    { topic: "t", partition: 0, offset: "0", metadata: `topic-id:${NEW};from-start` },
   ]);
+});
+
+test("issue 13 audit L1: a reset to 0 owed for a partition the rebalance takes away is kept: given back with no commit, it is read from 0", async (t) => {
+  let id = OLD;
+  let commits = new Map([["t", new Map([[0, { offset: "100", metadata: `topic-id:${OLD}` }]])]]);
+  const k = standIn();
+  const { gc } = consumerOf(
+    k.kafka,
+    watchOf(
+      () => Promise.resolve(new Map([["t", id]])),
+      () => Promise.resolve(commits),
+    ),
+    { ordered: true },
+  );
+  gc.start();
+  t.after(() => gc.stop());
+  await settle();
+  k.join({ t: [0] });
+  await settle();
+  // the topic is recreated; the commit of the reset is refused (the group rebalances)
+  id = NEW;
+  k.failNextCommits(100);
+  await k.batch("t", 0, [100]);
+  assert.deepEqual(k.seeks, ["t/0@0"]);
+  // the partition goes away for a while (the topic briefly unassigned), Kafka deleted its commit
+  k.join({ t: [] });
+  await settle();
+  commits = new Map();
+  k.failNextCommits(0);
+  k.join({ t: [0] });
+  await settle();
+  assert.deepEqual(k.seeks, ["t/0@0", "t/0@0"], "read from 0 again, not from 'latest'");
+});
+
+test("issue 13 audit L1: a member in another process given a partition of a recreated topic without a commit reads it from 0 when a commit of the group says it reads that topic id from its start", async (t) => {
+  // member A restarted both partitions; Kafka confirmed partition 0's commit (with the mark), refused 1's
+  const fromA = new Map([["t", new Map([[0, { offset: "5", metadata: `topic-id:${NEW};from-start` }]])]]);
+  const k = standIn();
+  const b = consumerOf(
+    k.kafka,
+    watchOf(
+      () => Promise.resolve(new Map([["t", NEW]])),
+      () => Promise.resolve(fromA),
+    ),
+  );
+  b.gc.start();
+  t.after(() => b.gc.stop());
+  await settle();
+  k.join({ t: [1] });
+  await settle();
+  assert.deepEqual(k.seeks, ["t/1@0"], "from its start: the group reads this topic id from its start");
+  assert.deepEqual(b.recreated, ["t 1"]);
+  // its own commits carry the mark on
+  k.fetch();
+  await k.batch("t", 1, [0, 1]);
+  await b.gc.commit();
+  assert.deepEqual(k.commits.at(-1), [
+    { topic: "t", partition: 1, offset: "2", metadata: `topic-id:${NEW};from-start` },
+  ]);
+
+  // without the mark (a group that began at "latest" on this topic), "start from" holds
+  const k2 = standIn();
+  const c = consumerOf(
+    k2.kafka,
+    watchOf(
+      () => Promise.resolve(new Map([["t", NEW]])),
+      () => Promise.resolve(new Map([["t", new Map([[0, { offset: "5", metadata: `topic-id:${NEW}` }]])]])),
+    ),
+  );
+  c.gc.start();
+  t.after(() => c.gc.stop());
+  await settle();
+  k2.join({ t: [1] });
+  await settle();
+  assert.deepEqual(k2.seeks, []);
+});
+
+test("issue 13 audit L1: readAfresh with the group reading the topic id from its start; an owed reset paid by a marked commit of the new topic", async (t) => {
+  assert.equal(readAfresh(undefined, NEW, known({ fromStart: true })), true);
+  assert.equal(readAfresh({ offset: "-1", metadata: null }, NEW, known({ fromStart: true })), true);
+  assert.equal(
+    readAfresh({ offset: "7", metadata: `topic-id:${NEW};from-start` }, NEW, known({ fromStart: true })),
+    false,
+    "a commit of this id is where to go on",
+  );
+  assert.equal(readAfresh({ offset: "7", metadata: `topic-id:${OLD};from-start` }, NEW, known()), true);
+  // a reset owed here; another member read the partition from its start since and committed 7
+  const resets = new Map([["0\u0000t", { topic: "t", partition: 0 }]]);
+  const k = standIn();
+  const { gc } = consumerOf(
+    k.kafka,
+    watchOf(
+      () => Promise.resolve(new Map([["t", NEW]])),
+      () =>
+        Promise.resolve(
+          new Map([["t", new Map([[0, { offset: "7", metadata: `topic-id:${NEW};from-start` }]])]]),
+        ),
+    ),
+    { resets },
+  );
+  gc.start();
+  t.after(() => gc.stop());
+  await settle();
+  k.join({ t: [0] });
+  await settle();
+  assert.deepEqual(k.seeks, [], "paid: read on from the commit");
+  assert.equal(resets.size, 0);
 });
