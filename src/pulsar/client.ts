@@ -3,6 +3,7 @@
 import { MemoryLimit } from "./memory-limit";
 import { Backoff, retryWithin } from "./backoff";
 import { Connection } from "./connection";
+import { SequenceHoles } from "./sequence-ranges";
 import {
   CommandType,
   encodeGetTopicsOfNamespace,
@@ -61,6 +62,8 @@ export class BuiltinClient implements PulsarClient {
   closed = false;
   /** What the client's producers have sent and Pulsar has not acknowledged yet, in bytes. */
   readonly memory: MemoryLimit;
+  /** Sequence ids brokers passed as duplicates without storing them (see Producer.provenStored). */
+  readonly holes = new SequenceHoles();
 
   constructor(options: ClientOptions) {
     this.service = parseServiceUrl(options.serviceUrl);

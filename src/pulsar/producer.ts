@@ -315,6 +315,8 @@ export class PartitionProducer {
         if (w.covers) for (const id of w.covers) this.stored.add(id);
       }
     op.waiters.forEach((w, i) => {
+      const proven = duplicate && this.provenStored(w.sequenceId, op);
+      if (duplicate && !proven) this.client.holes.of(this.topic, this.producerName).add(w.sequenceId);
       const messageId: MessageId = {
         ledgerId: cmd.messageId.ledgerId,
         entryId: cmd.messageId.entryId,
@@ -327,7 +329,7 @@ export class PartitionProducer {
         topic: this.topic,
         producerName: this.producerName,
         duplicate,
-        duplicateProven: duplicate && this.provenStored(w.sequenceId, op),
+        duplicateProven: proven,
       });
     });
     this.wakeSpace();
@@ -685,10 +687,16 @@ export class PartitionProducer {
    * producer first connected (stored before it existed); it stored it since (a receipt, or it had it at a
    * reconnect after a fresh write); or this connection carried a fresh write of it before (an earlier try
    * that timed out while the broker took it). Not proven, for one: an id first written when a later one was
-   * stored already, as often as it is tried again, because the broker passes it without storing it.
+   * stored already, as often as it is tried again, because the broker passes it without storing it; and the
+   * broker's last id at the first connect proves nothing of an id a producer of this name on this client
+   * found so passed before (the client's holes: a redeployed producer would take it for stored).
    */
   private provenStored(sequenceId: number, op: PendingOp): boolean {
-    return sequenceId <= (this.firstLastSequenceId ?? -1) || this.stored.has(sequenceId) || op.freshBefore;
+    if (this.stored.has(sequenceId) || op.freshBefore) return true;
+    return (
+      sequenceId <= (this.firstLastSequenceId ?? -1) &&
+      !this.client.holes.of(this.topic, this.producerName).has(sequenceId)
+    );
   }
 
   /** Sends the current batch and resolves once every message sent before has its receipt (or failed). */

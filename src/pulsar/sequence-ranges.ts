@@ -85,3 +85,20 @@ export class SequenceRanges {
     return found;
   }
 }
+
+/**
+ * Per partition topic and producer name: the sequence ids a broker answered as duplicates that no producer
+ * of the client could prove stored. A later producer of that name, whose broker's last sequence id is above
+ * them, does not take that for a proof: the broker passed them, it did not store them. Bounded like the
+ * ranges; holes are rare (a record refused while later ones of its stream were stored).
+ */
+export class SequenceHoles {
+  private readonly byName = new Map<string, SequenceRanges>();
+
+  of(topic: string, producerName: string): SequenceRanges {
+    const k = `${topic}\u0000${producerName}`;
+    let h = this.byName.get(k);
+    if (!h) this.byName.set(k, (h = new SequenceRanges(1024)));
+    return h;
+  }
+}

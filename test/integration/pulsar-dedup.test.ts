@@ -156,3 +156,47 @@ test("a named producer on a topic given more partitions starts new sequences: a 
   const contents = [...consumed.stdout.matchAll(/content:(m\d+)/g)].map((m) => m[1]).sort();
   assert.deepEqual(contents, ["m10", "m5"]);
 });
+
+test("issue 13 audit L2: an id the broker passed as a duplicate without storing it stays unproven for the next producer of the name on the client (a redeploy), whose broker's last id is above it", async (t) => {
+  const ns = await dedupNamespace("dedup-hole");
+  t.after(() => pulsarAdmin("DELETE", `/admin/v2/namespaces/public/${ns}?force=true`).catch(() => undefined));
+  const topic = `persistent://public/${ns}/holed`;
+  const producerName = uniqueName("dedup-hole");
+  const send = (p: { send(m: { payload: Buffer; sequenceId: number }): Promise<SendReceipt> }, seq: number) =>
+    p.send({ payload: Buffer.from(`m${seq}`), sequenceId: seq });
+  const client = new BuiltinClient({ serviceUrl: pulsarUrl });
+  t.after(() => client.close());
+  const first = await client.createProducer({ topic, producerName, batchingMaxPublishDelayMs: 0 });
+  for (const seq of [0, 1, 2, 5]) assert.equal((await send(first, seq)).duplicate, false);
+  // 3 comes after 5 was stored: the broker passes it without storing it
+  const hole = await send(first, 3);
+  assert.deepEqual([hole.duplicate, hole.duplicateProven], [true, false]);
+  assert.deepEqual([(await send(first, 2)).duplicateProven], [true], "2 was stored by this producer");
+  await first.close();
+
+  // the same name again on this client (pulsar-out redeployed): the broker's last id is 5
+  const second = await client.createProducer({ topic, producerName, batchingMaxPublishDelayMs: 0 });
+  assert.equal(second.lastSequenceId, 5);
+  const again = await send(second, 3);
+  assert.deepEqual([again.duplicate, again.duplicateProven], [true, false], "still not taken for stored");
+  const before = await send(second, 1);
+  assert.deepEqual([before.duplicate, before.duplicateProven], [true, true], "stored before: proven");
+  await second.close();
+
+  // and indeed the topic has no m3 (the official tool reads it)
+  const subscription = uniqueName("check");
+  await runToolOk("pulsar-admin", [
+    "topics",
+    "create-subscription",
+    "-s",
+    subscription,
+    "-m",
+    "earliest",
+    topic,
+  ]);
+  const consumed = await runToolOk("pulsar-client", ["consume", "-s", subscription, "-n", "4", topic]);
+  assert.deepEqual(
+    [...consumed.stdout.matchAll(/content:(m\d+)/g)].map((m) => m[1]),
+    ["m0", "m1", "m2", "m5"],
+  );
+});

@@ -3,6 +3,7 @@
 import type { BuiltinClient } from "../../src/pulsar/client";
 import type { Connection, ProducerListener } from "../../src/pulsar/connection";
 import { MemoryLimit } from "../../src/pulsar/memory-limit";
+import { SequenceHoles } from "../../src/pulsar/sequence-ranges";
 import { CommandType, type Inbound } from "../../src/pulsar/protocol/commands";
 import { FrameDecoder } from "../../src/pulsar/protocol/frame";
 import { ProtoMessage } from "../../src/pulsar/protocol/protobuf";
@@ -24,6 +25,8 @@ export class StandIn {
   partitions = 0;
   /** The client's memory limit (0: none). */
   memoryLimitBytes = 0;
+  /** The client's holes (BuiltinClient.holes), kept across the producers made of this stand-in. */
+  readonly holes = new SequenceHoles();
 
   client(): BuiltinClient {
     let nextId = 1;
@@ -65,6 +68,7 @@ export class StandIn {
       },
       newId: () => nextId++,
       memory: new MemoryLimit(this.memoryLimitBytes),
+      holes: this.holes,
       log: (level: string, message: string) => this.logs.push(`${level}: ${message}`),
       partitionCountWithRetry: () => Promise.resolve(this.partitions),
       lookup: () => {
