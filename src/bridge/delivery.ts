@@ -157,6 +157,11 @@ export class Delivery implements OrderedSource {
   private readonly revokeListeners = new Set<
     (revoked: { topic: string; partition: number }[], closing: boolean) => void
   >();
+  private readonly assignListeners = new Set<
+    (assigned: readonly { topic: string; partition: number }[]) => void
+  >();
+  /** The group's last assignment (undefined before the first). */
+  private assignment: readonly { topic: string; partition: number }[] | undefined;
   /** Per topic, its identity as last asked; asked again after each rebalance (a topic may be recreated). */
   private readonly identities = new Map<string, Promise<string>>();
   private deadlineTimer: NodeJS.Timeout | undefined;
@@ -216,7 +221,21 @@ export class Delivery implements OrderedSource {
     this.identities.clear();
     this.forgetPartitions((topic, partition) => !keep.has(partKey(topic, partition)));
     if (this.ordered) this.restartRetained(keep);
+    this.assignment = [...assigned];
+    for (const listener of [...this.assignListeners]) {
+      try {
+        listener(assigned);
+      } catch {
+        // a listener's failure is its own: the others are still told
+      }
+    }
     this.events.changed();
+  }
+
+  onAssigned(listener: (assigned: readonly { topic: string; partition: number }[]) => void): () => void {
+    this.assignListeners.add(listener);
+    if (this.assignment) listener(this.assignment);
+    return () => this.assignListeners.delete(listener);
   }
 
   /**
@@ -911,6 +930,7 @@ export class Delivery implements OrderedSource {
     this.epochs.clear();
     this.tellRevoked(all, true);
     this.revokeListeners.clear();
+    this.assignListeners.clear();
     // waiting msgs find their partitions gone (stale)
     for (const listener of [...this.progressListeners]) listener();
     this.progressListeners.clear();

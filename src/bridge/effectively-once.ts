@@ -44,6 +44,11 @@ export interface OrderedSource {
   onRevoked(
     listener: (revoked: readonly { topic: string; partition: number }[], closing: boolean) => void,
   ): () => void;
+  /**
+   * Tells `listener` the partitions the group gives this source, now (when it has them) and after every
+   * rebalance: a window node restores their state without waiting for a record. Returns the way to stop.
+   */
+  onAssigned?(listener: (assigned: readonly { topic: string; partition: number }[]) => void): () => void;
   /** Whether failures are replayed at all (kafka-in commits settled offsets; not in auto-commit mode). */
   readonly replaysFailures: boolean;
   /**

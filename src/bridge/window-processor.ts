@@ -279,6 +279,32 @@ export class WindowProcessor {
     await Promise.allSettled(gone.map((p) => this.drop(p, new Error("the partition was revoked"))));
   }
 
+  /**
+   * The source's group gave these partitions to it: their state is restored now, not with their next
+   * record (a quiet partition's results pending since a restart, a redeploy or a rebalance are sent again,
+   * and its windows close at the idle timeout). A partition that fails to open is opened by its next record.
+   */
+  assigned(partitions: readonly { topic: string; partition: number }[]): void {
+    if (this.closed) return;
+    for (const { topic, partition } of partitions) {
+      if (this.partitions.has(partKey(topic, partition))) continue;
+      const p = this.partitionOf(topic, partition);
+      p.chain = p.chain.then(async () => {
+        if (p.dropped || p.log) return;
+        p.opening ??= this.open(p, undefined);
+        try {
+          await p.opening;
+        } catch (err) {
+          p.opening = undefined;
+          this.events.checkpointFailed(topic, partition, err);
+          await this.drop(p, err);
+          return;
+        }
+        this.idle(p);
+      });
+    }
+  }
+
   /** The flow settled a result: it leaves the changelog with the next checkpoint. */
   resultSettled(topic: string, partition: number, seq: number): void {
     const p = this.partitions.get(partKey(topic, partition));
@@ -560,9 +586,11 @@ export class WindowProcessor {
       p.chain = p.chain
         .then(async () => {
           if (p.dropped || !p.log || p.engine.openWindows === 0) return;
-          for (const result of await p.engine.closeAll()) p.fresh.push(this.pendingOf(p, result));
+          for (const result of await p.engine.closeIdle(Date.now())) p.fresh.push(this.pendingOf(p, result));
           p.dirty = true;
           this.schedule(p);
+          // the windows still running close once the clock passed their end, if it stays quiet
+          if (p.engine.openWindows > 0) this.idle(p);
         })
         .catch(() => undefined);
     }, ms);

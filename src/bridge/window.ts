@@ -289,10 +289,56 @@ export class PartitionWindows {
       if (state && state.windows.size === 0 && state.kept.length === 0 && this.spec.by === "time")
         this.keys.delete(c.key);
     }
+    // a count key with nothing open whose next record starts a window: its count starting at 0 again is
+    // the same, so its state goes (a key seen once in a while costs nothing between its windows)
+    if (this.spec.by === "count" && k.windows.size === 0 && k.seen % this.advance === 0)
+      this.keys.delete(r.key);
     return { results: [...updates, ...finals], late: plan.joined === 0 };
   }
 
-  /** Closes every open window (idle timeout, or the end of a stream): their final results, in order. */
+  /**
+   * The partition went quiet (the idle timeout): its watermark, and every key's, moves on to `time` (the
+   * wall clock), as if a record of that time had come. The time windows that ended by then close, with
+   * their final results, in order; those still running stay open, and a record that comes later for a
+   * closed one is late, as after any watermark. Count windows have no end: they all close.
+   */
+  async closeIdle(time: number): Promise<WindowResult[]> {
+    if (this.spec.by === "count") return this.closeAll();
+    const closing: Closing[] = [];
+    for (const [key, k] of this.keys)
+      for (const w of k.windows.values()) if (!this.isOpen(w.end, time)) closing.push({ key, w, after: w });
+    closing.sort(byEnd);
+    const results =
+      this.spec.emit === "final"
+        ? await Promise.all(closing.map((c) => this.resultOf(c.key, c.w, true)))
+        : [];
+    if (time > this.wm) this.wm = time;
+    for (const c of closing) {
+      if (this.keys.get(c.key)?.windows.delete(c.w.start)) this.open--;
+      this.changed.add(c.key);
+    }
+    for (const [key, k] of this.keys) {
+      if (this.spec.watermark === "key" && k.wm < time) {
+        k.wm = time;
+        this.changed.add(key);
+      }
+      if (this.spec.type === "sliding") {
+        const n = k.kept.length;
+        k.kept = k.kept.filter((x) => this.mayReach(x.time, time));
+        if (k.kept.length !== n) this.changed.add(key);
+      }
+      if (k.windows.size === 0 && k.kept.length === 0) {
+        this.keys.delete(key);
+        this.changed.add(key);
+      }
+    }
+    if (this.keptTimes)
+      for (let e = this.keptTimes.peek(); e && !this.mayReach(e.time, time); e = this.keptTimes.peek())
+        this.keptTimes.pop();
+    return results;
+  }
+
+  /** Closes every open window (the end of a stream): their final results, in order. */
   async closeAll(): Promise<WindowResult[]> {
     const closing: Closing[] = [];
     for (const [key, k] of this.keys) for (const w of k.windows.values()) closing.push({ key, w, after: w });
@@ -360,6 +406,15 @@ export class PartitionWindows {
 
   // ---- planning: what a record does, before anything is changed ----
 
+  /**
+   * The watermark a key's record starts from: the partition's, or the key's own (watermark "key"), which
+   * is never below the clock of the last idle close (the partition's watermark then: see closeIdle), so
+   * that a key whose state went with that close does not open a closed window again.
+   */
+  private watermarkOf(k: KeyState): number {
+    return this.spec.watermark === "key" ? Math.max(k.wm, this.wm) : this.wm;
+  }
+
   private isOpen(end: number, wm: number): boolean {
     return end + this.spec.graceMs > wm;
   }
@@ -374,7 +429,7 @@ export class PartitionWindows {
   }
 
   private async planByTime(r: WindowRecord, k: KeyState): Promise<Plan> {
-    const wm = Math.max(this.spec.watermark === "key" ? k.wm : this.wm, r.time);
+    const wm = Math.max(this.watermarkOf(k), r.time);
     const plan = emptyPlan(wm);
     const { size } = this.spec;
     const starts: number[] = [];
@@ -395,7 +450,7 @@ export class PartitionWindows {
   }
 
   private async planSliding(r: WindowRecord, k: KeyState): Promise<Plan> {
-    const wm = Math.max(this.spec.watermark === "key" ? k.wm : this.wm, r.time);
+    const wm = Math.max(this.watermarkOf(k), r.time);
     const plan = emptyPlan(wm);
     // late: the record's own window is closed (it joins no window then, not even later ones)
     if (!this.isOpen(r.time + 1, wm)) return plan;

@@ -146,6 +146,15 @@ export function downstreamOf(RED: RED, id: string): WiredConfig[] {
   return out;
 }
 
+/** The nodes of `type` from whose outputs node `id` can be reached (the kafka-in nodes feeding a window). */
+export function sourcesOf(RED: RED, id: string, type: string): WiredConfig[] {
+  const out: WiredConfig[] = [];
+  RED.nodes.eachNode((n: WiredConfig) => {
+    if (n.type === type && n.d !== true) out.push(n);
+  });
+  return out.filter((n) => downstreamOf(RED, n.id).some((d) => d.id === id));
+}
+
 /**
  * Core split nodes in stream mode after node `id`: such a split keeps the end of one msg's text and sends it
  * with the next msg's, so that part rides on a later record: settled (or failed and replayed) with that

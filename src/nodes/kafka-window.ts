@@ -24,7 +24,7 @@ import { Aggregator, parseAggregations, type CustomReduce } from "../bridge/aggr
 import { PartitionWindows, type WindowSpec, type WindowType } from "../bridge/window";
 import { WindowProcessor, type PendingResult, type WindowInput } from "../bridge/window-processor";
 import { ResultFlow } from "../bridge/result-flow";
-import { nodeKinds } from "./flow-shape";
+import { nodeKinds, sourcesOf } from "./flow-shape";
 import { Changelog, isFencedError } from "../kafka/changelog";
 import type { OrderedSource } from "../bridge/effectively-once";
 
@@ -310,15 +310,28 @@ export function registerKafkaWindow(RED: RED): void {
       if (watches.has(id)) return;
       const source = (RED.nodes.getNode(id) as { orderedSource?: OrderedSource } | null)?.orderedSource;
       if (!source) return;
-      const stop = source.onRevoked((revoked, closing) => {
+      const stopAssigned = source.onAssigned?.((assigned) => setup?.processor.assigned(assigned));
+      const stopRevoked = source.onRevoked((revoked, closing) => {
         void setup?.processor.revoked(revoked);
         if (closing) {
           stop();
           watches.delete(id);
         }
       });
+      const stop = () => {
+        stopRevoked();
+        stopAssigned?.();
+      };
       watches.set(id, stop);
     };
+    // The kafka-in nodes wired to this one are watched from the start (each after the flows started: it may
+    // be made after this node): their partitions' state is restored without waiting for a record.
+    const watchWired = () => {
+      for (const n of sourcesOf(RED, node.id, "kafka-in")) watchSource(n.id);
+    };
+    const events = (RED as unknown as { events?: NodeJS.EventEmitter }).events;
+    events?.on("flows:started", watchWired);
+    watchWired();
 
     node.on(
       "input",
@@ -381,6 +394,7 @@ export function registerKafkaWindow(RED: RED): void {
     );
 
     onClose(node, async () => {
+      events?.off("flows:started", watchWired);
       stopTracking();
       for (const stop of watches.values()) stop();
       watches.clear();

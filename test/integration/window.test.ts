@@ -94,6 +94,7 @@ function flow(o: {
   groupId: string;
   changelog: string;
   tag: string;
+  idleTimeoutMs?: number;
 }) {
   return [
     { id: "kc", type: "kafka-cluster", brokers: kafkaBrokers.join(","), clientId: "window-test" },
@@ -117,7 +118,7 @@ function flow(o: {
       by: "time",
       size: SIZE,
       aggregations: "n:count, total:sum",
-      idleTimeoutMs: 3000,
+      idleTimeoutMs: o.idleTimeoutMs ?? 3000,
       checkpointMs: 100,
       wires: [["fmt"], ["late"]],
     },
@@ -234,6 +235,38 @@ test("a redeploy in the middle of the windows: the new instance restores their s
     got.push(...(await drain(s.consumer, 3000)));
     compare(got, want);
     await waitFor("every offset committed", () => committedAll(s.groupId, s.kafkaTopic, 800), 30_000);
+  } finally {
+    await unloadFlow();
+    await s.consumer.close();
+  }
+});
+
+test("issue 14 audit F1: a redeploy after every record is committed, with windows still open and no record to come: the new instance restores the quiet partitions at once and their last windows close at the idle timeout", async () => {
+  const s = await setup("window-quiet");
+  const input = records(0, 300);
+  await produce(s.kafkaTopic, input);
+  await loadFlow(flow({ ...s, tag: "a", idleTimeoutMs: 8000 }));
+  const got: Result[] = [];
+  try {
+    const want = await kafkaReference(s.kafkaTopic, input.length);
+    // committed (the state is durable) long before the idle timeout would close the last windows
+    await waitFor("every offset committed", () => committedAll(s.groupId, s.kafkaTopic, 300), 30_000, 200);
+    got.push(...(await drain(s.consumer, 200)));
+    assert.ok(
+      new Set(got.map((r) => `${r.key}@${r.start}`)).size < want.size,
+      "the last windows are still open at the redeploy",
+    );
+    await helper.setFlows(flow({ ...s, tag: "b", idleTimeoutMs: 8000 }), "full");
+    await waitFor(
+      "every window's result, with no record after the redeploy",
+      async () => {
+        got.push(...(await drain(s.consumer, 1000)));
+        return new Set(got.map((r) => `${r.key}@${r.start}`)).size >= want.size;
+      },
+      60_000,
+    );
+    got.push(...(await drain(s.consumer, 2000)));
+    compare(got, want);
   } finally {
     await unloadFlow();
     await s.consumer.close();

@@ -409,3 +409,73 @@ test("the window node's aggregation list: kind or name:kind, collect(limit); a b
   assert.throws(() => parseAggregations("max, max"), /two aggregations are named "max"/);
   assert.throws(() => parseAggregations("collect(0)"), /between 1 and/);
 });
+
+test("issue 14 audit F4: an idle close moves the watermark to the clock: windows that ended close (once), running ones stay open, a later record of a closed one is late", async () => {
+  const aggregator = new Aggregator(parseAggregations("n:count"));
+  for (const watermark of ["partition", "key"] as const) {
+    const engine = new PartitionWindows(
+      {
+        type: "tumbling",
+        by: "time",
+        size: 60_000,
+        graceMs: 0,
+        emit: "final",
+        watermark,
+        maxOpenWindows: 100,
+      },
+      aggregator,
+    );
+    let offset = 0n;
+    const add = (key: string, time: number) => engine.add({ key, time, offset: offset++, value: 1 });
+    await add("a", 10_000);
+    await add("a", 50_000);
+    // quiet while the clock is at 30 s: the window [0, 60 s) runs on
+    assert.deepEqual(await engine.closeIdle(30_000), []);
+    assert.equal(engine.openWindows, 1);
+    // quiet at 70 s: it ended
+    const closed = await engine.closeIdle(70_000);
+    assert.deepEqual(
+      closed.map((r) => [r.key, r.start, r.count]),
+      [["a", 0, 2]],
+      watermark,
+    );
+    assert.equal(
+      (await add("a", 30_000)).late,
+      true,
+      "a record of the closed window is late, not a window again",
+    );
+    await add("a", 65_000);
+    assert.deepEqual(await engine.closeIdle(100_000), [], "the window [60 s, 120 s) runs");
+    const later = await engine.closeIdle(125_000);
+    assert.deepEqual(
+      later.map((r) => [r.key, r.start, r.count]),
+      [["a", 60_000, 1]],
+    );
+    assert.equal(engine.openWindows, 0);
+    assert.equal(engine.snapshotKey("a"), undefined, "nothing left of the keys");
+  }
+});
+
+test("issue 14 audit F5: a count key with nothing open goes from the state; its next window is the same as before", async () => {
+  const aggregator = new Aggregator(parseAggregations("sum:sum"));
+  const tumbling = new PartitionWindows(
+    {
+      type: "tumbling",
+      by: "count",
+      size: 2,
+      graceMs: 0,
+      emit: "final",
+      watermark: "partition",
+      maxOpenWindows: 100,
+    },
+    aggregator,
+  );
+  let offset = 0n;
+  const results: number[] = [];
+  for (const v of [1, 2, 3, 4, 5]) {
+    const o = await tumbling.add({ key: "k", time: 0, offset: offset++, value: v });
+    results.push(...o.results.map((r) => (r.payload as { sum: number }).sum));
+    if (v % 2 === 0) assert.equal(tumbling.snapshotKey("k"), undefined, "no state between its windows");
+  }
+  assert.deepEqual(results, [3, 7]);
+});
