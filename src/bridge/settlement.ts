@@ -230,7 +230,7 @@ export class SettlementTracker<R> {
   /** Live roots in the order they were tracked (for the settle deadline). */
   private readonly live = new Set<Root<R>>();
   /** Entries a node finished without sending anything so far in this turn: decided at the turn's end. */
-  private pending: { entry: Entry<R>; node: string; msg?: object }[] = [];
+  private pending: { entry: Entry<R>; node: string }[] = [];
   private turn = 0;
   private scheduled = false;
   /** Whether prune() may have kept entries with discarded records (see prune). */
@@ -256,6 +256,10 @@ export class SettlementTracker<R> {
   /** Per collecting node: its pools by key, and the entries given to it that close one (see Collector). */
   private readonly pools = new Map<string, Map<string, Entry<R>>>();
   private readonly closing = new Map<string, WeakSet<Entry<R>>>();
+  /** Per collecting node: the ids of the msgs it kept, and their pool (see poolTaken). */
+  private readonly pooledIds = new Map<string, Map<string, Entry<R>>>();
+  /** The turn in which a collecting node kept an entry (see poolTaken). */
+  private readonly keptTurn = new WeakMap<Entry<R>, number>();
 
   constructor(
     private readonly events: SettlementEvents<R>,
@@ -574,9 +578,25 @@ export class SettlementTracker<R> {
   ): Entry<R> | undefined {
     const pools = this.pools.get(nodeId);
     if (!pools) return undefined;
+    // the msg the node sends in the turn it kept it (the trigger's first msg) is not what the pool is for
+    if (entry && this.keptTurn.get(entry) === this.turn) return undefined;
+    const alive = (pool: Entry<R> | undefined) => (pool && this.entries.get(pool.id) === pool ? pool : undefined);
+    // a msg sent with the id of one the node kept (the trigger sends a copy of the first or latest one)
+    const msgId = (msg as { _msgid?: unknown } | undefined)?._msgid;
+    const byId = typeof msgId === "string" ? alive(this.pooledIds.get(nodeId)?.get(msgId)) : undefined;
+    if (byId) return byId;
     const key = c.takenBy(msg, entry !== undefined && (this.closing.get(nodeId)?.has(entry) ?? false));
-    const pool = key === undefined ? undefined : pools.get(key);
-    return pool && this.entries.get(pool.id) === pool ? pool : undefined;
+    return key === undefined ? undefined : alive(pools.get(key));
+  }
+
+  /** The collecting `nodeId` finished `entry` (done without an error): kept in a pool, or a pool ends. */
+  private collected(nodeId: string, c: Collector, entry: Entry<R>, msg: object | undefined): void {
+    const f = c.finished(msg, this.closing.get(nodeId)?.has(entry) ?? false);
+    if (f?.drop !== undefined) {
+      const pool = this.pools.get(nodeId)?.get(f.drop);
+      if (pool) this.endPool(nodeId, pool);
+    }
+    if (f?.keep !== undefined) this.keepInPool(nodeId, f.keep, entry);
   }
 
   /** `entry`, finished by the collecting `nodeId` without a send, is kept in its pool `key`. */
@@ -591,8 +611,25 @@ export class SettlementTracker<R> {
       this.open(pool, nodeId);
     }
     this.inherit(pool, entry, true);
+    let ids = this.pooledIds.get(nodeId);
+    if (!ids) this.pooledIds.set(nodeId, (ids = new Map<string, Entry<R>>()));
+    ids.set(entry.id, pool);
+    this.keptTurn.set(entry, this.turn);
     // it counts as given to the node when it last grew (the settle deadline spares a node still collecting)
     pool.given = this.now();
+  }
+
+  /** Forgets pools no longer tracked (interrupted by a deploy, expired, revoked) and the ids kept in them. */
+  private forgetDeadPools(): void {
+    const dead = (e: Entry<R>) => this.entries.get(e.id) !== e;
+    for (const [nodeId, pools] of this.pools) {
+      for (const [key, pool] of pools) if (dead(pool)) pools.delete(key);
+      if (pools.size === 0) this.pools.delete(nodeId);
+    }
+    for (const [nodeId, ids] of this.pooledIds) {
+      for (const [id, pool] of ids) if (dead(pool)) ids.delete(id);
+      if (ids.size === 0) this.pooledIds.delete(nodeId);
+    }
   }
 
   /** The pool is taken (its roots went to a msg the node sent) or given up (they are dropped). */
@@ -600,6 +637,11 @@ export class SettlementTracker<R> {
     const pools = this.pools.get(nodeId);
     if (pools?.get(pool.pool as string) === pool) pools.delete(pool.pool as string);
     if (pools?.size === 0) this.pools.delete(nodeId);
+    const ids = this.pooledIds.get(nodeId);
+    if (ids) {
+      for (const [id, p] of ids) if (p === pool) ids.delete(id);
+      if (ids.size === 0) this.pooledIds.delete(nodeId);
+    }
     if (this.entries.get(pool.id) !== pool) return;
     this.close(pool, nodeId);
     this.entries.delete(pool.id);
@@ -671,6 +713,10 @@ export class SettlementTracker<R> {
       if (entry.total === 0) this.entries.delete(msgId);
       return;
     }
+    // a collecting node keeps a share of what it finished for what it sends later (see Collector): also
+    // when the msg lives on (the trigger's first msg, sent in the same turn; another branch holding it)
+    const c = this.collectorOf(nodeId);
+    if (c && !this.stopping?.(nodeId)) this.collected(nodeId, c, entry, msg);
     if (entry.total > 0) return;
     if (this.stopping?.(nodeId)) {
       this.entries.delete(msgId);
@@ -682,7 +728,7 @@ export class SettlementTracker<R> {
     // sends in that turn (a late record) carries none of it
     if (s && s.turn === this.turn && s.sent.length > 0 && !this.isIndependent(nodeId))
       this.handOver(entry, s);
-    else this.pendingDecision(entry, nodeId, msg);
+    else this.pendingDecision(entry, nodeId);
   }
 
   /**
@@ -1028,8 +1074,8 @@ export class SettlementTracker<R> {
     if (entry.total === 0) this.entries.delete(entry.id);
   }
 
-  private pendingDecision(entry: Entry<R>, nodeId: string, msg?: object): void {
-    this.pending.push({ entry, node: nodeId, msg });
+  private pendingDecision(entry: Entry<R>, nodeId: string): void {
+    this.pending.push({ entry, node: nodeId });
     this.schedule();
   }
 
@@ -1077,7 +1123,7 @@ export class SettlementTracker<R> {
     this.scheduled = false;
     const pending = this.pending;
     this.pending = [];
-    for (const { entry, node, msg } of pending) {
+    for (const { entry, node } of pending) {
       if (this.entries.get(entry.id) !== entry || entry.total > 0) continue;
       const s = node && !this.isIndependent(node) ? this.nodes.get(node) : undefined;
       if (s && s.turn === this.turn && s.sent.length > 0) this.handOver(entry, s);
@@ -1086,15 +1132,6 @@ export class SettlementTracker<R> {
         this.failRoots(entry, s.failure, "error");
       } else {
         this.entries.delete(entry.id);
-        const c = this.collectorOf(node);
-        if (c) {
-          const f = c.finished(msg, this.closing.get(node)?.has(entry) ?? false);
-          if (f?.drop !== undefined) {
-            const pool = this.pools.get(node)?.get(f.drop);
-            if (pool) this.endPool(node, pool);
-          }
-          if (f?.keep !== undefined) this.keepInPool(node, f.keep, entry);
-        }
         this.release(entry);
       }
     }
@@ -1142,6 +1179,7 @@ export class SettlementTracker<R> {
         this.failRoots(entry, new InterruptedError(nodeId), "interrupted");
         if (entry.total === 0) this.entries.delete(entry.id);
       }
+    this.forgetDeadPools();
   }
 
   /** What the nodes a deploy is stopping held when it began (see setStopping). */
@@ -1245,6 +1283,7 @@ export class SettlementTracker<R> {
     }
     this.keptDiscarded = kept;
     if (this.legacy.size > 0) this.purgeLegacy();
+    if (this.pools.size > 0) this.forgetDeadPools();
   }
 
   /**
@@ -1302,6 +1341,7 @@ export class SettlementTracker<R> {
     this.legacy.clear();
     this.pools.clear();
     this.closing.clear();
+    this.pooledIds.clear();
     this.drainMarks.clear();
     this.entries.clear();
     this.nodes.clear();

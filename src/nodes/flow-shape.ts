@@ -230,6 +230,8 @@ function configOf<T extends WiredConfig>(RED: RED, id: string): T | undefined {
 }
 
 interface TriggerConfig extends WiredConfig {
+  z?: unknown;
+  overrideDelay?: unknown;
   op2type?: unknown;
   duration?: unknown;
   bytopic?: unknown;
@@ -241,9 +243,10 @@ interface TriggerConfig extends WiredConfig {
 /**
  * Whether node `id` is a core node that sends later what it made of msgs it finished without a send
  * (SettlementOptions.collects):
- * - a trigger that sends a second msg after its delay (not "nothing", not a loop, not "wait to be reset"),
- *   to a node that runs: its msgs are kept per topic (or all together) until that msg goes, and dropped
- *   by a reset msg;
+ * - a trigger that sends a second msg after its delay (not "nothing", not a loop, not "wait to be reset"
+ *   unless msg.delay may set one), to a node that runs or out of its subflow: each msg it takes, the one
+ *   that starts its delay too (its first msg goes at once), is kept per topic (or all together) until
+ *   the second msg goes (a copy of the first or latest msg: found by its id), and dropped by a reset msg;
  * - a csv node putting a sequence's rows into one msg ("a single message [array]"): the parts are kept
  *   until the one that ends the sequence (its last, of one line) is sent on.
  */
@@ -251,12 +254,19 @@ export function collectorOf(RED: RED, id: string): Collector | undefined {
   const n = configOf<TriggerConfig & { multi?: unknown }>(RED, id);
   if (n?.type === "csv" && n.multi === "mult") return csvCollector;
   if (n?.type !== "trigger" || (n.op2type ?? "str") === "nul") return undefined;
-  const duration = parseFloat(String(n.duration));
-  // a loop (negative) repeats its first msg; 0 waits for a reset, which sends nothing
-  if (!Number.isNaN(duration) && duration <= 0) return undefined;
+  const parsed = parseFloat(String(n.duration));
+  const duration = Number.isNaN(parsed) ? 250 : parsed;
+  // a loop (negative) repeats its first msg, and sends no second one
+  if (duration < 0) return undefined;
+  // a msg's own delay (msg.delay, when the node takes it) may start a timer even where the node's is 0
+  const override = n.overrideDelay === true || n.overrideDelay === "true";
+  // 0 waits for a reset, which sends nothing
+  if (duration === 0 && !override) return undefined;
   const { all } = wiring(RED);
   const out = (n.outputs == 2 ? n.wires?.[1] : n.wires?.[0]) ?? [];
-  if (!out.some((to) => all.get(to)?.d !== true)) return undefined;
+  // inside a subflow its output may be the subflow's (the port's wires, not the node's, say so)
+  const inSubflow = all.get(String(n.z))?.type === "subflow";
+  if (!inSubflow && !out.some((to) => all.get(to)?.d !== true)) return undefined;
   const byTopic = n.bytopic === "topic";
   const property = typeof n.topic === "string" && n.topic !== "" ? n.topic : "topic";
   const reset = typeof n.reset === "string" ? n.reset : "";
@@ -273,8 +283,16 @@ export function collectorOf(RED: RED, id: string): Collector | undefined {
     // eslint-disable-next-line @typescript-eslint/no-base-to-string -- the trigger compares so too
     return reset !== "" && p !== null && p !== undefined && String(p) === reset;
   };
+  const delayOf = (msg: object | undefined): number => {
+    const d = (msg as { delay?: unknown } | undefined)?.delay;
+    const own =
+      override && msg && Object.prototype.hasOwnProperty.call(msg, "delay") ? parseFloat(String(d)) : NaN;
+    return Number.isNaN(own) ? duration : own;
+  };
   return {
-    finished: (msg) => (isReset(msg) ? { drop: keyOf(msg) } : { keep: keyOf(msg) }),
+    // a msg whose delay is 0 makes the trigger wait for a reset (or is ignored): nothing comes of it
+    finished: (msg) =>
+      isReset(msg) ? { drop: keyOf(msg) } : delayOf(msg) === 0 ? undefined : { keep: keyOf(msg) },
     takenBy: (msg) => keyOf(msg),
   };
 }

@@ -189,3 +189,133 @@ test("issue 12 audit F2: batch of 3 -> csv 'a single message [array]': the parts
     await unloadFlow();
   }
 });
+
+/** A core trigger (id "t", to "out"): send nothing, then the original msg after 300 ms, unless `over` says. */
+const trigger = (over: Record<string, unknown> = {}) => ({
+  id: "t",
+  type: "trigger",
+  op1: "",
+  op1type: "nul",
+  op2: "",
+  op2type: "pay",
+  duration: "300",
+  units: "ms",
+  extend: false,
+  bytopic: "all",
+  topic: "topic",
+  outputs: 1,
+  wires: [["out"]],
+  ...over,
+});
+
+test("issue 12 review T1: a trigger that sends a first msg at once and the original msg after 300 ms: the record waits for both to be in Pulsar", async () => {
+  await loadLab([
+    { id: "in", type: "lab-source", wires: [["t"]] },
+    trigger({ op1: "start", op1type: "str" }),
+    { id: "out", type: "lab-sink", wires: [] },
+  ]);
+  try {
+    lab.produce(1);
+    await waitFor("the first msg in Pulsar", () => lab.acked.has("start"), 5000, 5);
+    lab.up = false;
+    await waitFor("the second msg at the sink", () => lab.held.length === 1, 5000, 10);
+    await sleep(200);
+    assert.deepEqual(lab.lost(), [], `committed ${lab.committed()} while the second msg waits for Pulsar`);
+    lab.up = true;
+    lab.ack();
+    await waitFor("committed once both are in Pulsar", () => lab.committed() === 1n, 5000, 20);
+  } finally {
+    await unloadFlow();
+  }
+});
+
+test("issue 12 review T7: a trigger inside a subflow wired to the subflow's output port only", async () => {
+  await loadLab([
+    { id: "f1", type: "tab" },
+    {
+      id: "sf",
+      type: "subflow",
+      name: "debounce",
+      in: [{ x: 50, y: 30, wires: [{ id: "t" }] }],
+      out: [{ x: 250, y: 30, wires: [{ id: "t", port: 0 }] }],
+    },
+    { ...trigger({ wires: [[]] }), z: "sf", x: 1, y: 1 },
+    { id: "in", type: "lab-source", z: "f1", x: 1, y: 1, wires: [["inst"]] },
+    { id: "inst", type: "subflow:sf", z: "f1", x: 1, y: 1, wires: [["out"]] },
+    { id: "out", type: "lab-sink", z: "f1", x: 1, y: 1, wires: [] },
+  ]);
+  try {
+    lab.up = false;
+    lab.produce(3);
+    await waitFor("the trigger's msg at the sink", () => lab.held.length === 1, 5000, 10);
+    await sleep(300);
+    assert.deepEqual(
+      lab.lost((v) => v !== "v0"),
+      [],
+      `committed ${lab.committed()} while Pulsar had nothing`,
+    );
+    lab.up = true;
+    lab.ack();
+    await waitFor("all committed", () => lab.committed() === 3n, 5000, 20);
+  } finally {
+    await unloadFlow();
+  }
+});
+
+test("issue 12 review T8: a trigger by a topic under payload whose second msg replaces the payload: its msg still takes what it kept", async () => {
+  await loadLab([
+    { id: "in", type: "lab-source", wires: [["c"]] },
+    {
+      id: "c",
+      type: "change",
+      rules: [{ t: "set", p: "payload", pt: "msg", to: '{"id":"dev","v":payload}', tot: "jsonata" }],
+      wires: [["t"]],
+    },
+    trigger({ op2: "offline", op2type: "str", bytopic: "topic", topic: "payload.id" }),
+    { id: "out", type: "lab-sink", wires: [] },
+  ]);
+  try {
+    lab.up = false;
+    lab.produce(2);
+    await waitFor("the trigger's msg at the sink", () => lab.held.length === 1, 5000, 10);
+    assert.equal(lab.held[0]?.msg.payload, "offline");
+    await sleep(200);
+    assert.equal(lab.committed(), 0n);
+    lab.up = true;
+    lab.ack();
+    await waitFor(
+      "both committed once the trigger's msg is in Pulsar",
+      () => lab.committed() === 2n,
+      5000,
+      20,
+    );
+  } finally {
+    await unloadFlow();
+  }
+});
+
+test("issue 12 review T3: a trigger that waits to be reset (0) but takes msg.delay: a msg with a delay of 300 ms is held for its second msg", async () => {
+  await loadLab([
+    { id: "in", type: "lab-source", wires: [["c"]] },
+    {
+      id: "c",
+      type: "change",
+      rules: [{ t: "set", p: "delay", pt: "msg", to: "300", tot: "num" }],
+      wires: [["t"]],
+    },
+    trigger({ duration: "0", overrideDelay: true }),
+    { id: "out", type: "lab-sink", wires: [] },
+  ]);
+  try {
+    lab.up = false;
+    lab.produce(1);
+    await waitFor("the trigger's msg at the sink", () => lab.held.length === 1, 5000, 10);
+    await sleep(200);
+    assert.deepEqual(lab.lost(), [], `committed ${lab.committed()} while Pulsar had nothing`);
+    lab.up = true;
+    lab.ack();
+    await waitFor("committed once it is in Pulsar", () => lab.committed() === 1n, 5000, 20);
+  } finally {
+    await unloadFlow();
+  }
+});
