@@ -244,7 +244,8 @@ export function registerKafkaWindow(RED: RED): void {
                 count: r.count,
                 key: r.key,
                 final: r.final,
-                id: r.id,
+                // per source partition: a group whose records are in several partitions has a result in each
+                id: `${pending.topic}/${pending.partition}/${r.id}`,
                 seq: pending.seq,
                 topic: pending.topic,
                 partition: pending.partition,

@@ -95,6 +95,8 @@ function flow(o: {
   changelog: string;
   tag: string;
   idleTimeoutMs?: number;
+  /** The group key (default: the Kafka key). */
+  key?: { key: string; keyType: string };
 }) {
   return [
     { id: "kc", type: "kafka-cluster", brokers: kafkaBrokers.join(","), clientId: "window-test" },
@@ -120,6 +122,7 @@ function flow(o: {
       aggregations: "n:count, total:sum",
       idleTimeoutMs: o.idleTimeoutMs ?? 3000,
       checkpointMs: 100,
+      ...(o.key ?? {}),
       wires: [["fmt"], ["late"]],
     },
     {
@@ -267,6 +270,45 @@ test("issue 14 audit F1: a redeploy after every record is committed, with window
     );
     got.push(...(await drain(s.consumer, 2000)));
     compare(got, want);
+  } finally {
+    await unloadFlow();
+    await s.consumer.close();
+  }
+});
+
+test("issue 14 audit F3: a group key whose records are in several Kafka partitions: one result per partition, each with an id of its own (no two 'final' results under one id)", async () => {
+  const s = await setup("window-spread");
+  // keys s0..s5 over 2 partitions; one group for all of them
+  const input = records(0, 120);
+  await produce(s.kafkaTopic, input);
+  await loadFlow(flow({ ...s, tag: "a", key: { key: "all", keyType: "str" } }));
+  try {
+    const got: Result[] = [];
+    await waitFor("every offset committed", () => committedAll(s.groupId, s.kafkaTopic, 120), 60_000, 200);
+    await waitFor(
+      "the results of both partitions",
+      async () => {
+        got.push(...(await drain(s.consumer, 1000)));
+        return got.length > 0 && got.reduce((n, r) => n + r.n, 0) >= 120;
+      },
+      60_000,
+    );
+    got.push(...(await drain(s.consumer, 2000)));
+    const byId = new Map<string, Result[]>();
+    for (const r of got) byId.set(r.id, [...(byId.get(r.id) ?? []), r]);
+    const twice = [...byId].filter(([, rs]) => rs.length > 1);
+    assert.deepEqual(twice, [], "each result id once");
+    const starts = new Map<number, number>();
+    for (const r of got) starts.set(r.start, (starts.get(r.start) ?? 0) + 1);
+    assert.ok(
+      [...starts.values()].some((n) => n === 2),
+      "a window has a result per partition",
+    );
+    assert.equal(
+      got.reduce((n, r) => n + r.n, 0),
+      120,
+      "every record counted once over the partitions",
+    );
   } finally {
     await unloadFlow();
     await s.consumer.close();
