@@ -580,7 +580,8 @@ export class SettlementTracker<R> {
     if (!pools) return undefined;
     // the msg the node sends in the turn it kept it (the trigger's first msg) is not what the pool is for
     if (entry && this.keptTurn.get(entry) === this.turn) return undefined;
-    const alive = (pool: Entry<R> | undefined) => (pool && this.entries.get(pool.id) === pool ? pool : undefined);
+    const alive = (pool: Entry<R> | undefined) =>
+      pool && this.entries.get(pool.id) === pool ? pool : undefined;
     // a msg sent with the id of one the node kept (the trigger sends a copy of the first or latest one)
     const msgId = (msg as { _msgid?: unknown } | undefined)?._msgid;
     const byId = typeof msgId === "string" ? alive(this.pooledIds.get(nodeId)?.get(msgId)) : undefined;

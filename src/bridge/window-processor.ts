@@ -16,7 +16,7 @@
 // - A checkpoint that fails because another owner opened the partition (a rebalance) drops the partition:
 //   the records waiting for it fail as interrupted, and the next record opens the partition again.
 import { randomUUID } from "node:crypto";
-import { BridgeError, ConfigurationError, describeError } from "../common/errors";
+import { BridgeError, ConfigurationError, describeError, failureScope } from "../common/errors";
 import type { Aggregator } from "./aggregate";
 import {
   PartitionWindows,
@@ -651,6 +651,14 @@ export class WindowProcessor {
       if (p.dropped) {
         // given up meanwhile: what this checkpoint held is not durable
         for (const h of waiting) h.done(err);
+        return;
+      }
+      if (failureScope(err) === "record") {
+        // what this checkpoint holds cannot be stored (a key's state too large for the changelog): its
+        // records fail with the reason (dead-lettered, or their partition stops), and the partition goes
+        // back to its last durable state, from which the records after them are applied again
+        for (const h of waiting) h.done(err);
+        void this.drop(p, err);
         return;
       }
       if (this.o.isFenced?.(err)) {

@@ -88,6 +88,7 @@ const RECORD_KEYS = new Set([
   "kafka-window.errors.expression",
   "kafka-window.errors.out-of-order",
   "kafka-window.errors.split-record",
+  "kafka-window.errors.state-too-large",
 ]);
 const RECORD_CODES = new Set(["MessageTooBig", "InvalidTopicName"]);
 /** Kafka's answers about the record itself (kafkajs's protocol error types). */

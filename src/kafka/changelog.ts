@@ -114,15 +114,29 @@ export class Changelog {
         restored,
         write: (records) =>
           commitOne(producer, async (t) => {
-            if (records.length === 0) return;
-            await t.send({
-              topic: this.o.topic,
-              messages: records.map((r) => ({
-                key: `${sourceTopic}${SEP}${r.name}`,
-                value: r.value,
-                partition,
-              })),
-            });
+            // in sends of at most CHUNK_BYTES: Kafka takes a request's batch for a partition only up to the
+            // topic's max.message.bytes (1 MiB by default), and a checkpoint of many keys is larger
+            for (const chunk of chunks(records))
+              await t.send({
+                topic: this.o.topic,
+                messages: chunk.map((r) => ({
+                  key: `${sourceTopic}${SEP}${r.name}`,
+                  value: r.value,
+                  partition,
+                })),
+              });
+          }).catch((err: unknown) => {
+            if (!hasKafkaType(err, TOO_LARGE_TYPES) || records.length === 0) throw err;
+            const biggest = records.reduce((a, b) =>
+              (b.value?.length ?? 0) > (a.value?.length ?? 0) ? b : a,
+            );
+            throw new BridgeError(
+              "kafka-window.errors.state-too-large",
+              `the changelog ${this.o.topic} refused the state of ${sourceTopic} partition ${partition}: ` +
+                `"${biggest.name}" is ${biggest.value?.length ?? 0} bytes, more than the topic takes ` +
+                "(its max.message.bytes); bound what the windows collect, or raise that setting",
+              false,
+            );
           }),
         close: () => producer.disconnect(),
       };
@@ -232,16 +246,46 @@ async function commitOne(
   await t.commit();
 }
 
+/** The most one send of a checkpoint carries (keys and values), well under Kafka's 1 MiB default. */
+const CHUNK_BYTES = 512 * 1024;
+
+/** The records in runs of at most CHUNK_BYTES (a record larger than that alone). */
+function chunks(
+  records: { name: string; value: Buffer | null }[],
+): { name: string; value: Buffer | null }[][] {
+  const out: { name: string; value: Buffer | null }[][] = [];
+  let run: { name: string; value: Buffer | null }[] = [];
+  let bytes = 0;
+  for (const r of records) {
+    const size = r.name.length * 3 + (r.value?.length ?? 0) + 64;
+    if (run.length > 0 && bytes + size > CHUNK_BYTES) {
+      out.push(run);
+      run = [];
+      bytes = 0;
+    }
+    run.push(r);
+    bytes += size;
+  }
+  if (run.length > 0) out.push(run);
+  return out;
+}
+
 const FENCED_TYPES = new Set(["INVALID_PRODUCER_EPOCH", "PRODUCER_FENCED"]);
+const TOO_LARGE_TYPES = new Set(["MESSAGE_TOO_LARGE", "RECORD_LIST_TOO_LARGE"]);
 
 /** Whether a write failed because another writer opened the partition since (the error or its causes say so). */
 export function isFencedError(err: unknown): boolean {
+  return hasKafkaType(err, FENCED_TYPES);
+}
+
+/** Whether the error, or one of its causes, is a Kafka protocol error of one of `types`. */
+function hasKafkaType(err: unknown, types: ReadonlySet<string>): boolean {
   const seen = new Set<unknown>();
   const walk = (e: unknown): boolean => {
     if (!e || typeof e !== "object" || seen.has(e)) return false;
     seen.add(e);
     const o = e as { type?: unknown; cause?: unknown; originalError?: unknown; errors?: unknown };
-    if (typeof o.type === "string" && FENCED_TYPES.has(o.type)) return true;
+    if (typeof o.type === "string" && types.has(o.type)) return true;
     return (
       walk(o.cause) || walk(o.originalError) || (Array.isArray(o.errors) && o.errors.some((x) => walk(x)))
     );

@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
 import { Changelog, isFencedError } from "../../src/kafka/changelog";
+import { failureScope } from "../../src/common/errors";
 import { kafkaBrokers, runToolOk, uniqueName } from "../support/brokers";
 import { createTopic, testKafka } from "../support/kafka";
 
@@ -148,4 +149,29 @@ test("a changelog checked for a source of 1 partition is checked again for one o
   await log.ensureTopic(1);
   await log.ensureTopic(1);
   await assert.rejects(log.ensureTopic(3), /has 1 partitions, fewer than the 3 of its source topic/);
+});
+
+test("issue 14 audit F2: a checkpoint larger than Kafka takes in one request (3 MiB of keys) is written in parts of one transaction and restored whole; one value larger than the topic takes is refused with a record error, not tried for ever", async () => {
+  const topic = uniqueName("changelog-big");
+  const log = new Changelog({ kafka, topic, owner: uniqueName("owner") });
+  await log.ensureTopic(1);
+  const first = await log.open("src", 0);
+  closers.push(() => first.close());
+  const value = Buffer.alloc(1024, 0x61);
+  const names = Array.from({ length: 3000 }, (_, i) => `k${i}`);
+  await first.write(names.map((name) => ({ name, value })));
+  await assert.rejects(
+    first.write([{ name: "huge", value: Buffer.alloc(2 * 1024 * 1024, 0x62) }]),
+    (err: unknown) => {
+      assert.equal((err as { key?: unknown }).key, "kafka-window.errors.state-too-large");
+      assert.equal(failureScope(err), "record");
+      assert.match(String((err as Error).message), /"huge" is 2097152 bytes/);
+      return true;
+    },
+  );
+  await first.close();
+  const second = await log.open("src", 0);
+  closers.push(() => second.close());
+  assert.equal(second.restored.size, 3000, "every key of the big checkpoint, nothing of the refused one");
+  assert.ok([...second.restored.values()].every((v) => v.equals(value)));
 });

@@ -12,6 +12,7 @@ import {
   type WindowSpec,
 } from "../../src/bridge/window";
 import { WindowProcessor, type PendingResult, type StateLog } from "../../src/bridge/window-processor";
+import { BridgeError, failureScope } from "../../src/common/errors";
 
 class Fenced extends Error {}
 
@@ -21,6 +22,8 @@ class MemoryChangelog {
   epoch = 0;
   failNext = 0;
   writes = 0;
+  /** A value larger than this is refused as Kafka refuses one past max.message.bytes (changelog.ts). */
+  maxValueBytes = Infinity;
 
   open(): StateLog {
     const mine = ++this.epoch;
@@ -38,6 +41,12 @@ class MemoryChangelog {
           this.failNext--;
           throw new Error("broker not reachable");
         }
+        if (records.some((r) => (r.value?.length ?? 0) > this.maxValueBytes))
+          throw new BridgeError(
+            "kafka-window.errors.state-too-large",
+            "the changelog refused the state",
+            false,
+          );
         this.writes++;
         this.committed.push(...records.map((r) => ({ ...r })));
       },
@@ -745,5 +754,57 @@ test("review 27 W1, W2: a state opened by a record without msg.kafka.topicId tak
     ],
     "the old topic's open window was given up; the new topic's windows closed in order",
   );
+  await p.close();
+});
+
+test("issue 14 audit F2: a checkpoint the changelog refuses as too large fails its records as record errors (not tried for ever); the partition goes back to its durable state", async () => {
+  const log = new MemoryChangelog();
+  const spec: WindowSpec = {
+    type: "tumbling",
+    by: "time",
+    size: 1000,
+    graceMs: 0,
+    emit: "final",
+    watermark: "partition",
+    maxOpenWindows: 10,
+  };
+  const failures: unknown[] = [];
+  const results: PendingResult[] = [];
+  const p = new WindowProcessor(
+    { spec, aggregator, openLog: () => Promise.resolve(log.open()), checkpointMs: 5, retryMs: 5 },
+    {
+      result: (r) => results.push(r),
+      changed: () => undefined,
+      checkpointFailed: (_t, _p, e) => failures.push(e),
+    },
+  );
+  const outcome = new Map<string, unknown>();
+  const input = (offset: number, value: unknown, epoch = 1) =>
+    new Promise<void>((resolve) =>
+      p.input(
+        { topic: "t", partition: 0, offset: String(offset), key: "a", time: offset, value, epoch },
+        {
+          done: (err) => {
+            outcome.set(String(offset), err ?? "ok");
+            resolve();
+          },
+          late: () => undefined,
+        },
+      ),
+    );
+  await input(0, 1);
+  await input(1, 2);
+  // the key's state grows past what the changelog takes
+  log.maxValueBytes = [...log.committed].reverse().find((r) => r.name === "k:a")?.value?.length ?? 0;
+  await input(2, 123456789.123456);
+  const err = outcome.get("2");
+  assert.equal(failureScope(err), "record", "a record error: dead-lettered at once, or its partition stops");
+  assert.deepEqual(failures, [], "not tried again for ever");
+  // kafka-in dead-letters it and goes on (a new pass): the state is the durable one, without record 2
+  log.maxValueBytes = Infinity;
+  await input(3, 4, 2);
+  await input(1500, 0, 2);
+  for (let i = 0; i < 100 && results.length === 0; i++) await sleep(5);
+  assert.deepEqual(results[0]?.result.payload, { count: 3, sum: 7, some: [1, 2, 4] }, "without record 2");
   await p.close();
 });
