@@ -112,6 +112,8 @@ export interface KeySnapshot {
 
 export interface PartitionSnapshot {
   wm: number | null;
+  /** The latest end of the windows an idle close closed (see closeIdle). */
+  floor?: number;
 }
 
 export interface AddOutcome {
@@ -141,6 +143,8 @@ function assertSpec(s: WindowSpec): void {
 /** The open windows of one partition. */
 export class PartitionWindows {
   private wm = NONE;
+  /** The latest end of the windows an idle close closed: windows ending at or before it are closed. */
+  private floor = NONE;
   private readonly keys = new Map<string, KeyState>();
   private open = 0;
   /** Keys whose state changed since takeChanged(). */
@@ -297,10 +301,12 @@ export class PartitionWindows {
   }
 
   /**
-   * The partition went quiet (the idle timeout): its watermark, and every key's, moves on to `time` (the
-   * wall clock), as if a record of that time had come. The time windows that ended by then close, with
-   * their final results, in order; those still running stay open, and a record that comes later for a
-   * closed one is late, as after any watermark. Count windows have no end: they all close.
+   * The partition went quiet (the idle timeout) at `time` (the wall clock): the time windows that ended by
+   * then (their end plus the grace period) close, with their final results, in order; those still running
+   * stay open. A record that comes later for a closed one is late: windows ending at or before the latest
+   * end closed so (the partition's floor) are closed for every key, whatever the watermark says (a
+   * watermark moved to the clock would make every later record of a stream behind the clock late). Count
+   * windows have no end: they all close.
    */
   async closeIdle(time: number): Promise<WindowResult[]> {
     if (this.spec.by === "count") return this.closeAll();
@@ -312,19 +318,15 @@ export class PartitionWindows {
       this.spec.emit === "final"
         ? await Promise.all(closing.map((c) => this.resultOf(c.key, c.w, true)))
         : [];
-    if (time > this.wm) this.wm = time;
     for (const c of closing) {
+      if (c.w.end > this.floor) this.floor = c.w.end;
       if (this.keys.get(c.key)?.windows.delete(c.w.start)) this.open--;
       this.changed.add(c.key);
     }
     for (const [key, k] of this.keys) {
-      if (this.spec.watermark === "key" && k.wm < time) {
-        k.wm = time;
-        this.changed.add(key);
-      }
       if (this.spec.type === "sliding") {
         const n = k.kept.length;
-        k.kept = k.kept.filter((x) => this.mayReach(x.time, time));
+        k.kept = k.kept.filter((x) => this.mayReach(x.time, this.watermarkOf(k)));
         if (k.kept.length !== n) this.changed.add(key);
       }
       if (k.windows.size === 0 && k.kept.length === 0) {
@@ -332,9 +334,6 @@ export class PartitionWindows {
         this.changed.add(key);
       }
     }
-    if (this.keptTimes)
-      for (let e = this.keptTimes.peek(); e && !this.mayReach(e.time, time); e = this.keptTimes.peek())
-        this.keptTimes.pop();
     return results;
   }
 
@@ -380,11 +379,14 @@ export class PartitionWindows {
   }
 
   snapshotPartition(): PartitionSnapshot {
-    return { wm: this.wm === NONE ? null : this.wm };
+    const s: PartitionSnapshot = { wm: this.wm === NONE ? null : this.wm };
+    if (this.floor !== NONE) s.floor = this.floor;
+    return s;
   }
 
   restorePartition(s: PartitionSnapshot): void {
     this.wm = s.wm ?? NONE;
+    this.floor = s.floor ?? NONE;
   }
 
   /** Puts a checkpointed key back (undefined: the key has nothing open). */
@@ -406,22 +408,19 @@ export class PartitionWindows {
 
   // ---- planning: what a record does, before anything is changed ----
 
-  /**
-   * The watermark a key's record starts from: the partition's, or the key's own (watermark "key"), which
-   * is never below the clock of the last idle close (the partition's watermark then: see closeIdle), so
-   * that a key whose state went with that close does not open a closed window again.
-   */
+  /** The watermark a key's record starts from: the partition's, or the key's own (watermark "key"). */
   private watermarkOf(k: KeyState): number {
-    return this.spec.watermark === "key" ? Math.max(k.wm, this.wm) : this.wm;
+    return this.spec.watermark === "key" ? k.wm : this.wm;
   }
 
+  /** Whether a time window ending at `end` takes records: not past the watermark, not closed idle. */
   private isOpen(end: number, wm: number): boolean {
-    return end + this.spec.graceMs > wm;
+    return end + this.spec.graceMs > wm && end > this.floor;
   }
 
   /** Whether a sliding window still to come (of a record at most `size` later) may reach time `t`. */
   private mayReach(t: number, wm: number): boolean {
-    return t + this.spec.size + 1 + this.spec.graceMs > wm;
+    return t + this.spec.size + 1 + this.spec.graceMs > wm && t + this.spec.size + 1 > this.floor;
   }
 
   private newWindow(start: number, end: number): Win {

@@ -21,6 +21,7 @@ import type { Consumer, PulsarClient } from "../../src/pulsar/types";
 import { waitFor } from "../support/wait";
 import { makeUserDir, startNodeRed } from "../support/node-red-process";
 import { dedupNamespace } from "../support/pulsar";
+import { ownBrokers } from "../support/own-brokers";
 
 const SIZE = 5000;
 const T0 = 1_700_000_000_000;
@@ -54,8 +55,12 @@ function records(from: number, n: number): TestRecord[] {
  * The reference of what the topic holds, computed from the records Kafka's own console consumer reads
  * (`n` of them: as many as were written).
  */
-async function kafkaReference(topic: string, n: number): Promise<Map<string, { n: number; total: number }>> {
-  const read = await consoleRecords(topic, n);
+async function kafkaReference(
+  topic: string,
+  n: number,
+  bootstrap = kafkaBrokers[0] ?? "",
+): Promise<Map<string, { n: number; total: number }>> {
+  const read = await consoleRecords(topic, n, bootstrap);
   assert.equal(read.length, n, "the console consumer read every record written");
   return reference(read.map((r) => ({ key: r.key, value: r.value, timestamp: String(r.timestamp) })));
 }
@@ -97,9 +102,16 @@ function flow(o: {
   idleTimeoutMs?: number;
   /** The group key (default: the Kafka key). */
   key?: { key: string; keyType: string };
+  /** The Kafka (default: the shared one). */
+  brokers?: string[];
 }) {
   return [
-    { id: "kc", type: "kafka-cluster", brokers: kafkaBrokers.join(","), clientId: "window-test" },
+    {
+      id: "kc",
+      type: "kafka-cluster",
+      brokers: (o.brokers ?? kafkaBrokers).join(","),
+      clientId: "window-test",
+    },
     { id: "pc", type: "pulsar-cluster", serviceUrl: pulsarUrl },
     {
       id: "in",
@@ -172,8 +184,13 @@ function compare(got: Result[], want: Map<string, { n: number; total: number }>)
   assert.deepEqual({ missing, extra, wrong }, { missing: [], extra: [], wrong: [] });
 }
 
-async function committedAll(groupId: string, topic: string, total: number): Promise<boolean> {
-  const offsets = await committedOffsets(groupId, topic);
+async function committedAll(
+  groupId: string,
+  topic: string,
+  total: number,
+  bootstrap?: string,
+): Promise<boolean> {
+  const offsets = await committedOffsets(groupId, topic, bootstrap);
   let sum = 0;
   for (const p of offsets.values()) sum += Math.max(0, p.committed);
   return sum === total;
@@ -312,6 +329,70 @@ test("issue 14 audit F3: a group key whose records are in several Kafka partitio
   } finally {
     await unloadFlow();
     await s.consumer.close();
+  }
+});
+
+test("issue 14: Kafka restarted in the middle of the windows (the source and the changelog go away and come back): no window lost, none wrong, every offset commits", async (t) => {
+  const own = await ownBrokers();
+  t.after(() => own.dispose());
+  await own.brokers("start", "kafka");
+  const bootstrap = [own.kafkaBootstrap];
+  const names = {
+    kafkaTopic: uniqueName("window-kafka-restart"),
+    pulsarTopic: `persistent://public/default/${uniqueName("window-kafka-restart")}`,
+    groupId: uniqueName("group"),
+    changelog: uniqueName("window-kafka-restart-state"),
+  };
+  await createTopic(names.kafkaTopic, 2, bootstrap);
+  const consumer = await pulsar.subscribe({
+    topic: names.pulsarTopic,
+    subscription: "check",
+    initialPosition: "earliest",
+  });
+  await produce(names.kafkaTopic, records(0, 300), 500, bootstrap);
+  await loadFlow(flow({ ...names, tag: "a", brokers: bootstrap }));
+  const got: Result[] = [];
+  try {
+    await waitFor(
+      "some results before the restart",
+      async () => {
+        got.push(...(await drain(consumer, 500)));
+        return got.length >= 5;
+      },
+      60_000,
+    );
+    await own.restart("kafka");
+    await produce(names.kafkaTopic, records(300, 300), 500, bootstrap);
+    const want = await kafkaReference(names.kafkaTopic, 600, own.kafkaBootstrap);
+    await waitFor(
+      "every window's result",
+      async () => {
+        got.push(...(await drain(consumer, 1000)));
+        return new Set(got.map((r) => `${r.key}@${r.start}`)).size >= want.size;
+      },
+      120_000,
+    ).catch((err: unknown) => {
+      const log = (helper as unknown as { log(): { args: unknown[][] } }).log();
+      const lines = log.args
+        .map((a) => JSON.stringify(a))
+        .filter((l) => /error|warn/.test(l) && !/ECONNREFUSED|Connection error|Failed to connect/.test(l));
+      const seen = new Set(got.map((r) => `${r.key}@${r.start}`));
+      return committedOffsets(names.groupId, names.kafkaTopic, own.kafkaBootstrap).then((o) => {
+        throw new Error(
+          `${String(err)}; ${seen.size} of ${want.size}; committed ${JSON.stringify([...o])}; log: ${lines.slice(-8).join(" | ")}`,
+        );
+      });
+    });
+    got.push(...(await drain(consumer, 3000)));
+    compare(got, want);
+    await waitFor(
+      "every offset committed",
+      () => committedAll(names.groupId, names.kafkaTopic, 600, own.kafkaBootstrap),
+      60_000,
+    );
+  } finally {
+    await unloadFlow();
+    await consumer.close();
   }
 });
 
