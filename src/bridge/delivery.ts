@@ -284,6 +284,10 @@ export class Delivery implements OrderedSource {
           partitions.delete(partition);
           gone.push({ topic, partition });
         }
+    // assigned partitions no record of which came yet are told too (a window node restored their state)
+    const told = new Set(gone.map((g) => partKey(g.topic, g.partition)));
+    for (const a of this.assignment ?? [])
+      if (revokedPart(a.topic, a.partition) && !told.has(partKey(a.topic, a.partition))) gone.push(a);
     if (gone.length > 0) {
       this.tellRevoked(gone, false);
       this.progressed();
@@ -927,6 +931,8 @@ export class Delivery implements OrderedSource {
     const all: { topic: string; partition: number }[] = [];
     for (const [topic, partitions] of this.epochs)
       for (const partition of partitions.keys()) all.push({ topic, partition });
+    const told = new Set(all.map((g) => partKey(g.topic, g.partition)));
+    for (const a of this.assignment ?? []) if (!told.has(partKey(a.topic, a.partition))) all.push(a);
     this.epochs.clear();
     this.tellRevoked(all, true);
     this.revokeListeners.clear();

@@ -71,6 +71,12 @@ export interface ProcessorOptions {
   checkpointRecords?: number;
   /** Closes a partition's windows after this long without a record (ms); 0: never. */
   idleMs?: number;
+  /**
+   * Whether the source partition still has records the flow has not settled (Kafka's end offset above the
+   * group's commit): a partition behind is not quiet (a consumer catching up after a restart, an outage),
+   * and its windows' idle close waits. An answer that fails or takes too long counts as behind.
+   */
+  behind?(topic: string, partition: number): Promise<boolean>;
   /** Pause before a failed checkpoint or result is tried again (ms). Default 1000. */
   retryMs?: number;
   /** Whether an error means the partition was opened by another owner. */
@@ -127,6 +133,9 @@ interface Meta {
   /** Partition.incarnation. */
   incarnation?: string;
 }
+
+/** How long the idle close waits for an answer to whether the partition is behind (see behind). */
+const BEHIND_TIMEOUT_MS = 5000;
 
 /** Skipped ranges a partition remembers at most (the oldest go first). */
 const SKIPPED_KEPT = 10_000;
@@ -586,6 +595,12 @@ export class WindowProcessor {
       p.chain = p.chain
         .then(async () => {
           if (p.dropped || !p.log || p.engine.openWindows === 0) return;
+          if (await this.isBehind(p)) {
+            // records of the partition are still on their way: not quiet, looked at again later
+            this.idle(p);
+            return;
+          }
+          if (p.dropped || !p.log) return;
           for (const result of await p.engine.closeIdle(Date.now())) p.fresh.push(this.pendingOf(p, result));
           p.dirty = true;
           this.schedule(p);
@@ -595,6 +610,19 @@ export class WindowProcessor {
         .catch(() => undefined);
     }, ms);
     p.idleTimer.unref?.();
+  }
+
+  private async isBehind(p: Partition): Promise<boolean> {
+    if (!this.o.behind) return false;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(true), BEHIND_TIMEOUT_MS);
+    });
+    try {
+      return await Promise.race([this.o.behind(p.topic, p.partition).catch(() => true), late]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private schedule(p: Partition, delayMs = this.o.checkpointMs ?? 200): void {

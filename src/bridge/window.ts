@@ -100,6 +100,8 @@ interface KeyState {
   windows: Map<number, Win>;
   /** Sliding windows: the key's records that a later window may still reach, in event-time order. */
   kept: Kept[];
+  /** Watermark "key": the latest end of the key's windows an idle close closed (see closeIdle). */
+  floor?: number;
 }
 
 /** A key's state as checkpointed. */
@@ -108,6 +110,7 @@ export interface KeySnapshot {
   seen: number;
   windows: Win[];
   kept: Kept[];
+  floor?: number;
 }
 
 export interface PartitionSnapshot {
@@ -230,7 +233,7 @@ export class PartitionWindows {
       }
     } else if (this.spec.by === "time")
       for (const w of k.windows.values())
-        if (!this.isOpen(w.end, wm) && !plan.touched.has(w)) closing.push({ key: r.key, w, after: w });
+        if (!this.isOpen(w.end, wm, k) && !plan.touched.has(w)) closing.push({ key: r.key, w, after: w });
     closing.sort(byEnd);
     let finals: WindowResult[];
     try {
@@ -273,7 +276,7 @@ export class PartitionWindows {
       // records no sliding window to come can reach any more
       const prune = (name: string, state: KeyState) => {
         const n = state.kept.length;
-        state.kept = state.kept.filter((x) => this.mayReach(x.time, wm));
+        state.kept = state.kept.filter((x) => this.mayReach(x.time, wm, state));
         if (state.kept.length !== n) this.changed.add(name);
       };
       prune(r.key, k);
@@ -290,7 +293,13 @@ export class PartitionWindows {
     }
     for (const c of [{ key: r.key }, ...closing]) {
       const state = this.keys.get(c.key);
-      if (state && state.windows.size === 0 && state.kept.length === 0 && this.spec.by === "time")
+      if (
+        state &&
+        state.windows.size === 0 &&
+        state.kept.length === 0 &&
+        this.spec.by === "time" &&
+        !this.floorMatters(state)
+      )
         this.keys.delete(c.key);
     }
     // a count key with nothing open whose next record starts a window: its count starting at 0 again is
@@ -312,24 +321,28 @@ export class PartitionWindows {
     if (this.spec.by === "count") return this.closeAll();
     const closing: Closing[] = [];
     for (const [key, k] of this.keys)
-      for (const w of k.windows.values()) if (!this.isOpen(w.end, time)) closing.push({ key, w, after: w });
+      for (const w of k.windows.values())
+        if (!this.isOpen(w.end, time, k)) closing.push({ key, w, after: w });
     closing.sort(byEnd);
     const results =
       this.spec.emit === "final"
         ? await Promise.all(closing.map((c) => this.resultOf(c.key, c.w, true)))
         : [];
     for (const c of closing) {
-      if (c.w.end > this.floor) this.floor = c.w.end;
-      if (this.keys.get(c.key)?.windows.delete(c.w.start)) this.open--;
+      const k = this.keys.get(c.key);
+      if (this.spec.watermark === "key") {
+        if (k && (k.floor === undefined || c.w.end > k.floor)) k.floor = c.w.end;
+      } else if (c.w.end > this.floor) this.floor = c.w.end;
+      if (k?.windows.delete(c.w.start)) this.open--;
       this.changed.add(c.key);
     }
     for (const [key, k] of this.keys) {
       if (this.spec.type === "sliding") {
         const n = k.kept.length;
-        k.kept = k.kept.filter((x) => this.mayReach(x.time, this.watermarkOf(k)));
+        k.kept = k.kept.filter((x) => this.mayReach(x.time, this.watermarkOf(k), k));
         if (k.kept.length !== n) this.changed.add(key);
       }
-      if (k.windows.size === 0 && k.kept.length === 0) {
+      if (k.windows.size === 0 && k.kept.length === 0 && !this.floorMatters(k)) {
         this.keys.delete(key);
         this.changed.add(key);
       }
@@ -375,6 +388,7 @@ export class PartitionWindows {
       seen: k.seen,
       windows: [...k.windows.values()].map((w) => ({ ...w, accs: structuredClone(w.accs) })),
       kept: k.kept.map((x) => ({ ...x })),
+      ...(k.floor !== undefined ? { floor: k.floor } : {}),
     };
   }
 
@@ -401,7 +415,13 @@ export class PartitionWindows {
       windows.set(w.start, copy);
       this.ends?.push({ end: copy.end, start: copy.start, key, w: copy });
     }
-    this.keys.set(key, { wm: s.wm ?? NONE, seen: s.seen, windows, kept: s.kept.map((x) => ({ ...x })) });
+    this.keys.set(key, {
+      wm: s.wm ?? NONE,
+      seen: s.seen,
+      windows,
+      kept: s.kept.map((x) => ({ ...x })),
+      ...(s.floor !== undefined ? { floor: s.floor } : {}),
+    });
     for (const x of s.kept) this.keptTimes?.push({ time: x.time, key });
     this.open += windows.size;
   }
@@ -413,14 +433,24 @@ export class PartitionWindows {
     return this.spec.watermark === "key" ? k.wm : this.wm;
   }
 
+  /** The end up to which an idle close closed windows: the partition's, or the key's (watermark "key"). */
+  private floorOf(k: KeyState | undefined): number {
+    return this.spec.watermark === "key" ? (k?.floor ?? NONE) : this.floor;
+  }
+
   /** Whether a time window ending at `end` takes records: not past the watermark, not closed idle. */
-  private isOpen(end: number, wm: number): boolean {
-    return end + this.spec.graceMs > wm && end > this.floor;
+  private isOpen(end: number, wm: number, k?: KeyState): boolean {
+    return end + this.spec.graceMs > wm && end > this.floorOf(k);
   }
 
   /** Whether a sliding window still to come (of a record at most `size` later) may reach time `t`. */
-  private mayReach(t: number, wm: number): boolean {
-    return t + this.spec.size + 1 + this.spec.graceMs > wm && t + this.spec.size + 1 > this.floor;
+  private mayReach(t: number, wm: number, k?: KeyState): boolean {
+    return t + this.spec.size + 1 + this.spec.graceMs > wm && t + this.spec.size + 1 > this.floorOf(k);
+  }
+
+  /** Whether a key with nothing open must stay: its idle-close floor still closes windows its watermark does not. */
+  private floorMatters(k: KeyState): boolean {
+    return k.floor !== undefined && k.floor + this.spec.graceMs > k.wm;
   }
 
   private newWindow(start: number, end: number): Win {
@@ -433,7 +463,7 @@ export class PartitionWindows {
     const { size } = this.spec;
     const starts: number[] = [];
     for (let s = Math.floor(r.time / this.advance) * this.advance; s > r.time - size; s -= this.advance)
-      if (this.isOpen(s + size, wm)) starts.unshift(s);
+      if (this.isOpen(s + size, wm, k)) starts.unshift(s);
     for (const s of starts) {
       let w = k.windows.get(s);
       let accs = w?.accs;
@@ -452,10 +482,10 @@ export class PartitionWindows {
     const wm = Math.max(this.watermarkOf(k), r.time);
     const plan = emptyPlan(wm);
     // late: the record's own window is closed (it joins no window then, not even later ones)
-    if (!this.isOpen(r.time + 1, wm)) return plan;
+    if (!this.isOpen(r.time + 1, wm, k)) return plan;
     const ownStart = r.time - this.spec.size;
     for (const w of k.windows.values())
-      if (w.start <= r.time && r.time < w.end && this.isOpen(w.end, wm))
+      if (w.start <= r.time && r.time < w.end && this.isOpen(w.end, wm, k))
         await this.plan(plan, w, w.accs, w.count, r, true);
     if (!k.windows.has(ownStart)) {
       // the record's own window, with the key's records already in its span

@@ -26,6 +26,7 @@ import { WindowProcessor, type PendingResult, type WindowInput } from "../bridge
 import { ResultFlow } from "../bridge/result-flow";
 import { nodeKinds, sourcesOf } from "./flow-shape";
 import { Changelog, isFencedError } from "../kafka/changelog";
+import { groupBehind } from "../kafka/lag";
 import type { OrderedSource } from "../bridge/effectively-once";
 
 const NS = "node-red-contrib-kafka-pulsar/kafka:";
@@ -226,6 +227,18 @@ export function registerKafkaWindow(RED: RED): void {
           },
           checkpointMs: cfg.checkpointMs,
           idleMs: cfg.idleTimeoutMs,
+          // the group of the kafka-in the partition's records come from: behind, the partition is not quiet
+          behind: (topic, partition) => {
+            const source = kafkaSources.get(`${topic}\u0000${partition}`);
+            let conf: { cluster?: unknown; groupId?: unknown } | undefined;
+            RED.nodes.eachNode((n: { id: string; cluster?: unknown; groupId?: unknown }) => {
+              if (n.id === source) conf = n;
+            });
+            const from = conf && (RED.nodes.getNode(String(conf.cluster)) as KafkaClusterNode | null);
+            // a source this node cannot name: nothing tells it is behind (the close goes as before)
+            if (!conf || !from || typeof conf.groupId !== "string") return Promise.resolve(false);
+            return groupBehind(from.getKafka(), conf.groupId.trim(), topic, partition);
+          },
           isFenced: isFencedError,
           reduceState: custom ? JSON.stringify([cfg.reduceInit.trim(), cfg.reduceStep.trim()]) : undefined,
           identityOf: (source, topicId) => cluster.topicIdentity(source, topicId),
@@ -311,7 +324,11 @@ export function registerKafkaWindow(RED: RED): void {
       if (watches.has(id)) return;
       const source = (RED.nodes.getNode(id) as { orderedSource?: OrderedSource } | null)?.orderedSource;
       if (!source) return;
-      const stopAssigned = source.onAssigned?.((assigned) => setup?.processor.assigned(assigned));
+      const stopAssigned = source.onAssigned?.((assigned) => {
+        // results of a partition restored without a record name their kafka-in too (effectively-once)
+        for (const a of assigned) kafkaSources.set(`${a.topic}\u0000${a.partition}`, id);
+        setup?.processor.assigned(assigned);
+      });
       const stopRevoked = source.onRevoked((revoked, closing) => {
         void setup?.processor.revoked(revoked);
         if (closing) {

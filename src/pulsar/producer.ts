@@ -121,6 +121,8 @@ export class PartitionProducer {
   private firstLastSequenceId: number | undefined;
   private readonly stored = new SequenceRanges();
   private fresh = new SequenceRanges();
+  /** Every id written fresh by this producer, on any connection (see the holes). */
+  private readonly everFresh = new SequenceRanges();
   private freshAbove = -1;
   /**
    * What fresh writes of messages that merge several records (OutgoingMessage.covers) stand for on this
@@ -316,7 +318,10 @@ export class PartitionProducer {
       }
     op.waiters.forEach((w, i) => {
       const proven = duplicate && this.provenStored(w.sequenceId, op);
-      if (duplicate && !proven) this.client.holes.of(this.topic, this.producerName).add(w.sequenceId);
+      // a hole, unless this producer wrote it fresh before (on a connection that broke before the broker
+      // had persisted it: stored by now, maybe)
+      if (duplicate && !proven && !this.everFresh.has(w.sequenceId))
+        this.client.holes.of(this.topic, this.producerName).add(w.sequenceId);
       const messageId: MessageId = {
         ledgerId: cmd.messageId.ledgerId,
         entryId: cmd.messageId.entryId,
@@ -664,6 +669,7 @@ export class PartitionProducer {
     if (op.firstSeq > this.freshAbove) {
       for (const w of op.waiters) {
         this.fresh.add(w.sequenceId);
+        this.everFresh.add(w.sequenceId);
         if (w.covers && w.covers.length > 0) {
           for (const id of w.covers) this.freshCovered.add(id);
           this.freshCovering.push({ sequenceId: w.sequenceId, covers: w.covers });

@@ -787,3 +787,32 @@ test("review 13 F2: a record admitted at one Pulsar topic does not hold its part
   eo.close();
   h.d.close();
 });
+
+test("issue 14 review S1: the partitions the group assigned are told to onAssigned listeners, and told revoked when they go, also those no record of which came (a window node restored them)", () => {
+  const { d, record } = harness({ ordered: true });
+  const assigned: string[][] = [];
+  const revoked: string[] = [];
+  d.onAssignment([
+    { topic: "t", partition: 0 },
+    { topic: "t", partition: 1 },
+  ]);
+  const stopAssigned = d.onAssigned((list) => assigned.push(list.map((a) => `${a.topic}/${a.partition}`)));
+  d.onRevoked((list, closing) =>
+    revoked.push(...list.map((a) => `${a.topic}/${a.partition}${closing ? " closing" : ""}`)),
+  );
+  assert.deepEqual(assigned, [["t/0", "t/1"]], "a listener that comes late is told the current assignment");
+  record(0, 0);
+  // partition 1 goes: no record of it came
+  d.onAssignment([{ topic: "t", partition: 0 }]);
+  assert.ok(revoked.includes("t/1"), `told revoked: ${revoked.join(", ")}`);
+  assert.deepEqual(assigned.at(-1), ["t/0"]);
+  stopAssigned();
+  d.onAssignment([
+    { topic: "t", partition: 0 },
+    { topic: "t", partition: 2 },
+  ]);
+  assert.equal(assigned.length, 2, "a listener that stopped is told nothing more");
+  revoked.length = 0;
+  d.close();
+  assert.deepEqual(revoked.sort(), ["t/0 closing", "t/2 closing"]);
+});

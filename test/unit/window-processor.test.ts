@@ -808,3 +808,46 @@ test("issue 14 audit F2: a checkpoint the changelog refuses as too large fails i
   assert.deepEqual(results[0]?.result.payload, { count: 3, sum: 7, some: [1, 2, 4] }, "without record 2");
   await p.close();
 });
+
+test("issue 14 review W2: the idle close waits while the source partition is behind (records still on their way after a restart or an outage), and goes once it is not", async () => {
+  const log = new MemoryChangelog();
+  const spec: WindowSpec = {
+    type: "tumbling",
+    by: "time",
+    size: 1000,
+    graceMs: 0,
+    emit: "final",
+    watermark: "partition",
+    maxOpenWindows: 10,
+  };
+  let behind = true;
+  let asked = 0;
+  const results: PendingResult[] = [];
+  const p = new WindowProcessor(
+    {
+      spec,
+      aggregator,
+      openLog: () => Promise.resolve(log.open()),
+      checkpointMs: 5,
+      idleMs: 30,
+      behind: () => {
+        asked++;
+        return Promise.resolve(behind);
+      },
+    },
+    { result: (r) => results.push(r), changed: () => undefined, checkpointFailed: () => undefined },
+  );
+  await new Promise<void>((resolve) =>
+    p.input(
+      { topic: "t", partition: 0, offset: "0", key: "a", time: 10, value: 1 },
+      { done: () => resolve(), late: () => undefined },
+    ),
+  );
+  await sleep(200);
+  assert.ok(asked >= 2, "asked at each idle timeout");
+  assert.equal(results.length, 0, "not closed while behind");
+  behind = false;
+  for (let i = 0; i < 100 && results.length === 0; i++) await sleep(5);
+  assert.equal(results.length, 1, "closed once the partition is not behind");
+  await p.close();
+});
