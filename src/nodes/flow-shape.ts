@@ -297,17 +297,23 @@ export function collectorOf(RED: RED, id: string): Collector | undefined {
   };
 }
 
+/** A part csv keeps for the msg of rows: text of at most one line (csv sends the rows of a longer one at once). */
+function csvStores(msg: object | undefined): boolean {
+  const m = msg as { parts?: unknown; payload?: unknown } | undefined;
+  return (
+    m?.parts !== undefined && typeof m.payload === "string" && (m.payload.match(/[\r\n]/g) ?? []).length <= 1
+  );
+}
+
 /** A sequence's part as csv sees it: the last one, of at most one line, ends what it collects. */
 const csvCollector: Collector = {
   closes(msg) {
-    const m = msg as { parts?: { index?: unknown; count?: unknown }; payload?: unknown } | undefined;
-    if (!m?.parts || typeof m.payload !== "string") return false;
-    const last = typeof m.parts.index === "number" && m.parts.index + 1 === m.parts.count;
-    return last && (m.payload.match(/[\r\n]/g) ?? []).length <= 1;
+    const parts = (msg as { parts?: { index?: unknown; count?: unknown } } | undefined)?.parts;
+    const last = typeof parts?.index === "number" && parts.index + 1 === parts.count;
+    return last && csvStores(msg);
   },
-  // the last part's msg sent to nowhere gives the rows up; another part is kept
-  finished: (msg, closing) =>
-    closing ? { drop: "" } : (msg as { parts?: unknown } | undefined)?.parts ? { keep: "" } : undefined,
+  // the last part's msg sent to nowhere gives the rows up; a part it keeps waits for them
+  finished: (msg, closing) => (closing ? { drop: "" } : csvStores(msg) ? { keep: "" } : undefined),
   takenBy: (_msg, closing) => (closing ? "" : undefined),
 };
 

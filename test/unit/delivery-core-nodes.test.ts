@@ -319,3 +319,37 @@ test("issue 12 review T3: a trigger that waits to be reset (0) but takes msg.del
     await unloadFlow();
   }
 });
+
+test("issue 12: csv 'a single message [array]' with parts of two lines sends their rows at once: each record settles with its own rows (none waits for a msg that never comes)", async () => {
+  await loadLab([
+    { id: "in", type: "lab-source", wires: [["c"]] },
+    {
+      id: "c",
+      type: "change",
+      rules: [{ t: "set", p: "payload", pt: "msg", to: 'payload & "\\n" & payload', tot: "jsonata" }],
+      wires: [["b"]],
+    },
+    { id: "b", type: "batch", mode: "count", count: "3", overlap: "0", wires: [["rows"]] },
+    {
+      id: "rows",
+      type: "csv",
+      spec: "rfc",
+      sep: ",",
+      hdrin: false,
+      hdrout: "none",
+      multi: "mult",
+      ret: "\\n",
+      temp: "",
+      skip: "0",
+      strings: true,
+      wires: [["out"]],
+    },
+    { id: "out", type: "lab-sink", wires: [] },
+  ]);
+  try {
+    lab.produce(3);
+    await waitFor("every record committed", () => lab.committed() === 3n, 10_000, 20);
+  } finally {
+    await unloadFlow();
+  }
+});
