@@ -116,7 +116,7 @@ export class Changelog {
           commitOne(producer, async (t) => {
             // in sends of at most CHUNK_BYTES: Kafka takes a request's batch for a partition only up to the
             // topic's max.message.bytes (1 MiB by default), and a checkpoint of many keys is larger
-            for (const chunk of chunks(records))
+            for (const chunk of chunks(records, Buffer.byteLength(`${sourceTopic}${SEP}`)))
               await t.send({
                 topic: this.o.topic,
                 messages: chunk.map((r) => ({
@@ -249,15 +249,19 @@ async function commitOne(
 /** The most one send of a checkpoint carries (keys and values), well under Kafka's 1 MiB default. */
 const CHUNK_BYTES = 512 * 1024;
 
-/** The records in runs of at most CHUNK_BYTES (a record larger than that alone). */
+/**
+ * The records in runs of at most CHUNK_BYTES (a record larger than that alone), each counted with its key:
+ * `keyPrefix` bytes (the source topic's) before its name.
+ */
 function chunks(
   records: { name: string; value: Buffer | null }[],
+  keyPrefix: number,
 ): { name: string; value: Buffer | null }[][] {
   const out: { name: string; value: Buffer | null }[][] = [];
   let run: { name: string; value: Buffer | null }[] = [];
   let bytes = 0;
   for (const r of records) {
-    const size = r.name.length * 3 + (r.value?.length ?? 0) + 64;
+    const size = keyPrefix + Buffer.byteLength(r.name) + (r.value?.length ?? 0) + 64;
     if (run.length > 0 && bytes + size > CHUNK_BYTES) {
       out.push(run);
       run = [];

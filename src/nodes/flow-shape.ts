@@ -220,7 +220,7 @@ export function holdsSequences(RED: RED, id: string): boolean | "tail" {
 }
 
 /** The config of node `id`, or of the template node a node inside a subflow instance runs (_alias). */
-function configOf<T extends WiredConfig>(RED: RED, id: string): T | undefined {
+export function configOf<T extends WiredConfig>(RED: RED, id: string): T | undefined {
   const alias = (RED.nodes.getNode(id) as { _alias?: unknown } | null)?._alias;
   let found: WiredConfig | undefined;
   RED.nodes.eachNode((n: WiredConfig) => {

@@ -24,7 +24,7 @@ import { Aggregator, parseAggregations, type CustomReduce } from "../bridge/aggr
 import { PartitionWindows, type WindowSpec, type WindowType } from "../bridge/window";
 import { WindowProcessor, type PendingResult, type WindowInput } from "../bridge/window-processor";
 import { ResultFlow } from "../bridge/result-flow";
-import { nodeKinds, sourcesOf } from "./flow-shape";
+import { configOf, nodeKinds, sourcesOf } from "./flow-shape";
 import { Changelog, isFencedError } from "../kafka/changelog";
 import { groupBehind } from "../kafka/lag";
 import type { OrderedSource } from "../bridge/effectively-once";
@@ -230,10 +230,10 @@ export function registerKafkaWindow(RED: RED): void {
           // the group of the kafka-in the partition's records come from: behind, the partition is not quiet
           behind: (topic, partition) => {
             const source = kafkaSources.get(`${topic}\u0000${partition}`);
-            let conf: { cluster?: unknown; groupId?: unknown } | undefined;
-            RED.nodes.eachNode((n: { id: string; cluster?: unknown; groupId?: unknown }) => {
-              if (n.id === source) conf = n;
-            });
+            const conf =
+              source === undefined
+                ? undefined
+                : configOf<{ id: string; cluster?: unknown; groupId?: unknown }>(RED, source);
             const from = conf && (RED.nodes.getNode(String(conf.cluster)) as KafkaClusterNode | null);
             // a source this node cannot name: nothing tells it is behind (the close goes as before)
             if (!conf || !from || typeof conf.groupId !== "string") return Promise.resolve(false);
