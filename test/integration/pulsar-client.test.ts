@@ -13,7 +13,7 @@ import {
   PulsarError,
 } from "../../src/pulsar/errors";
 import { pulsarAdmin, pulsarHttpUrl, pulsarUrl, runToolOk, uniqueName } from "../support/brokers";
-import { dedupNamespace, storedPayloads } from "../support/pulsar";
+import { dedupNamespace, storedPayloads, subscribeEarliest } from "../support/pulsar";
 import { waitFor } from "../support/wait";
 import { connections } from "../support/sockets";
 
@@ -54,18 +54,6 @@ async function cliConsume(topic: string, subscription: string, n: number): Promi
       });
   }
   return out;
-}
-
-async function subscribeEarliest(topic: string, subscription: string): Promise<void> {
-  await runToolOk("pulsar-admin", [
-    "topics",
-    "create-subscription",
-    "-s",
-    subscription,
-    "-m",
-    "earliest",
-    topic,
-  ]);
 }
 
 async function receiveAll(topic: string, n: number): Promise<ReceivedMessage[]> {

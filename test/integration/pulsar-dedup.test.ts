@@ -12,7 +12,7 @@ import { TimeoutError } from "../../src/pulsar/errors";
 import type { SendReceipt } from "../../src/pulsar/types";
 import { pulsarAdmin, pulsarUrl, runToolOk, uniqueName } from "../support/brokers";
 import { freePort } from "../support/node-red-process";
-import { dedupNamespace, storedPayloads } from "../support/pulsar";
+import { dedupNamespace, storedPayloads, subscribeEarliest } from "../support/pulsar";
 import { tcpProxy } from "../support/tcp-proxy";
 
 test("a replay with potential duplicates after a new producer session stores the new ids, once each", async (t) => {
@@ -79,15 +79,7 @@ test("a replay with potential duplicates after a new producer session stores the
   );
   // and the official tool reads the same
   const subscription = uniqueName("check");
-  await runToolOk("pulsar-admin", [
-    "topics",
-    "create-subscription",
-    "-s",
-    subscription,
-    "-m",
-    "earliest",
-    topic,
-  ]);
+  await subscribeEarliest(topic, subscription);
   const consumed = await runToolOk("pulsar-client", ["consume", "-s", subscription, "-n", "126", topic]);
   const contents = [...consumed.stdout.matchAll(/content:(m\d+)/g)].map((m) => m[1]);
   assert.deepEqual(
@@ -143,15 +135,7 @@ test("a named producer on a topic given more partitions starts new sequences: a 
 
   // the official tool reads both
   const subscription = uniqueName("check");
-  await runToolOk("pulsar-admin", [
-    "topics",
-    "create-subscription",
-    "-s",
-    subscription,
-    "-m",
-    "earliest",
-    topic,
-  ]);
+  await subscribeEarliest(topic, subscription);
   const consumed = await runToolOk("pulsar-client", ["consume", "-s", subscription, "-n", "2", topic]);
   const contents = [...consumed.stdout.matchAll(/content:(m\d+)/g)].map((m) => m[1]).sort();
   assert.deepEqual(contents, ["m10", "m5"]);
@@ -185,15 +169,7 @@ test("issue 13 audit L2: an id the broker passed as a duplicate without storing 
 
   // and indeed the topic has no m3 (the official tool reads it)
   const subscription = uniqueName("check");
-  await runToolOk("pulsar-admin", [
-    "topics",
-    "create-subscription",
-    "-s",
-    subscription,
-    "-m",
-    "earliest",
-    topic,
-  ]);
+  await subscribeEarliest(topic, subscription);
   const consumed = await runToolOk("pulsar-client", ["consume", "-s", subscription, "-n", "4", topic]);
   assert.deepEqual(
     [...consumed.stdout.matchAll(/content:(m\d+)/g)].map((m) => m[1]),

@@ -150,14 +150,14 @@ function flow(o: {
   ];
 }
 
-async function setup(prefix: string, namespace = "default") {
+async function setup(prefix: string, namespace = "default", brokers = kafkaBrokers) {
   const names = {
     kafkaTopic: uniqueName(prefix),
     pulsarTopic: `persistent://public/${namespace}/${uniqueName(prefix)}`,
     groupId: uniqueName("group"),
     changelog: uniqueName(`${prefix}-state`),
   };
-  await createTopic(names.kafkaTopic, 2);
+  await createTopic(names.kafkaTopic, 2, brokers);
   const consumer = await pulsar.subscribe({
     topic: names.pulsarTopic,
     subscription: "check",
@@ -337,18 +337,7 @@ test("issue 14: Kafka restarted in the middle of the windows (the source and the
   t.after(() => own.dispose());
   await own.brokers("start", "kafka");
   const bootstrap = [own.kafkaBootstrap];
-  const names = {
-    kafkaTopic: uniqueName("window-kafka-restart"),
-    pulsarTopic: `persistent://public/default/${uniqueName("window-kafka-restart")}`,
-    groupId: uniqueName("group"),
-    changelog: uniqueName("window-kafka-restart-state"),
-  };
-  await createTopic(names.kafkaTopic, 2, bootstrap);
-  const consumer = await pulsar.subscribe({
-    topic: names.pulsarTopic,
-    subscription: "check",
-    initialPosition: "earliest",
-  });
+  const { consumer, ...names } = await setup("window-kafka-restart", "default", bootstrap);
   await produce(names.kafkaTopic, records(0, 300), 500, bootstrap);
   await loadFlow(flow({ ...names, tag: "a", brokers: bootstrap }));
   const got: Result[] = [];

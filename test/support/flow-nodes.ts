@@ -63,3 +63,44 @@ export function autoJoin(id: string, next: string): Record<string, unknown> {
     wires: [[next]],
   };
 }
+
+/**
+ * A core trigger (id "t", to "out"): send nothing, then the original msg after 300 ms, unless `over` says
+ * otherwise.
+ */
+export function trigger(over: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    id: "t",
+    type: "trigger",
+    op1: "",
+    op1type: "nul",
+    op2: "",
+    op2type: "pay",
+    duration: "300",
+    units: "ms",
+    extend: false,
+    bytopic: "all",
+    topic: "topic",
+    outputs: 1,
+    wires: [["out"]],
+    ...over,
+  };
+}
+
+/** A core csv (RFC mode, no header) putting the rows of a sequence's parts into "a single message [array]". */
+export function csvRows(id: string, next: string): Record<string, unknown> {
+  return {
+    id,
+    type: "csv",
+    spec: "rfc",
+    sep: ",",
+    hdrin: false,
+    hdrout: "none",
+    multi: "mult",
+    ret: "\\n",
+    temp: "",
+    skip: "0",
+    strings: true,
+    wires: [[next]],
+  };
+}

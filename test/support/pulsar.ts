@@ -1,7 +1,7 @@
 // Reading a Pulsar topic back in tests with our own consumer.
 import assert from "node:assert/strict";
 import type { PulsarClient } from "../../src/pulsar/types";
-import { pulsarAdmin, uniqueName } from "./brokers";
+import { pulsarAdmin, runToolOk, uniqueName } from "./brokers";
 
 /** Every payload stored in `topic`, as text, from the earliest; stops after `quietMs` without a message. */
 export async function storedPayloads(client: PulsarClient, topic: string, quietMs = 3000): Promise<string[]> {
@@ -23,4 +23,17 @@ export async function dedupNamespace(prefix: string, admin = pulsarAdmin): Promi
   assert.equal((await admin("PUT", `/admin/v2/namespaces/public/${ns}`, {})).status, 204);
   assert.equal((await admin("POST", `/admin/v2/namespaces/public/${ns}/deduplication`, true)).status, 204);
   return ns;
+}
+
+/** Creates `subscription` on `topic` at its earliest message, with the official pulsar-admin tool. */
+export async function subscribeEarliest(topic: string, subscription: string): Promise<void> {
+  await runToolOk("pulsar-admin", [
+    "topics",
+    "create-subscription",
+    "-s",
+    subscription,
+    "-m",
+    "earliest",
+    topic,
+  ]);
 }

@@ -5,7 +5,7 @@ import { after, test } from "node:test";
 import { lab, loadLab, redeploy } from "../support/delivery-lab";
 import { stopHelper, unloadFlow } from "../support/flow";
 import { waitFor } from "../support/wait";
-import { autoJoin, dropSwitch, rateDelay } from "../support/flow-nodes";
+import { autoJoin, csvRows, dropSwitch, rateDelay, trigger } from "../support/flow-nodes";
 
 after(() => stopHelper());
 
@@ -46,21 +46,7 @@ test("issue 12 review F3: a 'nodes' deploy that turns on a switch's 'recreate me
 /** A trigger that sends nothing at first, then its second msg after 300 ms (`op2type`: first or latest msg). */
 const triggerFlow = (op2type: "pay" | "payl", byTopic = false) => [
   { id: "in", type: "lab-source", wires: [["t"]] },
-  {
-    id: "t",
-    type: "trigger",
-    op1: "",
-    op1type: "nul",
-    op2: "",
-    op2type,
-    duration: "300",
-    units: "ms",
-    extend: false,
-    bytopic: byTopic ? "topic" : "all",
-    topic: "topic",
-    outputs: 1,
-    wires: [["out"]],
-  },
+  trigger({ op2type, bytopic: byTopic ? "topic" : "all" }),
   { id: "out", type: "lab-sink", wires: [] },
 ];
 
@@ -159,20 +145,7 @@ test("issue 12 audit F2: batch of 3 -> csv 'a single message [array]': the parts
   await loadLab([
     { id: "in", type: "lab-source", wires: [["b"]] },
     { id: "b", type: "batch", mode: "count", count: "3", overlap: "0", wires: [["rows"]] },
-    {
-      id: "rows",
-      type: "csv",
-      spec: "rfc",
-      sep: ",",
-      hdrin: false,
-      hdrout: "none",
-      multi: "mult",
-      ret: "\\n",
-      temp: "",
-      skip: "0",
-      strings: true,
-      wires: [["out"]],
-    },
+    csvRows("rows", "out"),
     { id: "out", type: "lab-sink", wires: [] },
   ]);
   try {
@@ -188,24 +161,6 @@ test("issue 12 audit F2: batch of 3 -> csv 'a single message [array]': the parts
   } finally {
     await unloadFlow();
   }
-});
-
-/** A core trigger (id "t", to "out"): send nothing, then the original msg after 300 ms, unless `over` says. */
-const trigger = (over: Record<string, unknown> = {}) => ({
-  id: "t",
-  type: "trigger",
-  op1: "",
-  op1type: "nul",
-  op2: "",
-  op2type: "pay",
-  duration: "300",
-  units: "ms",
-  extend: false,
-  bytopic: "all",
-  topic: "topic",
-  outputs: 1,
-  wires: [["out"]],
-  ...over,
 });
 
 test("issue 12 review T1: a trigger that sends a first msg at once and the original msg after 300 ms: the record waits for both to be in Pulsar", async () => {
@@ -330,20 +285,7 @@ test("issue 12: csv 'a single message [array]' with parts of two lines sends the
       wires: [["b"]],
     },
     { id: "b", type: "batch", mode: "count", count: "3", overlap: "0", wires: [["rows"]] },
-    {
-      id: "rows",
-      type: "csv",
-      spec: "rfc",
-      sep: ",",
-      hdrin: false,
-      hdrout: "none",
-      multi: "mult",
-      ret: "\\n",
-      temp: "",
-      skip: "0",
-      strings: true,
-      wires: [["out"]],
-    },
+    csvRows("rows", "out"),
     { id: "out", type: "lab-sink", wires: [] },
   ]);
   try {

@@ -66,6 +66,17 @@ function random(seed: number): () => number {
   };
 }
 
+/** Tumbling windows of `size` ms by event time, final results, the partition's watermark. */
+const tumbling = (size: number): WindowSpec => ({
+  type: "tumbling",
+  by: "time",
+  size,
+  graceMs: 0,
+  emit: "final",
+  watermark: "partition",
+  maxOpenWindows: 10,
+});
+
 const aggregator = new Aggregator([
   { name: "count", kind: "count" },
   { name: "sum", kind: "sum" },
@@ -260,15 +271,7 @@ test("crashes at random points: every result of the uninterrupted run is sent, w
 
 test("a record is done only once a checkpoint holding it is committed; a failed checkpoint is tried again", async () => {
   const log = new MemoryChangelog();
-  const spec: WindowSpec = {
-    type: "tumbling",
-    by: "time",
-    size: 100,
-    graceMs: 0,
-    emit: "final",
-    watermark: "partition",
-    maxOpenWindows: 10,
-  };
+  const spec = tumbling(100);
   const results: PendingResult[] = [];
   const failures: unknown[] = [];
   const p = new WindowProcessor(
@@ -759,15 +762,7 @@ test("review 27 W1, W2: a state opened by a record without msg.kafka.topicId tak
 
 test("issue 14 audit F2: a checkpoint the changelog refuses as too large fails its records as record errors (not tried for ever); the partition goes back to its durable state", async () => {
   const log = new MemoryChangelog();
-  const spec: WindowSpec = {
-    type: "tumbling",
-    by: "time",
-    size: 1000,
-    graceMs: 0,
-    emit: "final",
-    watermark: "partition",
-    maxOpenWindows: 10,
-  };
+  const spec = tumbling(1000);
   const failures: unknown[] = [];
   const results: PendingResult[] = [];
   const p = new WindowProcessor(
@@ -811,15 +806,7 @@ test("issue 14 audit F2: a checkpoint the changelog refuses as too large fails i
 
 test("issue 14 review W2: the idle close waits while the source partition is behind (records still on their way after a restart or an outage), and goes once it is not", async () => {
   const log = new MemoryChangelog();
-  const spec: WindowSpec = {
-    type: "tumbling",
-    by: "time",
-    size: 1000,
-    graceMs: 0,
-    emit: "final",
-    watermark: "partition",
-    maxOpenWindows: 10,
-  };
+  const spec = tumbling(1000);
   let behind = true;
   let asked = 0;
   const results: PendingResult[] = [];
